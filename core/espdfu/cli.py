@@ -1,0 +1,250 @@
+"""The ``espdfu`` command: the scriptable half of the product, for terminals, CI and production.
+
+Exit codes: 0 success, 1 the operation failed, 2 the input is invalid (bad file, bad option),
+130 interrupted. Foreseeable faults print a sentence and a hint on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__, dfufile
+from .chips import dfu_chip_names
+from .errors import DfuFormatError, EspdfuError, InputError
+from .idfbuild import (
+    BuildFolder,
+    chip_for_target,
+    flash_files_from_json,
+    parse_flash_size,
+    parse_int,
+    parse_pid,
+    part_size_from_env,
+    read_flash_files,
+)
+from .units import format_size
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+EXIT_INTERRUPTED = 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    parser = _make_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+        return code
+    except (DfuFormatError, InputError) as error:
+        _print_error(error)
+        return EXIT_INVALID
+    except EspdfuError as error:
+        _print_error(error)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("espdfu: interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader of our output went away (`espdfu info ... | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+
+
+def _make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="espdfu",
+        description="Inspect, make and flash ESP-IDF dfu.bin files over native USB DFU.",
+    )
+    parser.add_argument("--version", action="version", version=f"espdfu {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    info = commands.add_parser(
+        "info",
+        help="show what a dfu.bin holds and whether it is valid",
+        description="Show a dfu.bin's chip, flash size, entries, CRC and md5 status and "
+        "warnings. Exit 0 when the file is valid, 2 when it is not.",
+    )
+    info.add_argument("file", type=Path, metavar="FILE", help="the dfu.bin to inspect")
+    info.add_argument("--json", action="store_true", help="print one JSON object instead")
+    info.set_defaults(run=_info)
+
+    mkdfu = commands.add_parser(
+        "mkdfu",
+        help="make a dfu.bin (byte-identical to ESP-IDF's mkdfu.py)",
+        description="Make a dfu.bin from flash images, from a flasher_args.json or from an "
+        "ESP-IDF build folder. The output is the same, byte for byte, as ESP-IDF's "
+        "`mkdfu.py write` with the same inputs.",
+        epilog="Examples:  espdfu mkdfu -o dfu.bin --chip esp32s2 --flash-size 4MB "
+        "0x1000 bootloader.bin 0x8000 partition-table.bin 0x10000 app.bin\n"
+        "           espdfu mkdfu --build-dir build",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mkdfu.add_argument("-o", "--output", type=Path, metavar="OUT", help="the dfu.bin to write")
+    target = mkdfu.add_mutually_exclusive_group()
+    target.add_argument("--pid", type=str, help="USB product ID in hex, as ESP-IDF's --pid")
+    target.add_argument("--chip", help=f"target chip ({dfu_chip_names()})")
+    mkdfu.add_argument("--flash-size", default=None, help="flash size, 1MB ... 128MB (default 2MB)")
+    mkdfu.add_argument(
+        "--part-size",
+        help="split images into parts of this many bytes (default $ESP_DFU_PART_SIZE or 512 KiB)",
+    )
+    mkdfu.add_argument(
+        "--json", type=Path, metavar="FLASHER_ARGS", help="take images from a flasher_args.json"
+    )
+    mkdfu.add_argument(
+        "--no-flash-params",
+        action="store_true",
+        help="write the legacy layout without flash_params.dat (ESP-IDF before v5.0)",
+    )
+    mkdfu.add_argument(
+        "--build-dir", type=Path, metavar="DIR", help="make DIR/dfu.bin from an ESP-IDF build"
+    )
+    mkdfu.add_argument("files", nargs="*", metavar="ADDRESS FILE", help="images and addresses")
+    mkdfu.set_defaults(run=_mkdfu)
+    return parser
+
+
+def _print_error(error: EspdfuError) -> None:
+    print(f"espdfu: {error.message}", file=sys.stderr)
+    if error.hint:
+        print(f"  {error.hint}", file=sys.stderr)
+
+
+# --- info -------------------------------------------------------------------------------------
+
+
+def _info(args: argparse.Namespace) -> int:
+    try:
+        image = dfufile.load(args.file, strict=False)
+    except (DfuFormatError, InputError) as error:
+        if args.json:
+            print(json.dumps({"file": str(args.file), "valid": False, "error": str(error)}))
+        raise
+    if args.json:
+        print(json.dumps({"file": str(args.file), **image.as_dict()}, indent=2))
+    else:
+        _print_image(args.file, image)
+    if image.valid:
+        return EXIT_OK
+    print(f"espdfu: {args.file} is not a valid dfu.bin: {image.problems[0]}", file=sys.stderr)
+    return EXIT_INVALID
+
+
+def _print_image(path: Path, image: dfufile.DfuImage) -> None:
+    verdict = "valid dfu.bin" if image.valid else "NOT a valid dfu.bin"
+    flash = (
+        f"{format_size(image.flash_size)} (flash_params.dat)"
+        if image.flash_size is not None
+        else "not stated (legacy layout)"
+    )
+    print(f"{path}: {verdict}, {len(image.raw):,} bytes")
+    print(f"  chip        {image.chip_name} (PID 0x{image.pid:04x}, VID 0x{image.vid:04x})")
+    print(f"  flash size  {flash}")
+    print(f"  CRC         {'ok' if image.crc_ok else 'BAD'}")
+    print(f"  entries     {len(image.entries)}")
+    if image.entries:
+        print(f"    {'address':<12}{'size':>12}  {'md5':<5} name")
+        for entry in image.entries:
+            md5 = "ok" if entry.md5_ok else "BAD"
+            print(f"    0x{entry.address:08x}  {entry.size:>12,}  {md5:<5} {entry.name}")
+    for problem in image.problems:
+        print(f"  problem: {problem}")
+    for warning in image.warnings:
+        print(f"  warning: {warning}")
+
+
+# --- mkdfu ------------------------------------------------------------------------------------
+
+
+def _mkdfu(args: argparse.Namespace) -> int:
+    part_size = (
+        parse_int(args.part_size, "The part size") if args.part_size else part_size_from_env()
+    )
+    if args.build_dir is not None:
+        data, output, notes = _from_build_dir(args, part_size)
+    else:
+        data, output, notes = _from_inputs(args, part_size)
+    for note in notes:
+        print(f"espdfu: note: {note}", file=sys.stderr)
+    image = dfufile.parse(data)
+    dfufile.save(output, data)
+    print(
+        f"Wrote {output}: {len(data):,} bytes, {image.chip_name}, "
+        f"{len(image.entries)} entries, flash {_flash_text(image.flash_size)}."
+    )
+    for warning in image.warnings:
+        print(f"espdfu: warning: {warning}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _flash_text(flash_size: int | None) -> str:
+    return format_size(flash_size) if flash_size is not None else "size not stated (legacy)"
+
+
+def _from_build_dir(args: argparse.Namespace, part_size: int) -> tuple[bytes, Path, list[str]]:
+    conflicting = [
+        option
+        for option, value in (
+            ("--pid", args.pid),
+            ("--chip", args.chip),
+            ("--flash-size", args.flash_size),
+            ("--json", args.json),
+            ("--no-flash-params", args.no_flash_params),
+            ("ADDRESS FILE", args.files),
+        )
+        if value
+    ]
+    if conflicting:
+        raise InputError(
+            f"--build-dir takes the images, chip and flash size from the build; "
+            f"drop {', '.join(conflicting)}."
+        )
+    build_folder = BuildFolder.open(args.build_dir)
+    output = args.output or build_folder.path / "dfu.bin"
+    return build_folder.make_dfu(part_size), output, list(build_folder.notes)
+
+
+def _from_inputs(args: argparse.Namespace, part_size: int) -> tuple[bytes, Path, list[str]]:
+    if args.output is None:
+        raise InputError("Say where to write the dfu.bin with -o OUT (or use --build-dir DIR).")
+    if len(args.files) % 2:
+        raise InputError(
+            "Images come in pairs of ADDRESS FILE, e.g. `0x10000 app.bin`; "
+            f"'{args.files[-1]}' has no partner."
+        )
+    specs = [
+        (parse_int(address, f"The address of {name}"), Path(name))
+        for address, name in zip(args.files[::2], args.files[1::2], strict=True)
+    ]
+    if args.json:
+        specs += flash_files_from_json(args.json)
+    if not specs:
+        raise InputError("Nothing to put in the dfu.bin: give ADDRESS FILE pairs or --json.")
+    files = read_flash_files(specs)
+    notes = [
+        f"{file.name} is empty; ESP-IDF's writer leaves empty images out, and so does espdfu."
+        for file in files
+        if not file.data
+    ]
+    flash_size = None if args.no_flash_params else parse_flash_size(args.flash_size or "2MB")
+    pid = _pid(args)
+    return (
+        dfufile.build(files, pid=pid, flash_size=flash_size, part_size=part_size),
+        args.output,
+        notes,
+    )
+
+
+def _pid(args: argparse.Namespace) -> int:
+    if args.pid is not None:
+        return parse_pid(args.pid)
+    if args.chip is not None:
+        return chip_for_target(args.chip).dfu_pid
+    raise InputError(
+        "Say which chip the dfu.bin is for: --chip esp32s2 (or esp32s3, ...) or --pid 2."
+    )

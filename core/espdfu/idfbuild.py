@@ -1,0 +1,238 @@
+"""What an ESP-IDF build says about flashing: its flash files, target chip and flash size.
+
+The inputs of the dfu.bin writer come from here, whether a user names them on the command line
+(the same rules as ESP-IDF's ``mkdfu.py write``) or points at a build folder after a plain
+``idf.py build``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .chips import Chip, chip_by_name, dfu_chip_names
+from .dfufile import (
+    DEFAULT_FLASH_SIZE,
+    DEFAULT_PART_SIZE,
+    FLASH_SIZES,
+    MAX_FILE_SIZE,
+    FlashFile,
+    build,
+)
+from .errors import InputError
+from .fsutil import read_bytes
+
+PART_SIZE_ENV = "ESP_DFU_PART_SIZE"
+FLASHER_ARGS = "flasher_args.json"
+PROJECT_DESCRIPTION = "project_description.json"
+_JSON_LIMIT = 16 * 1024 * 1024
+
+
+def parse_int(text: str, what: str) -> int:
+    """An integer written as Python writes literals ("4096", "0x1000"), as ESP-IDF reads them."""
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise InputError(f"{what} '{text}' is not a number (write 4096 or 0x1000).") from None
+
+
+def parse_pid(text: str) -> int:
+    """A USB product ID in hex, with or without 0x: ESP-IDF's ``--pid`` reads "2" and "0x2"."""
+    try:
+        pid = int(text, 16)
+    except ValueError:
+        raise InputError(f"The product ID '{text}' is not a hexadecimal number.") from None
+    if not 0 <= pid <= 0xFFFF:
+        raise InputError(f"The product ID '{text}' does not fit in 16 bits.")
+    return pid
+
+
+def parse_flash_size(text: str) -> int:
+    """A flash size as ESP-IDF writes it ("4MB"); bytes."""
+    size = FLASH_SIZES.get(text.strip().upper())
+    if size is None:
+        raise InputError(
+            f"The flash size '{text}' is not one ESP-IDF knows: use one of "
+            f"{', '.join(FLASH_SIZES)}."
+        )
+    return size
+
+
+def part_size_from_env(environ: Mapping[str, str] = os.environ) -> int:
+    """The part size ESP-IDF would use: ``ESP_DFU_PART_SIZE`` if set, else 512 KiB."""
+    text = environ.get(PART_SIZE_ENV)
+    return DEFAULT_PART_SIZE if text is None else parse_int(text, PART_SIZE_ENV)
+
+
+def chip_for_target(target: str) -> Chip:
+    """The chip of an ESP-IDF target, refusing targets without USB DFU."""
+    chip = chip_by_name(target)
+    if chip is None:
+        raise InputError(
+            f"The target {target} has no USB DFU; only {dfu_chip_names()} can be flashed this way.",
+            f"Flash {target} over its serial port with `idf.py flash` instead.",
+        )
+    return chip
+
+
+def flash_files_from_json(
+    json_path: str | os.PathLike[str], *, confine: bool = False
+) -> list[tuple[int, Path]]:
+    """The ``flash_files`` of a flasher_args.json: (address, path) in the file's order.
+
+    Paths are relative to the JSON file's folder. With ``confine``, a path that leads out of
+    that folder (``..``, an absolute path, a symlink elsewhere) is refused: a build folder
+    only ever points into itself.
+    """
+    json_path = Path(json_path)
+    content = _read_json(json_path)
+    flash_files = content.get("flash_files")
+    if not isinstance(flash_files, dict) or not all(
+        isinstance(name, str) for name in flash_files.values()
+    ):
+        raise InputError(
+            f"{json_path} has no 'flash_files' object of addresses and file names: "
+            "is it the flasher_args.json of an ESP-IDF build?"
+        )
+    folder = json_path.parent
+    files = []
+    for address, name in flash_files.items():
+        path = folder / name
+        if confine and not _is_within(path, folder):
+            raise InputError(
+                f"{json_path} names '{name}', which is outside the build folder {folder}: "
+                "refusing to put it into a dfu.bin.",
+                "Check where this build folder came from, then rebuild it with `idf.py build`.",
+            )
+        files.append((parse_int(address, f"The address of {name} in {json_path.name}"), path))
+    return files
+
+
+def read_flash_files(specs: Iterable[tuple[int, Path]]) -> list[FlashFile]:
+    """Read each file; the archive keeps only its base name, as ESP-IDF's writer does."""
+    files = []
+    for address, path in specs:
+        if path.exists() and not path.is_file():
+            raise InputError(f"{path} is not a regular file.")
+        data = read_bytes(path, limit=MAX_FILE_SIZE, what="flash image")
+        files.append(FlashFile(address, path.name, data))
+    return files
+
+
+@dataclass(frozen=True)
+class BuildFolder:
+    """An ESP-IDF build folder, read for what the DFU writer needs."""
+
+    path: Path
+    chip: Chip
+    flash_size: int
+    flash_files: tuple[tuple[int, Path], ...]
+    notes: tuple[str, ...]
+    """Facts guessed rather than read (said to the user, never hidden)."""
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> BuildFolder:
+        path = Path(path)
+        if not path.is_dir():
+            raise InputError(f"The build folder {path} does not exist or is not a folder.")
+        flasher_args = path / FLASHER_ARGS
+        if not flasher_args.is_file():
+            raise InputError(
+                f"{path} has no {FLASHER_ARGS}: it is not an ESP-IDF build folder, or the "
+                "build has not finished.",
+                "Run `idf.py build` in the project first.",
+            )
+        settings = _read_json(flasher_args)
+        config = _read_sdkconfig_json(path)
+        target = _find_target(path, settings, config)
+        notes: list[str] = []
+        flash_size = _find_flash_size(settings, config)
+        if flash_size is None:
+            flash_size = DEFAULT_FLASH_SIZE
+            notes.append("The build does not say its flash size; using ESP-IDF's default, 2MB.")
+        return cls(
+            path=path,
+            chip=chip_for_target(target),
+            flash_size=flash_size,
+            flash_files=tuple(flash_files_from_json(flasher_args, confine=True)),
+            notes=tuple(notes),
+        )
+
+    def make_dfu(self, part_size: int | None = None) -> bytes:
+        """The dfu.bin ``idf.py dfu`` would write for this build."""
+        return build(
+            read_flash_files(self.flash_files),
+            pid=self.chip.dfu_pid,
+            flash_size=self.flash_size,
+            part_size=part_size_from_env() if part_size is None else part_size,
+        )
+
+
+def _find_target(path: Path, settings: dict[str, Any], config: dict[str, Any]) -> str:
+    """The build's target, from the most to the least authoritative place that names it."""
+    description = path / PROJECT_DESCRIPTION
+    candidates = []
+    if description.is_file():
+        candidates.append(_read_json(description).get("target"))
+    candidates.append(config.get("IDF_TARGET"))
+    candidates.append(_sdkconfig_value(path.parent / "sdkconfig", "CONFIG_IDF_TARGET"))
+    extra = settings.get("extra_esptool_args")
+    candidates.append(extra.get("chip") if isinstance(extra, dict) else None)
+    for candidate in candidates:
+        if isinstance(candidate, str) and candidate:
+            return candidate
+    raise InputError(
+        f"Cannot tell which chip the build in {path} is for: it has no {PROJECT_DESCRIPTION} "
+        "and no sdkconfig names the target.",
+        "Run `idf.py set-target esp32s2` (or esp32s3) and `idf.py build`.",
+    )
+
+
+def _find_flash_size(settings: dict[str, Any], config: dict[str, Any]) -> int | None:
+    flash_settings = settings.get("flash_settings")
+    candidates = [
+        flash_settings.get("flash_size") if isinstance(flash_settings, dict) else None,
+        config.get("ESPTOOLPY_FLASHSIZE"),
+    ]
+    for candidate in candidates:
+        if isinstance(candidate, str) and candidate.upper() in FLASH_SIZES:
+            return FLASH_SIZES[candidate.upper()]
+    return None
+
+
+def _read_sdkconfig_json(path: Path) -> dict[str, Any]:
+    config = path / "config" / "sdkconfig.json"
+    return _read_json(config) if config.is_file() else {}
+
+
+def _sdkconfig_value(sdkconfig: Path, key: str) -> str | None:
+    """A string value from an sdkconfig file (``CONFIG_IDF_TARGET="esp32s2"``)."""
+    if not sdkconfig.is_file():
+        return None
+    text = read_bytes(sdkconfig, limit=_JSON_LIMIT, what="sdkconfig").decode("utf-8", "replace")
+    match = re.search(rf'^{re.escape(key)}="([^"\n]*)"', text, re.MULTILINE)
+    return match.group(1) if match else None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    text = read_bytes(path, limit=_JSON_LIMIT, what="JSON file")
+    try:
+        content = json.loads(text)
+    except ValueError as error:
+        line = f" (line {error.lineno})" if isinstance(error, json.JSONDecodeError) else ""
+        raise InputError(f"{path} is not valid JSON{line}.", "Rebuild to rewrite it.") from None
+    if not isinstance(content, dict):
+        raise InputError(f"{path} does not hold a JSON object.")
+    return content
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        return False

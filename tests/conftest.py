@@ -1,0 +1,17 @@
+"""Settings shared by the whole test suite.
+
+Hypothesis profiles: "ci" (the default) has no deadline, since timings on a shared
+2-core machine are noisy, and a moderate number of examples; "dev" is quicker and
+"thorough" searches harder. Choose one with HYPOTHESIS_PROFILE=dev, for example.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import settings
+
+settings.register_profile("ci", deadline=None, max_examples=200, print_blob=True)
+settings.register_profile("dev", deadline=None, max_examples=50)
+settings.register_profile("thorough", deadline=None, max_examples=2_000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -1,0 +1,207 @@
+"""The `espdfu` command as users run it: a real process, its exit code, stdout and stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from espdfu import __version__, dfufile
+from espdfu.dfufile import FlashFile
+
+MB = 1024 * 1024
+
+
+def espdfu(
+    *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "espdfu", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
+    assert "Traceback" not in result.stderr
+    return result
+
+
+@pytest.fixture
+def valid_file(tmp_path: Path) -> Path:
+    path = tmp_path / "dfu.bin"
+    files = [FlashFile(0x0, "bootloader.bin", b"b" * 100), FlashFile(0x10000, "app.bin", b"a" * 5)]
+    path.write_bytes(dfufile.build(files, pid=9, flash_size=8 * MB))
+    return path
+
+
+def test_version() -> None:
+    result = espdfu("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"espdfu {__version__}"
+
+
+def test_info_summarises_a_valid_file(valid_file: Path) -> None:
+    result = espdfu("info", valid_file)
+    assert result.returncode == 0, result.stderr
+    assert "valid dfu.bin" in result.stdout and "esp32s3" in result.stdout
+    assert "8 MB" in result.stdout
+    assert "0x00010000" in result.stdout and "app.bin" in result.stdout
+    assert result.stderr == ""
+
+
+def test_info_json_has_the_documented_shape(valid_file: Path) -> None:
+    result = espdfu("info", "--json", valid_file)
+    assert result.returncode == 0
+    summary = json.loads(result.stdout)
+    assert summary["chip"] == "esp32s3" and summary["pid"] == 9 and summary["vid"] == 0x303A
+    assert summary["crc_ok"] is True and summary["flash_size"] == 8 * MB
+    assert summary["warnings"] == []
+    assert [set(e) for e in summary["entries"]] == [
+        {"name", "address", "size", "flags", "md5", "md5_ok"}
+    ] * 2
+    assert summary["entries"][1]["address"] == 0x10000
+    assert summary["entries"][1]["md5_ok"] is True
+
+
+def test_info_on_a_damaged_file_shows_it_and_exits_2(valid_file: Path) -> None:
+    data = bytearray(valid_file.read_bytes())
+    data[500] ^= 1
+    valid_file.write_bytes(bytes(data))
+    result = espdfu("info", valid_file)
+    assert result.returncode == 2
+    assert "CRC         BAD" in result.stdout
+    assert "not a valid dfu.bin" in result.stderr and "CRC" in result.stderr
+    json_result = espdfu("info", "--json", valid_file)
+    assert json_result.returncode == 2 and json.loads(json_result.stdout)["crc_ok"] is False
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"", "empty"),
+        (b"\xe9\x02\x02\x10" + bytes(4000), "raw ESP firmware image"),
+        (b"plain text\n" * 10, "not a dfu.bin"),
+    ],
+)
+def test_info_on_what_is_not_a_dfu_file(tmp_path: Path, content: bytes, words: str) -> None:
+    path = tmp_path / "firmware.bin"
+    path.write_bytes(content)
+    result = espdfu("info", path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert words in result.stderr and "firmware.bin" in result.stderr
+    json_result = espdfu("info", "--json", path)
+    assert json_result.returncode == 2
+    assert json.loads(json_result.stdout)["valid"] is False
+
+
+def test_info_on_a_missing_file(tmp_path: Path) -> None:
+    result = espdfu("info", tmp_path / "nope.bin")
+    assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_mkdfu_writes_what_esp_idf_writes(vectors: Path, tmp_path: Path) -> None:
+    """Same arguments as ESP-IDF's test of mkdfu.py, run in the vector folder."""
+    out = tmp_path / "out.bin"
+    args = ["mkdfu", "-o", out, "--pid", "2", "--flash-size", "4MB"]
+    result = espdfu(
+        *args, "0x1000", "1.bin", "0x8000", "2.bin", "0x10000", "3.bin", cwd=vectors / "1"
+    )
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == (vectors / "1" / "dfu.bin").read_bytes()
+    assert "3 entries" in result.stdout
+
+    out.unlink()
+    result = espdfu(*args, "--json", vectors / "1" / "flasher_args.json")
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == (vectors / "1" / "dfu.bin").read_bytes()
+
+
+def test_mkdfu_legacy_layout(vectors: Path, tmp_path: Path) -> None:
+    out = tmp_path / "legacy.bin"
+    result = espdfu(
+        "mkdfu", "-o", out, "--chip", "esp32s2", "--no-flash-params",
+        "--json", vectors / "1" / "flasher_args.json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == (vectors / "legacy_no_flash_params" / "1" / "dfu.bin").read_bytes()
+    assert "Legacy layout" in result.stderr
+
+
+def test_mkdfu_part_size_from_option_and_environment(tmp_path: Path) -> None:
+    (tmp_path / "bin").write_bytes(b"\xce" * 10)
+    expected = dfufile.build([FlashFile(0, "bin", b"\xce" * 10)], pid=2, part_size=5)
+    result = espdfu(
+        "mkdfu", "-o", "a.bin", "--pid", "2", "--part-size", "5", "0", "bin", cwd=tmp_path
+    )
+    assert result.returncode == 0 and (tmp_path / "a.bin").read_bytes() == expected
+    assert "not a multiple of 4096" in result.stderr
+    result = espdfu(
+        "mkdfu",
+        "-o",
+        "b.bin",
+        "--pid",
+        "2",
+        "0",
+        "bin",
+        cwd=tmp_path,
+        env={"ESP_DFU_PART_SIZE": "5"},
+    )
+    assert result.returncode == 0 and (tmp_path / "b.bin").read_bytes() == expected
+
+
+def test_mkdfu_from_a_build_folder(tmp_path: Path, vectors: Path) -> None:
+    build = tmp_path / "build"
+    shutil.copytree(vectors / "1", build)
+    (build / "dfu.bin").unlink()
+    (build / "project_description.json").write_text('{"target": "esp32s2"}')
+    result = espdfu("mkdfu", "--build-dir", build)
+    assert result.returncode == 0, result.stderr
+    # The vector was made with --flash-size 4MB; this build does not say, so 2MB and a note.
+    assert "2MB" in result.stderr
+    image = dfufile.load(build / "dfu.bin")
+    assert image.flash_size == 2 * MB and [e.name for e in image.entries] == [
+        "1.bin",
+        "2.bin",
+        "3.bin",
+    ]
+
+
+def test_mkdfu_for_a_target_without_dfu(tmp_path: Path) -> None:
+    (tmp_path / "flasher_args.json").write_text('{"flash_files": {}}')
+    (tmp_path / "project_description.json").write_text('{"target": "esp32c3"}')
+    result = espdfu("mkdfu", "--build-dir", tmp_path)
+    assert result.returncode == 2
+    assert "esp32c3 has no USB DFU" in result.stderr and "esp32s2" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["-o", "x.bin", "--pid", "2", "0x1000"], "has no partner"),
+        (["-o", "x.bin", "0x1000", "a.bin"], "Say which chip"),
+        (["-o", "x.bin", "--chip", "esp32s2", "--flash-size", "3MB", "0", "a.bin"], "3MB"),
+        (["-o", "x.bin", "--chip", "esp32", "0", "a.bin"], "esp32 has no USB DFU"),
+        (["-o", "x.bin", "--chip", "esp32s2", "zero", "a.bin"], "'zero' is not a number"),
+        (["-o", "x.bin", "--chip", "esp32s2", "0", "missing.bin"], "missing.bin does not exist"),
+        (["-o", "x.bin", "--chip", "esp32s2"], "Nothing to put"),
+        (["--chip", "esp32s2", "0", "a.bin"], "-o OUT"),
+        (["--build-dir", ".", "--chip", "esp32s2"], "drop --chip"),
+        (["-o", "no/such/dir/x.bin", "--chip", "esp32s2", "0", "a.bin"], "does not exist"),
+    ],
+)
+def test_mkdfu_mistakes_are_explained(tmp_path: Path, args: list[str], words: str) -> None:
+    (tmp_path / "a.bin").write_bytes(b"app")
+    result = espdfu("mkdfu", *args, cwd=tmp_path)
+    assert result.returncode in (1, 2)
+    assert words in result.stderr
+    assert not (tmp_path / "x.bin").exists()
+
+
+def test_usage_errors_exit_2() -> None:
+    result = espdfu("frobnicate")
+    assert result.returncode == 2 and "invalid choice" in result.stderr
