@@ -353,10 +353,10 @@ def _read_members(payload: memoryview) -> tuple[list[_Member], int]:
     total = len(payload)
     while True:
         header = bytes(payload[offset : offset + CPIO_HEADER_LEN])
-        if not _CPIO_HEADER.fullmatch(header):
+        sizes = cpio_sizes(header)
+        if sizes is None:
             raise _bad_header(offset, total, header)
-        fields = [int(header[i : i + 8], 16) for i in range(6, CPIO_HEADER_LEN, 8)]
-        size, name_size = fields[6], fields[11]
+        size, name_size = sizes
         name_end = offset + CPIO_HEADER_LEN + name_size
         data_start = _align4(name_end)
         data_end = data_start + size
@@ -376,6 +376,13 @@ def _read_members(payload: memoryview) -> tuple[list[_Member], int]:
         if name == TRAILER_NAME.encode():
             return members, offset
         members.append(_Member(name, data_start, size))
+
+
+def cpio_sizes(header: bytes) -> tuple[int, int] | None:
+    """(data size, name size with its NUL) of a 110-byte cpio "newc" header, or None."""
+    if not _CPIO_HEADER.fullmatch(header):
+        return None
+    return int(header[54:62], 16), int(header[94:102], 16)
 
 
 def _bad_header(offset: int, total: int, header: bytes) -> DfuFormatError:

@@ -1,0 +1,376 @@
+"""USB DFU 1.1 without I/O: requests, states, status codes, descriptors, and the download.
+
+The download is a generator that yields the requests to send and receives their results, so
+the same logic drives libusb, the virtual boards and the QEMU gadget, and can be tested on its
+own with made-up replies. It decides; it never sleeps or touches a device.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Generator
+from dataclasses import dataclass
+
+DFU_CLASS = 0xFE
+DFU_SUBCLASS = 0x01
+PROTOCOL_RUNTIME = 0x01
+PROTOCOL_DFU = 0x02
+FUNCTIONAL_DESCRIPTOR_TYPE = 0x21
+REQUEST_OUT = 0x21  # host to device, class, interface
+REQUEST_IN = 0xA1  # device to host, class, interface
+STATUS_LENGTH = 6
+
+
+class Request(enum.IntEnum):
+    DETACH = 0
+    DNLOAD = 1
+    UPLOAD = 2
+    GETSTATUS = 3
+    CLRSTATUS = 4
+    GETSTATE = 5
+    ABORT = 6
+
+
+class State(enum.IntEnum):
+    APP_IDLE = 0
+    APP_DETACH = 1
+    DFU_IDLE = 2
+    DNLOAD_SYNC = 3
+    DNBUSY = 4
+    DNLOAD_IDLE = 5
+    MANIFEST_SYNC = 6
+    MANIFEST = 7
+    MANIFEST_WAIT_RESET = 8
+    UPLOAD_IDLE = 9
+    ERROR = 10
+
+    @property
+    def label(self) -> str:
+        """The name the DFU specification uses ("dfuDNLOAD-IDLE")."""
+        return _STATE_LABELS[self]
+
+
+_STATE_LABELS = {
+    State.APP_IDLE: "appIDLE",
+    State.APP_DETACH: "appDETACH",
+    State.DFU_IDLE: "dfuIDLE",
+    State.DNLOAD_SYNC: "dfuDNLOAD-SYNC",
+    State.DNBUSY: "dfuDNBUSY",
+    State.DNLOAD_IDLE: "dfuDNLOAD-IDLE",
+    State.MANIFEST_SYNC: "dfuMANIFEST-SYNC",
+    State.MANIFEST: "dfuMANIFEST",
+    State.MANIFEST_WAIT_RESET: "dfuMANIFEST-WAIT-RESET",
+    State.UPLOAD_IDLE: "dfuUPLOAD-IDLE",
+    State.ERROR: "dfuERROR",
+}
+
+
+class Status(enum.IntEnum):
+    OK = 0x00
+    TARGET = 0x01
+    FILE = 0x02
+    WRITE = 0x03
+    ERASE = 0x04
+    CHECK_ERASED = 0x05
+    PROG = 0x06
+    VERIFY = 0x07
+    ADDRESS = 0x08
+    NOTDONE = 0x09
+    FIRMWARE = 0x0A
+    VENDOR = 0x0B
+    USBR = 0x0C
+    POR = 0x0D
+    UNKNOWN = 0x0E
+    STALLEDPKT = 0x0F
+
+    @property
+    def label(self) -> str:
+        """The specification's name ("errVERIFY")."""
+        return "OK" if self is Status.OK else f"err{self.name}"
+
+    @property
+    def meaning(self) -> str:
+        """A sentence for people."""
+        return _STATUS_MEANINGS[self]
+
+
+_STATUS_MEANINGS = {
+    Status.OK: "no error",
+    Status.TARGET: "the file is not for this device",
+    Status.FILE: "the device rejected the file's content (not a valid archive for it)",
+    Status.WRITE: "the device could not write to its flash",
+    Status.ERASE: "the device could not erase its flash",
+    Status.CHECK_ERASED: "the flash was not blank after erasing",
+    Status.PROG: "programming the flash failed",
+    Status.VERIFY: "the written data failed its check (md5 mismatch)",
+    Status.ADDRESS: "the file writes to an address outside the flash",
+    Status.NOTDONE: "the download ended before the device had all the data it expected",
+    Status.FIRMWARE: "the device's firmware is corrupt and cannot run",
+    Status.VENDOR: "a vendor-specific error",
+    Status.USBR: "the device saw an unexpected USB reset",
+    Status.POR: "the device saw an unexpected power-on reset",
+    Status.UNKNOWN: "an unknown error",
+    Status.STALLEDPKT: "the device stalled a request it did not expect",
+}
+
+
+@dataclass(frozen=True)
+class StatusReply:
+    """A decoded GETSTATUS reply."""
+
+    status: Status
+    poll_timeout_ms: int
+    state: State
+
+    @classmethod
+    def decode(cls, data: bytes) -> StatusReply:
+        """Decode the 6 bytes, refusing short replies and unknown codes."""
+        if len(data) != STATUS_LENGTH:
+            raise ProtocolError(
+                f"the device answered GETSTATUS with {len(data)} bytes instead of 6"
+            )
+        try:
+            status, state = Status(data[0]), State(data[4])
+        except ValueError:
+            raise ProtocolError(
+                f"the device answered GETSTATUS with unknown codes (status {data[0]}, "
+                f"state {data[4]})"
+            ) from None
+        return cls(status, int.from_bytes(data[1:4], "little"), state)
+
+    def encode(self) -> bytes:
+        return (
+            bytes([self.status])
+            + self.poll_timeout_ms.to_bytes(3, "little")
+            + bytes([self.state, 0])
+        )
+
+
+@dataclass(frozen=True)
+class FunctionalDescriptor:
+    """The DFU functional descriptor (type 0x21)."""
+
+    attributes: int
+    detach_timeout_ms: int
+    transfer_size: int
+    dfu_version: int
+    FORMAT = struct.Struct("<BBBHHH")
+
+    @property
+    def can_download(self) -> bool:
+        return bool(self.attributes & 0x01)
+
+    @property
+    def manifestation_tolerant(self) -> bool:
+        return bool(self.attributes & 0x04)
+
+    @property
+    def will_detach(self) -> bool:
+        return bool(self.attributes & 0x08)
+
+    def encode(self) -> bytes:
+        return self.FORMAT.pack(
+            self.FORMAT.size,
+            FUNCTIONAL_DESCRIPTOR_TYPE,
+            self.attributes,
+            self.detach_timeout_ms,
+            self.transfer_size,
+            self.dfu_version,
+        )
+
+    @classmethod
+    def find(cls, extra: bytes) -> FunctionalDescriptor | None:
+        """The functional descriptor among a configuration's or interface's extra bytes."""
+        offset = 0
+        while offset + 2 <= len(extra):
+            length, kind = extra[offset], extra[offset + 1]
+            if length < 2:
+                return None
+            if kind == FUNCTIONAL_DESCRIPTOR_TYPE and length >= 7:
+                return cls.decode(extra[offset : offset + length])
+            offset += length
+        return None
+
+    @classmethod
+    def decode(cls, data: bytes) -> FunctionalDescriptor | None:
+        """Decode one descriptor; DFU 1.0 devices send 7 bytes without bcdDFUVersion."""
+        if len(data) < 7 or data[1] != FUNCTIONAL_DESCRIPTOR_TYPE:
+            return None
+        attributes, detach, size = struct.unpack_from("<BHH", data, 2)
+        version = struct.unpack_from("<H", data, 7)[0] if len(data) >= 9 else 0x0100
+        return cls(attributes, detach, size, version)
+
+
+# --- errors the protocol itself can detect -----------------------------------------------------
+
+
+class ProtocolError(Exception):
+    """The device answered something the DFU protocol does not allow at this point."""
+
+
+class DeviceStatusError(Exception):
+    """The device reported an error status (it is now in dfuERROR)."""
+
+    def __init__(self, status: Status, during: str) -> None:
+        super().__init__(f"{status.label} during {during}: {status.meaning}")
+        self.status = status
+        self.during = during
+
+
+class BusyTooLongError(Exception):
+    """The device stayed busy beyond any reasonable time."""
+
+
+# --- requests, as the download yields them -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """One request to send, no sooner than ``wait_ms`` after the previous reply."""
+
+    request: Request
+    value: int = 0
+    data: bytes | memoryview = b""
+    wait_ms: int = 0
+    offset: int = 0
+    """For DNLOAD: where ``data`` starts in the payload."""
+
+
+class Ending(enum.Enum):
+    """How a download legitimately ends."""
+
+    IDLE = "the device returned to dfuIDLE"
+    WAIT_RESET = "the device waits for a USB reset"
+    VANISHED = "the device reset itself"
+
+
+class DeviceGone(Exception):
+    """Thrown into the download when the device left the bus during a request."""
+
+
+Reply = StatusReply | None
+"""What the driver sends back: the decoded reply of GETSTATUS, None for other requests."""
+
+BUSY_LIMIT_MS = 120_000
+"""Longest a device may stay busy on one step, counted in its own poll timeouts (1 ms minimum
+each): a large erase takes seconds, an endless dfuDNBUSY must still end."""
+
+
+def download(
+    payload: bytes | memoryview, transfer_size: int, *, busy_limit_ms: int = BUSY_LIMIT_MS
+) -> Generator[Step, Reply, Ending]:
+    """Bring the device to dfuIDLE, send ``payload`` in ``transfer_size`` blocks, manifest.
+
+    Yields each request and receives its result: the decoded status for GETSTATUS, None for
+    the others. Transport failures are thrown in; :class:`DeviceGone` after the device took
+    the final zero-length DNLOAD is the legitimate end of a device that resets itself. Raises
+    :class:`DeviceStatusError`, :class:`ProtocolError` or :class:`BusyTooLongError`.
+    """
+    if transfer_size <= 0:
+        raise ProtocolError(f"the device declares a transfer size of {transfer_size}")
+    yield from _reach_idle(busy_limit_ms)
+    view = memoryview(payload)
+    reply: StatusReply | None = None
+    for block, offset in enumerate(range(0, len(view), transfer_size)):
+        yield Step(
+            Request.DNLOAD,
+            block & 0xFFFF,
+            view[offset : offset + transfer_size],
+            _wait(reply),
+            offset,
+        )
+        reply = yield from _settle(State.DNLOAD_IDLE, "the download", busy_limit_ms)
+    block = -(-len(view) // transfer_size)
+    yield Step(Request.DNLOAD, block & 0xFFFF, b"", _wait(reply), len(view))
+    try:
+        reply = yield from _settle(State.DFU_IDLE, "manifestation", busy_limit_ms)
+    except DeviceGone:
+        return Ending.VANISHED
+    return Ending.WAIT_RESET if reply.state is State.MANIFEST_WAIT_RESET else Ending.IDLE
+
+
+def recover(busy_limit_ms: int = BUSY_LIMIT_MS) -> Generator[Step, Reply, None]:
+    """Leave the device in dfuIDLE after a failure or a cancel, if it is still there."""
+    yield from _reach_idle(busy_limit_ms)
+
+
+def _reach_idle(busy_limit_ms: int) -> Generator[Step, Reply, None]:
+    """dfuERROR → CLRSTATUS; a download or upload in progress → ABORT; busy → wait."""
+    actions = 0
+    busy_ms = 0
+    wait = 0
+    while True:
+        reply = yield from _get_status(wait)
+        wait = reply.poll_timeout_ms
+        if reply.state is State.DFU_IDLE:
+            return
+        if reply.state in _CLEARED_BY:
+            if actions == MAX_CLEAR_ACTIONS:
+                raise ProtocolError(
+                    f"the device stays in {reply.state.label} after CLRSTATUS and ABORT"
+                )
+            actions += 1
+            yield Step(_CLEARED_BY[reply.state], wait_ms=wait)
+            wait = 0
+        elif reply.state in _ALWAYS_BUSY:
+            busy_ms += max(wait, 1)
+            if busy_ms > busy_limit_ms:
+                raise BusyTooLongError(
+                    f"the device stayed busy ({reply.state.label}) for over "
+                    f"{busy_limit_ms // 1000} s"
+                )
+        else:
+            raise ProtocolError(
+                f"the device is in {reply.state.label}, from which it cannot take a download"
+            )
+
+
+_CLEARED_BY = {
+    State.ERROR: Request.CLRSTATUS,
+    State.DNLOAD_IDLE: Request.ABORT,
+    State.UPLOAD_IDLE: Request.ABORT,
+}
+_ALWAYS_BUSY = (State.DNLOAD_SYNC, State.DNBUSY, State.MANIFEST_SYNC, State.MANIFEST)
+MAX_CLEAR_ACTIONS = 3
+
+
+def _get_status(wait_ms: int) -> Generator[Step, Reply, StatusReply]:
+    reply = yield Step(Request.GETSTATUS, wait_ms=wait_ms)
+    if reply is None:
+        raise ProtocolError("GETSTATUS gave no reply")
+    return reply
+
+
+def _settle(target: State, during: str, busy_limit_ms: int) -> Generator[Step, Reply, StatusReply]:
+    """Poll GETSTATUS until the device reaches ``target`` (or, at the end, waits for reset)."""
+    busy_ms = 0
+    wait = 0
+    while True:
+        reply = yield from _get_status(wait)
+        if reply.status is not Status.OK or reply.state is State.ERROR:
+            status = reply.status if reply.status is not Status.OK else Status.UNKNOWN
+            raise DeviceStatusError(status, during)
+        wait = reply.poll_timeout_ms
+        if reply.state is target or (
+            target is State.DFU_IDLE and reply.state is State.MANIFEST_WAIT_RESET
+        ):
+            return reply
+        if reply.state not in _BUSY_STATES[target]:
+            raise ProtocolError(f"the device went to {reply.state.label} during {during}")
+        busy_ms += max(wait, 1)
+        if busy_ms > busy_limit_ms:
+            raise BusyTooLongError(
+                f"the device stayed busy ({reply.state.label}) for over "
+                f"{busy_limit_ms // 1000} s during {during}"
+            )
+
+
+_BUSY_STATES = {
+    State.DNLOAD_IDLE: (State.DNLOAD_SYNC, State.DNBUSY),
+    State.DFU_IDLE: (State.MANIFEST_SYNC, State.MANIFEST),
+}
+
+
+def _wait(reply: StatusReply | None) -> int:
+    return reply.poll_timeout_ms if reply else 0
