@@ -1,22 +1,16 @@
-"""The ``espdfu`` command: the scriptable half of the product, for terminals, CI and production.
-
-Exit codes: 0 success, 1 the operation failed, 2 the input is invalid (bad file, bad option),
-130 interrupted. Foreseeable faults print a sentence and a hint on stderr, never a traceback.
-"""
+"""``espdfu info`` and ``espdfu mkdfu``: the dfu.bin file itself."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, dfufile
-from .chips import dfu_chip_names
-from .errors import DfuFormatError, EspdfuError, InputError
-from .idfbuild import (
+from .. import dfufile
+from ..chips import dfu_chip_names
+from ..errors import DfuFormatError, InputError
+from ..idfbuild import (
     BuildFolder,
     chip_for_target,
     flash_files_from_json,
@@ -26,43 +20,11 @@ from .idfbuild import (
     part_size_from_env,
     read_flash_files,
 )
-from .units import format_size
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_INVALID = 2
-EXIT_INTERRUPTED = 130
+from ..units import format_size
+from .common import EXIT_INVALID, EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
-    parser = _make_parser()
-    args = parser.parse_args(argv)
-    try:
-        code: int = args.run(args)
-        return code
-    except (DfuFormatError, InputError) as error:
-        _print_error(error)
-        return EXIT_INVALID
-    except EspdfuError as error:
-        _print_error(error)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("espdfu: interrupted.", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:  # the reader of our output went away (`espdfu info ... | head`)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_FAILED
-
-
-def _make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="espdfu",
-        description="Inspect, make and flash ESP-IDF dfu.bin files over native USB DFU.",
-    )
-    parser.add_argument("--version", action="version", version=f"espdfu {__version__}")
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     info = commands.add_parser(
         "info",
         help="show what a dfu.bin holds and whether it is valid",
@@ -106,13 +68,6 @@ def _make_parser() -> argparse.ArgumentParser:
     )
     mkdfu.add_argument("files", nargs="*", metavar="ADDRESS FILE", help="images and addresses")
     mkdfu.set_defaults(run=_mkdfu)
-    return parser
-
-
-def _print_error(error: EspdfuError) -> None:
-    print(f"espdfu: {error.message}", file=sys.stderr)
-    if error.hint:
-        print(f"  {error.hint}", file=sys.stderr)
 
 
 # --- info -------------------------------------------------------------------------------------

@@ -1,0 +1,318 @@
+"""What each connected device is, and a hot-plug monitor that reports boards coming and going.
+
+Boards are named by their USB port path: every ESP board says serial "0", and the address
+changes at each re-enumeration, but the port a board is plugged into does not.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import usb.core
+import usb.util
+
+from .chips import ESPRESSIF_VID, Chip, chip_by_pid
+from .protocol import (
+    DFU_CLASS,
+    DFU_SUBCLASS,
+    PROTOCOL_DFU,
+    DeviceGone,
+    FunctionalDescriptor,
+    ProtocolError,
+    State,
+)
+from .transport import DfuInterface, InUse, Usb, UsbFault, port_path
+
+log = logging.getLogger(__name__)
+
+USB_SERIAL_JTAG_PID = 0x1001
+DEFAULT_INTERVAL_S = 0.5
+STATE_TIMEOUT_MS = 1000
+
+
+class Mode(enum.Enum):
+    """What a device is doing, as far as flashing is concerned."""
+
+    ROM = "ROM download"
+    DFU = "DFU"
+    APP = "app (DFU runtime)"
+    JTAG = "USB-Serial-JTAG"
+    NO_DFU = "no DFU"
+
+    @property
+    def runtime(self) -> bool:
+        """The device must be DETACHed into DFU mode before a download."""
+        return self in (Mode.ROM, Mode.APP)
+
+
+@dataclass(frozen=True)
+class Board:
+    """A device espdfu can flash, or explain why it cannot."""
+
+    path: str
+    vid: int
+    pid: int
+    address: int
+    chip: Chip | None
+    mode: Mode
+    interface: int | None
+    """The DFU interface number (runtime or DFU mode), None without one."""
+    functional: FunctionalDescriptor | None
+    accessible: bool
+    hint: str = ""
+    """What to do about this board, when something must be done first."""
+
+    @property
+    def chip_name(self) -> str:
+        return self.chip.name if self.chip else "unknown"
+
+    @property
+    def flashable(self) -> bool:
+        """It has a DFU interface and can be opened (whether the file fits is another check)."""
+        return self.interface is not None and self.accessible
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "vid": self.vid,
+            "pid": self.pid,
+            "chip": self.chip_name,
+            "mode": self.mode.name.lower(),
+            "mode_text": self.mode.value,
+            "transfer_size": self.functional.transfer_size if self.functional else None,
+            "accessible": self.accessible,
+            "hint": self.hint,
+        }
+
+
+def scan(usb_world: Usb) -> list[Board]:
+    """Every board connected now, in port path order."""
+    boards = (classify(device) for device in usb_world.devices())
+    return sorted((board for board in boards if board), key=lambda board: board.path)
+
+
+def classify(device: usb.core.Device) -> Board | None:
+    """The board ``device`` is, or None for devices that are not for espdfu."""
+    path = port_path(device)
+    if path is None:
+        return None
+    vid, pid = device.idVendor, device.idProduct
+    interface, protocol, functional = _find_dfu_interface(device)
+    if vid != ESPRESSIF_VID and interface is None:
+        return None
+    access = _probe_access(device)
+    if access is None:
+        return None  # it left the bus while we looked
+    espressif_chip = chip_by_pid(pid) if vid == ESPRESSIF_VID else None
+    if interface is None:
+        mode = Mode.JTAG if pid == USB_SERIAL_JTAG_PID else Mode.NO_DFU
+    elif protocol == PROTOCOL_DFU:
+        mode = Mode.DFU
+    else:
+        mode = Mode.ROM if espressif_chip else Mode.APP
+    board = Board(
+        path=path,
+        vid=vid,
+        pid=pid,
+        address=device.address,
+        chip=espressif_chip,
+        mode=mode,
+        interface=interface,
+        functional=functional,
+        accessible=access,
+    )
+    return replace(board, hint=_hint(board))
+
+
+def _find_dfu_interface(
+    device: usb.core.Device,
+) -> tuple[int | None, int | None, FunctionalDescriptor | None]:
+    """(interface number, protocol, functional descriptor) of the first DFU interface."""
+    try:
+        configuration = device[0]
+        for interface in configuration:
+            if (interface.bInterfaceClass, interface.bInterfaceSubClass) == (
+                DFU_CLASS,
+                DFU_SUBCLASS,
+            ):
+                extra = bytes(interface.extra_descriptors) + bytes(configuration.extra_descriptors)
+                return (
+                    interface.bInterfaceNumber,
+                    interface.bInterfaceProtocol,
+                    FunctionalDescriptor.find(extra),
+                )
+    except (usb.core.USBError, IndexError, ValueError):
+        pass  # descriptors unreadable: treat as no DFU
+    return None, None, None
+
+
+def _probe_access(device: usb.core.Device) -> bool | None:
+    """Can this process open the device? None if it is gone. Opening sends nothing to it."""
+    try:
+        device.is_kernel_driver_active(0)
+    except NotImplementedError:
+        pass
+    except usb.core.USBError as error:
+        if error.errno in (errno.EACCES, errno.EPERM):
+            return False
+        if error.errno == errno.ENODEV:
+            return None
+        # Not supported here (Windows, macOS): opening worked, which is what we asked.
+    finally:
+        usb.util.dispose_resources(device)
+    return True
+
+
+def _hint(board: Board) -> str:
+    if not board.accessible:
+        return access_hint()
+    if board.mode is Mode.JTAG:
+        return (
+            "This is the USB-Serial-JTAG port (303a:1001), which has no DFU. On an ESP32-S3, "
+            "ROM DFU needs the USB-OTG peripheral (an external USB PHY or the permanent "
+            "USB_PHY_SEL eFuse; chips dated before 2219 cannot use DFU). Flash it over "
+            "serial with `idf.py flash`."
+        )
+    if board.mode is Mode.NO_DFU:
+        return "No DFU here: hold BOOT, tap RESET, release BOOT to enter download mode."
+    if board.chip is None and board.vid != ESPRESSIF_VID:
+        return "Not an Espressif board: espdfu flashes ESP32-S2/S3 dfu.bin files."
+    return ""
+
+
+def access_hint(platform: str = sys.platform) -> str:
+    """How to get permission to open a board, on this operating system."""
+    if platform.startswith("linux"):
+        return (
+            "No permission to open it: install the udev rule with "
+            "`sudo espdfu udev-rule --install`, then unplug and replug the board."
+        )
+    if platform.startswith("win"):
+        return (
+            "Windows has no WinUSB driver on its DFU interface: install WinUSB with Zadig "
+            "on the DFU interface only (interface 2 in download mode), not the whole device."
+        )
+    return "The system refused access: close other programs using the board and replug it."
+
+
+def read_state(usb_world: Usb, board: Board) -> str:
+    """The board's DFU state in words, asked of the board itself ("-" when it has none)."""
+    if not board.flashable or board.interface is None:
+        return "-"
+    device = usb_world.find(board.path)
+    if device is None:
+        return "gone"
+    dfu = DfuInterface(device, board.interface, timeout_ms=STATE_TIMEOUT_MS)
+    try:
+        dfu.claim()
+        reply = dfu.get_status()
+    except InUse:
+        return "in use by another program"
+    except (UsbFault, DeviceGone, ProtocolError):
+        return "no answer"
+    finally:
+        dfu.close()
+    if reply.state is State.ERROR:
+        return f"error ({reply.status.label})"
+    return "ready" if reply.state in (State.APP_IDLE, State.DFU_IDLE) else reply.state.label
+
+
+# --- hot-plug ---------------------------------------------------------------------------------
+
+
+class Change(enum.Enum):
+    ADDED = "added"
+    REMOVED = "removed"
+    CHANGED = "changed"
+
+
+@dataclass(frozen=True)
+class BoardEvent:
+    change: Change
+    board: Board
+    """The board now (for REMOVED: as it was last seen)."""
+
+
+class Monitor:
+    """Rescans the buses on a thread (pyusb has no hot-plug callbacks) and reports changes.
+
+    Only devices that are new since the last scan (a new bus address) are examined, so an
+    idle scan costs one enumeration; boards that could not be opened are probed again each
+    time, since permissions often arrive a moment after the device does.
+    """
+
+    def __init__(
+        self,
+        usb_world: Usb,
+        on_event: Callable[[BoardEvent], None],
+        interval_s: float = DEFAULT_INTERVAL_S,
+    ) -> None:
+        self._usb = usb_world
+        self._on_event = on_event
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._known: dict[tuple[int, int], Board | None] = {}
+        self._boards: dict[str, Board] = {}
+        self._lock = threading.Lock()
+
+    def boards(self) -> dict[str, Board]:
+        """The boards present at the last scan, by port path."""
+        with self._lock:
+            return dict(self._boards)
+
+    def start(self) -> None:
+        """Scan once now (so :meth:`boards` is filled on return), then keep scanning."""
+        self.scan()
+        self._thread = threading.Thread(target=self._run, name="espdfu-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.scan()
+            except Exception:  # a bad scan must not end hot-plug for the whole session
+                log.exception("USB scan failed")
+
+    def scan(self) -> list[BoardEvent]:
+        """Rescan now; report and return what changed."""
+        backend = self._usb.backend
+        known: dict[tuple[int, int], Board | None] = {}
+        for dev in backend.enumerate_devices():
+            descriptor = backend.get_device_descriptor(dev)
+            key = (descriptor.bus, descriptor.address)
+            board = self._known.get(key)
+            if key not in self._known or (board is not None and not board.accessible):
+                board = classify(usb.core.Device(dev, backend))
+            known[key] = board
+        boards = {board.path: board for board in known.values() if board is not None}
+        with self._lock:
+            events = _differences(self._boards, boards)
+            self._known, self._boards = known, boards
+        for event in events:
+            self._on_event(event)
+        return events
+
+
+def _differences(before: dict[str, Board], after: dict[str, Board]) -> list[BoardEvent]:
+    events = [
+        BoardEvent(Change.REMOVED, board) for path, board in before.items() if path not in after
+    ]
+    for path, board in after.items():
+        if path not in before:
+            events.append(BoardEvent(Change.ADDED, board))
+        elif before[path] != board:
+            events.append(BoardEvent(Change.CHANGED, board))
+    return events

@@ -1,0 +1,201 @@
+"""``espdfu list`` and ``espdfu flash``: the boards on the buses, and putting a dfu.bin on them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from pathlib import Path
+
+from .. import dfufile
+from ..boards import Board, read_state, scan
+from ..dfufile import DfuImage
+from ..errors import EspdfuError, InputError
+from ..flasher import FlashOptions, FlashResult, flash_many, incompatibility
+from ..transport import SIM_ENV, Usb, open_usb
+from .common import EXIT_FAILED, EXIT_OK, note
+from .live import LiveProgress
+
+_WAIT_POLL_S = 0.2
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    usb_options = argparse.ArgumentParser(add_help=False)
+    usb_options.add_argument(
+        "--sim",
+        metavar="SPEC",
+        help=f"use virtual boards instead of USB, e.g. 'esp32s2*3,esp32s3' (or ${SIM_ENV})",
+    )
+
+    listing = commands.add_parser(
+        "list",
+        parents=[usb_options],
+        help="show the connected boards",
+        description="Show every Espressif device and every DFU device: port path, chip, mode, "
+        "DFU state, transfer size, and what to do when one cannot be flashed.",
+    )
+    listing.add_argument("--json", action="store_true", help="print a JSON list instead")
+    listing.add_argument(
+        "-v", "--verbose", action="store_true", help="also say which USB library is used"
+    )
+    listing.set_defaults(run=_list)
+
+    flash = commands.add_parser(
+        "flash",
+        parents=[usb_options],
+        help="flash a dfu.bin to one, several or all boards",
+        description="Flash FILE to the boards in ROM download mode, DFU mode, or running an "
+        "app with a DFU runtime. With one compatible board and no selection it is flashed; "
+        "with several, say which (--path, repeatable) or --all. Exit 0 when every selected "
+        "board was flashed, 1 when any failed, 2 for bad input.",
+    )
+    flash.add_argument("file", type=Path, metavar="FILE", help="the dfu.bin to flash")
+    flash.add_argument(
+        "-p", "--path", action="append", default=[], metavar="PORT",
+        help="the board at this USB port path (see `espdfu list`); repeatable",
+    )  # fmt: skip
+    flash.add_argument("--all", action="store_true", help="every compatible board, in parallel")
+    flash.add_argument("--force", action="store_true", help="flash even when the chip differs")
+    flash.add_argument(
+        "--wait", type=float, default=0.0, metavar="SECONDS",
+        help="wait up to SECONDS for the boards to appear",
+    )  # fmt: skip
+    flash.add_argument(
+        "--detach-wait", type=float, default=FlashOptions.detach_wait_s, metavar="SECONDS",
+        help="how long a board may take to come back in DFU mode (default %(default)g)",
+    )  # fmt: skip
+    flash.add_argument("--json", action="store_true", help="print one JSON result per board")
+    flash.set_defaults(run=_flash)
+
+
+# --- list -------------------------------------------------------------------------------------
+
+
+def _list(args: argparse.Namespace) -> int:
+    usb_world = open_usb(args.sim)
+    boards = scan(usb_world)
+    states = {board.path: read_state(usb_world, board) for board in boards}
+    if args.json:
+        print(json.dumps([{**board.as_dict(), "state": states[board.path]} for board in boards]))
+        return EXIT_OK
+    if args.verbose:
+        print(f"USB: {usb_world.description}")
+    if not boards:
+        print("No boards found.")
+        print("Hold BOOT, tap RESET and release BOOT to put a board in download mode.")
+        return EXIT_OK
+    rows = [("PORT", "CHIP", "MODE", "STATE", "BLOCK", "NOTE")]
+    for board in boards:
+        block = str(board.functional.transfer_size) if board.functional else "-"
+        rows.append(
+            (board.path, board.chip_name, board.mode.value, states[board.path], block, board.hint)
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(5)]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths, strict=True))
+            + "  "
+            + row[5]
+        )
+    return EXIT_OK
+
+
+# --- flash ------------------------------------------------------------------------------------
+
+
+def _flash(args: argparse.Namespace) -> int:
+    image = dfufile.load(args.file)
+    usb_world = open_usb(args.sim)
+    paths = _select(args, usb_world, image)
+    options = FlashOptions(force=args.force, detach_wait_s=args.detach_wait)
+    live = None if args.json else LiveProgress(paths)
+    cancel = threading.Event()
+    results = flash_many(
+        usb_world,
+        paths,
+        image,
+        options=options,
+        progress=live.update if live else None,
+        cancel=cancel,
+    )
+    if args.json:
+        for result in results:
+            print(json.dumps(result.as_dict()))
+    else:
+        _report(results)
+    return EXIT_OK if all(result.ok for result in results) else EXIT_FAILED
+
+
+def _select(args: argparse.Namespace, usb_world: Usb, image: DfuImage) -> list[str]:
+    """The boards to flash, per --path / --all / the only one; waits up to --wait for them."""
+    if args.path and args.all:
+        raise InputError("Give either --path or --all, not both.")
+    deadline = time.monotonic() + max(args.wait, 0.0)
+    while True:
+        boards = {board.path: board for board in scan(usb_world)}
+        try:
+            return _choose(args, boards, image)
+        except _NotYet as waiting:
+            if time.monotonic() >= deadline:
+                raise waiting.error from None
+            time.sleep(_WAIT_POLL_S)
+
+
+class _NotYet(Exception):
+    """The boards asked for are not there (yet): worth waiting for with --wait."""
+
+    def __init__(self, error: EspdfuError) -> None:
+        self.error = error
+
+
+def _choose(args: argparse.Namespace, boards: dict[str, Board], image: DfuImage) -> list[str]:
+    if args.path:
+        missing = [path for path in args.path if path not in boards]
+        if missing:
+            raise _NotYet(InputError(f"No board at {', '.join(missing)}.", _present(boards)))
+        for path in args.path:
+            problem = incompatibility(boards[path], image, args.force)
+            if problem is not None:
+                raise InputError(problem.message, problem.hint)
+        return list(dict.fromkeys(args.path))
+    compatible = [p for p, b in boards.items() if incompatibility(b, image, args.force) is None]
+    if args.all:
+        for path, board in boards.items():
+            problem = incompatibility(board, image, args.force)
+            if problem is not None and board.interface is not None:
+                note(f"skipping {path}: {problem.message}")
+        if not compatible:
+            raise _NotYet(
+                EspdfuError(f"No board can take this {image.chip_name} file.", _present(boards))
+            )
+        return compatible
+    if len(compatible) == 1:
+        return compatible
+    if not compatible:
+        raise _NotYet(
+            EspdfuError(f"No board can take this {image.chip_name} file.", _present(boards))
+        )
+    choices = " ".join(f"--path {path}" for path in compatible)
+    raise InputError(
+        f"{len(compatible)} boards could take this file: say which ({choices}) or use --all."
+    )
+
+
+def _present(boards: dict[str, Board]) -> str:
+    if not boards:
+        return "No board is connected: hold BOOT, tap RESET, release BOOT on the board."
+    listing = ", ".join(f"{b.path} ({b.chip_name}, {b.mode.value})" for b in boards.values())
+    return f"Connected: {listing}."
+
+
+def _report(results: list[FlashResult]) -> None:
+    for result in results:
+        print(f"{result.path}  {result.chip}  {result.headline}")
+        if result.error is not None and result.error.hint:
+            print(f"{' ' * len(result.path)}  {result.error.hint}")
+    flashed = sum(result.ok for result in results)
+    print(f"{flashed} of {len(results)} board{'s' if len(results) != 1 else ''} flashed.")
+    next_steps = {result.next_step for result in results if result.ok and result.next_step}
+    for step in next_steps:
+        print(step)

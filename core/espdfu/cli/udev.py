@@ -1,0 +1,31 @@
+"""``espdfu udev-rule``: print or install the rule that grants access to Espressif boards."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import udev
+from .common import EXIT_OK
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rule = commands.add_parser(
+        "udev-rule",
+        help="print (or install) the Linux udev rule for Espressif boards",
+        description="Print the least-privilege udev rule for Espressif boards (VID 303a: the "
+        "logged-in user and the plugdev group, mode 0660), or install it with --install "
+        f"(as root) to {udev.RULE_PATH}.",
+    )
+    rule.add_argument("--install", action="store_true", help=f"write it to {udev.RULE_PATH}")
+    rule.set_defaults(run=_udev_rule)
+
+
+def _udev_rule(args: argparse.Namespace) -> int:
+    if not args.install:
+        print(udev.rule_text(), end="")
+        print(f"# Save it as {udev.RULE_PATH}, then apply it: {udev.APPLY_COMMAND}")
+        return EXIT_OK
+    for line in udev.install():
+        print(line)
+    print("Unplug and replug your boards for the rule to take effect.")
+    return EXIT_OK

@@ -1,0 +1,630 @@
+"""One flash job per board — detach, wait for the same port, download, manifest — and many at once.
+
+A job drives :func:`espdfu.protocol.download` over a :class:`~espdfu.transport.DfuInterface`:
+it does the waiting (bwPollTimeout, against a monotonic deadline, cancellable), reports
+progress, and turns every way a flash can go wrong into a :class:`FlashError` in words. A flash
+is "flashed" only when the device confirmed the whole download.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import threading
+import time
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .boards import Board, Mode, access_hint, classify
+from .chips import ANY_PID, chip_by_pid
+from .dfufile import DfuImage
+from .errors import EspdfuError
+from .protocol import (
+    BusyTooLongError,
+    DeviceGone,
+    DeviceStatusError,
+    Ending,
+    ProtocolError,
+    Reply,
+    Request,
+    State,
+    Status,
+    StatusReply,
+    Step,
+    download,
+    recover,
+)
+from .transport import (
+    DEFAULT_TIMEOUT_MS,
+    DfuInterface,
+    InUse,
+    NoPermission,
+    Stalled,
+    TimedOut,
+    Usb,
+    UsbFault,
+)
+from .units import format_size
+
+MAX_TRANSFER_SIZE = 4096  # what Linux usbfs takes in one control transfer (as dfu-util)
+ESP_TRANSFER_SIZE = 64  # the ESP ROM's, when a board hides its functional descriptor
+_RECOVER_BUSY_LIMIT_MS = 10_000
+_POLL_FOR_BOARD_S = 0.05
+_T = TypeVar("_T")
+
+
+class Phase(enum.Enum):
+    CONNECTING = "connecting"
+    DETACHING = "detaching"
+    WAITING = "waiting for DFU mode"
+    DOWNLOADING = "downloading"
+    MANIFESTING = "finishing"
+
+
+class Failure(enum.Enum):
+    """Every way a flash fails, with a short title for panels and tables."""
+
+    NOT_FOUND = "board not found"
+    NO_PERMISSION = "no permission"
+    IN_USE = "in use"
+    NOT_DFU = "no DFU interface"
+    WRONG_CHIP = "wrong chip"
+    LOST = "lost after detach"
+    VANISHED = "device vanished"
+    DEVICE_STATUS = "device error"
+    STALL = "request refused"
+    TIMEOUT = "timeout"
+    PROTOCOL = "protocol error"
+    USB = "USB error"
+    CANCELLED = "cancelled"
+
+
+_FINAL = {Failure.NO_PERMISSION, Failure.NOT_DFU, Failure.WRONG_CHIP, Failure.CANCELLED}
+"""Failures a retry cannot mend."""
+
+
+class FlashError(EspdfuError):
+    """A flash that did not complete, and why."""
+
+    def __init__(
+        self,
+        kind: Failure,
+        message: str,
+        hint: str = "",
+        *,
+        accepted: int = 0,
+        status: Status | None = None,
+    ) -> None:
+        super().__init__(message, hint)
+        self.kind = kind
+        self.accepted = accepted
+        """Payload bytes the device had confirmed when it failed."""
+        self.status = status
+
+
+@dataclass(frozen=True)
+class FlashOptions:
+    force: bool = False
+    """Flash even when the file's chip is not the board's."""
+    detach_wait_s: float = 10.0
+    retries: int = 1
+    """Automatic retries of a flash that failed before the device accepted any data."""
+    timeout_ms: int = DEFAULT_TIMEOUT_MS
+    progress_interval_s: float = 0.1
+
+
+@dataclass(frozen=True)
+class Progress:
+    path: str
+    phase: Phase
+    done: int
+    total: int
+    rate: float | None = None
+    """Bytes per second since the download started."""
+    eta_s: float | None = None
+    attempt: int = 1
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class FlashResult:
+    path: str
+    chip: str
+    size: int
+    seconds: float
+    error: FlashError | None = None
+    ending: Ending | None = None
+    attempts: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def headline(self) -> str:
+        """What happened, in one sentence."""
+        if self.error is not None:
+            return f"{self.error.kind.value}: {self.error.message}"
+        rate = f" ({format_size(int(self.size / self.seconds))}/s)" if self.seconds > 0 else ""
+        return f"Flashed {format_size(self.size)} in {self.seconds:.1f} s{rate}."
+
+    @property
+    def next_step(self) -> str:
+        """What the user must do now, if anything."""
+        if self.error is not None:
+            return self.error.hint
+        if self.ending is Ending.IDLE:
+            return (
+                "Press RESET on the board to run the new firmware: the ESP ROM does not "
+                "start it by itself."
+            )
+        return ""
+
+    @property
+    def message(self) -> str:
+        return f"{self.headline} {self.next_step}".strip()
+
+    def as_dict(self) -> dict[str, Any]:
+        error = self.error
+        return {
+            "path": self.path,
+            "chip": self.chip,
+            "ok": self.ok,
+            "bytes": self.size,
+            "seconds": round(self.seconds, 3),
+            "attempts": self.attempts,
+            "ending": self.ending.name.lower() if self.ending else None,
+            "error": error.kind.name.lower() if error else None,
+            "status": error.status.label if error and error.status is not None else None,
+            "message": self.headline,
+            "hint": self.next_step,
+        }
+
+
+def incompatibility(board: Board, image: DfuImage, force: bool = False) -> FlashError | None:
+    """Why ``image`` must not go to ``board`` (None when it may)."""
+    if not board.accessible:
+        return FlashError(
+            Failure.NO_PERMISSION, f"The board at {board.path} cannot be opened.", access_hint()
+        )
+    if board.interface is None:
+        return FlashError(
+            Failure.NOT_DFU, f"The device at {board.path} has no DFU interface.", board.hint
+        )
+    if force or image.pid == ANY_PID or (board.chip is None and board.mode is Mode.APP):
+        return None  # an application's chip shows once it has detached into the ROM
+    if board.chip is None or board.chip.dfu_pid != image.pid:
+        wanted = chip_by_pid(image.pid)
+        return FlashError(
+            Failure.WRONG_CHIP,
+            f"The file is for {wanted.name if wanted else f'PID 0x{image.pid:04x}'} but the "
+            f"board at {board.path} is {board.chip.name if board.chip else 'not an ESP board'}.",
+            "Flash the dfu.bin built for this board's chip (or use --force if you are sure).",
+        )
+    return None
+
+
+def flash(
+    usb_world: Usb,
+    path: str,
+    image: DfuImage,
+    *,
+    options: FlashOptions | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> FlashResult:
+    """Flash ``image`` to the board at ``path``; never raises for a failed flash."""
+    job = _Job(usb_world, path, image, options or FlashOptions(), progress, cancel)
+    return job.run()
+
+
+def flash_many(
+    usb_world: Usb,
+    paths: Sequence[str],
+    image: DfuImage,
+    *,
+    options: FlashOptions | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> list[FlashResult]:
+    """Flash every board in ``paths`` at once, one thread each; results in ``paths`` order."""
+    results: dict[str, FlashResult] = {}
+
+    def work(path: str) -> None:
+        results[path] = flash(
+            usb_world, path, image, options=options, progress=progress, cancel=cancel
+        )
+
+    threads = [
+        threading.Thread(target=work, args=(path,), name=f"espdfu-flash-{path}", daemon=True)
+        for path in paths
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except KeyboardInterrupt:
+        # Ctrl-C: every job aborts its download and leaves its board in dfuIDLE first.
+        if cancel is not None:
+            cancel.set()
+        for thread in threads:
+            thread.join()
+        raise
+    return [results[path] for path in paths]
+
+
+# --- one job ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Reporter:
+    """Progress for one board, at most one update per interval except on phase changes."""
+
+    path: str
+    total: int
+    callback: ProgressCallback | None
+    interval_s: float
+    phase: Phase = Phase.CONNECTING
+    attempt: int = 1
+    done: int = 0
+    started: float | None = None
+    last_sent: float = field(default=float("-inf"))
+
+    def enter(self, phase: Phase) -> None:
+        self.phase = phase
+        if phase is Phase.DOWNLOADING and self.started is None:
+            self.started = time.monotonic()
+        self._send(force=True)
+
+    def advance(self, done: int) -> None:
+        self.done = done
+        self._send(force=done >= self.total)
+
+    def _send(self, force: bool) -> None:
+        now = time.monotonic()
+        if self.callback is None or (not force and now - self.last_sent < self.interval_s):
+            return
+        self.last_sent = now
+        rate = eta = None
+        if self.started is not None and now - self.started > 0.2 and self.done:
+            rate = self.done / (now - self.started)
+            eta = (self.total - self.done) / rate
+        self.callback(
+            Progress(self.path, self.phase, self.done, self.total, rate, eta, self.attempt)
+        )
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class _Job:
+    def __init__(
+        self,
+        usb_world: Usb,
+        path: str,
+        image: DfuImage,
+        options: FlashOptions,
+        progress: ProgressCallback | None,
+        cancel: threading.Event | None,
+    ) -> None:
+        self.usb = usb_world
+        self.path = path
+        self.image = image
+        self.payload = image.payload
+        self.options = options
+        self.cancel = cancel or threading.Event()
+        self.report = _Reporter(path, len(self.payload), progress, options.progress_interval_s)
+        self.chip = image.chip_name
+        self.request = Request.GETSTATUS  # the one in flight, for messages
+        self.confirmed = 0
+
+    def run(self) -> FlashResult:
+        start = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            self.report.attempt = attempt
+            self.confirmed = 0
+            try:
+                ending = self._attempt()
+            except FlashError as error:
+                final = error.kind in _FINAL or error.accepted > 0
+                if final or attempt > self.options.retries:
+                    return self._result(start, attempt, error=error)
+                continue
+            return self._result(start, attempt, ending=ending)
+
+    def _result(
+        self,
+        start: float,
+        attempts: int,
+        error: FlashError | None = None,
+        ending: Ending | None = None,
+    ) -> FlashResult:
+        seconds = time.monotonic() - start
+        size = len(self.payload)
+        return FlashResult(self.path, self.chip, size, seconds, error, ending, attempts)
+
+    def _attempt(self) -> Ending:
+        self.report.enter(Phase.CONNECTING)
+        board = self._board()
+        if board.mode.runtime:
+            self.report.enter(Phase.DETACHING)
+            self._detach(board)
+            self.report.enter(Phase.WAITING)
+            board = self._wait_for_dfu_mode(board)
+        self.report.enter(Phase.DOWNLOADING)
+        return self._download(board)
+
+    def _board(self) -> Board:
+        device = self.usb.find(self.path)
+        board = classify(device) if device is not None else None
+        if board is None:
+            raise FlashError(
+                Failure.NOT_FOUND,
+                f"There is no board at USB port {self.path}.",
+                "Check that it is plugged in (`espdfu list` shows what is connected).",
+            )
+        problem = incompatibility(board, self.image, self.options.force)
+        if problem is not None:
+            raise problem
+        if board.chip is not None:
+            self.chip = board.chip.name
+        return board
+
+    def _open(self, board: Board) -> DfuInterface:
+        device = self.usb.find(self.path)
+        if device is None or board.interface is None:
+            raise DeviceGone(f"nothing at {self.path}")
+        return DfuInterface(device, board.interface, self.options.timeout_ms)
+
+    def _detach(self, board: Board) -> None:
+        """DETACH the runtime interface; the device leaves the bus, usually mid-request."""
+        try:
+            dfu = self._translated(lambda: self._open(board))
+        except FlashError as error:
+            if error.kind is Failure.VANISHED:
+                return  # already on its way
+            raise
+        try:
+            self._translated(dfu.claim)
+            functional = board.functional
+            timeout = min(functional.detach_timeout_ms, 5000) if functional else 1000
+            self.request = Request.DETACH
+            try:
+                dfu.send(Request.DETACH, timeout)
+                if functional is not None and not functional.will_detach:
+                    dfu.reset()
+            except (DeviceGone, UsbFault):
+                pass  # devices often leave before they answer (dfu-util: "error detaching")
+        finally:
+            dfu.close()
+
+    def _wait_for_dfu_mode(self, before: Board) -> Board:
+        """The same port, in DFU mode, within the bounded wait (polled often, not slept)."""
+        deadline = time.monotonic() + self.options.detach_wait_s
+        seen: Board | None = None
+        while time.monotonic() < deadline:
+            device = self.usb.find(self.path)
+            seen = classify(device) if device is not None else None
+            if seen is not None and seen.mode is Mode.DFU and seen.accessible:
+                return self._board()
+            self._sleep(_POLL_FOR_BOARD_S)
+        if seen is not None and seen.mode is Mode.DFU:
+            raise FlashError(
+                Failure.NO_PERMISSION,
+                f"The board at {self.path} came back in DFU mode but cannot be opened.",
+                access_hint(),
+            )
+        raise FlashError(
+            Failure.LOST,
+            f"The board at {self.path} did not come back in DFU mode within "
+            f"{self.options.detach_wait_s:g} s after DETACH.",
+            "Replug it, or hold BOOT, tap RESET, release BOOT, and flash again.",
+        )
+
+    def _download(self, board: Board) -> Ending:
+        dfu = self._translated(lambda: self._open(board))
+        try:
+            self._translated(dfu.claim)
+            transfer = self._transfer_size(board, dfu)
+            steps = download(self.payload, transfer)
+            ending: Ending = self._translated(lambda: self._drive(dfu, steps, cancellable=True))
+            if ending is Ending.WAIT_RESET:
+                with contextlib.suppress(DeviceGone, UsbFault):
+                    dfu.reset()
+            return ending
+        except FlashError as error:
+            if error.kind is not Failure.VANISHED:
+                status = self._recover(dfu)
+                if error.status is None and status is not None:
+                    error.status = status
+                    error.message += f" The board reports {status.label}: {status.meaning}."
+            raise
+        finally:
+            dfu.close()
+
+    def _transfer_size(self, board: Board, dfu: DfuInterface) -> int:
+        functional = board.functional or dfu.functional_descriptor()
+        if functional is not None and functional.transfer_size > 0:
+            return min(functional.transfer_size, MAX_TRANSFER_SIZE)
+        if board.chip is not None:
+            return ESP_TRANSFER_SIZE
+        raise FlashError(
+            Failure.PROTOCOL,
+            f"The device at {self.path} does not say how large a block it takes "
+            "(no DFU functional descriptor).",
+        )
+
+    def _drive(
+        self,
+        dfu: DfuInterface,
+        steps: Generator[Step, Reply, Any],
+        *,
+        cancellable: bool,
+        on_reply: Callable[[StatusReply], None] | None = None,
+    ) -> Any:
+        """Send each step when it is due; return the generator's result."""
+        last_reply = time.monotonic()
+        try:
+            step = next(steps)
+            while True:
+                self._wait_until(last_reply + step.wait_ms / 1000, cancellable)
+                self.request = step.request
+                if step.request is Request.DNLOAD:
+                    self._on_block(step)
+                try:
+                    reply = self._perform(dfu, step)
+                except DeviceGone as gone:
+                    step = steps.throw(gone)
+                    continue
+                last_reply = time.monotonic()
+                if reply is not None and on_reply is not None:
+                    on_reply(reply)
+                step = steps.send(reply)
+        except StopIteration as stop:
+            return stop.value
+
+    def _on_block(self, step: Step) -> None:
+        self.confirmed = step.offset
+        self.report.advance(step.offset)
+        if not step.data:
+            self.report.enter(Phase.MANIFESTING)
+
+    @staticmethod
+    def _perform(dfu: DfuInterface, step: Step) -> Reply:
+        if step.request is Request.GETSTATUS:
+            return dfu.get_status()
+        dfu.send(step.request, step.value, step.data)
+        return None
+
+    def _wait_until(self, deadline: float, cancellable: bool) -> None:
+        remaining = deadline - time.monotonic()
+        if not cancellable:
+            if remaining > 0:
+                time.sleep(remaining)
+            return
+        if self.cancel.wait(remaining) if remaining > 0 else self.cancel.is_set():
+            raise _Cancelled
+
+    def _sleep(self, seconds: float) -> None:
+        if self.cancel.wait(seconds):
+            raise self._error(_Cancelled())
+
+    def _recover(self, dfu: DfuInterface) -> Status | None:
+        """Best effort: leave the board in dfuIDLE; return the error status it reported."""
+        seen: list[Status] = []
+
+        def note(reply: StatusReply) -> None:
+            if reply.state is State.ERROR and not seen:
+                seen.append(reply.status)
+
+        with contextlib.suppress(DeviceGone, UsbFault, ProtocolError, BusyTooLongError):
+            self._drive(dfu, recover(_RECOVER_BUSY_LIMIT_MS), cancellable=False, on_reply=note)
+        return seen[0] if seen else None
+
+    def _translated(self, action: Callable[[], _T]) -> _T:
+        try:
+            return action()
+        except (
+            _Cancelled,
+            DeviceGone,
+            UsbFault,
+            DeviceStatusError,
+            ProtocolError,
+            BusyTooLongError,
+        ) as error:
+            raise self._error(error) from None
+
+    def _error(self, error: Exception) -> FlashError:
+        """The failure, worded, with where in the download it happened."""
+        at = f"at byte {self.confirmed:,} of {len(self.payload):,}"
+        request = self.request.name
+        accepted = self.confirmed
+        if isinstance(error, _Cancelled):
+            return FlashError(
+                Failure.CANCELLED, f"Cancelled {at}; the board is left ready to flash again."
+            )
+        if isinstance(error, DeviceGone) or (
+            isinstance(error, UsbFault) and self.usb.find(self.path) is None
+        ):
+            return FlashError(
+                Failure.VANISHED,
+                f"The board vanished {at}: it was unplugged or reset.",
+                "Check the cable and hub, replug the board and flash again.",
+                accepted=accepted,
+            )
+        if isinstance(error, DeviceStatusError):
+            return FlashError(
+                Failure.DEVICE_STATUS,
+                f"The board reported {error.status.label} {at}: {error.status.meaning}.",
+                _STATUS_HINTS.get(error.status, "Flash again; if it keeps failing, rebuild."),
+                accepted=accepted,
+                status=error.status,
+            )
+        if isinstance(error, Stalled):
+            return FlashError(
+                Failure.STALL,
+                f"The board refused a {request} request {at} (STALL).",
+                "Replug the board and flash again.",
+                accepted=accepted,
+            )
+        if isinstance(error, TimedOut):
+            return FlashError(
+                Failure.TIMEOUT,
+                f"The board did not answer a {request} request {at} within "
+                f"{self.options.timeout_ms / 1000:g} s.",
+                "Replug the board and flash again.",
+                accepted=accepted,
+            )
+        if isinstance(error, BusyTooLongError):
+            return FlashError(
+                Failure.TIMEOUT,
+                f"The board {error} ({at}).",
+                "Press RESET on the board (or replug it) and flash again.",
+                accepted=accepted,
+            )
+        if isinstance(error, NoPermission):
+            return FlashError(
+                Failure.NO_PERMISSION,
+                f"No permission to use the board at {self.path}.",
+                access_hint(),
+            )
+        if isinstance(error, InUse):
+            return FlashError(
+                Failure.IN_USE,
+                f"Another program is using the board at {self.path}.",
+                "Close dfu-util, another espdfu or an IDE that is flashing it, then try again.",
+            )
+        if isinstance(error, ProtocolError):
+            return FlashError(
+                Failure.PROTOCOL,
+                f"The board broke the DFU protocol {at}: {error}.",
+                "Replug the board and flash again.",
+                accepted=accepted,
+            )
+        return FlashError(
+            Failure.USB,
+            f"USB error on a {request} request {at}: {error}.",
+            "Replug the board and flash again.",
+            accepted=accepted,
+        )
+
+
+_STATUS_HINTS = {
+    Status.VERIFY: "The data or the file is damaged: check the file with `espdfu info`, "
+    "then flash again.",
+    Status.ADDRESS: "The file writes beyond this board's flash: build it for the board's "
+    "flash size (menuconfig → Serial flasher config).",
+    Status.FILE: "The board rejected the archive: flash a dfu.bin made by `idf.py dfu`.",
+    Status.TARGET: "The file is for another chip: flash the dfu.bin built for this board.",
+}

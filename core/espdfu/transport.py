@@ -1,0 +1,250 @@
+"""USB through pyusb: which backend, port paths, and DFU requests with failures in words.
+
+The backend is the libusb that libusb-package ships, else the system's libusb, else the
+virtual boards of :mod:`espdfu.sim` when a simulation spec is given (``--sim`` or
+``ESPDFU_SIM``). Everything above this module runs unchanged on all three.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import usb.core
+import usb.util
+
+from .errors import EspdfuError
+from .protocol import (
+    FUNCTIONAL_DESCRIPTOR_TYPE,
+    REQUEST_IN,
+    REQUEST_OUT,
+    STATUS_LENGTH,
+    DeviceGone,
+    FunctionalDescriptor,
+    ProtocolError,
+    Request,
+    StatusReply,
+)
+
+if TYPE_CHECKING:
+    from .sim import SimBus
+
+SIM_ENV = "ESPDFU_SIM"
+DEFAULT_TIMEOUT_MS = 5000
+_GET_DESCRIPTOR = 0x06
+_STANDARD_IN_INTERFACE = 0x81
+
+
+# --- failures of a USB request ----------------------------------------------------------------
+
+
+class UsbFault(Exception):
+    """A USB request failed; subclasses say how."""
+
+
+class Stalled(UsbFault):
+    """The device answered with a STALL (it refused the request)."""
+
+
+class TimedOut(UsbFault):
+    """The device did not answer in time."""
+
+
+class NoPermission(UsbFault):
+    """The operating system refused access to the device."""
+
+
+class InUse(UsbFault):
+    """Another program or driver holds the interface."""
+
+
+def _translate(error: usb.core.USBError) -> Exception:
+    """The USB failure as one of ours; a vanished device is :class:`DeviceGone`."""
+    code = error.errno
+    if isinstance(error, usb.core.USBTimeoutError) or code == errno.ETIMEDOUT:
+        return TimedOut(str(error))
+    if code == errno.EPIPE:
+        return Stalled(str(error))
+    if code in (errno.ENODEV, errno.ENOENT, errno.ESHUTDOWN):
+        return DeviceGone(str(error))
+    if code in (errno.EACCES, errno.EPERM):
+        return NoPermission(str(error))
+    if code == errno.EBUSY:
+        return InUse(str(error))
+    return UsbFault(str(error))
+
+
+# --- the backend ------------------------------------------------------------------------------
+
+
+class UsbUnavailable(EspdfuError):
+    """No libusb could be loaded."""
+
+
+@dataclass(frozen=True)
+class Usb:
+    """The USB world espdfu sees: a pyusb backend and what it is."""
+
+    backend: Any
+    description: str
+    sim: SimBus | None = None
+
+    def devices(self) -> Iterator[usb.core.Device]:
+        """Every device on the buses now (descriptors only: nothing is opened)."""
+        for dev in self.backend.enumerate_devices():
+            yield usb.core.Device(dev, self.backend)
+
+    def find(self, path: str) -> usb.core.Device | None:
+        """The device at USB port path ``path`` now, if any."""
+        for device in self.devices():
+            if port_path(device) == path:
+                return device
+        return None
+
+
+_lock = threading.Lock()
+_libusb: Usb | None = None
+
+
+def open_usb(sim: str | None = None) -> Usb:
+    """The backend to use: virtual boards for a ``sim`` spec (or ``$ESPDFU_SIM``), else libusb."""
+    spec = sim if sim is not None else os.environ.get(SIM_ENV, "")
+    if spec:
+        from .sim import SimBackend, SimBus
+
+        bus = SimBus.from_spec(spec)
+        return Usb(SimBackend(bus), f"virtual boards ({spec})", bus)
+    global _libusb
+    with _lock:
+        if _libusb is None:
+            _libusb = _load_libusb()
+        return _libusb
+
+
+def _load_libusb() -> Usb:
+    """libusb-package's own libusb if it has one for this platform, else the system's."""
+    import usb.backend.libusb1
+
+    source = "the system"
+    backend = None
+    try:
+        import libusb_package
+
+        if libusb_package.get_library_path() is not None:
+            source = "libusb-package"
+        backend = libusb_package.get_libusb1_backend()
+    except ImportError:
+        pass
+    if backend is None:
+        source = "the system"
+        backend = usb.backend.libusb1.get_backend()
+    if backend is None:
+        raise UsbUnavailable(
+            "No libusb 1.0 library could be loaded, so USB devices cannot be reached.",
+            "Reinstall espdfu-tui (libusb-package ships one), or install libusb 1.0 "
+            "(Debian/Ubuntu: sudo apt install libusb-1.0-0; macOS: brew install libusb).",
+        )
+    return Usb(backend, f"libusb {_libusb_version(backend)} from {source}")
+
+
+def _libusb_version(backend: Any) -> str:
+    class Version(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_uint16) for name in ("major", "minor", "micro", "nano")]
+
+    try:
+        get_version = backend.lib.libusb_get_version
+        get_version.restype = ctypes.POINTER(Version)
+        version = get_version().contents
+        where = getattr(backend.lib, "_name", "")
+    except (AttributeError, ValueError):
+        return "(version unknown)"
+    return f"{version.major}.{version.minor}.{version.micro} ({where})"
+
+
+def port_path(device: usb.core.Device) -> str | None:
+    """The USB port path in dfu-util's form, ``<bus>-<port>.<port>…``; stable across resets."""
+    ports = getattr(device, "port_numbers", None)
+    if not ports:
+        return None
+    return f"{device.bus}-{'.'.join(str(port) for port in ports)}"
+
+
+# --- one open DFU interface -------------------------------------------------------------------
+
+
+class DfuInterface:
+    """The DFU requests on one interface of one device, with failures translated."""
+
+    def __init__(
+        self, device: usb.core.Device, interface: int, timeout_ms: int = DEFAULT_TIMEOUT_MS
+    ) -> None:
+        self.device = device
+        self.interface = interface
+        self.timeout_ms = timeout_ms
+
+    def claim(self) -> None:
+        self._call(usb.util.claim_interface, self.device, self.interface)
+
+    def send(self, request: Request, value: int = 0, data: bytes | memoryview = b"") -> None:
+        """A host-to-device DFU request (DETACH, DNLOAD, CLRSTATUS, ABORT)."""
+        self._call(
+            self.device.ctrl_transfer,
+            REQUEST_OUT,
+            request,
+            value,
+            self.interface,
+            data,
+            self.timeout_ms,
+        )
+
+    def get_status(self) -> StatusReply:
+        reply = self._call(
+            self.device.ctrl_transfer,
+            REQUEST_IN,
+            Request.GETSTATUS,
+            0,
+            self.interface,
+            STATUS_LENGTH,
+            self.timeout_ms,
+        )
+        return StatusReply.decode(bytes(reply))
+
+    def functional_descriptor(self) -> FunctionalDescriptor | None:
+        """Ask the device for its DFU functional descriptor (when the config does not carry it)."""
+        try:
+            reply = self._call(
+                self.device.ctrl_transfer,
+                _STANDARD_IN_INTERFACE,
+                _GET_DESCRIPTOR,
+                FUNCTIONAL_DESCRIPTOR_TYPE << 8,
+                self.interface,
+                FunctionalDescriptor.FORMAT.size,
+                self.timeout_ms,
+            )
+        except UsbFault:
+            return None
+        return FunctionalDescriptor.decode(bytes(reply))
+
+    def reset(self) -> None:
+        """A USB port reset: the device re-enumerates."""
+        self._call(self.device.reset)
+
+    def close(self) -> None:
+        """Release the interface and close the device; never fails."""
+        with contextlib.suppress(usb.core.USBError, ValueError):
+            usb.util.release_interface(self.device, self.interface)
+        usb.util.dispose_resources(self.device)
+
+    def _call(self, function: Any, *args: Any) -> Any:
+        try:
+            return function(*args)
+        except usb.core.USBError as error:
+            raise _translate(error) from None
+        except (ValueError, IndexError) as error:  # pyusb on a malformed reply
+            raise ProtocolError(str(error)) from None
