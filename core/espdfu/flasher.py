@@ -21,6 +21,7 @@ from .chips import ANY_PID, chip_by_pid
 from .dfufile import DfuImage
 from .errors import EspdfuError
 from .protocol import (
+    BUSY_LIMIT_MS,
     BusyTooLongError,
     DeviceGone,
     DeviceStatusError,
@@ -111,6 +112,9 @@ class FlashOptions:
     retries: int = 1
     """Automatic retries of a flash that failed before the device accepted any data."""
     timeout_ms: int = DEFAULT_TIMEOUT_MS
+    """Longest wait for the answer to one USB request."""
+    busy_limit_s: float = BUSY_LIMIT_MS / 1000
+    """Longest a board may stay busy on one step (a large erase takes seconds)."""
     progress_interval_s: float = 0.1
 
 
@@ -327,9 +331,14 @@ class _Job:
         self.request = Request.GETSTATUS  # the one in flight, for messages
         self.confirmed = 0
 
+    @property
+    def _busy_limit_ms(self) -> int:
+        return int(self.options.busy_limit_s * 1000)
+
     def run(self) -> FlashResult:
         start = time.monotonic()
         attempt = 0
+        first: FlashError | None = None
         while True:
             attempt += 1
             self.report.attempt = attempt
@@ -337,9 +346,12 @@ class _Job:
             try:
                 ending = self._attempt()
             except FlashError as error:
+                if first is not None and error.kind is Failure.NOT_FOUND:
+                    error = first  # gone for good after the first failure: that one says why
                 final = error.kind in _FINAL or error.accepted > 0
                 if final or attempt > self.options.retries:
                     return self._result(start, attempt, error=error)
+                first = first or error
                 continue
             return self._result(start, attempt, ending=ending)
 
@@ -437,7 +449,7 @@ class _Job:
         try:
             self._translated(dfu.claim)
             transfer = self._transfer_size(board, dfu)
-            steps = download(self.payload, transfer)
+            steps = download(self.payload, transfer, busy_limit_ms=self._busy_limit_ms)
             ending: Ending = self._translated(lambda: self._drive(dfu, steps, cancellable=True))
             if ending is Ending.WAIT_RESET:
                 with contextlib.suppress(DeviceGone, UsbFault):
@@ -529,7 +541,8 @@ class _Job:
                 seen.append(reply.status)
 
         with contextlib.suppress(DeviceGone, UsbFault, ProtocolError, BusyTooLongError):
-            self._drive(dfu, recover(_RECOVER_BUSY_LIMIT_MS), cancellable=False, on_reply=note)
+            limit = min(self._busy_limit_ms, _RECOVER_BUSY_LIMIT_MS)
+            self._drive(dfu, recover(limit), cancellable=False, on_reply=note)
         return seen[0] if seen else None
 
     def _translated(self, action: Callable[[], _T]) -> _T:

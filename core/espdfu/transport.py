@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import usb.core
 import usb.util
 
-from .errors import EspdfuError
+from .errors import EspdfuError, InputError
 from .protocol import (
     FUNCTIONAL_DESCRIPTOR_TYPE,
     REQUEST_IN,
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from .sim import SimBus
 
 SIM_ENV = "ESPDFU_SIM"
+SIM_TIME_ENV = "ESPDFU_SIM_TIME"
+"""How fast virtual boards run: 1 is real time (the default), 0 instant, 0.1 ten times faster."""
 DEFAULT_TIMEOUT_MS = 5000
 _GET_DESCRIPTOR = 0x06
 _STANDARD_IN_INTERFACE = 0x81
@@ -116,15 +118,26 @@ def open_usb(sim: str | None = None) -> Usb:
     """The backend to use: virtual boards for a ``sim`` spec (or ``$ESPDFU_SIM``), else libusb."""
     spec = sim if sim is not None else os.environ.get(SIM_ENV, "")
     if spec:
-        from .sim import SimBackend, SimBus
+        from .sim import SimBackend, SimBus, TimeModel
 
-        bus = SimBus.from_spec(spec)
+        bus = SimBus.from_spec(spec, time=TimeModel.scaled(_sim_time_scale()))
         return Usb(SimBackend(bus), f"virtual boards ({spec})", bus)
     global _libusb
     with _lock:
         if _libusb is None:
             _libusb = _load_libusb()
         return _libusb
+
+
+def _sim_time_scale() -> float:
+    text = os.environ.get(SIM_TIME_ENV, "1")
+    try:
+        scale = float(text)
+    except ValueError:
+        scale = -1.0
+    if not 0 <= scale <= 100:
+        raise InputError(f"{SIM_TIME_ENV}={text!r} is not a time scale from 0 (instant) to 100.")
+    return scale
 
 
 def _load_libusb() -> Usb:

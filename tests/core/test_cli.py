@@ -25,7 +25,7 @@ def espdfu(
         capture_output=True,
         text=True,
         cwd=cwd,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "ESPDFU_SIM_TIME": "0", **(env or {})},
         timeout=60,
     )
     assert "Traceback" not in result.stderr

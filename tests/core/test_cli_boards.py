@@ -1,0 +1,167 @@
+"""`espdfu list`, `espdfu flash` and `espdfu udev-rule` as users run them, on virtual boards."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from espdfu import dfufile, udev
+from espdfu.errors import EspdfuError
+from tests.core.boardworld import image_files
+from tests.core.test_cli import espdfu
+
+
+@pytest.fixture
+def s2_file(tmp_path: Path) -> Path:
+    path = tmp_path / "dfu.bin"
+    path.write_bytes(dfufile.build(image_files(), pid=2))
+    return path
+
+
+def test_list_shows_each_board_with_what_to_do() -> None:
+    result = espdfu("list", "--sim", "esp32s2,esp32s3-jtag,esp32s2-noaccess")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:5] == ["PORT", "CHIP", "MODE", "STATE", "BLOCK"]
+    rom, jtag, locked = lines[1:]
+    assert rom.split()[:6] == ["1-1.1", "esp32s2", "ROM", "download", "ready", "64"]
+    assert "USB-Serial-JTAG" in jtag and "USB-OTG" in jtag
+    assert "udev-rule" in locked
+
+
+def test_list_json_and_verbose() -> None:
+    result = espdfu("list", "--json", "--sim", "esp32s3-dfu*2")
+    boards = json.loads(result.stdout)
+    assert [b["path"] for b in boards] == ["1-1.1", "1-1.2"]
+    assert {"path", "vid", "pid", "chip", "mode", "accessible", "hint", "state"} <= set(boards[0])
+    assert boards[0]["pid"] == 9 and boards[0]["mode"] == "dfu" and boards[0]["state"] == "ready"
+    verbose = espdfu("list", "-v", env={"ESPDFU_SIM": "esp32s2"})
+    assert verbose.stdout.startswith("USB: virtual boards (esp32s2)")
+
+
+def test_list_without_boards_says_how_to_get_one() -> None:
+    empty = espdfu("list", env={"ESPDFU_SIM": ""})  # real libusb: this machine has no boards
+    assert empty.returncode == 0
+    assert empty.stdout.splitlines() == [
+        "No boards found.",
+        "Hold BOOT, tap RESET and release BOOT to put a board in download mode.",
+    ]
+
+
+def test_flash_the_only_board(s2_file: Path) -> None:
+    result = espdfu("flash", s2_file, "--sim", "esp32s2")
+    assert result.returncode == 0, result.stderr
+    assert "1-1.1  esp32s2  Flashed" in result.stdout
+    assert "1 of 1 board flashed." in result.stdout and "Press RESET" in result.stdout
+    assert "downloading" in result.stderr  # plain progress lines when not on a terminal
+
+
+def test_flash_refuses_to_guess_between_boards(s2_file: Path) -> None:
+    result = espdfu("flash", s2_file, "--sim", "esp32s2*2")
+    assert result.returncode == 2
+    assert "--path 1-1.1 --path 1-1.2" in result.stderr and "--all" in result.stderr
+
+
+def test_flash_all_skips_other_chips_and_reports_json(s2_file: Path) -> None:
+    result = espdfu("flash", s2_file, "--all", "--json", "--sim", "esp32s2*2,esp32s3")
+    assert result.returncode == 0, result.stderr
+    results = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["path"], r["ok"], r["ending"]) for r in results] == [
+        ("1-1.1", True, "idle"),
+        ("1-1.2", True, "idle"),
+    ]
+    assert "skipping 1-1.3" in result.stderr and "esp32s3" in result.stderr
+
+
+def test_flash_a_chosen_board(s2_file: Path) -> None:
+    result = espdfu("flash", s2_file, "--path", "1-1.2", "--sim", "esp32s2*2")
+    assert result.returncode == 0 and "1-1.2" in result.stdout and "1-1.1" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--path", "9-9"], "No board at 9-9"),
+        (["--path", "1-1.1", "--all"], "either --path or --all"),
+    ],
+)
+def test_flash_selection_mistakes(s2_file: Path, args: list[str], words: str) -> None:
+    result = espdfu("flash", s2_file, *args, "--sim", "esp32s2")
+    assert result.returncode == 2 and words in result.stderr
+
+
+def test_flash_a_wrong_chip_board_by_path(tmp_path: Path) -> None:
+    path = tmp_path / "s3.bin"
+    path.write_bytes(dfufile.build(image_files(), pid=9))
+    result = espdfu("flash", path, "--path", "1-1.1", "--sim", "esp32s2")
+    assert result.returncode == 2 and "is esp32s2" in result.stderr
+    forced = espdfu("flash", path, "--path", "1-1.1", "--force", "--sim", "esp32s2")
+    assert forced.returncode == 0
+
+
+def test_flash_with_no_board_waits_then_fails(s2_file: Path) -> None:
+    result = espdfu("flash", s2_file, "--wait", "0.3", "--sim", "esp32s3-jtag")
+    assert result.returncode == 1
+    assert "No board can take this esp32s2 file" in result.stderr
+    assert "1-1.1 (unknown, USB-Serial-JTAG)" in result.stderr
+
+
+def test_flash_an_invalid_file_is_bad_input(tmp_path: Path) -> None:
+    path = tmp_path / "app.bin"
+    path.write_bytes(b"\xe9" + bytes(1000))
+    result = espdfu("flash", path, "--sim", "esp32s2")
+    assert result.returncode == 2 and "raw ESP firmware image" in result.stderr
+
+
+def test_ctrl_c_cancels_cleanly(s2_file: Path) -> None:
+    """SIGINT mid-download: the board is aborted into dfuIDLE, exit 130, no traceback."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "espdfu", "flash", str(s2_file), "--sim", "esp32s2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "ESPDFU_SIM_TIME": "1"},
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if "downloading" in line:
+            break
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+
+
+def test_udev_rule_is_least_privilege() -> None:
+    result = espdfu("udev-rule")
+    rule = [line for line in result.stdout.splitlines() if not line.startswith("#")]
+    assert rule == [
+        'SUBSYSTEM=="usb", ATTR{idVendor}=="303a", MODE="0660", GROUP="plugdev", TAG+="uaccess"'
+    ]
+    assert "udevadm control --reload-rules" in result.stdout
+    assert "0666" not in result.stdout
+
+
+def test_udev_install_needs_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(EspdfuError, match="needs root") as caught:
+        udev.install(tmp_path / "70-espdfu.rules")
+    assert "sudo espdfu udev-rule --install" in caught.value.hint
+    assert not (tmp_path / "70-espdfu.rules").exists()
+
+
+def test_udev_install_as_root_writes_the_rule(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(udev.shutil, "which", lambda name: None)  # no udevadm to run here
+    target = tmp_path / "70-espdfu.rules"
+    said = udev.install(target)
+    assert target.read_text().count('ATTR{idVendor}=="303a"') == 1
+    assert said[0] == f"Installed {target}." and "udevadm was not found" in said[1]
