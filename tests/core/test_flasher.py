@@ -184,7 +184,7 @@ def test_a_hidden_functional_descriptor_falls_back_to_the_rom_block_size() -> No
 
 
 def test_progress_goes_through_the_phases_and_ends_complete() -> None:
-    w = world("esp32s2", TimeModel.scaled(0.02))
+    w = world("esp32s2", TimeModel.scaled(0.3))
     seen: list[Progress] = []
     result = flash(w.usb, w.paths[0], image(), progress=seen.append)
     assert result.ok

@@ -1,0 +1,67 @@
+"""Many boards at once: parallel downloads under a scanning monitor, at full speed each."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import usb.core
+
+from espdfu.dfufile import FlashFile, build
+from espdfu.protocol import Ending, Request
+from espdfu.sim import BoardKind, SimBackend, SimBus, TimeModel
+
+from .host import Host, device_at, expected_flash, image, payload_of
+
+
+def test_eight_boards_flashed_from_eight_threads_under_a_monitor() -> None:
+    bus = SimBus.from_spec("esp32s2*4,esp32s3*4", time=TimeModel.instant())
+    backend = SimBackend(bus)
+    images = {path: image(0x0002 if n < 4 else 0x0009, seed=n) for n, path in enumerate(bus.boards)}
+    stop = threading.Event()
+    scans = 0
+
+    def monitor() -> None:
+        nonlocal scans
+        while not stop.is_set():
+            for dev in usb.core.find(find_all=True, backend=backend):
+                try:
+                    dev.get_active_configuration()
+                except usb.core.USBError as gone:  # it left since the scan, as boards do
+                    assert gone.backend_error_code == -4
+            scans += 1
+
+    def flash(path: str) -> Ending:
+        runtime = Host(device_at(backend, path), interface=2)
+        runtime.out(Request.DETACH, 1000)
+        return Host(device_at(backend, path)).download(payload_of(images[path][0]))
+
+    watcher = threading.Thread(target=monitor)
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            endings = list(pool.map(flash, bus.boards))
+    finally:
+        stop.set()
+        watcher.join()
+    assert endings == [Ending.IDLE] * 8 and scans > 0
+    for path, board in bus.boards.items():
+        assert board.mode == "dfu" and board.downloads_completed == 1
+        assert board.flash == expected_flash(images[path][1])
+
+
+def test_boards_sleep_their_latencies_in_parallel() -> None:
+    model = TimeModel(request_s=0.0005, erase_ms_per_sector=0, erase_ms_per_block64k=0,
+                      manifest_ms=0)  # fmt: skip
+    payload = payload_of(build([FlashFile(0, "a.bin", bytes(2048))], pid=2))
+    bus = SimBus.from_spec("esp32s2-dfu*8", time=model)
+    backend = SimBackend(bus)
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda path: Host(device_at(backend, path)).download(payload), bus.boards))
+    wall = time.monotonic() - started
+    each = [board.device_time_s for board in bus.boards.values()]
+    assert min(each) > 0.15  # 160 blocks, 2 requests each, 0.5 ms each
+    assert wall < 2 * max(each)  # not one after another (that would be 8×)
+    assert {board.kind for board in bus.boards.values()} == {BoardKind.DFU}

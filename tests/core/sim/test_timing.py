@@ -1,0 +1,129 @@
+"""The time model: its numbers, what a board bills hosts, and the strict poll timeouts."""
+
+from __future__ import annotations
+
+import errno
+import time
+
+import pytest
+import usb.core
+
+from espdfu.dfufile import FlashFile, build
+from espdfu.protocol import Request, State, Status
+from espdfu.sim import BoardKind, SimBackend, SimBus, TimeModel, VirtualBoard
+
+from .host import MB, Host, device_at, image, one_board, payload_of
+
+
+def test_the_three_models() -> None:
+    realistic = TimeModel.realistic()
+    assert (realistic.scale, realistic.latency_s, realistic.reenumerate_delay_s) == (1, 0.001, 0.5)
+    assert realistic == TimeModel()
+    instant = TimeModel.instant()
+    assert (instant.latency_s, instant.reenumerate_delay_s) == (0, 0)
+    assert instant.poll_ms(150) == 0
+    scaled = TimeModel.scaled(0.01)
+    assert scaled.latency_s == pytest.approx(0.00001)
+    assert [scaled.poll_ms(ms) for ms in (0, 25, 150, 1200)] == [0, 1, 2, 12]
+    with pytest.raises(ValueError, match="negative"):
+        TimeModel(scale=-1)
+
+
+def test_erasing_uses_64_kib_blocks_where_it_can() -> None:
+    model = TimeModel()
+    assert model.erase_ms(0x10000, 0x90000) == 8 * 150
+    assert model.erase_ms(0x1000, 0x6000) == 5 * 25
+    assert model.erase_ms(0xF000, 0x21000) == 150 + 2 * 25
+    assert model.erase_ms(0x1000, 0x1000) == 0
+
+
+def test_a_1_mib_dfu_bin_takes_30_to_40_seconds_realistically() -> None:
+    app = bytes(range(256)) * 4096  # 1 MiB
+    dfu_bin = build([FlashFile(0x10000, "app.bin", app)], pid=2)
+    model = TimeModel.scaled(0.01)
+    _, board, dev = one_board(time_model=model)
+    Host(dev).download(payload_of(dfu_bin))
+    assert 0.30 < board.device_time_s < 0.40  # × 100 for the realistic model
+
+
+def test_device_time_is_latencies_plus_reported_poll_timeouts() -> None:
+    model = TimeModel.scaled(0.01)
+    dfu_bin, _ = image()
+    _, board, dev = one_board(time_model=model)
+    host = Host(dev)
+    started = time.monotonic()
+    payload = payload_of(dfu_bin)
+    replies = host.send(payload)
+    wall = time.monotonic() - started
+    transfers = board.requests.total()
+    assert transfers == len(payload) // 64 + len(replies)
+    polls = sum(reply.poll_timeout_ms for reply in replies)
+    assert polls == 1 + 1 + 2 + 2 + 1  # the erases: 5, 1, 16, 16 and 5 sectors
+    expected = transfers * model.latency_s + polls / 1000
+    assert board.device_time_s == pytest.approx(expected)
+    assert wall >= polls / 1000  # the host slept every poll timeout
+
+
+def test_the_detach_reenumeration_is_billed() -> None:
+    _, board, dev = one_board(kind=BoardKind.ROM, time_model=TimeModel.scaled(0.01))
+    Host(dev, 2).out(Request.DETACH, 1000)
+    assert board.device_time_s == pytest.approx(0.00001 + 0.005)
+
+
+def strict_setup(strict: bool) -> tuple[VirtualBoard, Host, int]:
+    """A board just told to erase (12 ms at this scale): the host must now wait."""
+    bus = SimBus(TimeModel.scaled(0.1))
+    board = bus.plug(VirtualBoard("esp32s2", BoardKind.DFU, strict_poll=strict))
+    host = Host(device_at(SimBackend(bus), board.path))
+    payload = payload_of(image()[0])
+    offset = 0
+    while True:
+        host.dnload(offset // 64, payload[offset : offset + 64])
+        reply = host.status(honour_poll=False)
+        offset += 64
+        if reply.state is State.DNBUSY:
+            return board, host, reply.poll_timeout_ms
+        time.sleep(reply.poll_timeout_ms / 1000)
+
+
+def test_a_request_before_the_poll_timeout_stalls() -> None:
+    _, host, poll = strict_setup(strict=True)
+    assert poll == 12  # the bootloader's 5 sectors: 125 ms × 0.1
+    with pytest.raises(usb.core.USBError) as stalled:
+        host.status()
+    assert stalled.value.errno == errno.EPIPE
+    time.sleep(poll / 1000)
+    assert (host.status().status, host.state()) == (Status.STALLEDPKT, State.ERROR)
+
+
+def test_a_host_that_waits_exactly_the_poll_timeout_is_served() -> None:
+    _, host, poll = strict_setup(strict=True)
+    time.sleep(poll / 1000)
+    assert host.status().state is State.DNLOAD_IDLE
+
+
+def test_without_strict_polling_an_early_host_hears_busy() -> None:
+    board, host, poll = strict_setup(strict=False)
+    early = host.status(honour_poll=False)
+    assert early.state is State.DNBUSY and 0 < early.poll_timeout_ms <= poll
+    billed = board.device_time_s
+    time.sleep(early.poll_timeout_ms / 1000)
+    assert host.status().state is State.DNLOAD_IDLE
+    assert board.device_time_s == pytest.approx(billed + 0.0001)  # early replies are not billed
+
+
+def test_latencies_are_slept_and_add_up() -> None:
+    model = TimeModel(request_s=0.002)
+    _, board, dev = one_board(time_model=model)
+    host = Host(dev)
+    started = time.monotonic()
+    for _ in range(20):
+        host.state()
+    wall = time.monotonic() - started
+    assert board.device_time_s == pytest.approx(0.040)
+    assert 0.038 <= wall < 0.080  # a late sleep is paid back by the next one
+
+
+def test_a_flash_size_must_be_whole_sectors() -> None:
+    with pytest.raises(ValueError, match="sectors"):
+        VirtualBoard("esp32s2", flash_size=4 * MB + 1)
