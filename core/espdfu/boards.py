@@ -204,7 +204,9 @@ def access_hint(platform: str = sys.platform) -> str:
 
 def read_state(usb_world: Usb, board: Board) -> str:
     """The board's DFU state in words, asked of the board itself ("-" when it has none)."""
-    if not board.flashable or board.interface is None:
+    if not board.accessible:
+        return "no permission"
+    if board.interface is None:
         return "-"
     device = usb_world.find(board.path)
     if device is None:

@@ -239,6 +239,8 @@ def flash_many(
     cancel: threading.Event | None = None,
 ) -> list[FlashResult]:
     """Flash every board in ``paths`` at once, one thread each; results in ``paths`` order."""
+    if len(set(paths)) != len(paths):
+        raise ValueError("a board may be flashed by one job at a time: paths repeat")
     results: dict[str, FlashResult] = {}
 
     def work(path: str) -> None:

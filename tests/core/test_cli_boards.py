@@ -28,11 +28,13 @@ def test_list_shows_each_board_with_what_to_do() -> None:
     result = espdfu("list", "--sim", "esp32s2,esp32s3-jtag,esp32s2-noaccess")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split()[:5] == ["PORT", "CHIP", "MODE", "STATE", "BLOCK"]
-    rom, jtag, locked = lines[1:]
-    assert rom.split()[:6] == ["1-1.1", "esp32s2", "ROM", "download", "ready", "64"]
-    assert "USB-Serial-JTAG" in jtag and "USB-OTG" in jtag
-    assert "udev-rule" in locked
+    assert lines[0].split() == ["PORT", "CHIP", "MODE", "STATE", "BLOCK"]
+    assert lines[1].split() == ["1-1.1", "esp32s2", "ROM", "download", "ready", "64"]
+    assert lines[2].split() == ["1-1.2", "unknown", "USB-Serial-JTAG", "-", "-"]
+    assert lines[3].split() == ["1-1.3", "esp32s2", "ROM", "download", "no", "permission", "64"]
+    notes = " ".join(line.strip() for line in lines[4:])
+    assert "1-1.2: This is the USB-Serial-JTAG port" in notes and "USB-OTG" in notes
+    assert "1-1.3: No permission to open it" in notes and "udev-rule" in notes
 
 
 def test_list_json_and_verbose() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -85,19 +87,18 @@ def _list(args: argparse.Namespace) -> int:
         print("No boards found.")
         print("Hold BOOT, tap RESET and release BOOT to put a board in download mode.")
         return EXIT_OK
-    rows = [("PORT", "CHIP", "MODE", "STATE", "BLOCK", "NOTE")]
+    rows = [("PORT", "CHIP", "MODE", "STATE", "BLOCK")]
     for board in boards:
         block = str(board.functional.transfer_size) if board.functional else "-"
-        rows.append(
-            (board.path, board.chip_name, board.mode.value, states[board.path], block, board.hint)
-        )
-    widths = [max(len(row[column]) for row in rows) for column in range(5)]
+        rows.append((board.path, board.chip_name, board.mode.value, states[board.path], block))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
-        print(
-            "  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths, strict=True))
-            + "  "
-            + row[5]
-        )
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    width = min(shutil.get_terminal_size().columns, 100) - 1
+    for board in boards:
+        if board.hint:
+            text = f"{board.path}: {board.hint}"
+            print(textwrap.fill(text, width, subsequent_indent="  ", break_on_hyphens=False))
     return EXIT_OK
 
 
