@@ -1,8 +1,9 @@
 """The flash engine on virtual boards with the realistic time model: host efficiency, scaling.
 
 Host efficiency: the wall time of a flash divided by the time the device itself imposed
-(every request's latency plus every bwPollTimeout it reported). What is left over is the host: Python, pyusb, the state machine, and how closely
-it keeps to the poll timeouts. Goal ≤ 1.03.
+(every request's latency plus every bwPollTimeout it reported). What is left over is the
+host: Python, pyusb, the state machine, and how closely it keeps to the poll timeouts.
+Goal ≤ 1.03.
 
 Parallel scaling: the wall time of flashing 8 boards at once divided by that of one board.
 Goal ≤ 1.2.
@@ -94,9 +95,9 @@ def run(quick: bool) -> Section:
 A dfu.bin of {size // KIB} KiB ({len(image.payload):,} bytes sent: a 16 KiB bootloader and an
 app) flashed onto virtual ESP32-S2 boards in ROM download mode — DETACH, re-enumeration, the
 download in 64-byte blocks, manifestation — with the realistic time model of `espdfu.sim`,
-{repeats} time(s). The device's own time counts every request's latency (1 ms; the simulator pays back its own
-sleep overshoot, so latencies are exact on average) and every bwPollTimeout it reported, the
-re-enumeration after DETACH included.
+{repeats} time(s). The device's own time counts every request's latency (1 ms; the simulator
+pays back its own sleep overshoot, so latencies are exact on average) and every bwPollTimeout
+it reported, the re-enumeration after DETACH included.
 
 {table}"""
     rows = [
