@@ -28,7 +28,7 @@ from .protocol import (
     ProtocolError,
     State,
 )
-from .transport import DfuInterface, InUse, Usb, UsbFault, port_path
+from .transport import DfuInterface, InUse, Usb, UsbFault, port_order, port_path
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class Board:
 def scan(usb_world: Usb) -> list[Board]:
     """Every board connected now, in port path order."""
     boards = (classify(device) for device in usb_world.devices())
-    return sorted((board for board in boards if board), key=lambda board: board.path)
+    return sorted((board for board in boards if board), key=lambda board: port_order(board.path))
 
 
 def classify(device: usb.core.Device) -> Board | None:

@@ -173,6 +173,19 @@ class BuildFolder:
         )
 
 
+def project_target(project_dir: Path, build_dir: Path) -> str | None:
+    """The target a project builds for, for display: its sdkconfig, else its last build's."""
+    try:
+        target = _sdkconfig_value(project_dir / "sdkconfig", "CONFIG_IDF_TARGET")
+        description = build_dir / PROJECT_DESCRIPTION
+        if target is None and description.is_file():
+            found = _read_json(description).get("target")
+            target = found if isinstance(found, str) else None
+    except InputError:
+        return None
+    return target
+
+
 def _find_target(path: Path, settings: dict[str, Any], config: dict[str, Any]) -> str:
     """The build's target, from the most to the least authoritative place that names it."""
     description = path / PROJECT_DESCRIPTION

@@ -180,6 +180,11 @@ def _libusb_version(backend: Any) -> str:
     return f"{version.major}.{version.minor}.{version.micro} ({where})"
 
 
+def port_order(path: str) -> tuple[int, ...]:
+    """A sort key that puts "1-1.2" before "1-1.10" (numbers, not text)."""
+    return tuple(int(part) for part in path.replace("-", ".").split(".") if part.isdigit())
+
+
 def port_path(device: usb.core.Device) -> str | None:
     """The USB port path in dfu-util's form, ``<bus>-<port>.<port>…``; stable across resets."""
     ports = getattr(device, "port_numbers", None)

@@ -1,78 +1,220 @@
-"""The app starts, shows its empty state and quits."""
+"""The app driven by its keys, on virtual boards and a demo project (run_test + pilot)."""
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
+from pathlib import Path
 
 import pytest
-from textual.widgets import Footer, Header, Static
+from textual.widgets import RichLog
 
-from espdfu import __version__
-from espdfu_tui.__main__ import build_parser, main
-from espdfu_tui.app import DEMO_HINT, DOWNLOAD_MODE_HINT, NO_BOARDS_TEXT, EspdfuApp, make_app
+from espdfu.build import BuildState
+from espdfu.sim import BoardKind, TimeModel, VirtualBoard
+from espdfu_tui.__main__ import build_parser
+from espdfu_tui.app import NO_BOARDS_TEXT
+from espdfu_tui.panels import BoardPanel, panel_id
+from espdfu_tui.screens import ConfirmScreen, HelpScreen, LabelScreen
+from tests.tui.harness import make_app, panel, panel_text, text, until
 
 SIZE = (80, 24)
+S2A, S2B, S3 = "1-1.1", "1-1.2", "1-1.3"
 
 
-def visible_text(app: EspdfuApp, selector: str) -> str:
-    """The text of a Static that is laid out inside the screen."""
-    widget = app.query_one(selector, Static)
-    assert widget.display
-    assert widget.region.area > 0
-    assert app.screen.region.contains_region(widget.region)
-    return str(widget.content)
+@pytest.fixture(autouse=True)
+def _instant_demo_builds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ESPDFU_DEMO_BUILD_S", "0")
+    monkeypatch.chdir(tmp_path)
 
 
-async def test_starts_with_no_boards_and_the_download_mode_hint() -> None:
-    app = make_app(demo=False)
+async def test_one_panel_per_board_and_the_first_selected(tmp_path: Path) -> None:
+    app, _ = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        assert app.title == "espdfu-tui"
-        assert app.query_one(Header) is not None
-        assert app.query_one(Footer) is not None
-        assert visible_text(app, "#no-boards") == NO_BOARDS_TEXT
-        assert visible_text(app, "#hint") == DOWNLOAD_MODE_HINT
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 3, "three panels")
+        assert [p.view.path for p in app.query(BoardPanel)] == [S2A, S2B, S3]
+        assert app.focused is panel(app, S2A)
+        assert "esp32s2 · ROM download" in panel_text(app, S2A)
+        assert "armed" in panel_text(app, S2A) and "ready" in panel_text(app, S2A)
+        assert "espdfu-demo · target esp32s2" in text(app, "#project-line")
+        assert "no dfu.bin yet" in text(app, "#artifact-line")
+        assert not app.query_one("#no-boards").display
 
 
-async def test_demo_mode_says_so() -> None:
-    app = make_app(demo=True)
+async def test_no_boards_says_how_to_get_one(tmp_path: Path) -> None:
+    app, bus = make_app(tmp_path, spec="esp32s2")
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        assert app.demo
-        assert "demo" in app.sub_title
-        assert visible_text(app, "#no-boards") == NO_BOARDS_TEXT
-        assert visible_text(app, "#hint") == DEMO_HINT
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 1, "the panel")
+        bus.board(S2A).unplug()
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 0, "the panel to go")
+        assert app.query_one("#no-boards").display
+        assert NO_BOARDS_TEXT in text(app, "#no-boards")
 
 
-@pytest.mark.parametrize("key", ["q", "ctrl+q"])
-async def test_key_quits(key: str) -> None:
-    app = make_app(demo=False)
+async def test_x_builds_then_flashes_every_armed_board_that_can_take_it(tmp_path: Path) -> None:
+    app, bus = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        await pilot.press(key)
-        await pilot.pause()
-        assert not app.is_running
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 3, "the panels")
+        await pilot.press("x")
+        await until(pilot, lambda: all(panel(app, p).view.last for p in (S2A, S2B)), "the flashes")
+        await until(pilot, lambda: not app.workbench.busy, "the end")
+        for path in (S2A, S2B):
+            assert "flashed" in panel_text(app, path)
+            assert "press RESET to run the new firmware" in panel_text(app, path)
+            assert bus.board(path).downloads_completed == 1
+        assert "the dfu.bin is for esp32s2" in panel_text(app, S3)
+        assert "build OK" in text(app, "#artifact-line")
+
+
+async def test_b_builds_and_f_flashes_only_the_selected_board(tmp_path: Path) -> None:
+    app, bus = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 3, "the panels")
+        await pilot.press("b")
+        await until(
+            pilot, lambda: app.workbench.build_status.state is BuildState.SUCCEEDED, "the build"
+        )
+        await until(pilot, lambda: app.workbench.compatible(S2B), "the artifact")
+        assert all(bus.board(p).downloads_completed == 0 for p in (S2A, S2B))
+        await pilot.press("right", "f")
+        await until(pilot, lambda: panel(app, S2B).view.last is not None, "the flash")
+        assert bus.board(S2B).downloads_completed == 1
+        assert bus.board(S2A).downloads_completed == 0
+
+
+async def test_shift_f_flashes_every_compatible_board(tmp_path: Path) -> None:
+    app, bus = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 3, "the panels")
+        await pilot.press("space")  # disarm the first: F does not care
+        await pilot.press("b")
+        await until(pilot, lambda: app.workbench.compatible(S2A), "the artifact")
+        await pilot.press("F")
+        await until(pilot, lambda: all(panel(app, p).view.last for p in (S2A, S2B)), "the flashes")
+        assert bus.board(S3).downloads_completed == 0
+
+
+async def test_space_arms_and_w_turns_auto_flash_on(tmp_path: Path) -> None:
+    app, bus = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 3, "the panels")
+        await pilot.press("space")
+        await until(pilot, lambda: not panel(app, S2A).view.armed, "disarmed")
+        assert "armed" not in str(panel(app, S2A).border_subtitle)
+        await pilot.press("w")
+        await until(pilot, lambda: "auto-flash ON" in text(app, "#project-line"), "auto on")
+        await pilot.press("b")  # a rebuild: the armed board is flashed by itself
+        await until(pilot, lambda: panel(app, S2B).view.last is not None, "the auto-flash")
+        assert bus.board(S2A).downloads_completed == 0
+
+
+async def test_c_cancels_the_selected_boards_flash(tmp_path: Path) -> None:
+    app, bus = make_app(tmp_path, spec="esp32s2", time=TimeModel.scaled(0.3))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 1, "the panel")
+        await pilot.press("x")
+        await until(
+            pilot,
+            lambda: "flashing" in panel(app, S2A).view.state,
+            "the download to start",
+        )
+        await pilot.press("c")
+        await until(pilot, lambda: panel(app, S2A).view.last is not None, "the cancel")
+        assert "failed: cancelled" in panel_text(app, S2A)
+        assert bus.board(S2A).downloads_completed == 0
+
+
+async def test_n_labels_the_selected_board(tmp_path: Path) -> None:
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 3, "the panels")
+        await pilot.press("n")
+        assert isinstance(app.screen, LabelScreen)
+        await pilot.press(*"jig", "enter")
+        await until(pilot, lambda: str(panel(app, S2A).border_title) == "jig", "the label")
+        assert f"{S2A} · esp32s2" in panel_text(app, S2A)
+
+
+async def test_l_hides_the_log_and_question_mark_shows_help(tmp_path: Path) -> None:
+    app, _ = make_app(tmp_path, keymap={"build": "B"})
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 3, "the panels")
+        log = app.query_one("#log", RichLog)
+        assert log.display
+        await pilot.press("l")
+        assert not log.display
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        keys = dict(app.screen.keys)
+        assert keys["B"].startswith("Build (") and "x" in keys and "F" in keys
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_arrows_move_the_selection(tmp_path: Path) -> None:
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 3, "the panels")
+        await pilot.press("right")
+        assert app.focused is panel(app, S2B)
+        await pilot.press("down")  # two a row at 80 columns
+        assert app.focused is panel(app, S2A)
+        await pilot.press("left")
+        assert app.focused is panel(app, S3)
+
+
+async def test_hot_plug_adds_a_panel_in_port_order(tmp_path: Path) -> None:
+    app, bus = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 3, "the panels")
+        bus.plug(VirtualBoard("esp32s2", kind=BoardKind.DFU), path="1-1.10")
+        bus.plug(VirtualBoard("esp32s2", kind=BoardKind.DFU), path="1-1")
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 5, "the new panels")
+        paths = [p.view.path for p in app.query(BoardPanel)]
+        assert paths == ["1-1", S2A, S2B, S3, "1-1.10"]
+
+
+async def test_q_quits_at_once_when_idle(tmp_path: Path) -> None:
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("q")
+        await until(pilot, lambda: not app.is_running, "the exit")
     assert app.return_code == 0
 
 
-def test_quit_binding_has_an_id() -> None:
-    ids = {b.id for b in EspdfuApp.BINDINGS if not isinstance(b, tuple) and b.id}
-    assert "quit" in ids
+async def test_q_asks_first_while_a_flash_runs(tmp_path: Path) -> None:
+    app, bus = make_app(tmp_path, spec="esp32s2", time=TimeModel.realistic())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 1, "the panel")
+        await pilot.press("x")
+        await until(pilot, lambda: app.workbench.busy, "work")
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert app.is_running and not isinstance(app.screen, ConfirmScreen)
+        await pilot.press("q", "y")
+        await until(pilot, lambda: not app.is_running, "the exit")
+    assert not app.workbench.busy  # the flash was aborted, not left running
+    assert bus.board(S2A).downloads_completed == 0
 
 
-def test_parser() -> None:
-    assert build_parser().parse_args(["--demo"]).demo is True
-    assert build_parser().parse_args([]).demo is False
+async def test_every_command_is_in_the_palette(tmp_path: Path) -> None:
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=SIZE):
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        for description in app.DESCRIPTIONS.values():
+            if not description.startswith(("Help", "Quit")):
+                assert description in titles
 
 
-def test_version(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--version"])
-    assert exit_info.value.code == 0
-    assert capsys.readouterr().out.strip() == f"espdfu-tui {__version__}"
+def test_command_line_options() -> None:
+    args = build_parser().parse_args(
+        ["proj", "--build-dir", "b", "--build-cmd", "idf.py -p x dfu", "--auto-flash", "--demo"]
+    )
+    assert (args.project_dir, args.build_dir, args.build_cmd) == (
+        Path("proj"),
+        Path("b"),
+        "idf.py -p x dfu",
+    )
+    assert args.auto_flash and args.demo and not args.no_mouse
 
 
-def test_console_script_is_installed() -> None:
-    scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
-    assert scripts.get("espdfu-tui") == "espdfu_tui.__main__:main"
-    assert scripts.get("espdfu") == "espdfu.cli:main"
+def test_panel_ids_are_valid_for_any_port_path() -> None:
+    assert panel_id("1-1.2.3") == "board-1-1_2_3"

@@ -1,36 +1,140 @@
-"""The `espdfu-tui` command (also `python -m espdfu_tui`)."""
+"""The ``espdfu-tui`` command (also ``python -m espdfu_tui``)."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from espdfu_tui import __version__
+from espdfu import __version__
+from espdfu.errors import EspdfuError
+
+if TYPE_CHECKING:
+    from .app import EspdfuApp
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line parser of `espdfu-tui`."""
     parser = argparse.ArgumentParser(
         prog="espdfu-tui",
-        description="Flash ESP32-S2/S3 boards over native USB DFU from the terminal.",
+        description="Flash ESP32-S2/S3 boards over native USB DFU from the terminal: one panel "
+        "per board, build and flash on a key press, auto-flash on every rebuild.",
     )
     parser.add_argument(
-        "--demo",
-        action="store_true",
-        help="show virtual boards instead of real USB devices",
+        "project_dir", nargs="?", type=Path, metavar="PROJECT_DIR",
+        help="the ESP-IDF project (default: the one around the current folder)",
+    )  # fmt: skip
+    parser.add_argument("--build-dir", type=Path, metavar="DIR", help="default PROJECT/build")
+    parser.add_argument(
+        "--build-cmd", metavar="COMMAND", help='the build command (default "idf.py dfu")'
     )
+    parser.add_argument(
+        "--auto-flash", action="store_true", help="re-flash armed boards after every rebuild"
+    )
+    parser.add_argument(
+        "--sim", metavar="SPEC", help="virtual boards instead of USB, e.g. 'esp32s2*3,esp32s3'"
+    )
+    parser.add_argument(
+        "--demo", action="store_true",
+        help="virtual boards and a throw-away demo project: try every key without hardware",
+    )  # fmt: skip
+    parser.add_argument("--no-mouse", action="store_true", help="ignore the mouse")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the app; returns the process exit code."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the app; return the process exit code."""
     args = build_parser().parse_args(argv)
-    # Imported here so that --help and --version answer without loading Textual.
-    from espdfu_tui.app import make_app
+    demo_root = Path(tempfile.mkdtemp(prefix="espdfu-demo-")) if args.demo else None
+    try:
+        app, mouse = make_app_from_args(args, demo_root)
+        app.run(mouse=mouse)
+        return app.return_code or 0
+    except EspdfuError as error:
+        print(f"espdfu-tui: {error.message}", file=sys.stderr)
+        if error.hint:
+            print(f"  {error.hint}", file=sys.stderr)
+        return 2
+    finally:
+        if demo_root is not None:
+            shutil.rmtree(demo_root, ignore_errors=True)
 
-    app = make_app(demo=args.demo)
-    app.run()
-    return app.return_code or 0
+
+def make_app_from_args(args: argparse.Namespace, demo_root: Path | None) -> tuple[EspdfuApp, bool]:
+    """The app the command line asks for, and whether it takes the mouse."""
+    from textual.binding import Binding
+
+    from espdfu.build import find_project
+    from espdfu.config import config_dir, load_settings, save_label
+    from espdfu.demo import make_demo_project
+    from espdfu.flasher import FlashOptions
+    from espdfu.transport import open_usb
+    from espdfu.workbench import Workbench, WorkbenchSettings
+
+    from .app import EspdfuApp
+
+    overrides: dict[str, object] = {}
+    sim = args.sim
+    if demo_root is not None:
+        demo = make_demo_project(demo_root)
+        project_dir = demo.project_dir
+        overrides["build_command"] = demo.build_command
+        sim = sim or demo.sim_spec
+    else:
+        project_dir = args.project_dir or find_project(Path.cwd()) or Path.cwd()
+    if args.build_dir:
+        overrides["build_dir"] = args.build_dir
+    if args.build_cmd:
+        overrides["build_command"] = tuple(shlex.split(args.build_cmd))
+    if args.auto_flash:
+        overrides["auto_flash"] = True
+    if args.no_mouse:
+        overrides["mouse"] = False
+    ids = [b.id for b in EspdfuApp.BINDINGS if isinstance(b, Binding) and b.id]
+    settings = load_settings(project_dir, overrides=overrides, binding_ids=ids)
+    command = settings.build_command
+    if settings.build_shell:
+        shell = ("cmd", "/c") if os.name == "nt" else ("/bin/sh", "-c")
+        command = (*shell, " ".join(command))
+    build_dir = settings.build_dir or project_dir / "build"
+    usb_world = open_usb(sim)
+    workbench = Workbench(
+        usb_world,
+        WorkbenchSettings(
+            build_dir=build_dir,
+            project_dir=project_dir,
+            build_command=command,
+            auto_flash=settings.auto_flash,
+            make_dfu=settings.make_dfu,
+            arm_new_boards=settings.arm_new_boards,
+            labels=dict(settings.labels),
+            flash=FlashOptions(detach_wait_s=settings.detach_wait_s, progress_interval_s=0.25),
+            monitor_interval_s=settings.monitor_interval_s,
+        ),
+        save_label=lambda path, label: save_label(path, label),
+    )
+    facts = [
+        f"Project: {project_dir}" + (" (demo: a throw-away copy)" if demo_root else ""),
+        f"Build folder: {build_dir}",
+        f"Build command: {' '.join(command)}",
+        f"USB: {usb_world.description}",
+        "Config files read: " + (", ".join(map(str, settings.sources)) or "none"),
+        f"Board labels are kept in {config_dir() / 'labels.toml'}",
+    ]
+    app = EspdfuApp(
+        workbench,
+        project=project_dir.name,
+        demo=demo_root is not None,
+        facts=facts,
+        keymap=dict(settings.keys),
+    )
+    return app, settings.mouse
 
 
 if __name__ == "__main__":

@@ -1,61 +1,347 @@
-"""The Textual application: for now a single screen saying that no board is connected."""
+"""The Textual application: it shows the workbench and sends it the user's commands.
+
+All flashing, watching and building happens in the core's workbench on its own threads; its
+events arrive here as messages (``post_message`` is the thread-safe way in) and the handlers,
+on the UI thread, update the widgets. Nothing here blocks.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
 from typing import ClassVar
 
-from textual.app import App, ComposeResult
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
-from textual.widgets import Footer, Header, Static
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header, RichLog, Static
 
 from espdfu import __version__
+from espdfu.build import BuildState
+from espdfu.idfbuild import project_target
+from espdfu.transport import port_order
+from espdfu.workbench import (
+    ArtifactChanged,
+    AutoFlashChanged,
+    BoardChanged,
+    BoardRemoved,
+    BuildChanged,
+    Event,
+    Logged,
+    Workbench,
+)
+
+from .panels import BoardGrid, BoardPanel, panel_id
+from .screens import ConfirmScreen, HelpScreen, LabelScreen
+from .status import StatusBar
 
 NO_BOARDS_TEXT = "No boards connected."
 DOWNLOAD_MODE_HINT = "Hold BOOT, tap RESET, release BOOT to put a board in download mode."
-DEMO_HINT = "Demo mode: virtual boards will appear here."
+LOG_LINES = 2000
+_LEVEL_STYLES = {"warning": "yellow", "error": "bold red"}
 
 
-class EspdfuApp(App[None]):
-    """The espdfu-tui application."""
+class WorkbenchMessage(Message):
+    """A workbench event, carried to the UI thread."""
+
+    def __init__(self, event: Event) -> None:
+        super().__init__()
+        self.event = event
+
+    def can_replace(self, message: Message) -> bool:
+        """A board's newer state makes its older one, still queued, pointless."""
+        mine, theirs = self.event, getattr(message, "event", None)
+        return (
+            isinstance(mine, BoardChanged)
+            and isinstance(theirs, BoardChanged)
+            and mine.view.path == theirs.view.path
+        )
+
+
+class EspdfuApp(App[int]):
+    """One live panel per board, the artifact and the build, and a log."""
 
     TITLE = "espdfu-tui"
-
-    CSS = """
-    #boards {
-        align: center middle;
-    }
-    #boards > Static {
-        width: 100%;
-        text-align: center;
-    }
-    #no-boards {
-        text-style: bold;
-    }
-    #hint {
-        color: $text-muted;
-    }
-    """
-
-    # Every binding has an id, so that users can remap keys with App.set_keymap.
-    # ctrl+q (quit) and ctrl+p (command palette) come from textual.app.App.
+    CSS_PATH = "app.tcss"
+    # Every binding has an id, so users can remap keys ([keys] in the config).
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("b", "build", "Build", id="build"),
+        Binding("x", "build_flash", "Build+flash", id="build_flash"),
+        Binding("f", "flash", "Flash", id="flash"),
+        Binding("F", "flash_all", "Flash all", id="flash_all", key_display="F"),
+        Binding("space", "arm", "Arm", id="arm"),
+        Binding("w", "auto_flash", "Auto", id="auto_flash"),
+        Binding("c", "cancel", "Cancel", id="cancel"),
+        Binding("n", "label", "Label", id="label", show=False),
+        Binding("l", "log", "Log", id="log", show=False),
+        Binding("question_mark", "help", "Help", id="help", key_display="?"),
         Binding("q", "quit", "Quit", id="quit"),
+        Binding("right", "move(1)", "Next board", show=False, id="next"),
+        Binding("left", "move(-1)", "Previous board", show=False, id="previous"),
+        Binding("down", "move_row(1)", "Board below", show=False, id="below"),
+        Binding("up", "move_row(-1)", "Board above", show=False, id="above"),
     ]
+    DESCRIPTIONS: ClassVar[dict[str, str]] = {
+        "build": "Build (the build command, e.g. idf.py dfu)",
+        "build_flash": "Build, then flash the armed boards",
+        "flash": "Flash the selected board",
+        "flash_all": "Flash every board that can take the dfu.bin",
+        "arm": "Arm or disarm the selected board for auto-flash",
+        "auto_flash": "Auto-flash the armed boards after every rebuild: on/off",
+        "cancel": "Cancel the selected board's flash, or the build",
+        "label": "Label the selected board (kept by port path)",
+        "log": "Show or hide the log",
+        "help": "Help: every key, and the setup",
+        "quit": "Quit (asks first while a flash or build runs)",
+    }
 
-    def __init__(self, *, demo: bool = False) -> None:
+    def __init__(
+        self,
+        workbench: Workbench,
+        *,
+        project: str,
+        demo: bool = False,
+        facts: Iterable[str] = (),
+        keymap: dict[str, str] | None = None,
+    ) -> None:
         super().__init__()
+        self.workbench = workbench
+        self.project = project
         self.demo = demo
+        self.facts = list(facts)
+        self.keymap = keymap or {}
         self.sub_title = f"demo · {__version__}" if demo else __version__
+        self.stopped = False
+
+    # --- layout -------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Vertical(id="boards"):
-            yield Static(NO_BOARDS_TEXT, id="no-boards")
-            yield Static(DEMO_HINT if self.demo else DOWNLOAD_MODE_HINT, id="hint")
+        build_dir = self.workbench.settings.build_dir
+        yield StatusBar(self.project, self._project_target(), _short(build_dir))
+        with BoardGrid(id="boards"):
+            yield Static(f"{NO_BOARDS_TEXT}\n{DOWNLOAD_MODE_HINT}", id="no-boards")
+        yield RichLog(id="log", max_lines=LOG_LINES, wrap=True, markup=False)
         yield Footer()
 
+    def on_mount(self) -> None:
+        if self.keymap:
+            self.set_keymap(self.keymap)
+        status = self.query_one(StatusBar)
+        status.auto_flash = self.workbench.auto_flash
+        status.show()
+        self.workbench.start(self._relay)
 
-def make_app(demo: bool = False) -> EspdfuApp:
-    """Build the application, the same way for the command line and the tests."""
-    return EspdfuApp(demo=demo)
+    def _relay(self, event: Event) -> None:
+        """Called on the workbench's threads."""
+        self.post_message(WorkbenchMessage(event))
+
+    # --- events from the workbench ------------------------------------------------------------
+
+    def on_workbench_message(self, message: WorkbenchMessage) -> None:
+        event = message.event
+        if isinstance(event, BoardChanged):
+            self._show_board(event)
+        elif isinstance(event, BoardRemoved):
+            self._remove_board(event.path)
+        elif isinstance(event, Logged):
+            self._write_log(event)
+        elif isinstance(event, ArtifactChanged):
+            status = self.query_one(StatusBar)
+            status.artifact = event.artifact
+            status.target = self._project_target() or status.target
+            status.show()
+            self._refresh_panels()
+        elif isinstance(event, BuildChanged):
+            self.query_one(StatusBar).build = event.status
+            self.query_one(StatusBar).show()
+        elif isinstance(event, AutoFlashChanged):
+            self.query_one(StatusBar).auto_flash = event.on
+            self.query_one(StatusBar).show()
+        self.refresh_bindings()
+
+    def _show_board(self, event: BoardChanged) -> None:
+        view = event.view
+        chip = self._artifact_chip()
+        compatible = self.workbench.compatible(view.path)
+        panel = next(self.query(f"#{panel_id(view.path)}").results(BoardPanel), None)
+        if panel is not None:
+            panel.show(view, compatible, chip)
+            return
+        grid = self.query_one(BoardGrid)
+        self.query_one("#no-boards").display = False
+        panels = list(grid.query(BoardPanel))
+        place = port_order(view.path)
+        later = [p for p in panels if port_order(p.view.path) > place]
+        new = BoardPanel(view, compatible, chip)
+        grid.mount(new, before=later[0] if later else None)
+        if not panels:
+            new.focus()
+
+    def _remove_board(self, path: str) -> None:
+        for panel in self.query(f"#{panel_id(path)}"):
+            panel.remove()
+        if len(self.query(BoardPanel)) <= 1:  # the one being removed
+            self.query_one("#no-boards").display = True
+
+    def _refresh_panels(self) -> None:
+        chip = self._artifact_chip()
+        for panel in self.query(BoardPanel):
+            panel.show(panel.view, self.workbench.compatible(panel.view.path), chip)
+
+    def _project_target(self) -> str | None:
+        settings = self.workbench.settings
+        return project_target(settings.project_dir or settings.build_dir.parent, settings.build_dir)
+
+    def _artifact_chip(self) -> str | None:
+        artifact = self.workbench.artifact
+        return artifact.image.chip_name if artifact and artifact.image else None
+
+    def _write_log(self, event: Logged) -> None:
+        style = _LEVEL_STYLES.get(event.level, "dim" if event.source == "build" else "")
+        self.query_one("#log", RichLog).write(Text(event.text, style=style))
+
+    # --- the selected board -------------------------------------------------------------------
+
+    @property
+    def selected(self) -> BoardPanel | None:
+        focused = self.focused
+        return focused if isinstance(focused, BoardPanel) else None
+
+    def action_move(self, step: int) -> None:
+        panels = list(self.query(BoardPanel))
+        if not panels:
+            return
+        current = panels.index(self.selected) if self.selected in panels else -step
+        panels[(current + step) % len(panels)].focus()
+
+    def action_move_row(self, step: int) -> None:
+        grid = self.query_one(BoardGrid)
+        columns = grid.styles.grid_size_columns or 1
+        self.action_move(step * columns)
+
+    # --- commands -----------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Grey out what cannot be done now (None: shown, disabled)."""
+        workbench = self.workbench
+        building = workbench.build_status.state is BuildState.RUNNING
+        selected = self.selected
+        if action in ("build", "build_flash"):
+            return None if building else True
+        if action == "flash":
+            if selected is None or selected.view.flashing:
+                return None
+            return True if workbench.compatible(selected.view.path) else None
+        if action == "flash_all":
+            return True if any(workbench.compatible(p) for p in workbench.boards()) else None
+        if action in ("arm", "label"):
+            return True if selected is not None else None
+        if action == "cancel":
+            flashing = selected is not None and selected.view.flashing
+            return True if building or flashing else None
+        return True
+
+    def action_build(self) -> None:
+        self.workbench.build()
+
+    def action_build_flash(self) -> None:
+        self.workbench.build(then_flash=True)
+
+    def action_flash(self) -> None:
+        if self.selected is not None:
+            self.workbench.flash([self.selected.view.path])
+
+    def action_flash_all(self) -> None:
+        self.workbench.flash_all()
+
+    def action_arm(self) -> None:
+        if self.selected is not None:
+            self.workbench.set_armed(self.selected.view.path)
+
+    def action_auto_flash(self) -> None:
+        self.workbench.set_auto_flash(not self.workbench.auto_flash)
+
+    def action_cancel(self) -> None:
+        selected = self.selected
+        self.workbench.cancel(selected.view.path if selected and selected.view.flashing else None)
+
+    def action_label(self) -> None:
+        selected = self.selected
+        if selected is None:
+            return
+        path = selected.view.path
+
+        def save(label: str | None) -> None:
+            if label is not None:
+                self.workbench.set_label(path, label)
+
+        self.push_screen(LabelScreen(path, selected.view.label), save)
+
+    def action_log(self) -> None:
+        log = self.query_one("#log")
+        log.display = not log.display
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.key_help(), self.facts))
+
+    def key_help(self) -> list[tuple[str, str]]:
+        """(key, what it does) for every command, with the user's remapped keys."""
+        rows = []
+        for binding in self.BINDINGS:
+            assert isinstance(binding, Binding)
+            if binding.id in self.DESCRIPTIONS:
+                key = self.keymap.get(binding.id, binding.key_display or binding.key)
+                rows.append((key, self.DESCRIPTIONS[binding.id]))
+        rows.append(("arrows, tab", "Select a board"))
+        rows.append(("ctrl+p", "Command palette (every command by name)"))
+        return rows
+
+    async def action_quit(self) -> None:
+        if not self.workbench.busy:
+            self._stop_and_exit()
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._stop_and_exit()
+
+        self.push_screen(ConfirmScreen("A flash or a build is running. Quit and abort it?"), answer)
+
+    @work(thread=True, exit_on_error=False, group="quit")
+    def _stop_and_exit(self) -> None:
+        """Abort what runs (boards are left ready to flash), then leave: never a hung thread."""
+        self.stop_workbench()
+        self.call_from_thread(self.exit, 0)
+
+    def stop_workbench(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            self.workbench.stop()
+
+    def on_unmount(self) -> None:
+        self.stop_workbench()
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """Every key's command, by name, in the command palette too."""
+        yield from super().get_system_commands(screen)
+        for binding in self.BINDINGS:
+            assert isinstance(binding, Binding)
+            description = self.DESCRIPTIONS.get(binding.id or "")
+            if description and binding.id not in ("quit", "help"):
+                yield SystemCommand(
+                    description,
+                    f"key: {self.keymap.get(binding.id or '', binding.key_display or binding.key)}",
+                    lambda action=binding.action: self.run_action(action),
+                )
+
+
+def _short(path: Path) -> str:
+    """A path as short as it can be said: relative to the current folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve())) or "."
+    except ValueError:
+        return str(path)

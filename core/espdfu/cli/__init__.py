@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import DfuFormatError, EspdfuError, InputError
-from . import boards, files, udev
+from . import boards, files, udev, watch
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, print_error
 
 
@@ -46,6 +46,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"espdfu {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     boards.add_commands(commands)
+    watch.add_commands(commands)
     files.add_commands(commands)
     udev.add_commands(commands)
     return parser

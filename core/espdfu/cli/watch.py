@@ -1,0 +1,110 @@
+"""``espdfu watch``: the workbench without a screen, for CI rigs and production lines.
+
+Every new valid dfu.bin in the build folder is flashed to the selected boards, one line per
+event on stdout, until Ctrl-C (or SIGTERM), which aborts running flashes cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+from ..build import find_project
+from ..errors import InputError
+from ..flasher import FlashOptions, Phase
+from ..transport import SIM_ENV, open_usb
+from ..workbench import BoardChanged, Event, Logged, Workbench, WorkbenchSettings
+from .common import EXIT_INTERRUPTED
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    watch = commands.add_parser(
+        "watch",
+        help="flash every new dfu.bin in a build folder to the boards, without a screen",
+        description="Watch BUILD_DIR (default: the build folder of the ESP-IDF project around "
+        "the current folder) and flash each new valid dfu.bin to the selected boards as soon "
+        "as it is complete: every board that can take it (--all, the default), or the boards "
+        "at the given port paths. One line per event. Stop with Ctrl-C.",
+    )
+    watch.add_argument("build_dir", nargs="?", type=Path, metavar="BUILD_DIR")
+    watch.add_argument(
+        "-p", "--path", action="append", default=[], metavar="PORT",
+        help="only the board at this USB port path; repeatable",
+    )  # fmt: skip
+    watch.add_argument("--all", action="store_true", help="every board that can take the file")
+    watch.add_argument(
+        "--sim", metavar="SPEC", help=f"use virtual boards instead of USB (or ${SIM_ENV})"
+    )
+    watch.add_argument(
+        "--no-make-dfu", action="store_true",
+        help="do not make dfu.bin from flasher_args.json after a plain `idf.py build`",
+    )  # fmt: skip
+    watch.set_defaults(run=_watch)
+
+
+def _watch(args: argparse.Namespace) -> int:
+    if args.path and args.all:
+        raise InputError("Give either --path or --all, not both.")
+    build_dir = args.build_dir or _default_build_dir()
+    printer = _Printer()
+    settings = WorkbenchSettings(
+        build_dir=build_dir,
+        auto_flash=True,
+        make_dfu=not args.no_make_dfu,
+        arm_only=frozenset(args.path),
+        flash=FlashOptions(),
+    )
+    workbench = Workbench(open_usb(args.sim), settings)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    print(f"Watching {build_dir} (Ctrl-C to stop).", flush=True)
+    try:
+        workbench.start(printer.show)
+        stop.wait()
+    except KeyboardInterrupt:
+        print("Stopping: running flashes are aborted cleanly.", file=sys.stderr, flush=True)
+        workbench.stop()
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return EXIT_INTERRUPTED  # pragma: no cover - the wait above only ends by a signal
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _default_build_dir() -> Path:
+    project = find_project(Path.cwd())
+    return (project or Path.cwd()) / "build"
+
+
+class _Printer:
+    """One timestamped line per event; progress only when a board's phase changes."""
+
+    def __init__(self) -> None:
+        self.phase: dict[str, Phase | None] = {}
+        self.lock = threading.Lock()
+
+    def show(self, event: Event) -> None:
+        if isinstance(event, BoardChanged):
+            self._board(event)
+        elif isinstance(event, Logged):
+            prefix = "build: " if event.source == "build" else ""
+            self._line(f"{prefix}{event.text}")
+
+    def _board(self, event: BoardChanged) -> None:
+        view = event.view
+        phase = view.progress.phase if view.progress else None
+        if phase is not None and self.phase.get(view.path) is not phase:
+            self._line(f"{view.title}: {phase.value}")
+        self.phase[view.path] = phase
+
+    def _line(self, text: str) -> None:
+        with self.lock:
+            print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)

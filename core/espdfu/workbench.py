@@ -1,0 +1,519 @@
+"""The live model the app shows, usable headless: boards, the artifact, the build, auto-flash.
+
+It owns the hot-plug monitor, the build-folder watcher, the build runner and one flash job per
+board; it takes commands (build, flash, arm, cancel, ...) from any thread and reports every
+change as an :class:`Event` through one callback, which front ends (the TUI, ``espdfu watch``)
+turn into screen updates or lines. It never runs two flashes at once on one board: a newer
+artifact that arrives while a board is being flashed waits, and only the latest one is kept.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .boards import Board, BoardEvent, Change, Mode, Monitor
+from .build import BuildResult, BuildRunner, BuildState
+from .errors import EspdfuError
+from .flasher import FlashOptions, FlashResult, Phase, Progress, flash, incompatibility
+from .transport import Usb
+from .watch import Artifact, ArtifactWatcher
+
+JOIN_TIMEOUT_S = 5.0
+
+
+# --- what the model reports -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BoardView:
+    """One board as the user sees it."""
+
+    board: Board
+    present: bool = True
+    label: str = ""
+    armed: bool = False
+    progress: Progress | None = None
+    """The running flash's progress; None when no flash runs."""
+    last: FlashResult | None = None
+    last_at: float | None = None
+    """When the last flash ended (time.time())."""
+
+    @property
+    def path(self) -> str:
+        return self.board.path
+
+    @property
+    def title(self) -> str:
+        return self.label or self.board.path
+
+    @property
+    def flashing(self) -> bool:
+        return self.progress is not None
+
+    @property
+    def last_state(self) -> str:
+        """The state a finished flash leaves: "flashed" or "failed: <reason>"."""
+        if self.last is None:
+            return ""
+        return "flashed" if self.last.ok else f"failed: {_reason(self.last)}"
+
+    @property
+    def state(self) -> str:
+        """In words: ready, detaching, flashing 42%, flashed, failed: <reason>, ..."""
+        if self.progress is not None:
+            if self.progress.phase is Phase.DOWNLOADING:
+                return f"flashing {self.progress.fraction:.0%}"
+            return str(self.progress.phase.value)
+        if not self.present:
+            return "unplugged"
+        if self.last is not None:
+            return self.last_state
+        if not self.board.accessible:
+            return "no permission"
+        if self.board.mode in (Mode.JTAG, Mode.NO_DFU):
+            return "no DFU"
+        return "ready"
+
+
+def _reason(result: FlashResult) -> str:
+    return result.error.kind.value if result.error else ""
+
+
+@dataclass(frozen=True)
+class BuildStatus:
+    state: BuildState = BuildState.IDLE
+    done: int = 0
+    total: int = 0
+    result: BuildResult | None = None
+    then_flash: bool = False
+
+
+class Event:
+    """Base of everything the workbench reports."""
+
+
+@dataclass(frozen=True)
+class BoardChanged(Event):
+    view: BoardView
+
+
+@dataclass(frozen=True)
+class BoardRemoved(Event):
+    path: str
+
+
+@dataclass(frozen=True)
+class ArtifactChanged(Event):
+    artifact: Artifact
+
+
+@dataclass(frozen=True)
+class BuildChanged(Event):
+    status: BuildStatus
+
+
+@dataclass(frozen=True)
+class AutoFlashChanged(Event):
+    on: bool
+
+
+@dataclass(frozen=True)
+class Logged(Event):
+    """A line for the log: build output (``source="build"``) or what the workbench did."""
+
+    text: str
+    source: str = "espdfu"
+    level: str = "info"  # info, warning, error
+
+
+@dataclass(frozen=True)
+class WorkbenchSettings:
+    build_dir: Path
+    project_dir: Path | None = None
+    build_command: tuple[str, ...] = ("idf.py", "dfu")
+    auto_flash: bool = False
+    make_dfu: bool = True
+    arm_new_boards: bool = True
+    arm_only: frozenset[str] = frozenset()
+    """When given, only the boards at these port paths are armed as they appear."""
+    labels: dict[str, str] = field(default_factory=dict)
+    flash: FlashOptions = field(default_factory=FlashOptions)
+    monitor_interval_s: float = 0.5
+    settle_s: float = 0.25
+
+
+# --- the model --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Job:
+    artifact: Artifact
+    cancel: threading.Event
+    thread: threading.Thread
+
+
+class Workbench:
+    """Boards keyed by port path, the current artifact, the build and the flash jobs."""
+
+    def __init__(
+        self,
+        usb_world: Usb,
+        settings: WorkbenchSettings,
+        *,
+        save_label: Callable[[str, str], object] | None = None,
+    ) -> None:
+        self.usb = usb_world
+        self.settings = settings
+        self._emit: Callable[[Event], None] = lambda event: None
+        self._save_label = save_label
+        self._lock = threading.RLock()
+        self._views: dict[str, BoardView] = {}
+        self._jobs: dict[str, _Job] = {}
+        self._pending: dict[str, Artifact] = {}
+        self._flashed: dict[str, str] = {}
+        """The digest each board was last flashed with successfully."""
+        self._remembered: dict[str, tuple[FlashResult, float]] = {}
+        self._labels = dict(settings.labels)
+        self._auto_flash = settings.auto_flash
+        self._build = BuildStatus()
+        self._held: Artifact | None = None
+        """An artifact that arrived while our build ran: it counts once the build succeeds."""
+        self._artifact: Artifact | None = None
+        self.monitor = Monitor(usb_world, self._on_board_event, settings.monitor_interval_s)
+        self.watcher = ArtifactWatcher(
+            settings.build_dir,
+            self._on_artifact,
+            settle_s=settings.settle_s,
+            make_dfu=settings.make_dfu,
+            on_note=lambda text: self._log(text, level="warning"),
+        )
+        self._runner: BuildRunner | None = None
+
+    # --- life ---------------------------------------------------------------------------------
+
+    def start(self, on_event: Callable[[Event], None]) -> None:
+        """Report every change to ``on_event`` (called on the workbench's threads) from now on."""
+        self._emit = on_event
+        self.monitor.start()
+        self.watcher.start()
+
+    def stop(self) -> None:
+        """Cancel flashes and the build, stop watching; every thread is joined (bounded)."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+            runner = self._runner
+        for job in jobs:
+            job.cancel.set()
+        if runner is not None and runner.running:
+            runner.cancel()
+            runner.wait(JOIN_TIMEOUT_S)
+        for job in jobs:
+            job.thread.join(JOIN_TIMEOUT_S)
+        self.monitor.stop()
+        self.watcher.stop()
+
+    # --- what is there ------------------------------------------------------------------------
+
+    def boards(self) -> dict[str, BoardView]:
+        with self._lock:
+            return dict(self._views)
+
+    @property
+    def artifact(self) -> Artifact | None:
+        return self._artifact
+
+    @property
+    def build_status(self) -> BuildStatus:
+        return self._build
+
+    @property
+    def auto_flash(self) -> bool:
+        return self._auto_flash
+
+    @property
+    def busy(self) -> bool:
+        """A flash or a build is running (quitting now would interrupt it)."""
+        with self._lock:
+            return bool(self._jobs) or self._build.state is BuildState.RUNNING
+
+    def compatible(self, path: str) -> bool:
+        """Whether the current artifact may go to the board at ``path`` now."""
+        artifact = self._artifact
+        view = self._views.get(path)
+        return (
+            view is not None
+            and view.present
+            and artifact is not None
+            and artifact.image is not None
+            and artifact.valid
+            and incompatibility(view.board, artifact.image, self.settings.flash.force) is None
+        )
+
+    # --- commands (any thread) ----------------------------------------------------------------
+
+    def build(self, then_flash: bool = False) -> None:
+        """Run the build command; with ``then_flash``, flash the armed boards if it succeeds."""
+        with self._lock:
+            if self._build.state is BuildState.RUNNING:
+                self._log("A build is already running.", level="warning")
+                return
+            directory = self.settings.project_dir or self.settings.build_dir.parent
+            runner = BuildRunner(
+                self.settings.build_command,
+                directory,
+                on_line=lambda line: self._emit(Logged(line, source="build")),
+                on_progress=self._on_build_progress,
+                on_done=self._on_build_done,
+            )
+            try:
+                runner.start()
+            except EspdfuError as error:
+                self._log(str(error), level="error")
+                return
+            self._runner = runner
+            self.watcher.paused = True
+            self._set_build(BuildStatus(BuildState.RUNNING, then_flash=then_flash))
+        self._log(f"Build started: {' '.join(self.settings.build_command)}")
+
+    def flash(self, paths: Iterable[str]) -> list[str]:
+        """Flash the current artifact to these boards now; return the ones started."""
+        artifact = self._artifact
+        if artifact is None or not artifact.valid:
+            why = "there is no dfu.bin yet" if artifact is None else artifact.problem
+            self._log(f"Nothing to flash: {why}.", level="warning")
+            return []
+        return [path for path in paths if self._start(path, artifact, explicit=True)]
+
+    def flash_all(self) -> list[str]:
+        return self.flash([path for path in self.boards() if self.compatible(path)])
+
+    def flash_armed(self) -> list[str]:
+        return self.flash([path for path, view in self.boards().items() if view.armed])
+
+    def set_armed(self, path: str, armed: bool | None = None) -> None:
+        """Arm or disarm a board for auto-flash (``None`` toggles)."""
+        with self._lock:
+            view = self._views.get(path)
+            if view is None:
+                return
+            view = replace(view, armed=not view.armed if armed is None else armed)
+            self._views[path] = view
+        self._emit(BoardChanged(view))
+
+    def set_auto_flash(self, on: bool) -> None:
+        self._auto_flash = on
+        self._emit(AutoFlashChanged(on))
+        self._log(f"Auto-flash on rebuild {'on' if on else 'off'}.")
+
+    def set_label(self, path: str, label: str) -> None:
+        label = label.strip()
+        with self._lock:
+            self._labels[path] = label
+            view = self._views.get(path)
+            if view is not None:
+                view = replace(view, label=label)
+                self._views[path] = view
+        if self._save_label is not None:
+            try:
+                self._save_label(path, label)
+            except EspdfuError as error:
+                self._log(f"The label was not saved: {error}", level="error")
+        if view is not None:
+            self._emit(BoardChanged(view))
+
+    def cancel(self, path: str | None = None) -> bool:
+        """Cancel the flash of ``path`` if it runs, else the build; whether anything was."""
+        with self._lock:
+            job = self._jobs.get(path) if path else None
+            self._pending.pop(path or "", None)
+            runner = self._runner if job is None else None
+        if job is not None:
+            job.cancel.set()
+            return True
+        if runner is not None and runner.running:
+            runner.cancel()
+            return True
+        return False
+
+    # --- boards -------------------------------------------------------------------------------
+
+    def _on_board_event(self, event: BoardEvent) -> None:
+        board = event.board
+        with self._lock:
+            view = self._views.get(board.path)
+            new = False
+            if event.change is Change.REMOVED:
+                if view is None:
+                    return
+                if board.path not in self._jobs:
+                    del self._views[board.path]
+                    removed = True
+                else:  # re-enumerating in the middle of its flash: keep the panel
+                    view = replace(view, present=False)
+                    self._views[board.path] = view
+                    removed = False
+            else:
+                removed = False
+                new = view is None or not view.present
+                view = self._new_view(board) if view is None else replace(view, board=board)
+                view = replace(view, present=True)
+                self._views[board.path] = view
+        if removed:
+            self._emit(BoardRemoved(board.path))
+            self._log(f"{board.path} unplugged.")
+            return
+        assert view is not None
+        self._emit(BoardChanged(view))
+        if new and board.path not in self._jobs:
+            self._log(f"{board.path}: {board.chip_name}, {board.mode.value}.")
+
+    def _new_view(self, board: Board) -> BoardView:
+        last = self._remembered.get(board.path)
+        return BoardView(
+            board=board,
+            label=self._labels.get(board.path, ""),
+            armed=board.flashable
+            and (
+                board.path in self.settings.arm_only
+                if self.settings.arm_only
+                else self.settings.arm_new_boards
+            ),
+            last=last[0] if last else None,
+            last_at=last[1] if last else None,
+        )
+
+    # --- artifacts and builds -----------------------------------------------------------------
+
+    def _on_artifact(self, artifact: Artifact) -> None:
+        if not artifact.valid:
+            self._artifact = artifact
+            self._emit(ArtifactChanged(artifact))
+            self._log(f"{artifact.path} is not usable: {artifact.problem}", level="error")
+            return
+        with self._lock:
+            building = self._build.state is BuildState.RUNNING
+            if building:
+                self._held = artifact
+        self._artifact = artifact
+        self._emit(ArtifactChanged(artifact))
+        image = artifact.image
+        chip = image.chip_name if image else "?"
+        self._log(f"New dfu.bin: {chip}, {artifact.size:,} bytes.")
+        if not building and self._auto_flash:
+            self._auto_flash_to_armed(artifact)
+
+    def _auto_flash_to_armed(self, artifact: Artifact) -> None:
+        for path, view in self.boards().items():
+            if view.armed and self._flashed.get(path) != artifact.digest:
+                self._start(path, artifact, explicit=False)
+
+    def _on_build_progress(self, done: int, total: int) -> None:
+        self._set_build(replace(self._build, done=done, total=total))
+
+    def _on_build_done(self, result: BuildResult) -> None:
+        with self._lock:
+            status = self._build
+            held, self._held = self._held, None
+            self.watcher.paused = False
+            self._set_build(replace(status, state=result.state, result=result))
+        if not result.ok:
+            what = "cancelled" if result.state is BuildState.CANCELLED else "failed"
+            self._log(f"Build {what}: nothing is flashed.", level="error")
+            for line in result.error_lines:
+                self._log(line, source="build", level="error")
+            return
+        self._log(f"Build finished in {result.seconds:.1f} s.")
+        artifact = self.watcher.check_now() or held
+        if artifact is None or not artifact.valid:
+            self._log("The build made no usable dfu.bin.", level="error")
+            return
+        if status.then_flash:
+            self.flash_armed()
+        elif self._auto_flash:
+            self._auto_flash_to_armed(artifact)
+
+    def _set_build(self, status: BuildStatus) -> None:
+        self._build = status
+        self._emit(BuildChanged(status))
+
+    # --- flash jobs ---------------------------------------------------------------------------
+
+    def _start(self, path: str, artifact: Artifact, explicit: bool) -> bool:
+        """Start flashing ``path``; a running job keeps the artifact for afterwards."""
+        image = artifact.image
+        assert image is not None
+        with self._lock:
+            view = self._views.get(path)
+            if view is None or not view.present:
+                return False
+            problem = incompatibility(view.board, image, self.settings.flash.force)
+            if problem is not None:
+                if explicit:
+                    self._log(f"{view.title}: not flashed: {problem.message}", level="warning")
+                return False
+            if path in self._jobs:
+                if self._jobs[path].artifact.digest != artifact.digest:
+                    self._pending[path] = artifact  # latest wins
+                elif explicit:
+                    self._log(f"{view.title} is being flashed already.", level="warning")
+                return False
+            cancel = threading.Event()
+            thread = threading.Thread(
+                target=self._run_job, args=(path, artifact, cancel), daemon=True,
+                name=f"espdfu-job-{path}",
+            )  # fmt: skip
+            self._jobs[path] = _Job(artifact, cancel, thread)
+            view = replace(view, progress=Progress(path, Phase.CONNECTING, 0, len(image.payload)))
+            self._views[path] = view
+        self._emit(BoardChanged(view))
+        thread.start()
+        return True
+
+    def _run_job(self, path: str, artifact: Artifact, cancel: threading.Event) -> None:
+        image = artifact.image
+        assert image is not None
+        result = flash(
+            self.usb,
+            path,
+            image,
+            options=self.settings.flash,
+            progress=self._on_progress,
+            cancel=cancel,
+        )
+        now = time.time()
+        with self._lock:
+            del self._jobs[path]
+            self._remembered[path] = (result, now)
+            if result.ok:
+                self._flashed[path] = artifact.digest
+            pending = self._pending.pop(path, None)
+            view = self._views.get(path)
+            if view is not None:
+                view = replace(view, progress=None, last=result, last_at=now)
+                self._views[path] = view
+                if not view.present:
+                    del self._views[path]
+        level = "info" if result.ok else "error"
+        self._log(f"{view.title if view else path}: {result.message}", level=level)
+        if view is not None and view.present:
+            self._emit(BoardChanged(view))
+        elif view is not None:
+            self._emit(BoardRemoved(path))
+        if pending is not None and pending.digest != artifact.digest and not cancel.is_set():
+            self._start(path, pending, explicit=False)
+
+    def _on_progress(self, progress: Progress) -> None:
+        with self._lock:
+            view = self._views.get(progress.path)
+            if view is None or progress.path not in self._jobs:
+                return
+            view = replace(view, progress=progress)
+            self._views[progress.path] = view
+        self._emit(BoardChanged(view))
+
+    def _log(self, text: str, *, source: str = "espdfu", level: str = "info") -> None:
+        self._emit(Logged(text, source, level))

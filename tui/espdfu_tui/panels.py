@@ -1,0 +1,126 @@
+"""One panel per board, in a grid that reflows with the terminal's width."""
+
+from __future__ import annotations
+
+import time
+
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widget import Widget
+from textual.widgets import ProgressBar, Static
+
+from espdfu.boards import Mode
+from espdfu.flasher import Phase
+from espdfu.protocol import Ending
+from espdfu.units import format_size
+from espdfu.workbench import BoardView
+
+PANEL_WIDTH = 38
+"""The narrowest a panel may be: two fit side by side in 80 columns."""
+
+
+def ago(when: float, now: float | None = None) -> str:
+    """``12 s ago``, ``3 min ago``, ``2 h ago``."""
+    seconds = max(0, int((now or time.time()) - when))
+    if seconds < 60:
+        return f"{seconds} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    return f"{seconds // 3600} h ago"
+
+
+class BoardPanel(Widget, can_focus=True):
+    """A board: what it is, what it is doing, how the last flash went, what to do next."""
+
+    def __init__(self, view: BoardView, compatible: bool, artifact_chip: str | None) -> None:
+        super().__init__(id=panel_id(view.path), classes="panel")
+        self.view = view
+        self.compatible = compatible
+        self.artifact_chip = artifact_chip
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="what")
+        yield Static(id="state")
+        yield ProgressBar(total=1, show_eta=False, id="bar")
+        yield Static(id="after")
+
+    def on_mount(self) -> None:
+        self.refresh_view()
+        self.set_interval(15, self._age)
+
+    def _age(self) -> None:
+        """The "12 s ago" of the last result; nothing else changes by itself."""
+        if self.view.last is not None and not self.view.flashing:
+            self.refresh_view()
+
+    def show(self, view: BoardView, compatible: bool, artifact_chip: str | None) -> None:
+        self.view, self.compatible, self.artifact_chip = view, compatible, artifact_chip
+        self.refresh_view()
+
+    def refresh_view(self) -> None:
+        view = self.view
+        board = view.board
+        self.border_title = view.title
+        self.border_subtitle = "armed" if view.armed else ""
+        self.set_class(view.armed, "armed")
+        self.set_class(view.flashing, "flashing")
+        self.set_class(view.last is not None and not view.last.ok and not view.flashing, "failed")
+        self.set_class(not view.present or not board.flashable, "inactive")
+        what = f"{board.chip_name} · {board.mode.value}"
+        if view.label:
+            what = f"{board.path} · {what}"
+        self.query_one("#what", Static).update(what)
+        self.query_one("#state", Static).update(self._state_line())
+        bar = self.query_one("#bar", ProgressBar)
+        progress = view.progress
+        bar.display = progress is not None and progress.phase in (
+            Phase.DOWNLOADING,
+            Phase.MANIFESTING,
+        )
+        if progress is not None:
+            bar.update(total=max(progress.total, 1), progress=progress.done)
+        self.query_one("#after", Static).update(self._after_line())
+
+    def _state_line(self) -> str:
+        view = self.view
+        text = view.state
+        if view.last is not None and view.last_at is not None and text == view.last_state:
+            text = (
+                f"{text} {ago(view.last_at)}" if view.last.ok else f"{text} ({ago(view.last_at)})"
+            )
+        progress = view.progress
+        if progress is not None:
+            if progress.attempt > 1:
+                text += f" (try {progress.attempt})"
+            if progress.rate:
+                text += f" · {format_size(int(progress.rate))}/s"
+            if progress.eta_s is not None and progress.done < progress.total:
+                text += f" · ETA {progress.eta_s:.0f} s"
+        elif view.present and view.board.flashable and not self.compatible and self.artifact_chip:
+            text += f" · the dfu.bin is for {self.artifact_chip}"
+        return text
+
+    def _after_line(self) -> str:
+        """What to do next, if anything."""
+        view = self.view
+        last = view.last
+        if view.flashing:
+            return ""
+        if last is not None and not last.ok:
+            return last.next_step
+        if last is not None and last.ending is Ending.IDLE and view.board.mode is Mode.DFU:
+            return "press RESET to run the new firmware"
+        return view.board.hint
+
+
+def panel_id(path: str) -> str:
+    """A widget id for a port path ("1-1.2" → "board-1-1_2")."""
+    return "board-" + path.replace(".", "_")
+
+
+class BoardGrid(VerticalScroll):
+    """The panels, as many per row as the width allows."""
+
+    def on_resize(self) -> None:
+        columns = max(1, self.size.width // PANEL_WIDTH)
+        self.styles.grid_size_columns = columns

@@ -1,0 +1,72 @@
+"""The two lines at the top: the project, and the artifact and build right now."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.widget import Widget
+from textual.widgets import Static
+
+from espdfu.build import BuildState
+from espdfu.units import format_size
+from espdfu.watch import Artifact
+from espdfu.workbench import BuildStatus
+
+from .panels import ago
+
+
+class StatusBar(Widget):
+    """Project · target · build folder · auto-flash; then dfu.bin · build state."""
+
+    def __init__(self, project: str, target: str | None, build_dir: str) -> None:
+        super().__init__(id="status")
+        self.project = project
+        self.target = target or "?"
+        self.build_dir = build_dir
+        self.artifact: Artifact | None = None
+        self.build = BuildStatus()
+        self.auto_flash = False
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="project-line")
+        yield Static(id="artifact-line")
+
+    def on_mount(self) -> None:
+        self.show()
+        self.set_interval(15, self.show)  # the artifact's age; nothing else changes by itself
+
+    def show(self) -> None:
+        target = self.target
+        auto = "auto-flash ON" if self.auto_flash else "auto-flash off"
+        self.query_one("#project-line", Static).update(
+            f"{self.project} · target {target} · {self.build_dir} · {auto}"
+        )
+        self.query_one("#artifact-line", Static).update(
+            f"{self._artifact_text()} · {self._build_text()}"
+        )
+        self.set_class(self.build.state is BuildState.FAILED, "build-failed")
+        self.set_class(self.artifact is not None and not self.artifact.valid, "artifact-bad")
+
+    def _artifact_text(self) -> str:
+        artifact = self.artifact
+        if artifact is None:
+            return "no dfu.bin yet (press b to build)"
+        if not artifact.valid:
+            return f"dfu.bin NOT usable: {artifact.problem}"
+        chip = artifact.image.chip_name if artifact.image else "?"
+        made = " (made from flasher_args.json)" if artifact.made_here else ""
+        return f"dfu.bin {format_size(artifact.size)}, {chip}, {ago(artifact.mtime)}{made}"
+
+    def _build_text(self) -> str:
+        build = self.build
+        if build.state is BuildState.RUNNING:
+            if build.total:
+                return f"building {build.done}/{build.total} ({build.done / build.total:.0%})"
+            return "building…"
+        if build.state is BuildState.IDLE or build.result is None:
+            return "build: idle"
+        seconds = f"{build.result.seconds:.0f} s"
+        return {
+            BuildState.SUCCEEDED: f"build OK in {seconds}",
+            BuildState.FAILED: "build FAILED (see log)",
+            BuildState.CANCELLED: "build cancelled",
+        }.get(build.state, build.state.name.lower())
