@@ -33,8 +33,8 @@ async def test_one_panel_per_board_and_the_first_selected(tmp_path: Path) -> Non
         assert app.focused is panel(app, S2A)
         assert "esp32s2 · ROM download" in panel_text(app, S2A)
         assert "armed" in panel_text(app, S2A) and "ready" in panel_text(app, S2A)
-        assert "espdfu-demo · target esp32s2" in text(app, "#project-line")
-        assert "no dfu.bin yet" in text(app, "#artifact-line")
+        assert "espdfu-demo · esp32s2 · build: idle" in text(app, "#project-line")
+        assert "no build/dfu.bin yet: press b to build" in text(app, "#artifact-line")
         assert not app.query_one("#no-boards").display
 
 
@@ -60,7 +60,8 @@ async def test_x_builds_then_flashes_every_armed_board_that_can_take_it(tmp_path
             assert "press RESET to run the new firmware" in panel_text(app, path)
             assert bus.board(path).downloads_completed == 1
         assert "the dfu.bin is for esp32s2" in panel_text(app, S3)
-        assert "build OK" in text(app, "#artifact-line")
+        assert "build OK" in text(app, "#project-line")
+        assert "build/dfu.bin: " in text(app, "#artifact-line")
 
 
 async def test_b_builds_and_f_flashes_only_the_selected_board(tmp_path: Path) -> None:

@@ -71,7 +71,7 @@ class EspdfuApp(App[int]):
         Binding("b", "build", "Build", id="build"),
         Binding("x", "build_flash", "Build+flash", id="build_flash"),
         Binding("f", "flash", "Flash", id="flash"),
-        Binding("F", "flash_all", "Flash all", id="flash_all", key_display="F"),
+        Binding("F", "flash_all", "All", id="flash_all", key_display="F"),
         Binding("space", "arm", "Arm", id="arm"),
         Binding("w", "auto_flash", "Auto", id="auto_flash"),
         Binding("c", "cancel", "Cancel", id="cancel"),
@@ -85,17 +85,17 @@ class EspdfuApp(App[int]):
         Binding("up", "move_row(-1)", "Board above", show=False, id="above"),
     ]
     DESCRIPTIONS: ClassVar[dict[str, str]] = {
-        "build": "Build (the build command, e.g. idf.py dfu)",
+        "build": "Build (idf.py dfu, or your build command)",
         "build_flash": "Build, then flash the armed boards",
         "flash": "Flash the selected board",
         "flash_all": "Flash every board that can take the dfu.bin",
-        "arm": "Arm or disarm the selected board for auto-flash",
-        "auto_flash": "Auto-flash the armed boards after every rebuild: on/off",
-        "cancel": "Cancel the selected board's flash, or the build",
-        "label": "Label the selected board (kept by port path)",
+        "arm": "Arm/disarm the selected board (auto-flash)",
+        "auto_flash": "Auto-flash armed boards on rebuild: on/off",
+        "cancel": "Cancel the selected flash, or the build",
+        "label": "Label the selected board (kept by port)",
         "log": "Show or hide the log",
-        "help": "Help: every key, and the setup",
-        "quit": "Quit (asks first while a flash or build runs)",
+        "help": "Help: the keys and the setup",
+        "quit": "Quit (asks first while work runs)",
     }
 
     def __init__(
@@ -120,12 +120,13 @@ class EspdfuApp(App[int]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        build_dir = self.workbench.settings.build_dir
-        yield StatusBar(self.project, self._project_target(), _short(build_dir))
+        settings = self.workbench.settings
+        shown = _short(settings.build_dir, settings.project_dir or Path.cwd())
+        yield StatusBar(self.project, self._project_target(), shown)
         with BoardGrid(id="boards"):
             yield Static(f"{NO_BOARDS_TEXT}\n{DOWNLOAD_MODE_HINT}", id="no-boards")
         yield RichLog(id="log", max_lines=LOG_LINES, wrap=True, markup=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         if self.keymap:
@@ -240,9 +241,8 @@ class EspdfuApp(App[int]):
             return True if any(workbench.compatible(p) for p in workbench.boards()) else None
         if action in ("arm", "label"):
             return True if selected is not None else None
-        if action == "cancel":
-            flashing = selected is not None and selected.view.flashing
-            return True if building or flashing else None
+        if action == "cancel":  # shown only when there is something to cancel
+            return building or (selected is not None and selected.view.flashing)
         return True
 
     def action_build(self) -> None:
@@ -339,9 +339,9 @@ class EspdfuApp(App[int]):
                 )
 
 
-def _short(path: Path) -> str:
-    """A path as short as it can be said: relative to the current folder when inside it."""
+def _short(path: Path, base: Path) -> str:
+    """A path as short as it can be said: relative to ``base`` when inside it."""
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve())) or "."
+        return str(path.resolve().relative_to(base.resolve())) or "."
     except ValueError:
         return str(path)

@@ -12,7 +12,6 @@ from textual.widgets import ProgressBar, Static
 from espdfu.boards import Mode
 from espdfu.flasher import Phase
 from espdfu.protocol import Ending
-from espdfu.units import format_size
 from espdfu.workbench import BoardView
 
 PANEL_WIDTH = 38
@@ -79,7 +78,9 @@ class BoardPanel(Widget, can_focus=True):
         )
         if progress is not None:
             bar.update(total=max(progress.total, 1), progress=progress.done)
-        self.query_one("#after", Static).update(self._after_line())
+        after = self.query_one("#after", Static)
+        after.display = not bar.display
+        after.update(self._after_line())
 
     def _state_line(self) -> str:
         view = self.view
@@ -93,7 +94,7 @@ class BoardPanel(Widget, can_focus=True):
             if progress.attempt > 1:
                 text += f" (try {progress.attempt})"
             if progress.rate:
-                text += f" · {format_size(int(progress.rate))}/s"
+                text += f" · {progress.rate / 1024:.0f} KB/s"
             if progress.eta_s is not None and progress.done < progress.total:
                 text += f" · ETA {progress.eta_s:.0f} s"
         elif view.present and view.board.flashable and not self.compatible and self.artifact_chip:

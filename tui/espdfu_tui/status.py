@@ -35,26 +35,26 @@ class StatusBar(Widget):
         self.set_interval(15, self.show)  # the artifact's age; nothing else changes by itself
 
     def show(self) -> None:
-        target = self.target
         auto = "auto-flash ON" if self.auto_flash else "auto-flash off"
         self.query_one("#project-line", Static).update(
-            f"{self.project} · target {target} · {self.build_dir} · {auto}"
+            f"{self.project} · {self.target} · {self._build_text()} · {auto}"
         )
-        self.query_one("#artifact-line", Static).update(
-            f"{self._artifact_text()} · {self._build_text()}"
-        )
+        self.query_one("#artifact-line", Static).update(self._artifact_text())
         self.set_class(self.build.state is BuildState.FAILED, "build-failed")
         self.set_class(self.artifact is not None and not self.artifact.valid, "artifact-bad")
 
     def _artifact_text(self) -> str:
         artifact = self.artifact
         if artifact is None:
-            return "no dfu.bin yet (press b to build)"
+            return f"no {self.build_dir}/dfu.bin yet: press b to build"
         if not artifact.valid:
-            return f"dfu.bin NOT usable: {artifact.problem}"
+            return f"{self.build_dir}/dfu.bin is NOT usable: {artifact.problem}"
         chip = artifact.image.chip_name if artifact.image else "?"
         made = " (made from flasher_args.json)" if artifact.made_here else ""
-        return f"dfu.bin {format_size(artifact.size)}, {chip}, {ago(artifact.mtime)}{made}"
+        return (
+            f"{self.build_dir}/dfu.bin: {format_size(artifact.size)}, {chip}, "
+            f"{ago(artifact.mtime)}{made}"
+        )
 
     def _build_text(self) -> str:
         build = self.build
