@@ -126,6 +126,8 @@ class ArtifactWatcher:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._events = 0
+        self._renamed = False
+        """A dfu.bin was renamed into place: it is complete, no need to wait for it to settle."""
         self._stopping = False
         self._paused = False
         self._current: Artifact | None = None
@@ -253,6 +255,12 @@ class ArtifactWatcher:
                 if self._stopping:
                     return
                 fresh, seen = self._events != seen, self._events
+                renamed, self._renamed = self._renamed, False
+            if renamed:
+                try:
+                    self._refresh()
+                except Exception as error:
+                    self._note_failure(error)
             now = time.monotonic()
             if not fresh and (deadline is None or now < deadline):
                 continue
@@ -331,6 +339,9 @@ class ArtifactWatcher:
         """Called on watchdog's thread: only count the event and wake the worker."""
         paths = {os.fsdecode(event.src_path), os.fsdecode(event.dest_path)}
         kind = event.event_type
+        if kind == "moved" and os.fsdecode(event.dest_path) == str(self._dfu_path):
+            with self._wake:
+                self._renamed = True
         if (kind in _CONTENT_EVENTS and not paths.isdisjoint(self._relevant)) or (
             kind in _FOLDER_EVENTS
             and event.is_directory

@@ -133,6 +133,20 @@ def test_a_file_renamed_into_place(build_dir: Path, watching: Watching) -> None:
     watching.nothing_more()
 
 
+def test_a_rename_into_place_is_reported_without_waiting_to_settle(build_dir: Path) -> None:
+    """A renamed file is complete: waiting for it to settle would only delay the flash."""
+    slow = ArtifactWatcher(build_dir, (reports := queue.Queue[Artifact]()).put, settle_s=30.0)
+    slow.start()
+    try:
+        temporary = build_dir / "dfu.bin.part"
+        temporary.write_bytes(_dfu(b"renamed"))
+        temporary.replace(build_dir / "dfu.bin")
+        artifact = reports.get(timeout=WAIT_S)  # far sooner than the 30 s settle
+        assert artifact.valid and artifact.path == build_dir / "dfu.bin"
+    finally:
+        slow.stop()
+
+
 def test_the_same_content_is_one_artifact(build_dir: Path, watching: Watching) -> None:
     (build_dir / "dfu.bin").write_bytes(_dfu(b"one"))
     first = watching.next()

@@ -18,6 +18,9 @@ from espdfu.errors import EspdfuError
 if TYPE_CHECKING:
     from .app import EspdfuApp
 
+PROGRESS_INTERVAL_S = 0.5
+"""Two updates a second per board: smooth enough to watch, light enough for SSH."""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -114,7 +117,9 @@ def make_app_from_args(args: argparse.Namespace, demo_root: Path | None) -> tupl
             make_dfu=settings.make_dfu,
             arm_new_boards=settings.arm_new_boards,
             labels=dict(settings.labels),
-            flash=FlashOptions(detach_wait_s=settings.detach_wait_s, progress_interval_s=0.25),
+            flash=FlashOptions(
+                detach_wait_s=settings.detach_wait_s, progress_interval_s=PROGRESS_INTERVAL_S
+            ),
             monitor_interval_s=settings.monitor_interval_s,
         ),
         save_label=lambda path, label: save_label(path, label),

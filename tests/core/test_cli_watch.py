@@ -1,0 +1,109 @@
+"""`espdfu watch` as a CI rig runs it: a real process, a real folder, virtual boards."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from espdfu import dfufile
+from tests.core.boardworld import image_files
+
+DEADLINE_S = 20.0
+
+
+class Watch:
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        assert process.stdout is not None
+        stdout = process.stdout
+        self.reader = threading.Thread(target=lambda: [self.lines.put(ln) for ln in stdout])
+        self.reader.start()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+        self.reader.join(timeout=10)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+    def expect(self, words: str) -> str:
+        deadline = time.monotonic() + DEADLINE_S
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self.seen.append(line)
+            if words in line:
+                return line
+        raise AssertionError(f"no line with {words!r}; got:\n{''.join(self.seen)}")
+
+
+@pytest.fixture
+def start_watch(tmp_path: Path) -> Iterator[object]:
+    watches: list[Watch] = []
+
+    def start(*args: str) -> Watch:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "espdfu", "watch", str(tmp_path / "build"), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "ESPDFU_SIM_TIME": "0"},
+        )
+        watches.append(Watch(process))
+        return watches[-1]
+
+    yield start
+    for watch in watches:
+        watch.close()
+
+
+def _publish(build_dir: Path, seed: int) -> None:
+    """A new dfu.bin, renamed into place as `idf.py dfu` leaves it complete."""
+    build_dir.mkdir(exist_ok=True)
+    temporary = build_dir / "dfu.bin.tmp"
+    temporary.write_bytes(dfufile.build(image_files(seed=seed), pid=2))
+    temporary.replace(build_dir / "dfu.bin")
+
+
+def test_every_new_dfu_bin_is_flashed_until_ctrl_c(tmp_path: Path, start_watch: object) -> None:
+    watch = start_watch("--all", "--sim", "esp32s2*2")  # type: ignore[operator]
+    watch.expect("Watching")
+    watch.expect("1-1.2: esp32s2, ROM download.")
+    _publish(tmp_path / "build", seed=1)
+    watch.expect("New dfu.bin: esp32s2")
+    flashed = {watch.expect("Flashed").split()[1].rstrip(":") for _ in range(2)}
+    assert flashed == {"1-1.1", "1-1.2"}
+    _publish(tmp_path / "build", seed=2)
+    watch.expect("New dfu.bin")
+    watch.expect("Flashed")
+    watch.process.send_signal(signal.SIGINT)
+    assert watch.process.wait(timeout=DEADLINE_S) == 130
+    assert watch.process.stderr is not None
+    err = watch.process.stderr.read()
+    assert "Stopping: running flashes are aborted cleanly." in err and "Traceback" not in err
+
+
+def test_only_the_chosen_board_is_flashed(tmp_path: Path, start_watch: object) -> None:
+    watch = start_watch("--path", "1-1.2", "--sim", "esp32s2*2")  # type: ignore[operator]
+    watch.expect("1-1.2: esp32s2, ROM download.")
+    _publish(tmp_path / "build", seed=1)
+    line = watch.expect("Flashed")
+    assert "1-1.2" in line
+    watch.process.send_signal(signal.SIGTERM)  # a CI runner stopping the job
+    assert watch.process.wait(timeout=DEADLINE_S) == 130
+    assert not any("1-1.1: Flashed" in line for line in watch.seen)
