@@ -127,6 +127,7 @@ class ArtifactWatcher:
         self._wake = threading.Condition(self._lock)
         self._events = 0
         self._renamed = False
+        self._watching = threading.Event()
         """A dfu.bin was renamed into place: it is complete, no need to wait for it to settle."""
         self._stopping = False
         self._paused = False
@@ -163,9 +164,11 @@ class ArtifactWatcher:
 
     def start(self) -> None:
         """Report the dfu.bin there is now (if any), then watch for new ones."""
-        self.check_now()
         self._thread = threading.Thread(target=self._run, name="espdfu-watch", daemon=True)
         self._thread.start()
+        if _identity(self._build_dir) is not None:  # changes from now on will be seen...
+            self._watching.wait(_STOP_TIMEOUT_S)
+        self.check_now()  # ...and this reads what is there already: nothing falls in between
 
     def stop(self, timeout_s: float = _STOP_TIMEOUT_S) -> None:
         """Stop watching for good; the watcher's threads are joined (at most ``timeout_s``)."""
@@ -237,6 +240,7 @@ class ArtifactWatcher:
             self._watches.clear()
             self._plan_stat = False
             self._schedule(observer)
+            self._watching.set()
             self._settle_loop(observer)
         finally:
             observer.stop()
