@@ -15,6 +15,7 @@ from pathlib import Path
 from types import FrameType
 
 from ..build import find_project
+from ..config import load_settings
 from ..errors import InputError
 from ..flasher import FlashOptions, Phase
 from ..transport import SIM_ENV, open_usb
@@ -50,14 +51,22 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def _watch(args: argparse.Namespace) -> int:
     if args.path and args.all:
         raise InputError("Give either --path or --all, not both.")
-    build_dir = args.build_dir or _default_build_dir()
+    project_dir = find_project(Path.cwd())
+    overrides: dict[str, object] = {"build_dir": args.build_dir}
+    if args.no_make_dfu:
+        overrides["make_dfu"] = False
+    config = load_settings(project_dir, overrides=overrides)
+    build_dir = config.build_dir or (project_dir or Path.cwd()) / "build"
     printer = _Printer()
     settings = WorkbenchSettings(
         build_dir=build_dir,
+        project_dir=project_dir,
         auto_flash=True,
-        make_dfu=not args.no_make_dfu,
+        make_dfu=config.make_dfu,
         arm_only=frozenset(args.path),
-        flash=FlashOptions(),
+        labels=dict(config.labels),
+        flash=FlashOptions(detach_wait_s=config.detach_wait_s),
+        monitor_interval_s=config.monitor_interval_s,
     )
     workbench = Workbench(open_usb(args.sim), settings)
     stop = threading.Event()
@@ -77,11 +86,6 @@ def _watch(args: argparse.Namespace) -> int:
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
-
-
-def _default_build_dir() -> Path:
-    project = find_project(Path.cwd())
-    return (project or Path.cwd()) / "build"
 
 
 class _Printer:
