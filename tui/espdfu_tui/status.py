@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.containers import Horizontal
 from textual.widget import Widget
-from textual.widgets import Static
+from textual.widgets import ProgressBar, Static
 
 from espdfu.build import BuildState
 from espdfu.units import format_size
@@ -27,7 +28,9 @@ class StatusBar(Widget):
         self.auto_flash = False
 
     def compose(self) -> ComposeResult:
-        yield Static(id="project-line")
+        with Horizontal(id="first-line"):
+            yield Static(id="project-line")
+            yield ProgressBar(total=1, show_eta=False, id="build-bar")
         yield Static(id="artifact-line")
 
     def on_mount(self) -> None:
@@ -40,6 +43,10 @@ class StatusBar(Widget):
             f"{self.project} · {self.target} · {self._build_text()} · {auto}"
         )
         self.query_one("#artifact-line", Static).update(self._artifact_text())
+        bar = self.query_one("#build-bar", ProgressBar)
+        bar.display = self.build.state is BuildState.RUNNING and self.build.total > 0
+        if bar.display:  # ninja's [n/m]
+            bar.update(total=self.build.total, progress=self.build.done)
         self.set_class(self.build.state is BuildState.FAILED, "build-failed")
         self.set_class(self.artifact is not None and not self.artifact.valid, "artifact-bad")
 
@@ -59,9 +66,7 @@ class StatusBar(Widget):
     def _build_text(self) -> str:
         build = self.build
         if build.state is BuildState.RUNNING:
-            if build.total:
-                return f"building {build.done}/{build.total} ({build.done / build.total:.0%})"
-            return "building…"
+            return f"building {build.done}/{build.total}" if build.total else "building…"
         if build.state is BuildState.IDLE or build.result is None:
             return "build: idle"
         seconds = f"{build.result.seconds:.0f} s"
