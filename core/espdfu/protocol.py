@@ -314,12 +314,7 @@ def _reach_idle(busy_limit_ms: int) -> Generator[Step, Reply, None]:
             yield Step(_CLEARED_BY[reply.state], wait_ms=wait)
             wait = 0
         elif reply.state in _ALWAYS_BUSY:
-            busy_ms += max(wait, 1)
-            if busy_ms > busy_limit_ms:
-                raise BusyTooLongError(
-                    f"the device stayed busy ({reply.state.label}) for over "
-                    f"{busy_limit_ms // 1000} s"
-                )
+            busy_ms = _count_busy(busy_ms, reply, busy_limit_ms)
         else:
             raise ProtocolError(
                 f"the device is in {reply.state.label}, from which it cannot take a download"
@@ -358,12 +353,17 @@ def _settle(target: State, during: str, busy_limit_ms: int) -> Generator[Step, R
             return reply
         if reply.state not in _BUSY_STATES[target]:
             raise ProtocolError(f"the device went to {reply.state.label} during {during}")
-        busy_ms += max(wait, 1)
-        if busy_ms > busy_limit_ms:
-            raise BusyTooLongError(
-                f"the device stayed busy ({reply.state.label}) for over "
-                f"{busy_limit_ms // 1000} s during {during}"
-            )
+        busy_ms = _count_busy(busy_ms, reply, busy_limit_ms, f" during {during}")
+
+
+def _count_busy(busy_ms: int, reply: StatusReply, limit_ms: int, during: str = "") -> int:
+    """Add a busy answer (its poll timeout, 1 ms at least) to the total; stop past the limit."""
+    busy_ms += max(reply.poll_timeout_ms, 1)
+    if busy_ms > limit_ms:
+        raise BusyTooLongError(
+            f"the device stayed busy ({reply.state.label}) for over {limit_ms // 1000} s{during}"
+        )
+    return busy_ms
 
 
 _BUSY_STATES = {
