@@ -52,6 +52,7 @@ MAX_TRANSFER_SIZE = 4096  # what Linux usbfs takes in one control transfer (as d
 ESP_TRANSFER_SIZE = 64  # the ESP ROM's, when a board hides its functional descriptor
 _RECOVER_BUSY_LIMIT_MS = 10_000
 _POLL_FOR_BOARD_S = 0.05
+_VANISH_GRACE_S = 0.5
 _T = TypeVar("_T")
 
 
@@ -332,6 +333,7 @@ class _Job:
         self.chip = image.chip_name
         self.request = Request.GETSTATUS  # the one in flight, for messages
         self.confirmed = 0
+        self.address = -1  # the bus address of the board the job has open
 
     @property
     def _busy_limit_ms(self) -> int:
@@ -399,6 +401,7 @@ class _Job:
         device = self.usb.find(self.path)
         if device is None or board.interface is None:
             raise DeviceGone(f"nothing at {self.path}")
+        self.address = device.address
         return DfuInterface(device, board.interface, self.options.timeout_ms)
 
     def _detach(self, board: Board) -> None:
@@ -488,11 +491,11 @@ class _Job:
         on_reply: Callable[[StatusReply], None] | None = None,
     ) -> Any:
         """Send each step when it is due; return the generator's result."""
-        last_reply = time.monotonic()
+        last_status = time.monotonic()  # when the last GETSTATUS was answered
         try:
             step = next(steps)
             while True:
-                self._wait_until(last_reply + step.wait_ms / 1000, cancellable)
+                self._wait_until(last_status + step.wait_ms / 1000, cancellable)
                 self.request = step.request
                 if step.request is Request.DNLOAD:
                     self._on_block(step)
@@ -501,9 +504,10 @@ class _Job:
                 except DeviceGone as gone:
                     step = steps.throw(gone)
                     continue
-                last_reply = time.monotonic()
-                if reply is not None and on_reply is not None:
-                    on_reply(reply)
+                if reply is not None:
+                    last_status = time.monotonic()
+                    if on_reply is not None:
+                        on_reply(reply)
                 step = steps.send(reply)
         except StopIteration as stop:
             return stop.value
@@ -533,6 +537,21 @@ class _Job:
     def _sleep(self, seconds: float) -> None:
         if self.cancel.wait(seconds):
             raise self._error(_Cancelled())
+
+    def _left_the_bus(self) -> bool:
+        """Whether the board is gone (or came back as another device) after a failed request.
+
+        The kernel fails the transfer with EIO a few milliseconds before it reports the
+        disconnect, so the bus is looked at for a short while before deciding.
+        """
+        deadline = time.monotonic() + _VANISH_GRACE_S
+        while True:
+            device = self.usb.find(self.path)
+            if device is None or device.address != self.address:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_POLL_FOR_BOARD_S)
 
     def _recover(self, dfu: DfuInterface) -> Status | None:
         """Best effort: leave the board in dfuIDLE; return the error status it reported."""
@@ -570,7 +589,9 @@ class _Job:
                 Failure.CANCELLED, f"Cancelled {at}; the board is left ready to flash again."
             )
         if isinstance(error, DeviceGone) or (
-            isinstance(error, UsbFault) and self.usb.find(self.path) is None
+            isinstance(error, UsbFault)
+            and not isinstance(error, (Stalled, NoPermission, InUse))
+            and self._left_the_bus()
         ):
             return FlashError(
                 Failure.VANISHED,

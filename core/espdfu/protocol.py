@@ -227,7 +227,11 @@ class BusyTooLongError(Exception):
 
 @dataclass(frozen=True)
 class Step:
-    """One request to send, no sooner than ``wait_ms`` after the previous reply."""
+    """One request to send; a GETSTATUS no sooner than ``wait_ms`` after the previous one's reply.
+
+    DFU 1.1 asks the host to wait bwPollTimeout before its next GETSTATUS, and only then: a
+    DNLOAD may follow a dfuDNLOAD-IDLE reply at once, as dfu-util sends it.
+    """
 
     request: Request
     value: int = 0
@@ -269,22 +273,15 @@ def download(
     """
     if transfer_size <= 0:
         raise ProtocolError(f"the device declares a transfer size of {transfer_size}")
-    yield from _reach_idle(busy_limit_ms)
+    reply = yield from _reach_idle(busy_limit_ms)
     view = memoryview(payload)
-    reply: StatusReply | None = None
     for block, offset in enumerate(range(0, len(view), transfer_size)):
-        yield Step(
-            Request.DNLOAD,
-            block & 0xFFFF,
-            view[offset : offset + transfer_size],
-            _wait(reply),
-            offset,
-        )
-        reply = yield from _settle(State.DNLOAD_IDLE, "the download", busy_limit_ms)
+        yield Step(Request.DNLOAD, block & 0xFFFF, view[offset : offset + transfer_size], 0, offset)
+        reply = yield from _settle(State.DNLOAD_IDLE, "the download", busy_limit_ms, reply)
     block = -(-len(view) // transfer_size)
-    yield Step(Request.DNLOAD, block & 0xFFFF, b"", _wait(reply), len(view))
+    yield Step(Request.DNLOAD, block & 0xFFFF, b"", 0, len(view))
     try:
-        reply = yield from _settle(State.DFU_IDLE, "manifestation", busy_limit_ms)
+        reply = yield from _settle(State.DFU_IDLE, "manifestation", busy_limit_ms, reply)
     except DeviceGone:
         return Ending.VANISHED
     return Ending.WAIT_RESET if reply.state is State.MANIFEST_WAIT_RESET else Ending.IDLE
@@ -295,24 +292,22 @@ def recover(busy_limit_ms: int = BUSY_LIMIT_MS) -> Generator[Step, Reply, None]:
     yield from _reach_idle(busy_limit_ms)
 
 
-def _reach_idle(busy_limit_ms: int) -> Generator[Step, Reply, None]:
+def _reach_idle(busy_limit_ms: int) -> Generator[Step, Reply, StatusReply]:
     """dfuERROR → CLRSTATUS; a download or upload in progress → ABORT; busy → wait."""
     actions = 0
     busy_ms = 0
-    wait = 0
+    reply = None
     while True:
-        reply = yield from _get_status(wait)
-        wait = reply.poll_timeout_ms
+        reply = yield from _get_status(reply)
         if reply.state is State.DFU_IDLE:
-            return
+            return reply
         if reply.state in _CLEARED_BY:
             if actions == MAX_CLEAR_ACTIONS:
                 raise ProtocolError(
                     f"the device stays in {reply.state.label} after CLRSTATUS and ABORT"
                 )
             actions += 1
-            yield Step(_CLEARED_BY[reply.state], wait_ms=wait)
-            wait = 0
+            yield Step(_CLEARED_BY[reply.state])
         elif reply.state in _ALWAYS_BUSY:
             busy_ms = _count_busy(busy_ms, reply, busy_limit_ms)
         else:
@@ -330,23 +325,26 @@ _ALWAYS_BUSY = (State.DNLOAD_SYNC, State.DNBUSY, State.MANIFEST_SYNC, State.MANI
 MAX_CLEAR_ACTIONS = 3
 
 
-def _get_status(wait_ms: int) -> Generator[Step, Reply, StatusReply]:
-    reply = yield Step(Request.GETSTATUS, wait_ms=wait_ms)
+def _get_status(previous: StatusReply | None) -> Generator[Step, Reply, StatusReply]:
+    """GETSTATUS, once the previous reply's poll timeout has passed."""
+    wait = previous.poll_timeout_ms if previous else 0
+    reply = yield Step(Request.GETSTATUS, wait_ms=wait)
     if reply is None:
         raise ProtocolError("GETSTATUS gave no reply")
     return reply
 
 
-def _settle(target: State, during: str, busy_limit_ms: int) -> Generator[Step, Reply, StatusReply]:
+def _settle(
+    target: State, during: str, busy_limit_ms: int, previous: StatusReply
+) -> Generator[Step, Reply, StatusReply]:
     """Poll GETSTATUS until the device reaches ``target`` (or, at the end, waits for reset)."""
     busy_ms = 0
-    wait = 0
+    reply = previous
     while True:
-        reply = yield from _get_status(wait)
+        reply = yield from _get_status(reply)
         if reply.status is not Status.OK or reply.state is State.ERROR:
             status = reply.status if reply.status is not Status.OK else Status.UNKNOWN
             raise DeviceStatusError(status, during)
-        wait = reply.poll_timeout_ms
         if reply.state is target or (
             target is State.DFU_IDLE and reply.state is State.MANIFEST_WAIT_RESET
         ):
@@ -370,7 +368,3 @@ _BUSY_STATES = {
     State.DNLOAD_IDLE: (State.DNLOAD_SYNC, State.DNBUSY),
     State.DFU_IDLE: (State.MANIFEST_SYNC, State.MANIFEST),
 }
-
-
-def _wait(reply: StatusReply | None) -> int:
-    return reply.poll_timeout_ms if reply else 0

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from espdfu.build import BuildError, BuildResult, BuildRunner, BuildState, find_project
+from espdfu.build import (
+    KILL_AFTER_S,
+    BuildError,
+    BuildResult,
+    BuildRunner,
+    BuildState,
+    find_project,
+)
 
 WAIT_S = 10.0
 
@@ -36,14 +43,14 @@ class Recorder:
     def on_done(self, result: BuildResult) -> None:
         self.results.append(result)
 
-    def runner(self, script: Path, cwd: Path, **kwargs: float) -> BuildRunner:
+    def runner(self, script: Path, cwd: Path, kill_after_s: float = KILL_AFTER_S) -> BuildRunner:
         return BuildRunner(
             (sys.executable, str(script)),
             cwd,
             on_line=self.on_line,
             on_progress=self.on_progress,
             on_done=self.on_done,
-            **kwargs,
+            kill_after_s=kill_after_s,
         )
 
     def wait_for_line(self, prefix: str) -> str:
@@ -103,7 +110,7 @@ def test_lines_and_ninja_progress(tmp_path: Path) -> None:
     ]
     assert record.progress == [(1, 3), (2, 3), (3, 3)]
     assert record.results == [result]
-    assert runner.state is BuildState.SUCCEEDED and not runner.running
+    assert (runner.state, runner.running) == (BuildState.SUCCEEDED, False)
 
 
 def test_a_failed_build_says_what_went_wrong(tmp_path: Path) -> None:

@@ -107,7 +107,7 @@ def test_info_on_a_missing_file(tmp_path: Path) -> None:
 def test_mkdfu_writes_what_esp_idf_writes(vectors: Path, tmp_path: Path) -> None:
     """Same arguments as ESP-IDF's test of mkdfu.py, run in the vector folder."""
     out = tmp_path / "out.bin"
-    args = ["mkdfu", "-o", out, "--pid", "2", "--flash-size", "4MB"]
+    args: list[str | Path] = ["mkdfu", "-o", out, "--pid", "2", "--flash-size", "4MB"]
     result = espdfu(
         *args, "0x1000", "1.bin", "0x8000", "2.bin", "0x10000", "3.bin", cwd=vectors / "1"
     )

@@ -162,7 +162,7 @@ def test_udev_install_as_root_writes_the_rule(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    monkeypatch.setattr(udev.shutil, "which", lambda name: None)  # no udevadm to run here
+    monkeypatch.setattr("espdfu.udev.shutil.which", lambda name: None)  # no udevadm here
     target = tmp_path / "70-espdfu.rules"
     said = udev.install(target)
     assert target.read_text().count('ATTR{idVendor}=="303a"') == 1

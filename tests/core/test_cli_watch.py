@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -26,9 +27,12 @@ class Watch:
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         assert process.stdout is not None
-        stdout = process.stdout
-        self.reader = threading.Thread(target=lambda: [self.lines.put(ln) for ln in stdout])
+        self.reader = threading.Thread(target=self._read, args=(process.stdout,))
         self.reader.start()
+
+    def _read(self, stdout: IO[str]) -> None:
+        for line in stdout:
+            self.lines.put(line)
 
     def close(self) -> None:
         if self.process.poll() is None:

@@ -126,6 +126,23 @@ def test_poll_timeouts_become_waits_before_the_next_request() -> None:
     ]
 
 
+def test_a_poll_timeout_delays_the_next_getstatus_not_the_next_block() -> None:
+    """DFU 1.1: bwPollTimeout is the least time before the next GETSTATUS (dfu-util agrees)."""
+
+    def answer(step: Step) -> Reply:
+        if step.request is Request.GETSTATUS:
+            return ok(State.DNLOAD_IDLE if seen else State.DFU_IDLE, 5)
+        seen.append(step)
+        return None
+
+    seen: list[Step] = []
+    steps = drive(download(b"x" * 200, 64), answer, limit=12).steps
+    dnloads = [s.wait_ms for s in steps if s.request is Request.DNLOAD]
+    statuses = [s.wait_ms for s in steps if s.request is Request.GETSTATUS]
+    assert dnloads and set(dnloads) == {0}
+    assert statuses[0] == 0 and set(statuses[1:]) == {5}
+
+
 def test_block_numbers_wrap_at_16_bits() -> None:
     device = Device(busy_poll=0)
     run = drive(download(bytes(65_540), 1), device)

@@ -5,17 +5,31 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import RichLog
 
 from espdfu.build import BuildState
 from espdfu.sim import BoardKind, TimeModel, VirtualBoard
 from espdfu_tui.__main__ import build_parser
-from espdfu_tui.app import NO_BOARDS_TEXT
+from espdfu_tui.app import NO_BOARDS_TEXT, EspdfuApp
 from espdfu_tui.panels import BoardPanel, panel_id
 from espdfu_tui.screens import ConfirmScreen, HelpScreen, LabelScreen
 from tests.tui.harness import make_app, panel, panel_text, text, until
 
 SIZE = (80, 24)
+
+
+def shown(widget: Widget) -> bool:
+    """Whether a widget is displayed now (a call, so that checks before it do not narrow it)."""
+    return bool(widget.display)
+
+
+def top(app: EspdfuApp) -> Screen[object]:
+    """The screen on top now."""
+    return app.screen
+
+
 S2A, S2B, S3 = "1-1.1", "1-1.2", "1-1.3"
 
 
@@ -138,12 +152,13 @@ async def test_l_hides_the_log_and_question_mark_shows_help(tmp_path: Path) -> N
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: len(app.query(BoardPanel)) == 3, "the panels")
         log = app.query_one("#log", RichLog)
-        assert log.display
+        assert shown(log)
         await pilot.press("l")
-        assert not log.display
+        assert not shown(log)
         await pilot.press("question_mark")
-        assert isinstance(app.screen, HelpScreen)
-        keys = dict(app.screen.keys)
+        help_screen = app.screen
+        assert isinstance(help_screen, HelpScreen)
+        keys = dict(help_screen.keys)
         assert keys["B"].startswith("Build (") and "x" in keys and "F" in keys
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
@@ -187,9 +202,9 @@ async def test_q_asks_first_while_a_flash_runs(tmp_path: Path) -> None:
         await pilot.press("x")
         await until(pilot, lambda: app.workbench.busy, "work")
         await pilot.press("q")
-        assert isinstance(app.screen, ConfirmScreen)
+        assert isinstance(top(app), ConfirmScreen)
         await pilot.press("n")
-        assert app.is_running and not isinstance(app.screen, ConfirmScreen)
+        assert app.is_running and not isinstance(top(app), ConfirmScreen)
         await pilot.press("q", "y")
         await until(pilot, lambda: not app.is_running, "the exit")
     assert not app.workbench.busy  # the flash was aborted, not left running

@@ -455,7 +455,7 @@ class VirtualBoard:
         is_in = request in _IN_REQUESTS
         if request_type != (REQUEST_IN if is_in else REQUEST_OUT):
             return self._stall()
-        if self.strict_poll and arrival < self._ready_at:
+        if self.strict_poll and arrival < self._ready_at and self._must_wait(request):
             return self._stall()
         fault = self._take_fault(request, is_in) if self.faults else None
         if fault is not None:
@@ -493,6 +493,11 @@ class VirtualBoard:
                 del self.faults[number]
                 return fault
         return None
+
+    def _must_wait(self, request: Request) -> bool:
+        """DFU 1.1: bwPollTimeout must pass before the next GETSTATUS, and before anything
+        while the device is busy; a DNLOAD may follow dfuDNLOAD-IDLE at once."""
+        return request is Request.GETSTATUS or self._state in (State.DNBUSY, State.MANIFEST)
 
     def _dfu_request(
         self, request: Request, value: int, data: array[int], arrival: float, deadline: float

@@ -1,0 +1,292 @@
+"""espdfu and dfu-util against emulated ESP ROMs through a real Linux USB stack (QEMU guest).
+
+Two boots carry every check, to keep the tier within a few minutes: a bare system (no udevd:
+espdfu's libusb must learn of re-enumerated boards from the kernel alone) with five boards,
+and a desktop-like one (udevd with Debian's default rules, no rule for Espressif boards) with
+two. Each test reads one aspect of its boot's record; see docs/real-usb.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from espdfu import dfufile
+from tests.realusb.harness import BoardSpec, GuestRun, Image, boot, make_image
+
+pytestmark = [pytest.mark.realusb, pytest.mark.timeout(900)]
+
+S2 = make_image("esp32s2", seed=1)
+S3 = make_image("esp32s3", seed=2, part_size=16 * 1024)  # several parts, several erases
+PULL_AT = 20 * 1024
+CORRUPT_AT = 30_000
+ERROR_BLOCK = 100
+
+
+def corrupted_md5(image: Image) -> bytes:
+    """``image``'s dfu.bin with the app's md5 record changed (and the CRC made right again):
+    a file whose only fault is the one the board finds by itself."""
+    data = bytearray(image.data)
+    record = data.index(b"app.bin\0", data.index(b"dfuinfo0.dat"))
+    data[record + 64] ^= 0xFF  # the first md5 byte: the record is address, flags, name, md5
+    body = len(data) - dfufile.CRC.size
+    data[body:] = dfufile.CRC.pack(dfufile.dfu_crc(memoryview(data)[:body]))
+    return bytes(data)
+
+
+BARE_SCENARIO = """
+step list espdfu list
+step list_json espdfu list --json
+step list_verbose espdfu list -v
+step pull espdfu flash "$INPUTS/s2.dfu.bin" --path "$(board_path 3)" --json
+step list_pulled espdfu list --json
+gadget replug 3
+step replugged espdfu flash "$INPUTS/s2.dfu.bin" --path "$(board_path 3)" --json
+step verify espdfu flash "$INPUTS/s2.dfu.bin" --path "$(board_path 4)" --json
+step prog espdfu flash "$INPUTS/s2.dfu.bin" --path "$(board_path 5)" --json
+step all espdfu flash "$INPUTS/s2.dfu.bin" --all --json
+step s3 espdfu flash "$INPUTS/s3.dfu.bin" --json
+gadget replug 2
+step dfu_util dfu-util -d 303a:0009 -p "$(board_path 2)" -E 1 -D "$INPUTS/s3.dfu.bin"
+"""
+
+DESKTOP_SCENARIO = """
+nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
+step nobody_list "${nobody[@]}" espdfu list
+step nobody_json "${nobody[@]}" espdfu list --json
+step espdfu espdfu flash "$INPUTS/s2.dfu.bin" --path "$(board_path 0)" --json
+gadget wipe 0
+gadget replug 0
+step dfu_util dfu-util -d 303a:0002 -D "$INPUTS/s2.dfu.bin"
+step dfu_util_bad_md5 dfu-util -d 303a:0002 -D "$INPUTS/bad-md5.dfu.bin"
+step espdfu_bad_md5 espdfu flash "$INPUTS/bad-md5.dfu.bin" --path "$(board_path 0)"
+mkdir -p /tmp/project/build && cd /tmp/project || exit 1
+start watch espdfu watch /tmp/project/build --all
+wait_text "$OUT/steps/watch.out" esp32s3 60
+cp "$INPUTS/s3.dfu.bin" build/dfu.bin.tmp && mv build/dfu.bin.tmp build/dfu.bin
+wait_text "$OUT/steps/watch.out" Flashed 120
+stop watch
+"""
+
+
+@pytest.fixture(scope="module")
+def bare(realusb: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GuestRun]:
+    """No udevd: boards 0, 1 (S2), 2 (S3), and S2 boards whose first download goes wrong:
+    3 (cable pulled), 4 (one byte corrupted on arrival), 5 (a flash write fails)."""
+    boards = [
+        BoardSpec("esp32s2"),
+        BoardSpec("esp32s2"),
+        BoardSpec("esp32s3"),
+        BoardSpec("esp32s2", faults={"pull_after_bytes": PULL_AT}),
+        BoardSpec("esp32s2", faults={"corrupt_byte": CORRUPT_AT}),
+        BoardSpec("esp32s2", faults={"error_at_block": ERROR_BLOCK, "error_status": "PROG"}),
+    ]
+    inputs = {"s2.dfu.bin": S2.data, "s3.dfu.bin": S3.data}
+    yield boot(BARE_SCENARIO, boards=boards, inputs=inputs, workdir=tmp_path_factory.mktemp("bare"))
+
+
+@pytest.fixture(scope="module")
+def desktop(realusb: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GuestRun]:
+    """udevd running, no udev rule for Espressif boards: boards 0 (S2) and 1 (S3)."""
+    inputs = {"s2.dfu.bin": S2.data, "s3.dfu.bin": S3.data, "bad-md5.dfu.bin": corrupted_md5(S2)}
+    yield boot(
+        DESKTOP_SCENARIO,
+        boards=[BoardSpec("esp32s2"), BoardSpec("esp32s3")],
+        inputs=inputs,
+        udev=True,
+        workdir=tmp_path_factory.mktemp("desktop"),
+    )
+
+
+def results(run: GuestRun, name: str) -> list[dict[str, Any]]:
+    """The JSON lines `espdfu flash --json` printed in step ``name``."""
+    step = run.step(name)
+    try:
+        return [json.loads(line) for line in step.stdout.splitlines() if line.strip()]
+    except json.JSONDecodeError:
+        raise AssertionError(str(step)) from None
+
+
+def assert_flash(run: GuestRun, board: int, image: Image) -> None:
+    """The board's flash holds exactly the image's files at their addresses, erased around."""
+    flash, expected = run.boards[board].flash, image.expected_flash()
+    for file in image.files:
+        written = flash[file.address : file.address + len(file.data)]
+        assert written == file.data, f"board {board}: {file.name} at 0x{file.address:x} differs"
+    if flash != expected:
+        first = next(i for i, (a, b) in enumerate(zip(flash, expected, strict=True)) if a != b)
+        raise AssertionError(f"board {board}: the flash differs from the image at 0x{first:x}")
+
+
+# --- a bare system: no udevd --------------------------------------------------------------------
+
+
+def test_list_shows_each_board_in_rom_download_mode_at_its_port(bare: GuestRun) -> None:
+    step = bare.step("list_json")
+    assert step.rc == 0, step
+    listed = {board["path"]: board for board in json.loads(step.stdout)}
+    expected = {board.path: board.report["chip"] for board in bare.boards}
+    assert {path: board["chip"] for path, board in listed.items()} == expected
+    for board in listed.values():
+        assert (board["mode"], board["mode_text"]) == ("rom", "ROM download"), board
+        assert board["accessible"] and board["state"] == "ready", board
+        assert board["transfer_size"] == 64, board
+    table = bare.step("list").stdout
+    row = rf"^{re.escape(bare.boards[2].path)} +esp32s3 +ROM download +ready +64$"
+    assert re.search(row, table, re.MULTILINE), table
+
+
+def test_espdfu_uses_the_libusb_of_libusb_package(bare: GuestRun) -> None:
+    """It needs no udevd: it learns of new devices from the kernel's netlink events."""
+    step = bare.step("list_verbose")
+    assert step.rc == 0, step
+    first = step.stdout.splitlines()[0]
+    assert "libusb_package/libusb-1.0.so) from libusb-package" in first, step
+
+
+def test_flash_follows_the_reenumeration_and_writes_the_files_esp32s3(bare: GuestRun) -> None:
+    (result,) = results(bare, "s3")
+    assert result["ok"] and result["ending"] == "idle", result
+    assert result["path"] == bare.boards[2].path and result["chip"] == "esp32s3"
+    board = bare.boards[2]
+    assert [event["event"] for event in board.report["events"]][:3] == [
+        "enumerated",
+        "detached",
+        "enumerated",
+    ], board.report["events"]
+    (download,) = board.downloads
+    assert download["outcome"] == "manifested" and download["bytes"] == S3.payload_size
+    assert all(file["md5_ok"] for file in download["files"]), download
+    assert_flash(bare, 2, S3)
+
+
+S2_BOARDS = (0, 1, 3, 4, 5)
+
+
+def test_all_flashes_every_esp32s2_in_parallel(bare: GuestRun) -> None:
+    """Two boards in ROM download mode (detached) and three already in DFU mode, two of them
+    after a failed download; the S3 is skipped. The downloads overlap in time and every
+    image is right."""
+    step = bare.step("all")
+    assert step.rc == 0, step
+    flashed = results(bare, "all")
+    paths = [bare.boards[index].path for index in S2_BOARDS]
+    assert sorted(result["path"] for result in flashed) == sorted(paths), step
+    assert all(result["ok"] for result in flashed), step
+    assert "skipping" in step.stderr and bare.boards[2].path in step.stderr, step
+    last = [bare.boards[index].downloads[-1] for index in S2_BOARDS]
+    assert max(d["started"] for d in last) < min(d["ended"] for d in last), last
+    for index in S2_BOARDS:
+        assert_flash(bare, index, S2)
+
+
+def test_a_pulled_cable_fails_at_its_byte_without_hanging_then_flash_again(
+    bare: GuestRun,
+) -> None:
+    step = bare.step("pull")
+    (result,) = results(bare, "pull")
+    assert step.rc == 1 and not result["ok"], step
+    assert f"at byte {PULL_AT:,} of {S2.payload_size:,}" in result["message"], result
+    assert step.seconds < 30, step
+    assert bare.boards[3].events("pulled")[0]["at_byte"] == PULL_AT
+    still = {board["path"] for board in json.loads(bare.step("list_pulled").stdout)}
+    assert bare.boards[3].path not in still
+    (again,) = results(bare, "replugged")
+    assert again["ok"], bare.step("replugged")
+
+
+def test_a_pulled_cable_is_reported_as_vanished(bare: GuestRun) -> None:
+    (result,) = results(bare, "pull")
+    assert result["error"] == "vanished", result
+    assert f"vanished at byte {PULL_AT:,} of {S2.payload_size:,}" in result["message"], result
+
+
+def test_a_device_error_status_is_named(bare: GuestRun) -> None:
+    """A byte corrupted on its way into flash: the board's md5 check fails, it reports
+    errVERIFY, and espdfu says so in words."""
+    step = bare.step("verify")
+    (result,) = results(bare, "verify")
+    assert step.rc == 1 and result["error"] == "device_status", step
+    assert result["status"] == "errVERIFY", result
+    assert "errVERIFY" in result["message"] and "md5 mismatch" in result["message"], result
+    (error,) = bare.boards[4].events("error")
+    assert error["status"] == "errVERIFY"
+
+
+def test_a_failed_flash_write_is_named_with_its_place(bare: GuestRun) -> None:
+    (result,) = results(bare, "prog")
+    assert result["status"] == "errPROG", result
+    offset = ERROR_BLOCK * 64
+    assert f"errPROG at byte {offset:,} of {S2.payload_size:,}" in result["message"], result
+
+
+def test_espdfu_never_sends_a_request_before_the_poll_timeout(
+    bare: GuestRun, desktop: GuestRun
+) -> None:
+    """The boards STALL early requests to a busy board (after dfuDNBUSY, dfuMANIFEST): none
+    came, from espdfu or dfu-util, in all the downloads above."""
+    for run in (bare, desktop):
+        for board in run.boards:
+            assert board.report["stalls"] == {}, (board.path, board.report["stalls"])
+
+
+def test_dfu_util_loses_the_board_after_detach_without_udevd(bare: GuestRun) -> None:
+    """Debian's libusb hears of re-enumerations only from udevd: the reason the desktop boot
+    runs it, and the difference from espdfu's libusb above."""
+    step = bare.step("dfu_util")
+    assert step.rc != 0, step
+    assert "Lost device after RESET?" in step.stdout + step.stderr, step
+
+
+# --- a desktop: udevd, no rule for Espressif boards ---------------------------------------------
+
+
+def test_without_root_or_udev_rule_the_board_is_listed_as_not_accessible(
+    desktop: GuestRun,
+) -> None:
+    step = desktop.step("nobody_list")
+    assert step.rc == 0, step
+    assert "no permission" in step.stdout, step
+    assert "sudo espdfu udev-rule --install" in " ".join(step.stdout.split()), step
+    listed = json.loads(desktop.step("nobody_json").stdout)
+    assert len(listed) == 2 and not any(board["accessible"] for board in listed), listed
+
+
+def test_dfu_util_flashes_the_same_board_as_espdfu_with_the_same_result(
+    desktop: GuestRun,
+) -> None:
+    (result,) = results(desktop, "espdfu")
+    assert result["ok"], desktop.step("espdfu")
+    step = desktop.step("dfu_util")
+    assert step.rc == 0 and "Done!" in step.stdout, step
+    espdfu_download, dfu_util_download = desktop.boards[0].downloads[:2]
+    expected = hashlib.sha256(S2.expected_flash()).hexdigest()
+    for download in (espdfu_download, dfu_util_download):
+        assert download["outcome"] == "manifested", download
+        assert download["flash_sha256"] == expected, download
+    assert espdfu_download["files"] == dfu_util_download["files"]
+    assert [event["event"] for event in desktop.boards[0].report["events"]].count("detached") == 2
+
+
+def test_a_corrupted_md5_is_errverify_for_dfu_util_and_refused_by_espdfu(
+    desktop: GuestRun,
+) -> None:
+    step = desktop.step("dfu_util_bad_md5")
+    assert step.rc != 0 and "status(7)" in step.stdout, step
+    assert desktop.boards[0].events("error")[-1]["status"] == "errVERIFY"
+    refused = desktop.step("espdfu_bad_md5")
+    assert refused.rc == 2 and "md5" in refused.stderr, refused
+
+
+def test_watch_flashes_each_new_dfu_bin(desktop: GuestRun) -> None:
+    step = desktop.step("watch")
+    assert step.rc == 130, step
+    assert "New dfu.bin" in step.stdout and "Flashed" in step.stdout, step
+    download = desktop.boards[1].downloads[-1]
+    assert download["outcome"] == "manifested", download
+    assert_flash(desktop, 1, S3)

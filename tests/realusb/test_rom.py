@@ -1,0 +1,179 @@
+"""The gadget's ROM model on its own (no guest): the tier's verdicts are only as good as it is.
+
+The project's own sans-IO download drives it here with a clock that moves only when the host
+waits, so every stall or error is the model's decision, not a timing accident.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+import pytest
+
+from espdfu.chips import chip_by_name
+from espdfu.protocol import (
+    DeviceStatusError,
+    Ending,
+    Reply,
+    Request,
+    State,
+    Status,
+    StatusReply,
+    Step,
+    download,
+)
+from tests.realusb.guest.rom import (
+    RUNTIME_DESCRIPTOR,
+    Action,
+    Answer,
+    Faults,
+    Rom,
+    Setup,
+    Timing,
+)
+from tests.realusb.harness import MIB, make_image
+
+IMAGE = make_image("esp32s2", seed=7, app_size=20 * 1024)
+
+
+class Host:
+    """A host on a fake clock: it advances only by the waits the host makes."""
+
+    def __init__(self, faults: Faults | None = None, **timing: Any) -> None:
+        self.time = 100.0
+        chip = chip_by_name("esp32s2")
+        assert chip is not None
+        self.rom = Rom(chip, 4 * MIB, Timing(**timing), faults or Faults(), lambda: self.time)
+        self.rom.enumerate("dfu")
+
+    def out(self, request: Request, value: int = 0, data: bytes = b"") -> Answer:
+        setup = Setup(0x21, request, value, 0, len(data))
+        return self.rom.control(setup, lambda: data)
+
+    def status(self) -> StatusReply:
+        answer = self.rom.control(Setup(0xA1, Request.GETSTATUS, 0, 0, 6), _no_data)
+        assert answer.data is not None, answer
+        return StatusReply.decode(answer.data)
+
+    def run(self, steps: Generator[Step, Reply, Ending]) -> tuple[Ending, list[State]]:
+        """Drive a download; return how it ended and every state GETSTATUS reported."""
+        states: list[State] = []
+        try:
+            step = next(steps)
+            while True:
+                self.time += step.wait_ms / 1000
+                reply: Reply = None
+                if step.request is Request.GETSTATUS:
+                    reply = self.status()
+                    states.append(reply.state)
+                else:
+                    answer = self.out(step.request, step.value, bytes(step.data))
+                    assert not answer.stall and answer.action is None, (step, answer)
+                step = steps.send(reply)
+        except StopIteration as stop:
+            return stop.value, states
+
+
+def _no_data() -> bytes:
+    raise AssertionError("an IN request has no data stage to read")
+
+
+def test_a_download_writes_the_files_and_ends_in_dfu_idle() -> None:
+    host = Host()
+    ending, states = host.run(download(IMAGE.data[:-16], 64))
+    assert ending is Ending.IDLE
+    assert State.DNBUSY in states  # the erase of each file's region
+    assert states[-2:] == [State.MANIFEST, State.DFU_IDLE]
+    assert bytes(host.rom.flash) == IMAGE.expected_flash()
+    (record,) = host.rom.downloads
+    assert record.outcome == "manifested" and record.poll_ms > 0
+    assert [file.md5_ok for file in record.receiver.files] == [True, True, True]
+
+
+def test_the_runtime_interface_answers_appidle_and_takes_detach() -> None:
+    host = Host()
+    host.rom.enumerate("rom")
+    assert host.status().state is State.APP_IDLE
+    assert host.out(Request.DNLOAD, 0, b"x").stall
+    functional = host.rom.control(Setup(0x81, 6, 0x2100, 0, 9), _no_data)  # GET_DESCRIPTOR
+    assert functional.data == RUNTIME_DESCRIPTOR.encode()
+    assert host.out(Request.DETACH, 1000).action is Action.DETACH
+
+
+def test_a_request_to_a_busy_board_before_its_poll_timeout_stalls() -> None:
+    host = Host()
+    for block in range(20):  # past dfuinfo0.dat and flash_params.dat: the first file erases
+        host.out(Request.DNLOAD, block, IMAGE.data[block * 64 : block * 64 + 64])
+        busy = host.status()
+        if busy.state is State.DNBUSY:
+            break
+    assert busy.state is State.DNBUSY and busy.poll_timeout_ms > 0
+    host.time += busy.poll_timeout_ms / 1000 / 2
+    assert host.rom.control(Setup(0xA1, Request.GETSTATUS, 0, 0, 6), _no_data).stall
+    assert host.status() == StatusReply(Status.STALLEDPKT, 0, State.ERROR)
+    host.out(Request.CLRSTATUS)
+    assert host.status().state is State.DFU_IDLE
+
+
+def test_the_next_block_may_follow_dfudnload_idle_at_once() -> None:
+    """dfu-util does not wait after dfuDNLOAD-IDLE: DFU 1.1's bwPollTimeout is the wait before
+    the next GETSTATUS, so the model must not stall it."""
+    host = Host(erase=False)
+    host.out(Request.DNLOAD, 0, IMAGE.data[:64])
+    idle = host.status()
+    assert idle.state is State.DNLOAD_IDLE and idle.poll_timeout_ms == 2
+    assert not host.out(Request.DNLOAD, 1, IMAGE.data[64:128]).stall
+
+
+@pytest.mark.parametrize(
+    "send",
+    [
+        lambda host: host.out(Request.DNLOAD, 5, b"x" * 64),  # block 1 was due
+        lambda host: host.out(Request.DNLOAD, 1, b"x" * 65),  # more than wTransferSize
+        lambda host: host.rom.control(Setup(0xA1, Request.UPLOAD, 0, 0, 64), _no_data),
+        lambda host: host.rom.control(Setup(0xA1, 0x42, 0, 0, 4), _no_data),
+        lambda host: host.out(Request.DETACH, 1000),
+    ],
+    ids=["block number", "block size", "upload", "unknown", "detach"],
+)
+def test_requests_the_rom_does_not_take_stall_into_dfuerror(
+    send: Callable[[Host], Answer],
+) -> None:
+    host = Host(erase=False)
+    host.out(Request.DNLOAD, 0, IMAGE.data[:64])
+    host.status()
+    assert send(host).stall
+    assert host.status() == StatusReply(Status.STALLEDPKT, 0, State.ERROR)
+
+
+def test_ending_before_the_archive_is_whole_is_errnotdone() -> None:
+    host = Host(erase=False)
+    host.out(Request.DNLOAD, 0, IMAGE.data[:64])
+    host.status()
+    host.out(Request.DNLOAD, 1)
+    assert host.status() == StatusReply(Status.NOTDONE, 0, State.ERROR)
+
+
+@pytest.mark.parametrize(
+    ("faults", "status"),
+    [
+        (Faults(corrupt_byte=15_000), Status.VERIFY),
+        (Faults(error_at_block=3, error_status="WRITE"), Status.WRITE),
+    ],
+)
+def test_faults_become_the_status_a_board_reports(faults: Faults, status: Status) -> None:
+    host = Host(faults)
+    with pytest.raises(DeviceStatusError) as error:
+        host.run(download(IMAGE.data[:-16], 64))
+    assert error.value.status is status
+    assert host.rom.events[-1]["event"] == "error"
+
+
+def test_a_cable_pull_answers_nothing_at_its_byte() -> None:
+    host = Host(Faults(pull_after_bytes=128), erase=False)
+    for block in range(2):
+        host.out(Request.DNLOAD, block, IMAGE.data[block * 64 : block * 64 + 64])
+        host.status()
+    assert host.out(Request.DNLOAD, 2, IMAGE.data[128:192]).action is Action.PULL
+    assert host.rom.events[-1] == {"at": 100.0, "event": "pulled", "at_byte": 128}
