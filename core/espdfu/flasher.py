@@ -53,6 +53,8 @@ ESP_TRANSFER_SIZE = 64  # the ESP ROM's, when a board hides its functional descr
 _RECOVER_BUSY_LIMIT_MS = 10_000
 _POLL_FOR_BOARD_S = 0.05
 _VANISH_GRACE_S = 0.5
+_PROGRESS_GRAIN = 1024
+"""Bytes between two looks at the clock for progress (sixteen 64-byte blocks)."""
 _T = TypeVar("_T")
 
 
@@ -292,6 +294,9 @@ class _Reporter:
         self._send(force=True)
 
     def advance(self, done: int) -> None:
+        """Called for every block: the clock is read only every so many bytes."""
+        if done - self.done < _PROGRESS_GRAIN and done < self.total:
+            return
         self.done = done
         self._send(force=done >= self.total)
 
@@ -491,11 +496,12 @@ class _Job:
         on_reply: Callable[[StatusReply], None] | None = None,
     ) -> Any:
         """Send each step when it is due; return the generator's result."""
-        last_status = time.monotonic()  # when the last GETSTATUS was answered
+        last_status = 0.0  # when the last GETSTATUS was answered, if it asked for a wait
         try:
             step = next(steps)
             while True:
-                self._wait_until(last_status + step.wait_ms / 1000, cancellable)
+                due = last_status + step.wait_ms / 1000 if step.wait_ms else 0.0
+                self._wait_until(due, cancellable)
                 self.request = step.request
                 if step.request is Request.DNLOAD:
                     self._on_block(step)
@@ -505,7 +511,8 @@ class _Job:
                     step = steps.throw(gone)
                     continue
                 if reply is not None:
-                    last_status = time.monotonic()
+                    if reply.poll_timeout_ms:  # the clock only when it matters (per block)
+                        last_status = time.monotonic()
                     if on_reply is not None:
                         on_reply(reply)
                 step = steps.send(reply)
@@ -526,7 +533,7 @@ class _Job:
         return None
 
     def _wait_until(self, deadline: float, cancellable: bool) -> None:
-        remaining = deadline - time.monotonic()
+        remaining = deadline - time.monotonic() if deadline else 0.0
         if not cancellable:
             if remaining > 0:
                 time.sleep(remaining)

@@ -8,6 +8,7 @@ own with made-up replies. It decides; it never sleeps or touches a device.
 from __future__ import annotations
 
 import enum
+import functools
 import struct
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -124,8 +125,12 @@ class StatusReply:
     state: State
 
     @classmethod
+    @functools.lru_cache(maxsize=64)
     def decode(cls, data: bytes) -> StatusReply:
-        """Decode the 6 bytes, refusing short replies and unknown codes."""
+        """Decode the 6 bytes, refusing short replies and unknown codes.
+
+        Cached: a download hears the same few replies thousands of times.
+        """
         if len(data) != STATUS_LENGTH:
             raise ProtocolError(
                 f"the device answered GETSTATUS with {len(data)} bytes instead of 6"

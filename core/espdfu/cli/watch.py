@@ -10,16 +10,11 @@ import argparse
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 from types import FrameType
 
-from ..build import find_project
-from ..config import load_settings
 from ..errors import InputError
-from ..flasher import FlashOptions, Phase
-from ..transport import SIM_ENV, open_usb
-from ..workbench import BoardChanged, Event, Logged, Workbench, WorkbenchSettings
+from ..transport import SIM_ENV
 from .common import EXIT_INTERRUPTED
 
 
@@ -49,6 +44,14 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _watch(args: argparse.Namespace) -> int:
+    # Imported here: the workbench, watchdog and the config are not needed by other commands.
+    from ..build import find_project
+    from ..config import load_settings
+    from ..flasher import FlashOptions
+    from ..transport import open_usb
+    from ..workbench import Workbench, WorkbenchSettings
+    from .eventlines import EventLines
+
     if args.path and args.all:
         raise InputError("Give either --path or --all, not both.")
     project_dir = find_project(Path.cwd())
@@ -57,7 +60,7 @@ def _watch(args: argparse.Namespace) -> int:
         overrides["make_dfu"] = False
     config = load_settings(project_dir, overrides=overrides)
     build_dir = config.build_dir or (project_dir or Path.cwd()) / "build"
-    printer = _Printer()
+    printer = EventLines()
     settings = WorkbenchSettings(
         build_dir=build_dir,
         project_dir=project_dir,
@@ -86,29 +89,3 @@ def _watch(args: argparse.Namespace) -> int:
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
-
-
-class _Printer:
-    """One timestamped line per event; progress only when a board's phase changes."""
-
-    def __init__(self) -> None:
-        self.phase: dict[str, Phase | None] = {}
-        self.lock = threading.Lock()
-
-    def show(self, event: Event) -> None:
-        if isinstance(event, BoardChanged):
-            self._board(event)
-        elif isinstance(event, Logged):
-            prefix = "build: " if event.source == "build" else ""
-            self._line(f"{prefix}{event.text}")
-
-    def _board(self, event: BoardChanged) -> None:
-        view = event.view
-        phase = view.progress.phase if view.progress else None
-        if phase is not None and self.phase.get(view.path) is not phase:
-            self._line(f"{view.title}: {phase.value}")
-        self.phase[view.path] = phase
-
-    def _line(self, text: str) -> None:
-        with self.lock:
-            print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
