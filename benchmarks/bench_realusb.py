@@ -7,9 +7,10 @@ the board replugged in ROM download mode before each flash. Goal: espdfu ≤ 1.0
 
 Two boards, two device models: one reports a bwPollTimeout of 2 ms with every dfuDNLOAD-IDLE
 (as ROMs built on Zephyr's DFU class report a constant poll timeout), one reports 0 there (the
-project's virtual boards). Both report the erase time with dfuDNBUSY. dfu-util sends the next
-block at once after dfuDNLOAD-IDLE whatever the poll timeout says; espdfu waits it out, so the
-two models tell apart what that wait costs from the rest. Also reported: bytes per second of
+project's virtual boards). Both report the erase time with dfuDNBUSY. Both tools send the next
+block at once after dfuDNLOAD-IDLE: DFU 1.1 asks for the poll timeout only before the next
+GETSTATUS (espdfu used to wait it out before every block; the 2 ms board keeps that honest).
+Also reported: bytes per second of
 the whole command and of the download phase (the gadget's own clock), and the CPU time each
 tool used in the guest, where software emulation makes CPU about ten times dearer than on a
 real machine (in the guest, a Python host pays for that; on hardware the USB frames dominate).
@@ -101,8 +102,8 @@ def _section(run: GuestRun, repeats: int, size: int) -> Section:
             "model on a Linux USB gadget in a QEMU guest, tests/realusb), from ROM download "
             "mode: the wall time includes the detach dance. One board reports a bwPollTimeout "
             "of 2 ms with each dfuDNLOAD-IDLE, the other 0; both report the erase time with "
-            "dfuDNBUSY. dfu-util sends the next block at once after dfuDNLOAD-IDLE; "
-            "espdfu waits the poll timeout out first.",
+            "dfuDNBUSY. Both tools send the next block at once after dfuDNLOAD-IDLE (DFU 1.1 "
+            "asks for the poll timeout only before the next GETSTATUS).",
             f"{repeats} flash(es) of each tool on each board, {size:,} bytes downloaded each; "
             f"one guest run ({run.describe()}).",
             markdown_table(

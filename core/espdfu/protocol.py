@@ -234,8 +234,11 @@ class BusyTooLongError(Exception):
 class Step:
     """One request to send; a GETSTATUS no sooner than ``wait_ms`` after the previous one's reply.
 
-    DFU 1.1 asks the host to wait bwPollTimeout before its next GETSTATUS, and only then: a
-    DNLOAD may follow a dfuDNLOAD-IDLE reply at once, as dfu-util sends it.
+    bwPollTimeout is the time a device needs before it can answer the next GETSTATUS. It is
+    waited out when the device said it is busy (dfuDNBUSY, manifesting); a device that is
+    idle again (dfuDNLOAD-IDLE) has nothing left to do, so the next block and its GETSTATUS
+    go at once, as dfu-util (and so ESP-IDF) sends them. ROMs that report one constant poll
+    timeout with every status would otherwise make each block wait for nothing.
     """
 
     request: Request
@@ -331,8 +334,8 @@ MAX_CLEAR_ACTIONS = 3
 
 
 def _get_status(previous: StatusReply | None) -> Generator[Step, Reply, StatusReply]:
-    """GETSTATUS, once the previous reply's poll timeout has passed."""
-    wait = previous.poll_timeout_ms if previous else 0
+    """GETSTATUS, once the poll timeout of a device that said it was busy has passed."""
+    wait = previous.poll_timeout_ms if previous and previous.state in _ALWAYS_BUSY else 0
     reply = yield Step(Request.GETSTATUS, wait_ms=wait)
     if reply is None:
         raise ProtocolError("GETSTATUS gave no reply")

@@ -126,8 +126,8 @@ def test_poll_timeouts_become_waits_before_the_next_request() -> None:
     ]
 
 
-def test_a_poll_timeout_delays_the_next_getstatus_not_the_next_block() -> None:
-    """DFU 1.1: bwPollTimeout is the least time before the next GETSTATUS (dfu-util agrees)."""
+def test_a_poll_timeout_with_an_idle_state_holds_nothing_back() -> None:
+    """Only a busy device's poll timeout is waited out (as dfu-util does)."""
 
     def answer(step: Step) -> Reply:
         if step.request is Request.GETSTATUS:
@@ -140,7 +140,7 @@ def test_a_poll_timeout_delays_the_next_getstatus_not_the_next_block() -> None:
     dnloads = [s.wait_ms for s in steps if s.request is Request.DNLOAD]
     statuses = [s.wait_ms for s in steps if s.request is Request.GETSTATUS]
     assert dnloads and set(dnloads) == {0}
-    assert statuses[0] == 0 and set(statuses[1:]) == {5}
+    assert set(statuses) == {0}
 
 
 def test_block_numbers_wrap_at_16_bits() -> None:

@@ -495,9 +495,9 @@ class VirtualBoard:
         return None
 
     def _must_wait(self, request: Request) -> bool:
-        """DFU 1.1: bwPollTimeout must pass before the next GETSTATUS, and before anything
-        while the device is busy; a DNLOAD may follow dfuDNLOAD-IDLE at once."""
-        return request is Request.GETSTATUS or self._state in (State.DNBUSY, State.MANIFEST)
+        """While busy (dfuDNBUSY, dfuMANIFEST) the poll timeout must pass before any request;
+        once idle again the next block and its GETSTATUS may come at once (as from dfu-util)."""
+        return self._state in (State.DNBUSY, State.MANIFEST)
 
     def _dfu_request(
         self, request: Request, value: int, data: array[int], arrival: float, deadline: float
