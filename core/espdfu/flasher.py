@@ -500,8 +500,10 @@ class _Job:
         try:
             step = next(steps)
             while True:
-                due = last_status + step.wait_ms / 1000 if step.wait_ms else 0.0
-                self._wait_until(due, cancellable)
+                if step.wait_ms:
+                    self._wait_until(last_status + step.wait_ms / 1000, cancellable)
+                elif cancellable and self.cancel.is_set():
+                    raise _Cancelled
                 self.request = step.request
                 if step.request is Request.DNLOAD:
                     self._on_block(step)
@@ -533,7 +535,7 @@ class _Job:
         return None
 
     def _wait_until(self, deadline: float, cancellable: bool) -> None:
-        remaining = deadline - time.monotonic() if deadline else 0.0
+        remaining = deadline - time.monotonic()
         if not cancellable:
             if remaining > 0:
                 time.sleep(remaining)

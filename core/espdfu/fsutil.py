@@ -8,7 +8,6 @@ a half-written file.
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 from .errors import EspdfuError, InputError
@@ -51,7 +50,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> Path:
     The file gets the mode a plain ``open(path, "w")`` would give it (the user's umask).
     """
     path = Path(path)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    temporary = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
     try:
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:

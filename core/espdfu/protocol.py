@@ -12,6 +12,7 @@ import functools
 import struct
 from collections.abc import Generator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 DFU_CLASS = 0xFE
 DFU_SUBCLASS = 0x01
@@ -230,9 +231,10 @@ class BusyTooLongError(Exception):
 # --- requests, as the download yields them -----------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
     """One request to send; a GETSTATUS no sooner than ``wait_ms`` after the previous one's reply.
+
+    A named tuple: two are made for every 64-byte block, so they must be cheap.
 
     bwPollTimeout is the time a device needs before it can answer the next GETSTATUS. It is
     waited out when the device said it is busy (dfuDNBUSY, manifesting); a device that is
@@ -329,6 +331,7 @@ _CLEARED_BY = {
     State.DNLOAD_IDLE: Request.ABORT,
     State.UPLOAD_IDLE: Request.ABORT,
 }
+_POLL_NOW = Step(Request.GETSTATUS)
 _ALWAYS_BUSY = (State.DNLOAD_SYNC, State.DNBUSY, State.MANIFEST_SYNC, State.MANIFEST)
 MAX_CLEAR_ACTIONS = 3
 
@@ -336,7 +339,7 @@ MAX_CLEAR_ACTIONS = 3
 def _get_status(previous: StatusReply | None) -> Generator[Step, Reply, StatusReply]:
     """GETSTATUS, once the poll timeout of a device that said it was busy has passed."""
     wait = previous.poll_timeout_ms if previous and previous.state in _ALWAYS_BUSY else 0
-    reply = yield Step(Request.GETSTATUS, wait_ms=wait)
+    reply = yield Step(Request.GETSTATUS, wait_ms=wait) if wait else _POLL_NOW
     if reply is None:
         raise ProtocolError("GETSTATUS gave no reply")
     return reply

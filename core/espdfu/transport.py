@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import functools
 import os
 import threading
 from array import array
@@ -195,6 +194,63 @@ def port_path(device: usb.core.Device) -> str | None:
     return f"{device.bus}-{'.'.join(str(port) for port in ports)}"
 
 
+# --- control transfers, the shortest way ------------------------------------------------------
+
+_Control = Callable[[int, int, int, int, bytes, int, int], bytes]
+"""(request type, request, value, index, data out, length, timeout ms) → data in."""
+
+_LIBUSB_ERRORS: dict[int, type[Exception]] = {
+    -3: NoPermission,  # LIBUSB_ERROR_ACCESS
+    -4: DeviceGone,  # LIBUSB_ERROR_NO_DEVICE
+    -5: DeviceGone,  # LIBUSB_ERROR_NOT_FOUND
+    -6: InUse,  # LIBUSB_ERROR_BUSY
+    -7: TimedOut,  # LIBUSB_ERROR_TIMEOUT
+    -9: Stalled,  # LIBUSB_ERROR_PIPE
+}
+
+
+def _libusb_control(backend: Any, handle: Any) -> _Control | None:
+    """libusb_control_transfer on a buffer of our own, when the backend is pyusb's libusb1."""
+    lib = getattr(backend, "lib", None)
+    device = getattr(handle, "handle", None)
+    if lib is None or device is None or not hasattr(lib, "libusb_control_transfer"):
+        return None
+    buffer = (ctypes.c_ubyte * 4096)()
+    call = lib.libusb_control_transfer
+
+    def control(
+        request_type: int, request: int, value: int, index: int, data: bytes, length: int,
+        timeout: int,
+    ) -> bytes:  # fmt: skip
+        if data:
+            ctypes.memmove(buffer, data, length)
+        result: int = call(device, request_type, request, value, index, buffer, length, timeout)
+        if result < 0:
+            raise _LIBUSB_ERRORS.get(result, UsbFault)(f"libusb error {result}")
+        return ctypes.string_at(buffer, result) if request_type & 0x80 else b""
+
+    return control
+
+
+def _backend_control(backend: Any, handle: Any) -> _Control:
+    """The backend's own ctrl_transfer (virtual boards, other backends)."""
+
+    def control(
+        request_type: int, request: int, value: int, index: int, data: bytes, length: int,
+        timeout: int,
+    ) -> bytes:  # fmt: skip
+        buffer = array("B", data if data or not request_type & 0x80 else bytes(length))
+        try:
+            count = backend.ctrl_transfer(
+                handle, request_type, request, value, index, buffer, timeout
+            )
+        except usb.core.USBError as error:
+            raise _translate(error) from None
+        return buffer[:count].tobytes() if request_type & 0x80 else b""
+
+    return control
+
+
 # --- one open DFU interface -------------------------------------------------------------------
 
 
@@ -207,36 +263,36 @@ class DfuInterface:
         self.device = device
         self.interface = interface
         self.timeout_ms = timeout_ms
-        self._transfer_to: Callable[..., int] | None = None
+        self._control: _Control | None = None
 
     def claim(self) -> None:
-        """Claim the interface; from then on requests go straight to the backend."""
+        """Claim the interface; from then on requests take the shortest way to the device."""
         self._call(usb.util.claim_interface, self.device, self.interface)
         # pyusb's Device.ctrl_transfer re-checks the handle and the claim and converts the
-        # buffers on every call; a download makes two calls per 64-byte block, so the open
-        # handle is used directly (about half the host's time per block, measured).
+        # buffers on every call, and its libusb backend casts a pointer each time; a download
+        # makes two calls per 64-byte block, so once claimed the open handle is used directly
+        # (with libusb: libusb_control_transfer itself, on a buffer kept for the job).
         context = self.device._ctx
-        self._transfer_to = functools.partial(context.backend.ctrl_transfer, context.handle)
+        self._control = _libusb_control(context.backend, context.handle) or _backend_control(
+            context.backend, context.handle
+        )
 
     def send(self, request: Request, value: int = 0, data: bytes | memoryview = b"") -> None:
         """A host-to-device DFU request (DETACH, DNLOAD, CLRSTATUS, ABORT)."""
-        self._transfer(REQUEST_OUT, request, value, array("B", data))
+        self._transfer(REQUEST_OUT, request, value, bytes(data), len(data))
 
     def get_status(self) -> StatusReply:
-        buffer = array("B", bytes(STATUS_LENGTH))
-        count = self._transfer(REQUEST_IN, Request.GETSTATUS, 0, buffer)
-        return StatusReply.decode(buffer[:count].tobytes())
+        reply = self._transfer(REQUEST_IN, Request.GETSTATUS, 0, b"", STATUS_LENGTH)
+        return StatusReply.decode(reply)
 
-    def _transfer(self, request_type: int, request: Request, value: int, buffer: array[int]) -> int:
-        if self._transfer_to is None:
+    def _transfer(
+        self, request_type: int, request: Request, value: int, data: bytes, length: int
+    ) -> bytes:
+        if self._control is None:
             raise ProtocolError("the interface was not claimed")
-        try:
-            count: int = self._transfer_to(
-                request_type, request, value, self.interface, buffer, self.timeout_ms
-            )
-        except usb.core.USBError as error:
-            raise _translate(error) from None
-        return count
+        return self._control(
+            request_type, request, value, self.interface, data, length, self.timeout_ms
+        )
 
     def functional_descriptor(self) -> FunctionalDescriptor | None:
         """Ask the device for its DFU functional descriptor (when the config does not carry it)."""
