@@ -151,6 +151,11 @@ class BuildRunner:
                 raise BuildError(
                     f"Cannot start {self.command[0]}: {error.strerror or error}.", _CHECK_COMMAND
                 ) from None
+            except ValueError:  # a NUL character, which no argument can hold
+                raise BuildError(
+                    f"Cannot start {self.command[0]}: an argument holds a NUL character.",
+                    _CHECK_COMMAND,
+                ) from None
             build = _Build(process, time.monotonic())
             self._build = build
         threading.Thread(target=self._run, args=(build,), name="espdfu-build", daemon=True).start()

@@ -51,7 +51,7 @@ from typing import Any
 import platformdirs
 import tomli_w
 
-from .errors import EspdfuError, InputError
+from .errors import EspdfuError, InputError, printable
 from .fsutil import atomic_write, read_bytes
 
 if sys.version_info >= (3, 11):
@@ -165,9 +165,12 @@ def save_label(port_path: str, label: str | None, *, config_dir: Path | None = N
         _check_port_path(port_path)
     except _Invalid as invalid:
         raise ConfigError(f"'{port_path}' {invalid.expected}.", invalid.hint) from None
+    try:
+        label = _label(label or "")
+    except _Invalid as invalid:
+        raise ConfigError(f"The label {invalid.expected}.", invalid.hint) from None
     existing = _read_file(path, ("labels",), ())
     labels = {port: text for port, text in (existing.labels if existing else {}).items() if text}
-    label = (label or "").strip()
     if label:
         labels[port_path] = label
     else:
@@ -218,6 +221,8 @@ def _seconds(low: float, high: float) -> Callable[[object], float]:
 def _command(value: object) -> str | tuple[str, ...]:
     """A command as written: a string (split later, unless for the shell) or a list of words."""
     hint = 'Write a list of words, such as ["idf.py", "-p", "x", "dfu"], or one string.'
+    if _holds_nul(value):
+        raise _Invalid("cannot hold a NUL character (\\u0000): no program takes one", hint)
     if isinstance(value, str):
         try:
             words = shlex.split(value)
@@ -236,9 +241,19 @@ def _command(value: object) -> str | tuple[str, ...]:
 
 
 def _path(value: object) -> Path:
-    if isinstance(value, Path) or (isinstance(value, str) and value):
-        return Path(value).expanduser()
-    raise _Invalid("must be a folder name", 'Write a path in quotes, such as "build".')
+    hint = 'Write a path in quotes, such as "build".'
+    if isinstance(value, Path) or (isinstance(value, str) and value and not _holds_nul(value)):
+        try:
+            return Path(value).expanduser()
+        except RuntimeError:  # "~someone" without such a user
+            raise _Invalid("names the home folder of an unknown user", hint) from None
+    raise _Invalid("must be a folder name", hint)
+
+
+def _holds_nul(value: object) -> bool:
+    """Whether a word, or a list of words, holds the one character no OS path or argument can."""
+    words = value if isinstance(value, (list, tuple)) else [value]
+    return any(isinstance(word, str) and "\0" in word for word in words)
 
 
 def _key_names(value: object) -> str:
@@ -252,9 +267,12 @@ def _key_names(value: object) -> str:
 
 
 def _label(value: object) -> str:
-    if isinstance(value, str):
-        return value.strip()
-    raise _Invalid("must be a label", 'Write the label in quotes, such as "left jig".')
+    hint = 'Write the label in quotes, such as "left jig".'
+    if not isinstance(value, str):
+        raise _Invalid("must be a label", hint)
+    if not value.isprintable():
+        raise _Invalid("must be a label on one line, without control characters", hint)
+    return value.strip()
 
 
 _PORT_PATH = re.compile(r"\d+-\d+(?:\.\d+)*", re.ASCII)
@@ -337,6 +355,12 @@ def _read_file(
         document: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise _syntax_error(path, error) from None
+    except RecursionError:  # a = [[[[... deeper than the parser's stack
+        raise ConfigError(
+            f"{path}: lists or tables are nested too deeply to be settings.",
+            "Each setting is a word, a number, true, false or a list of words.",
+            path=path,
+        ) from None
     layer = _Layer()
     for section, table in document.items():
         known = [f"[{name}]" for name in sections]
@@ -496,7 +520,8 @@ def _located(path: Path, text: str, key: tuple[str, ...], message: str, hint: st
     """An error about ``key`` in the file at ``path``, prefixed with the file and the line."""
     line = _line_of(text, key)
     where = f"{path}, line {line}" if line else str(path)
-    return ConfigError(f"{where}: {message}", hint, path=path, line=line)
+    # Names from the file are shown with their control characters escaped.
+    return ConfigError(f"{where}: {printable(message)}", hint, path=path, line=line)
 
 
 def _describe(value: object) -> str:

@@ -16,13 +16,13 @@ import os
 import re
 import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .chips import ANY_PID, ESPRESSIF_VID, Chip, chip_by_pid, dfu_chip_names
-from .errors import DfuFormatError, InputError
+from .errors import DfuFormatError, InputError, printable
 from .fsutil import atomic_write, read_bytes
 from .units import format_size
 
@@ -58,6 +58,9 @@ MAX_FILE_SIZE = 256 * 1024 * 1024
 
 _REBUILD_HINT = "Rebuild it with `idf.py dfu` (or `espdfu mkdfu`) and try again."
 _ADDRESS_LIMIT = 1 << 32
+_NAME_LIMIT = 4096
+"""Bytes, with the NUL: PATH_MAX on Linux; a longer name is damage, not a file's name."""
+_FINDINGS_LISTED = 20
 
 
 def dfu_crc(data: bytes | memoryview, crc: int = 0) -> int:
@@ -68,7 +71,7 @@ def dfu_crc(data: bytes | memoryview, crc: int = 0) -> int:
 # --- the value objects ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FlashEntry:
     """One file of the archive that the ROM writes to flash."""
 
@@ -246,7 +249,7 @@ def _not_a_dfu_file(data: bytes) -> DfuFormatError:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Member:
     """A cpio member: its name (raw bytes) and where its data lies in the payload."""
 
@@ -256,14 +259,44 @@ class _Member:
 
     @property
     def label(self) -> str:
-        return self.name.decode("utf-8", "replace")
+        return _label(self.name)
+
+
+def _label(name: bytes) -> str:
+    """An archive name as text that is safe to print (the file may be anybody's)."""
+    return printable(name.decode("utf-8", "replace"))
+
+
+class _Findings:
+    """Problems or warnings: the first few in full, then only how many more.
+
+    A damaged or hostile file can hold millions of bad records; listing each would cost far
+    more memory than the file and tell nobody anything more.
+    """
+
+    def __init__(self) -> None:
+        self.listed: list[str] = []
+        self.more = 0
+
+    def add(self, text: str) -> None:
+        if len(self.listed) < _FINDINGS_LISTED:
+            self.listed.append(text)
+        else:
+            self.more += 1
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.listed
+        if self.more:
+            yield f"... and {self.more:,} more of the same kinds."
 
 
 def _read_archive(data: bytes, pid: int, vid: int, crc_problem: str) -> DfuImage:
     payload = memoryview(data)[:-SUFFIX_LEN]
     members, end = _read_members(payload)
-    warnings: list[str] = []
-    problems = [crc_problem] if crc_problem else []
+    warnings = _Findings()
+    problems = _Findings()
+    if crc_problem:
+        problems.add(crc_problem)
 
     if not members or members[0].name != DFUINFO_NAME.encode():
         first = members[0].label if members else TRAILER_NAME
@@ -277,13 +310,19 @@ def _read_archive(data: bytes, pid: int, vid: int, crc_problem: str) -> DfuImage
             f"{DFUINFO_NAME} is {index.size} bytes, not a whole number of "
             f"{DFUINFO.size}-byte records: the archive is damaged."
         )
-    records = [
-        DFUINFO.unpack_from(payload, index.start + offset)
-        for offset in range(0, index.size, DFUINFO.size)
-    ]
-    unmatched: dict[bytes, list[int]] = {}
-    for number, (_address, _flags, name, _md5) in enumerate(records):
-        unmatched.setdefault(name.split(b"\0", 1)[0], []).append(number)
+    # Where the records of each member's name are, last first for pop(); only offsets are
+    # kept, so that a file of nothing but records costs a fraction of its size.
+    wanted = {member.name[:64] for member in members[1:]}
+    records: dict[bytes, list[int]] = {}
+    spare: list[int] = []
+    for offset in range(index.start, index.start + index.size, DFUINFO.size):
+        name = _record_name(payload, offset)
+        if name in wanted:
+            records.setdefault(name, []).append(offset)
+        else:
+            spare.append(offset)
+    for offsets in records.values():
+        offsets.reverse()
 
     flash_size: int | None = None
     entries: list[FlashEntry] = []
@@ -293,18 +332,18 @@ def _read_archive(data: bytes, pid: int, vid: int, crc_problem: str) -> DfuImage
             raise DfuFormatError(f"The archive holds '{member.label}' twice.")
         seen.add(member.name)
         if len(member.name) > 64:
-            warnings.append(
+            warnings.add(
                 f"The name '{member.label}' is longer than 64 bytes and is cut in {DFUINFO_NAME}."
             )
-        candidates = unmatched.get(member.name[:64])
+        candidates = records.get(member.name[:64])
         if not candidates:
-            problems.append(f"'{member.label}' has no record in {DFUINFO_NAME}.")
+            problems.add(f"'{member.label}' has no record in {DFUINFO_NAME}.")
             continue
-        address, flags, _name, md5 = records[candidates.pop(0)]
+        address, flags, _name, md5 = DFUINFO.unpack_from(payload, candidates.pop())
         content = payload[member.start : member.start + member.size]
         md5_ok = hashlib.md5(content).digest() == md5
         if not md5_ok and not flags & FLAG_IGNORE_MD5:
-            problems.append(
+            problems.add(
                 f"The md5 of '{member.label}' does not match its record in {DFUINFO_NAME}: "
                 "the file's content was changed or the writer is broken."
             )
@@ -318,10 +357,10 @@ def _read_archive(data: bytes, pid: int, vid: int, crc_problem: str) -> DfuImage
             continue
         entries.append(FlashEntry(member.label, address, member.size, flags, md5, md5_ok))
 
-    for name, left in unmatched.items():
-        for _ in left:
-            label = name.decode("utf-8", "replace")
-            problems.append(f"{DFUINFO_NAME} has a record for '{label}' but the file is missing.")
+    spare.extend(offset for left in records.values() for offset in left)
+    for offset in sorted(spare):
+        label = _label(_record_name(payload, offset))
+        problems.add(f"{DFUINFO_NAME} has a record for '{label}' but the file is missing.")
 
     if any(payload[end:]):
         raise DfuFormatError(
@@ -329,11 +368,12 @@ def _read_archive(data: bytes, pid: int, vid: int, crc_problem: str) -> DfuImage
             "zero padding: the file was changed or two files were joined."
         )
     if len(payload) % CPIO_BLOCK:
-        warnings.append(
+        warnings.add(
             f"The archive is {len(payload):,} bytes, not padded to a multiple of {CPIO_BLOCK} "
             "as ESP-IDF pads it."
         )
-    warnings += _layout_warnings(entries, flash_size, pid, vid)
+    for warning in _layout_warnings(entries, flash_size, pid, vid):
+        warnings.add(warning)
     return DfuImage(
         raw=data,
         pid=pid,
@@ -344,6 +384,12 @@ def _read_archive(data: bytes, pid: int, vid: int, crc_problem: str) -> DfuImage
         warnings=tuple(warnings),
         problems=tuple(problems),
     )
+
+
+def _record_name(payload: memoryview, offset: int) -> bytes:
+    """The name in the dfuinfo0.dat record at ``offset``, up to its first NUL."""
+    name: bytes = DFUINFO.unpack_from(payload, offset)[2]
+    return name.split(b"\0", 1)[0]
 
 
 def _read_members(payload: memoryview) -> tuple[list[_Member], int]:
@@ -357,6 +403,11 @@ def _read_members(payload: memoryview) -> tuple[list[_Member], int]:
         if sizes is None:
             raise _bad_header(offset, total, header)
         size, name_size = sizes
+        if name_size > _NAME_LIMIT:
+            raise DfuFormatError(
+                f"The archive entry at byte {offset:,} declares a name of {name_size:,} bytes, "
+                "longer than any file name: the archive is damaged."
+            )
         name_end = offset + CPIO_HEADER_LEN + name_size
         data_start = _align4(name_end)
         data_end = data_start + size
@@ -517,7 +568,7 @@ def _parts(files: Iterable[FlashFile], part_size: int) -> list[tuple[str, int, m
     for address in sorted(by_address):
         file = by_address[address]
         if not 0 <= address <= address + len(file.data) <= _ADDRESS_LIMIT:
-            raise InputError(f"'{file.name}' at 0x{address:x} does not fit the 32-bit flash space.")
+            raise InputError(f"'{file.name}' at {address:#x} does not fit the 32-bit flash space.")
         data = memoryview(file.data)
         for number, start in enumerate(range(0, len(data), part_size)):
             name = f"{file.name}.{number}" if number else file.name

@@ -25,3 +25,17 @@ class DfuFormatError(EspdfuError):
 
 class InputError(EspdfuError):
     """An input file or folder cannot be read or does not make sense (not a dfu.bin)."""
+
+
+def printable(text: str) -> str:
+    """``text`` from a file, safe to show: control characters (a terminal's escape sequences
+    among them) are written escaped, as ``\\x1b``, never sent to the terminal."""
+    if text.isprintable():
+        return text
+    text = text.translate(_CONTROLS)  # the usual ones at C speed, the rarer ones below
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
+
+
+_CONTROLS = {code: ascii(chr(code))[1:-1] for code in (*range(0x20), *range(0x7F, 0xA0))}

@@ -99,12 +99,15 @@ class FlashError(EspdfuError):
         *,
         accepted: int = 0,
         status: Status | None = None,
+        final: bool = False,
     ) -> None:
         super().__init__(message, hint)
         self.kind = kind
         self.accepted = accepted
         """Payload bytes the device had confirmed when it failed."""
         self.status = status
+        self.final = final or kind in _FINAL
+        """A retry cannot mend it."""
 
 
 @dataclass(frozen=True)
@@ -357,8 +360,7 @@ class _Job:
             except FlashError as error:
                 if first is not None and error.kind is Failure.NOT_FOUND:
                     error = first  # gone for good after the first failure: that one says why
-                final = error.kind in _FINAL or error.accepted > 0
-                if final or attempt > self.options.retries:
+                if error.final or error.accepted > 0 or attempt > self.options.retries:
                     return self._result(start, attempt, error=error)
                 first = first or error
                 continue
@@ -547,13 +549,13 @@ class _Job:
         if self.cancel.wait(seconds):
             raise self._error(_Cancelled())
 
-    def _left_the_bus(self) -> bool:
+    def _left_the_bus(self, grace_s: float) -> bool:
         """Whether the board is gone (or came back as another device) after a failed request.
 
         The kernel fails the transfer with EIO a few milliseconds before it reports the
-        disconnect, so the bus is looked at for a short while before deciding.
+        disconnect, so the bus is looked at for ``grace_s`` before deciding.
         """
-        deadline = time.monotonic() + _VANISH_GRACE_S
+        deadline = time.monotonic() + grace_s
         while True:
             device = self.usb.find(self.path)
             if device is None or device.address != self.address:
@@ -590,7 +592,11 @@ class _Job:
 
     def _error(self, error: Exception) -> FlashError:
         """The failure, worded, with where in the download it happened."""
-        at = f"at byte {self.confirmed:,} of {len(self.payload):,}"
+        total = len(self.payload)
+        if self.report.phase is Phase.MANIFESTING:
+            at = f"while finishing, after all {total:,} bytes"
+        else:
+            at = f"at byte {self.confirmed:,} of {total:,}"
         request = self.request.name
         accepted = self.confirmed
         if isinstance(error, _Cancelled):
@@ -600,7 +606,8 @@ class _Job:
         if isinstance(error, DeviceGone) or (
             isinstance(error, UsbFault)
             and not isinstance(error, (Stalled, NoPermission, InUse))
-            and self._left_the_bus()
+            # After a timeout the kernel has had all that time to notice a disconnect.
+            and self._left_the_bus(0 if isinstance(error, TimedOut) else _VANISH_GRACE_S)
         ):
             return FlashError(
                 Failure.VANISHED,
@@ -626,8 +633,8 @@ class _Job:
         if isinstance(error, TimedOut):
             return FlashError(
                 Failure.TIMEOUT,
-                f"The board did not answer a {request} request {at} within "
-                f"{self.options.timeout_ms / 1000:g} s.",
+                f"The board did not answer a {request} request within "
+                f"{self.options.timeout_ms / 1000:g} s {at}.",
                 "Replug the board and flash again.",
                 accepted=accepted,
             )
@@ -637,6 +644,7 @@ class _Job:
                 f"The board {error} ({at}).",
                 "Press RESET on the board (or replug it) and flash again.",
                 accepted=accepted,
+                final=True,  # a board stuck that long stays stuck until it is reset
             )
         if isinstance(error, NoPermission):
             return FlashError(

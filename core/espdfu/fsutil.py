@@ -8,40 +8,68 @@ a half-written file.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
-from .errors import EspdfuError, InputError
+from .errors import EspdfuError, InputError, printable
 from .units import format_size
+
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_BINARY = getattr(os, "O_BINARY", 0)
 
 
 def read_bytes(path: str | os.PathLike[str], *, limit: int, what: str) -> bytes:
-    """The whole content of ``path``, refusing files larger than ``limit`` bytes."""
+    """The whole content of the regular file ``path``, refusing more than ``limit`` bytes.
+
+    The file is read once into memory, and refused if it changed meanwhile (a build still
+    writing it): the bytes returned are one version of it, never the start of one and the end
+    of another. Devices and pipes are refused before reading, as a pipe would block for ever
+    and a device may never end.
+    """
     path = Path(path)
+    shown = printable(str(path))  # the name may come from a file: never raw to a terminal
     try:
-        with path.open("rb") as file:
-            size = os.fstat(file.fileno()).st_size
-            # Sized from fstat, so no buffer of ``limit`` bytes is allocated; a file that grows
-            # while being read is read on, up to the limit.
-            data = file.read(size + 1) if size <= limit else b""
-            if len(data) > size:
-                data += file.read(limit + 1 - len(data))
-            if size > limit or len(data) > limit:
+        # Non-blocking, so that opening a pipe with no writer returns and can be refused.
+        descriptor = os.open(path, os.O_RDONLY | _NONBLOCK | _BINARY)
+        try:
+            before = os.fstat(descriptor)
+            if not stat.S_ISREG(before.st_mode):
+                kind = "a folder" if stat.S_ISDIR(before.st_mode) else "a device, pipe or socket"
+                raise InputError(f"{shown} is {kind}, not a {what}.")
+            if before.st_size > limit:
                 raise InputError(
-                    f"{path} is {format_size(max(size, len(data)))}: far too large to be a "
-                    f"{what} (the limit is {format_size(limit)}).",
-                    f"Check that {path} is the file you meant.",
+                    f"{shown} is {format_size(before.st_size)}: far too large to be a {what} "
+                    f"(the limit is {format_size(limit)}).",
+                    f"Check that {shown} is the file you meant.",
                 )
-            return data
-    except IsADirectoryError:
-        raise InputError(f"{path} is a folder, not a {what}.") from None
+            # Sized from fstat, so no buffer of ``limit`` bytes is allocated.
+            with os.fdopen(descriptor, "rb", closefd=False) as file:
+                data = file.read(before.st_size + 1)
+            after = os.fstat(descriptor)
+        finally:
+            os.close(descriptor)
     except FileNotFoundError:
-        raise InputError(f"{path} does not exist.") from None
+        raise InputError(f"{shown} does not exist.") from None
     except PermissionError:
         raise InputError(
-            f"No permission to read {path}.", "Check the file's owner and mode."
+            f"No permission to read {shown}.", "Check the file's owner and mode."
         ) from None
     except OSError as error:
-        raise InputError(f"Cannot read {path}: {error.strerror or error}.") from None
+        raise InputError(f"Cannot read {shown}: {error.strerror or error}.") from None
+    except ValueError:  # the only one os.open raises: a NUL in the name
+        raise InputError(f"The file name {shown} holds a NUL character.") from None
+    if len(data) != before.st_size or _version(after) != _version(before):
+        raise InputError(
+            f"{shown} changed while it was being read: something is still writing it.",
+            "Wait until the build (or copy) has finished, then try again.",
+        )
+    return data
+
+
+def _version(status: os.stat_result) -> tuple[int, int]:
+    """What changes when a file is written to (not ctime: replacing a file changes the old
+    one's, and the old one is still whole)."""
+    return status.st_size, status.st_mtime_ns
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> Path:

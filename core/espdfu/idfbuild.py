@@ -24,7 +24,7 @@ from .dfufile import (
     FlashFile,
     build,
 )
-from .errors import InputError
+from .errors import InputError, printable
 from .fsutil import read_bytes
 
 PART_SIZE_ENV = "ESP_DFU_PART_SIZE"
@@ -38,7 +38,9 @@ def parse_int(text: str, what: str) -> int:
     try:
         return int(text, 0)
     except ValueError:
-        raise InputError(f"{what} '{text}' is not a number (write 4096 or 0x1000).") from None
+        raise InputError(
+            f"{what} '{printable(text)}' is not a number (write 4096 or 0x1000)."
+        ) from None
 
 
 def parse_pid(text: str) -> int:
@@ -73,9 +75,10 @@ def chip_for_target(target: str) -> Chip:
     """The chip of an ESP-IDF target, refusing targets without USB DFU."""
     chip = chip_by_name(target)
     if chip is None:
+        shown = printable(target)  # read from the build's files
         raise InputError(
-            f"The target {target} has no USB DFU; only {dfu_chip_names()} can be flashed this way.",
-            f"Flash {target} over its serial port with `idf.py flash` instead.",
+            f"The target {shown} has no USB DFU; only {dfu_chip_names()} can be flashed this way.",
+            f"Flash {shown} over its serial port with `idf.py flash` instead.",
         )
     return chip
 
@@ -90,7 +93,7 @@ def flash_files_from_json(
     only ever points into itself.
     """
     json_path = Path(json_path)
-    content = _read_json(json_path)
+    content = read_json(json_path)
     flash_files = content.get("flash_files")
     if not isinstance(flash_files, dict) or not all(
         isinstance(name, str) for name in flash_files.values()
@@ -102,14 +105,17 @@ def flash_files_from_json(
     folder = json_path.parent
     files = []
     for address, name in flash_files.items():
+        shown = printable(name)  # the file may be anybody's: no escape sequences to a terminal
+        if not name or "\0" in name:
+            raise InputError(f"{json_path} names the file '{shown}', which cannot exist.")
         path = folder / name
         if confine and not _is_within(path, folder):
             raise InputError(
-                f"{json_path} names '{name}', which is outside the build folder {folder}: "
+                f"{json_path} names '{shown}', which is outside the build folder {folder}: "
                 "refusing to put it into a dfu.bin.",
                 "Check where this build folder came from, then rebuild it with `idf.py build`.",
             )
-        files.append((parse_int(address, f"The address of {name} in {json_path.name}"), path))
+        files.append((parse_int(address, f"The address of {shown} in {json_path.name}"), path))
     return files
 
 
@@ -117,8 +123,6 @@ def read_flash_files(specs: Iterable[tuple[int, Path]]) -> list[FlashFile]:
     """Read each file; the archive keeps only its base name, as ESP-IDF's writer does."""
     files = []
     for address, path in specs:
-        if path.exists() and not path.is_file():
-            raise InputError(f"{path} is not a regular file.")
         data = read_bytes(path, limit=MAX_FILE_SIZE, what="flash image")
         files.append(FlashFile(address, path.name, data))
     return files
@@ -147,7 +151,7 @@ class BuildFolder:
                 "build has not finished.",
                 "Run `idf.py build` in the project first.",
             )
-        settings = _read_json(flasher_args)
+        settings = read_json(flasher_args)
         config = _read_sdkconfig_json(path)
         target = _find_target(path, settings, config)
         notes: list[str] = []
@@ -179,7 +183,7 @@ def project_target(project_dir: Path, build_dir: Path) -> str | None:
         target = _sdkconfig_value(project_dir / "sdkconfig", "CONFIG_IDF_TARGET")
         description = build_dir / PROJECT_DESCRIPTION
         if target is None and description.is_file():
-            found = _read_json(description).get("target")
+            found = read_json(description).get("target")
             target = found if isinstance(found, str) else None
     except InputError:
         return None
@@ -191,7 +195,7 @@ def _find_target(path: Path, settings: dict[str, Any], config: dict[str, Any]) -
     description = path / PROJECT_DESCRIPTION
     candidates = []
     if description.is_file():
-        candidates.append(_read_json(description).get("target"))
+        candidates.append(read_json(description).get("target"))
     candidates.append(config.get("IDF_TARGET"))
     candidates.append(_sdkconfig_value(path.parent / "sdkconfig", "CONFIG_IDF_TARGET"))
     extra = settings.get("extra_esptool_args")
@@ -220,7 +224,7 @@ def _find_flash_size(settings: dict[str, Any], config: dict[str, Any]) -> int | 
 
 def _read_sdkconfig_json(path: Path) -> dict[str, Any]:
     config = path / "config" / "sdkconfig.json"
-    return _read_json(config) if config.is_file() else {}
+    return read_json(config) if config.is_file() else {}
 
 
 def _sdkconfig_value(sdkconfig: Path, key: str) -> str | None:
@@ -232,13 +236,19 @@ def _sdkconfig_value(sdkconfig: Path, key: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
+    """The JSON object in the file at ``path`` (a build's), or :class:`InputError`."""
     text = read_bytes(path, limit=_JSON_LIMIT, what="JSON file")
     try:
         content = json.loads(text)
     except ValueError as error:
         line = f" (line {error.lineno})" if isinstance(error, json.JSONDecodeError) else ""
         raise InputError(f"{path} is not valid JSON{line}.", "Rebuild to rewrite it.") from None
+    except RecursionError:  # "[[[[..." deeper than the parser's stack
+        raise InputError(
+            f"{path} nests lists or objects too deeply to be a build's JSON file.",
+            "Rebuild to rewrite it.",
+        ) from None
     if not isinstance(content, dict):
         raise InputError(f"{path} does not hold a JSON object.")
     return content

@@ -225,7 +225,8 @@ class DeviceStatusError(Exception):
 
 
 class BusyTooLongError(Exception):
-    """The device stayed busy beyond any reasonable time."""
+    """The device stayed busy beyond any reasonable time (the message has no subject:
+    "stayed busy (dfuDNBUSY) for over 120 s during the download")."""
 
 
 # --- requests, as the download yields them -----------------------------------------------------
@@ -370,7 +371,7 @@ def _count_busy(busy_ms: int, reply: StatusReply, limit_ms: int, during: str = "
     busy_ms += max(reply.poll_timeout_ms, 1)
     if busy_ms > limit_ms:
         raise BusyTooLongError(
-            f"the device stayed busy ({reply.state.label}) for over {limit_ms // 1000} s{during}"
+            f"stayed busy ({reply.state.label}) for over {limit_ms / 1000:g} s{during}"
         )
     return busy_ms
 

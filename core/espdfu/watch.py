@@ -13,7 +13,6 @@ an ESP-IDF build folder holds thousands of folders.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import threading
@@ -31,7 +30,7 @@ from . import dfufile
 from .dfufile import MAX_FILE_SIZE, DfuImage
 from .errors import DfuFormatError, EspdfuError, InputError
 from .fsutil import read_bytes
-from .idfbuild import FLASHER_ARGS, BuildFolder, flash_files_from_json
+from .idfbuild import FLASHER_ARGS, BuildFolder, flash_files_from_json, read_json
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +74,9 @@ def read_artifact(path: Path, *, made_here: bool = False) -> Artifact | None:
         return None
     try:
         data = read_bytes(path, limit=MAX_FILE_SIZE, what=DFU_NAME)
-    except InputError as error:  # too large, a folder, no permission; or gone meanwhile
-        if _stat(path) is None:
-            return None
+    except InputError as error:  # too large, no regular file, no permission; or it changed
+        if _stat(path) != before:
+            return None  # gone or still being written: its next event brings it back
         return Artifact(path, None, error.message, before[0], before[1] / 1e9, "", made_here)
     if _stat(path) != before or len(data) != before[0]:
         return None  # still being written: its next event brings it back
@@ -127,8 +126,11 @@ class ArtifactWatcher:
         self._wake = threading.Condition(self._lock)
         self._events = 0
         self._renamed = False
-        self._watching = threading.Event()
         """A dfu.bin was renamed into place: it is complete, no need to wait for it to settle."""
+        self._watching = threading.Event()
+        self._refreshing = threading.Lock()
+        """One read-and-report at a time: the watcher's thread and check_now() callers both read
+        dfu.bin, and the one holding older content must not report it after the newer one."""
         self._stopping = False
         self._paused = False
         self._current: Artifact | None = None
@@ -187,30 +189,31 @@ class ArtifactWatcher:
 
     def _refresh(self, *, force: bool = False, made_here: bool = False) -> None:
         """Read dfu.bin if it changed since it was last read (or ``force``); report it if new."""
-        stat = _stat(self._dfu_path)
-        with self._lock:
-            unchanged = stat == self._read_stat
-            deleted = stat is None and self._read_stat is not None
-            if stat is None:
-                self._read_stat = None
-        if deleted:
-            self._note(f"{self._dfu_path} was deleted; the last artifact stays current.")
-        if stat is None or (unchanged and not force):
-            return
-        artifact = read_artifact(self._dfu_path, made_here=made_here)
-        if artifact is None:
-            return
-        with self._lock:
-            self._read_stat = stat
-            last = self._current
-            new = last is None or (artifact.digest, artifact.problem) != (
-                last.digest,
-                last.problem,
-            )
+        with self._refreshing:
+            stat = _stat(self._dfu_path)
+            with self._lock:
+                unchanged = stat == self._read_stat
+                deleted = stat is None and self._read_stat is not None
+                if stat is None:
+                    self._read_stat = None
+            if deleted:
+                self._note(f"{self._dfu_path} was deleted; the last artifact stays current.")
+            if stat is None or (unchanged and not force):
+                return
+            artifact = read_artifact(self._dfu_path, made_here=made_here)
+            if artifact is None:
+                return
+            with self._lock:
+                self._read_stat = stat
+                last = self._current
+                new = last is None or (artifact.digest, artifact.problem) != (
+                    last.digest,
+                    last.problem,
+                )
+                if new:
+                    self._current = artifact
             if new:
-                self._current = artifact
-        if new:
-            self._on_artifact(artifact)
+                self._on_artifact(artifact)
 
     # --- the worker thread --------------------------------------------------------------------
 
@@ -442,9 +445,9 @@ def _identity(folder: Path) -> tuple[int, int] | None:
 def _app_image(flasher_args: Path) -> Path | None:
     """The app image flasher_args.json names (``"app": {"file": ...}``), if it names one."""
     try:
-        content = json.loads(read_bytes(flasher_args, limit=MAX_FILE_SIZE, what=FLASHER_ARGS))
-    except ValueError:  # rewritten since flash_files_from_json read it: the next event retries
+        content = read_json(flasher_args)
+    except InputError:  # rewritten since flash_files_from_json read it: the next event retries
         return None
-    app = content.get("app") if isinstance(content, dict) else None
+    app = content.get("app")
     name = app.get("file") if isinstance(app, dict) else None
     return flasher_args.parent / name if isinstance(name, str) else None

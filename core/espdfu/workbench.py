@@ -5,15 +5,23 @@ board; it takes commands (build, flash, arm, cancel, ...) from any thread and re
 change as an :class:`Event` through one callback, which front ends (the TUI, ``espdfu watch``)
 turn into screen updates or lines. It never runs two flashes at once on one board: a newer
 artifact that arrives while a board is being flashed waits, and only the latest one is kept.
+
+Events are delivered in the order of the changes they report, whichever threads made them: each
+is queued under the model's lock as the change is made, and the queue is emptied outside the
+lock by one thread at a time. So the last event about a board always shows its state now, and
+``on_event`` may call back into the workbench (its own events then follow).
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 from .boards import Board, BoardEvent, Change, Mode, Monitor
 from .build import BuildResult, BuildRunner, BuildState
@@ -23,6 +31,8 @@ from .transport import Usb
 from .watch import Artifact, ArtifactWatcher
 
 JOIN_TIMEOUT_S = 5.0
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 # --- what the model reports -------------------------------------------------------------------
@@ -149,6 +159,21 @@ class WorkbenchSettings:
 # --- the model --------------------------------------------------------------------------------
 
 
+def _delivers(
+    method: Callable[Concatenate[Workbench, _P], _R],
+) -> Callable[Concatenate[Workbench, _P], _R]:
+    """The method's events go to ``on_event`` when it returns; never call it under the lock."""
+
+    def delivering(self: Workbench, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._deliver()
+
+    functools.update_wrapper(delivering, method)
+    return delivering
+
+
 @dataclass
 class _Job:
     artifact: Artifact
@@ -171,6 +196,12 @@ class Workbench:
         self._emit: Callable[[Event], None] = lambda event: None
         self._save_label = save_label
         self._lock = threading.RLock()
+        self._outbox: deque[Event] = deque()
+        self._deliverer: threading.Thread | None = None
+        """The thread handing events to on_event now, if any."""
+        self._delivered = threading.Condition(self._lock)
+        self._stopping = False
+        """Set by stop(): no flash starts any more, and no event goes out once it returns."""
         self._views: dict[str, BoardView] = {}
         self._jobs: dict[str, _Job] = {}
         self._pending: dict[str, Artifact] = {}
@@ -189,7 +220,7 @@ class Workbench:
             self._on_artifact,
             settle_s=settings.settle_s,
             make_dfu=settings.make_dfu,
-            on_note=lambda text: self._log(text, level="warning"),
+            on_note=self._on_note,
         )
         self._runner: BuildRunner | None = None
 
@@ -202,7 +233,15 @@ class Workbench:
         self.watcher.start()
 
     def stop(self) -> None:
-        """Cancel flashes and the build, stop watching; every thread is joined (bounded)."""
+        """Stop watching, cancel flashes and the build; every thread is joined (bounded).
+
+        Nothing that comes in meanwhile (a board, a dfu.bin, a build's end) starts a flash,
+        and no event is reported once this returns.
+        """
+        with self._lock:
+            self._stopping = True
+        self.monitor.stop()
+        self.watcher.stop()
         with self._lock:
             jobs = list(self._jobs.values())
             runner = self._runner
@@ -213,8 +252,13 @@ class Workbench:
             runner.wait(JOIN_TIMEOUT_S)
         for job in jobs:
             job.thread.join(JOIN_TIMEOUT_S)
-        self.monitor.stop()
-        self.watcher.stop()
+        self._deliver()
+        with self._delivered:  # a flash that ended just before may still be reporting it
+            self._delivered.wait_for(
+                lambda: self._deliverer in (None, threading.current_thread()), JOIN_TIMEOUT_S
+            )
+            self._emit = lambda event: None
+            self._outbox.clear()
 
     # --- what is there ------------------------------------------------------------------------
 
@@ -255,9 +299,12 @@ class Workbench:
 
     # --- commands (any thread) ----------------------------------------------------------------
 
+    @_delivers
     def build(self, then_flash: bool = False) -> None:
         """Run the build command; with ``then_flash``, flash the armed boards if it succeeds."""
         with self._lock:
+            if self._stopping:
+                return
             if self._build.state is BuildState.RUNNING:
                 self._log("A build is already running.", level="warning")
                 return
@@ -265,7 +312,7 @@ class Workbench:
             runner = BuildRunner(
                 self.settings.build_command,
                 directory,
-                on_line=lambda line: self._emit(Logged(line, source="build")),
+                on_line=self._on_build_line,
                 on_progress=self._on_build_progress,
                 on_done=self._on_build_done,
             )
@@ -277,16 +324,18 @@ class Workbench:
             self._runner = runner
             self.watcher.paused = True
             self._set_build(BuildStatus(BuildState.RUNNING, then_flash=then_flash))
-        self._log(f"Build started: {' '.join(self.settings.build_command)}")
+            self._log(f"Build started: {' '.join(self.settings.build_command)}")
 
+    @_delivers
     def flash(self, paths: Iterable[str]) -> list[str]:
         """Flash the current artifact to these boards now; return the ones started."""
-        artifact = self._artifact
-        if artifact is None or not artifact.valid:
-            why = "there is no dfu.bin yet" if artifact is None else artifact.problem
-            self._log(f"Nothing to flash: {why}.", level="warning")
-            return []
-        return [path for path in paths if self._start(path, artifact, explicit=True)]
+        with self._lock:
+            artifact = self._artifact
+            if artifact is None or not artifact.valid:
+                why = "there is no dfu.bin yet" if artifact is None else artifact.problem
+                self._log(f"Nothing to flash: {why}.", level="warning")
+                return []
+            return [path for path in paths if self._start(path, artifact, explicit=True)]
 
     def flash_all(self) -> list[str]:
         return self.flash([path for path in self.boards() if self.compatible(path)])
@@ -294,6 +343,7 @@ class Workbench:
     def flash_armed(self) -> list[str]:
         return self.flash([path for path, view in self.boards().items() if view.armed])
 
+    @_delivers
     def set_armed(self, path: str, armed: bool | None = None) -> None:
         """Arm or disarm a board for auto-flash (``None`` toggles)."""
         with self._lock:
@@ -301,29 +351,28 @@ class Workbench:
             if view is None:
                 return
             view = replace(view, armed=not view.armed if armed is None else armed)
-            self._views[path] = view
-        self._emit(BoardChanged(view))
+            self._show(view)
 
+    @_delivers
     def set_auto_flash(self, on: bool) -> None:
-        self._auto_flash = on
-        self._emit(AutoFlashChanged(on))
-        self._log(f"Auto-flash on rebuild {'on' if on else 'off'}.")
+        with self._lock:
+            self._auto_flash = on
+            self._post(AutoFlashChanged(on))
+            self._log(f"Auto-flash on rebuild {'on' if on else 'off'}.")
 
+    @_delivers
     def set_label(self, path: str, label: str) -> None:
         label = label.strip()
         with self._lock:
             self._labels[path] = label
             view = self._views.get(path)
             if view is not None:
-                view = replace(view, label=label)
-                self._views[path] = view
+                self._show(replace(view, label=label))
         if self._save_label is not None:
             try:
                 self._save_label(path, label)
             except EspdfuError as error:
                 self._log(f"The label was not saved: {error}", level="error")
-        if view is not None:
-            self._emit(BoardChanged(view))
 
     def cancel(self, path: str | None = None) -> bool:
         """Cancel the flash of ``path`` if it runs, else the build; whether anything was."""
@@ -341,35 +390,26 @@ class Workbench:
 
     # --- boards -------------------------------------------------------------------------------
 
+    @_delivers
     def _on_board_event(self, event: BoardEvent) -> None:
         board = event.board
         with self._lock:
             view = self._views.get(board.path)
-            new = False
             if event.change is Change.REMOVED:
                 if view is None:
                     return
-                if board.path not in self._jobs:
-                    del self._views[board.path]
-                    removed = True
-                else:  # re-enumerating in the middle of its flash: keep the panel
-                    view = replace(view, present=False)
-                    self._views[board.path] = view
-                    removed = False
-            else:
-                removed = False
-                new = view is None or not view.present
-                view = self._new_view(board) if view is None else replace(view, board=board)
-                view = replace(view, present=True)
-                self._views[board.path] = view
-        if removed:
-            self._emit(BoardRemoved(board.path))
-            self._log(f"{board.path} unplugged.")
-            return
-        assert view is not None
-        self._emit(BoardChanged(view))
-        if new and board.path not in self._jobs:
-            self._log(f"{board.path}: {board.chip_name}, {board.mode.value}.")
+                if board.path in self._jobs:  # re-enumerating in the middle of its flash
+                    self._show(replace(view, present=False))
+                    return
+                del self._views[board.path]
+                self._post(BoardRemoved(board.path))
+                self._log(f"{board.path} unplugged.")
+                return
+            new = view is None or not view.present
+            view = self._new_view(board) if view is None else replace(view, board=board)
+            self._show(replace(view, present=True))
+            if new and board.path not in self._jobs:
+                self._log(f"{board.path}: {board.chip_name}, {board.mode.value}.")
 
     def _new_view(self, board: Board) -> BoardView:
         last = self._remembered.get(board.path)
@@ -388,45 +428,55 @@ class Workbench:
 
     # --- artifacts and builds -----------------------------------------------------------------
 
+    @_delivers
     def _on_artifact(self, artifact: Artifact) -> None:
-        if not artifact.valid:
-            self._artifact = artifact
-            self._emit(ArtifactChanged(artifact))
-            self._log(f"{artifact.path} is not usable: {artifact.problem}", level="error")
-            return
         with self._lock:
+            self._artifact = artifact
+            self._post(ArtifactChanged(artifact))
+            if not artifact.valid:
+                self._log(f"{artifact.path} is not usable: {artifact.problem}", level="error")
+                return
             building = self._build.state is BuildState.RUNNING
             if building:
                 self._held = artifact
-        self._artifact = artifact
-        self._emit(ArtifactChanged(artifact))
-        image = artifact.image
-        chip = image.chip_name if image else "?"
-        self._log(f"New dfu.bin: {chip}, {artifact.size:,} bytes.")
-        if not building and self._auto_flash:
-            self._auto_flash_to_armed(artifact)
+            image = artifact.image
+            chip = image.chip_name if image else "?"
+            self._log(f"New dfu.bin: {chip}, {artifact.size:,} bytes.")
+            if not building and self._auto_flash:
+                self._auto_flash_to_armed(artifact)
 
     def _auto_flash_to_armed(self, artifact: Artifact) -> None:
-        for path, view in self.boards().items():
-            if view.armed and self._flashed.get(path) != artifact.digest:
-                self._start(path, artifact, explicit=False)
+        """Flash ``artifact`` to the armed boards that do not hold it and will not after their
+        running flash (a rebuild may come back to what a board held before)."""
+        with self._lock:
+            for path, view in self._views.items():
+                holds = path not in self._jobs and self._flashed.get(path) == artifact.digest
+                if view.armed and not holds:
+                    self._start(path, artifact, explicit=False)
 
+    @_delivers
+    def _on_build_line(self, line: str) -> None:
+        self._log(line, source="build")
+
+    @_delivers
     def _on_build_progress(self, done: int, total: int) -> None:
-        self._set_build(replace(self._build, done=done, total=total))
+        with self._lock:
+            self._set_build(replace(self._build, done=done, total=total))
 
+    @_delivers
     def _on_build_done(self, result: BuildResult) -> None:
         with self._lock:
             status = self._build
             held, self._held = self._held, None
             self.watcher.paused = False
             self._set_build(replace(status, state=result.state, result=result))
-        if not result.ok:
-            what = "cancelled" if result.state is BuildState.CANCELLED else "failed"
-            self._log(f"Build {what}: nothing is flashed.", level="error")
-            for line in result.error_lines:
-                self._log(line, source="build", level="error")
-            return
-        self._log(f"Build finished in {result.seconds:.1f} s.")
+            if not result.ok:
+                what = "cancelled" if result.state is BuildState.CANCELLED else "failed"
+                self._log(f"Build {what}: nothing is flashed.", level="error")
+                for line in result.error_lines:
+                    self._log(line, source="build", level="error")
+                return
+            self._log(f"Build finished in {result.seconds:.1f} s.")
         artifact = self.watcher.check_now() or held
         if artifact is None or not artifact.valid:
             self._log("The build made no usable dfu.bin.", level="error")
@@ -437,29 +487,36 @@ class Workbench:
             self._auto_flash_to_armed(artifact)
 
     def _set_build(self, status: BuildStatus) -> None:
-        self._build = status
-        self._emit(BuildChanged(status))
+        with self._lock:
+            self._build = status
+            self._post(BuildChanged(status))
 
     # --- flash jobs ---------------------------------------------------------------------------
 
     def _start(self, path: str, artifact: Artifact, explicit: bool) -> bool:
-        """Start flashing ``path``; a running job keeps the artifact for afterwards."""
+        """Start flashing ``path``; a running job keeps the newest other artifact for afterwards.
+
+        Called under the lock, so that checking the board and registering its job are one step.
+        """
         image = artifact.image
         assert image is not None
         with self._lock:
             view = self._views.get(path)
-            if view is None or not view.present:
+            if self._stopping or view is None or not view.present:
                 return False
             problem = incompatibility(view.board, image, self.settings.flash.force)
             if problem is not None:
                 if explicit:
                     self._log(f"{view.title}: not flashed: {problem.message}", level="warning")
                 return False
-            if path in self._jobs:
-                if self._jobs[path].artifact.digest != artifact.digest:
+            running = self._jobs.get(path)
+            if running is not None:
+                if running.artifact.digest != artifact.digest:
                     self._pending[path] = artifact  # latest wins
-                elif explicit:
-                    self._log(f"{view.title} is being flashed already.", level="warning")
+                else:  # the latest is the one being flashed: drop any older one queued
+                    self._pending.pop(path, None)
+                    if explicit:
+                        self._log(f"{view.title} is being flashed already.", level="warning")
                 return False
             cancel = threading.Event()
             thread = threading.Thread(
@@ -467,12 +524,13 @@ class Workbench:
                 name=f"espdfu-job-{path}",
             )  # fmt: skip
             self._jobs[path] = _Job(artifact, cancel, thread)
-            view = replace(view, progress=Progress(path, Phase.CONNECTING, 0, len(image.payload)))
-            self._views[path] = view
-        self._emit(BoardChanged(view))
-        thread.start()
-        return True
+            self._show(
+                replace(view, progress=Progress(path, Phase.CONNECTING, 0, len(image.payload)))
+            )
+            thread.start()
+            return True
 
+    @_delivers
     def _run_job(self, path: str, artifact: Artifact, cancel: threading.Event) -> None:
         image = artifact.image
         assert image is not None
@@ -492,28 +550,70 @@ class Workbench:
                 self._flashed[path] = artifact.digest
             pending = self._pending.pop(path, None)
             view = self._views.get(path)
-            if view is not None:
-                view = replace(view, progress=None, last=result, last_at=now)
-                self._views[path] = view
-                if not view.present:
-                    del self._views[path]
-        level = "info" if result.ok else "error"
-        self._log(f"{view.title if view else path}: {result.message}", level=level)
-        if view is not None and view.present:
-            self._emit(BoardChanged(view))
-        elif view is not None:
-            self._emit(BoardRemoved(path))
-        if pending is not None and pending.digest != artifact.digest and not cancel.is_set():
-            self._start(path, pending, explicit=False)
+            level = "info" if result.ok else "error"
+            self._log(f"{view.title if view else path}: {result.message}", level=level)
+            if view is None:
+                return
+            self._show(replace(view, progress=None, last=result, last_at=now))
+            if not view.present:  # it left during the flash and has not come back
+                del self._views[path]
+                self._post(BoardRemoved(path))
+            elif pending is not None and not cancel.is_set():
+                # Taken over in the same step, so that no artifact can slip in between.
+                self._start(path, pending, explicit=False)
 
+    @_delivers
     def _on_progress(self, progress: Progress) -> None:
         with self._lock:
             view = self._views.get(progress.path)
             if view is None or progress.path not in self._jobs:
                 return
-            view = replace(view, progress=progress)
-            self._views[progress.path] = view
-        self._emit(BoardChanged(view))
+            self._show(replace(view, progress=progress))
+
+    @_delivers
+    def _on_note(self, text: str) -> None:
+        self._log(text, level="warning")
+
+    # --- events -------------------------------------------------------------------------------
+
+    def _show(self, view: BoardView) -> None:
+        """Make ``view`` the board's state, and report it."""
+        with self._lock:
+            self._views[view.path] = view
+            self._post(BoardChanged(view))
 
     def _log(self, text: str, *, source: str = "espdfu", level: str = "info") -> None:
-        self._emit(Logged(text, source, level))
+        self._post(Logged(text, source, level))
+
+    def _post(self, event: Event) -> None:
+        """Queue ``event``; it is delivered by :meth:`_deliver`, in the order posted."""
+        with self._lock:
+            self._outbox.append(event)
+
+    def _deliver(self) -> None:
+        """Hand the queued events to ``on_event``, outside the lock, one thread at a time.
+
+        A thread that finds another delivering leaves its events to it: they are queued behind
+        the ones being delivered, so the order holds and no thread waits for another's callback.
+        """
+        with self._lock:
+            if self._deliverer is not None:
+                return
+            self._deliverer = threading.current_thread()
+        try:
+            while True:
+                with self._lock:
+                    if not self._outbox:  # seen empty and given up in one step: none is left
+                        self._end_delivery()
+                        return
+                    event = self._outbox.popleft()
+                    emit = self._emit
+                emit(event)
+        except BaseException:
+            with self._lock:
+                self._end_delivery()
+            raise
+
+    def _end_delivery(self) -> None:
+        self._deliverer = None
+        self._delivered.notify_all()

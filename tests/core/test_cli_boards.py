@@ -121,10 +121,12 @@ def test_flash_an_invalid_file_is_bad_input(tmp_path: Path) -> None:
     assert result.returncode == 2 and "raw ESP firmware image" in result.stderr
 
 
-def test_ctrl_c_cancels_cleanly(s2_file: Path) -> None:
-    """SIGINT mid-download: the board is aborted into dfuIDLE, exit 130, no traceback."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=str)
+def test_a_stop_signal_aborts_every_download_cleanly(s2_file: Path, signum: signal.Signals) -> None:
+    """Ctrl-C, SIGTERM or a dropped SSH session mid-download: each board is aborted into
+    dfuIDLE and said so, one line each; exit 128 + the signal, no traceback."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "espdfu", "flash", str(s2_file), "--sim", "esp32s2"],
+        [sys.executable, "-m", "espdfu", "flash", str(s2_file), "--all", "--sim", "esp32s2*2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -134,10 +136,17 @@ def test_ctrl_c_cancels_cleanly(s2_file: Path) -> None:
     for line in process.stderr:
         if "downloading" in line:
             break
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=30)
-    assert process.returncode == 130, err
-    assert "interrupted" in err and "Traceback" not in err
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 128 + signum, err
+    for path in ("1-1.1", "1-1.2"):
+        assert f"{path}  esp32s2  cancelled: Cancelled at byte" in out
+    assert "the board is left ready to flash again" in out and "0 of 2 boards flashed." in out
+    assert (
+        f"espdfu: stopped by {signum.name}: 2 flashes aborted, boards left ready to flash "
+        "(1-1.1, 1-1.2)." in err
+    )
+    assert "Traceback" not in err
 
 
 def test_udev_rule_is_least_privilege() -> None:

@@ -60,13 +60,13 @@ class Watch:
 def start_watch(tmp_path: Path) -> Iterator[object]:
     watches: list[Watch] = []
 
-    def start(*args: str) -> Watch:
+    def start(*args: str, env: dict[str, str] | None = None) -> Watch:
         process = subprocess.Popen(
             [sys.executable, "-m", "espdfu", "watch", str(tmp_path / "build"), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "ESPDFU_SIM_TIME": "0"},
+            env={**os.environ, "ESPDFU_SIM_TIME": "0", **(env or {})},
         )
         watches.append(Watch(process))
         return watches[-1]
@@ -76,11 +76,11 @@ def start_watch(tmp_path: Path) -> Iterator[object]:
         watch.close()
 
 
-def _publish(build_dir: Path, seed: int) -> None:
+def _publish(build_dir: Path, seed: int, app_size: int = 40 * 1024) -> None:
     """A new dfu.bin, renamed into place as `idf.py dfu` leaves it complete."""
     build_dir.mkdir(exist_ok=True)
     temporary = build_dir / "dfu.bin.tmp"
-    temporary.write_bytes(dfufile.build(image_files(seed=seed), pid=2))
+    temporary.write_bytes(dfufile.build(image_files(seed=seed, app_size=app_size), pid=2))
     temporary.replace(build_dir / "dfu.bin")
 
 
@@ -99,7 +99,7 @@ def test_every_new_dfu_bin_is_flashed_until_ctrl_c(tmp_path: Path, start_watch: 
     assert watch.process.wait(timeout=DEADLINE_S) == 130
     assert watch.process.stderr is not None
     err = watch.process.stderr.read()
-    assert "Stopping: running flashes are aborted cleanly." in err and "Traceback" not in err
+    assert "espdfu: stopped by SIGINT: " in err and "Traceback" not in err
 
 
 def test_only_the_chosen_board_is_flashed(tmp_path: Path, start_watch: object) -> None:
@@ -109,5 +109,20 @@ def test_only_the_chosen_board_is_flashed(tmp_path: Path, start_watch: object) -
     line = watch.expect("Flashed")
     assert "1-1.2" in line
     watch.process.send_signal(signal.SIGTERM)  # a CI runner stopping the job
-    assert watch.process.wait(timeout=DEADLINE_S) == 130
+    assert watch.process.wait(timeout=DEADLINE_S) == 143
     assert not any("1-1.1: Flashed" in line for line in watch.seen)
+
+
+def test_a_dropped_session_aborts_the_running_flash(tmp_path: Path, start_watch: object) -> None:
+    """SIGHUP (the SSH session dropped) mid-flash: the flash is aborted cleanly, exit 129."""
+    watch = start_watch("--sim", "esp32s2", env={"ESPDFU_SIM_TIME": "1"})  # type: ignore[operator]
+    watch.expect("1-1.1: esp32s2, ROM download.")
+    _publish(tmp_path / "build", seed=1, app_size=200 * 1024)  # seconds to download
+    watch.expect("1-1.1: downloading")
+    time.sleep(1)  # the board is seen back on the bus after its detach (monitor: 0.5 s)
+    watch.process.send_signal(signal.SIGHUP)
+    assert watch.process.wait(timeout=DEADLINE_S) == 129
+    assert watch.process.stderr is not None
+    err = watch.process.stderr.read()
+    assert "espdfu: stopped by SIGHUP: 1 flash aborted, board left ready to flash (1-1.1)." in err
+    assert "Traceback" not in err

@@ -7,6 +7,12 @@ bytes at all raise nothing but the format error.
 from __future__ import annotations
 
 import hashlib
+import re
+import struct
+import tempfile
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,9 +20,16 @@ from hypothesis import strategies as st
 
 from espdfu import dfufile
 from espdfu.chips import CHIPS
-from espdfu.dfufile import FLASH_SIZES, DfuImage, FlashFile
+from espdfu.dfufile import (
+    CPIO_HEADER_LEN,
+    CPIO_MAGIC,
+    FLASH_PARAMS_NAME,
+    FLASH_SIZES,
+    DfuImage,
+    FlashFile,
+)
 from espdfu.errors import DfuFormatError, InputError
-from tests.core.archive import fix_crc, simple_dfu, with_suffix
+from tests.core.archive import archive, fix_crc, record, simple_dfu, with_suffix
 
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-.", min_size=1, max_size=80) | (
     st.sampled_from(["app.bin", "flash_params.dat", "TRAILER!!!", "n" * 64 + "x"])
@@ -139,3 +152,143 @@ def test_any_declared_sizes_give_only_the_format_error(header_fields: list[int])
     header = b"070701" + b"".join(b"%08x" % value for value in header_fields)
     payload = header + b"dfuinfo0.dat\0" + bytes(10240)
     _parse_or_format_error(with_suffix(payload))
+
+
+# --- hostile archives: splices, absurd declared sizes, memory ---------------------------------
+
+FIELD_SIZE = 6  # in a cpio "newc" header, after the magic: 13 fields of 8 hex digits
+FIELD_NAME_SIZE = 11
+SIZES = st.sampled_from([0, 1, 109, 110, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFF0, 0xFFFF_FFFF])
+MB = 1024 * 1024
+
+
+def _other_valid_file() -> bytes:
+    return dfufile.build(
+        [FlashFile(0x8000, "partition-table.bin", b"\x55" * 3072)], pid=9, flash_size=None
+    )
+
+
+def _peak_bytes(function: Callable[[], object]) -> int:
+    """The most memory Python held at once while ``function`` ran (tracemalloc's count)."""
+    tracemalloc.start()
+    try:
+        function()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def _memory_bound(data: bytes) -> int:
+    """Far above what reading ``data`` needs, far below what a declared size would cost."""
+    return 10 * len(data) + 4 * MB
+
+
+def _any_outcome(data: bytes) -> None:
+    """Both modes of the reader: an image or the format error, and nothing unprintable."""
+    for strict in (True, False):
+        try:
+            image = dfufile.parse(data, strict=strict)
+        except DfuFormatError as error:
+            assert error.message and error.message.isprintable()
+            continue
+        texts = [*image.problems, *image.warnings, *(entry.name for entry in image.entries)]
+        assert all(text.isprintable() for text in texts)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(first=st.integers(min_value=0), second=st.integers(min_value=0), repair=st.booleans())
+def test_spliced_files_give_only_the_format_error(first: int, second: int, repair: bool) -> None:
+    """The head of one dfu.bin joined to the tail of another, as a broken copy might leave."""
+    a, b = _small_valid_file(), _other_valid_file()
+    spliced = a[: first % len(a)] + b[second % len(b) :]
+    _any_outcome(fix_crc(spliced) if repair and len(spliced) >= 4 else spliced)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(
+    member=st.integers(min_value=0),
+    field_number=st.sampled_from([FIELD_SIZE, FIELD_NAME_SIZE]) | st.integers(0, 12),
+    value=SIZES | st.integers(min_value=0, max_value=0xFFFF_FFFF),
+)
+def test_any_declared_size_in_any_header_costs_no_memory(
+    member: int, field_number: int, value: int
+) -> None:
+    """A header that declares 4 GB of data or name is refused without allocating it."""
+    data = bytearray(_small_valid_file())
+    headers = [found.start() for found in re.finditer(CPIO_MAGIC, data)]
+    at = headers[member % len(headers)] + 6 + 8 * field_number
+    data[at : at + 8] = b"%08x" % value
+    damaged = fix_crc(bytes(data))
+    assert _peak_bytes(lambda: _any_outcome(damaged)) < _memory_bound(damaged)
+
+
+@given(params=st.lists(SIZES | st.integers(0, 0xFFFF_FFFF), min_size=8, max_size=8))
+def test_any_flash_params_are_read_as_declared(params: list[int]) -> None:
+    """flash_params.dat's md5 is not checked (ESP-IDF's flags say so): any values are read."""
+    data = bytearray(_small_valid_file())
+    name = FLASH_PARAMS_NAME.encode() + b"\0"
+    start = data.rindex(name) + len(name)  # the member's, after dfuinfo0.dat's record
+    start += -(start % 4) % 4  # the data starts 4-aligned, as the name's end is padded
+    data[start : start + 32] = struct.pack("<8I", *params)
+    image = dfufile.parse(fix_crc(bytes(data)), strict=False)
+    assert image.flash_size == params[3]
+    assert image.valid  # a strange flash size draws warnings, not problems
+
+
+def _records_only(size: int) -> bytes:
+    """dfuinfo0.dat full of records naming files the archive does not hold."""
+    count = size // 88
+    return with_suffix(archive([record(n, b"n%d" % n, b"") for n in range(count)], []))
+
+
+def _members_only(size: int) -> bytes:
+    """Thousands of empty members that have no record."""
+    return with_suffix(archive([], [(b"m%d" % n, b"") for n in range(size // 120)]))
+
+
+def _matched(size: int) -> bytes:
+    """Thousands of one-byte members, each with its record."""
+    members = [(b"m%d" % n, b"x") for n in range(size // 210)]
+    records = [record(n, name, content) for n, (name, content) in enumerate(members)]
+    return with_suffix(archive(records, members))
+
+
+def _long_names(size: int) -> bytes:
+    """Members named with 4,000 bytes of invalid UTF-8 and control characters."""
+    count = size // 4200
+    return with_suffix(archive([], [(b"\x80\x1b" * 2000 + b"%d" % n, b"") for n in range(count)]))
+
+
+def _huge_declared_size(size: int) -> bytes:
+    """A valid file whose app member declares 4 GB of data."""
+    data = simple_dfu([(0x10000, b"app.bin", b"\xaa" * size)])
+    at = data.index(b"app.bin\0") - CPIO_HEADER_LEN + 6 + 8 * FIELD_SIZE
+    return fix_crc(data[:at] + b"ffffffff" + data[at + 8 :])
+
+
+@pytest.mark.parametrize(
+    "make", [_records_only, _members_only, _matched, _long_names, _huge_declared_size]
+)
+def test_memory_stays_bounded_for_hostile_archives(make: Callable[[int], bytes]) -> None:
+    data = make(MB)
+    assert _peak_bytes(lambda: _any_outcome(data)) < _memory_bound(data)
+
+
+def test_millions_of_problems_are_counted_not_listed() -> None:
+    image = dfufile.parse(_records_only(2 * MB), strict=False)
+    assert len(image.problems) == 21
+    assert image.problems[-1] == f"... and {2 * MB // 88 - 20:,} more of the same kinds."
+
+
+@settings(max_examples=25)
+@given(st.binary(max_size=2048))
+def test_load_gives_only_the_format_error(content: bytes) -> None:
+    """The same through a file on disk (the path is put in front of the message)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "dfu.bin"
+        path.write_bytes(content)
+        try:
+            dfufile.load(path)
+        except DfuFormatError as error:
+            assert error.message.startswith(f"{path}: ")

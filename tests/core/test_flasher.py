@@ -157,6 +157,27 @@ def test_endless_busy_gives_up_and_replug_recovers() -> None:
     assert flash(w.usb, path, image()).ok
 
 
+def test_a_board_stuck_busy_is_not_retried_even_before_any_data() -> None:
+    w = world("esp32s2-dfu")
+    (path,) = w.paths
+    w.board(path).faults.append(Fault("busy", Request.GETSTATUS, nth=1))
+    result = flash(w.usb, path, image(), options=FlashOptions(busy_limit_s=0.2))
+    assert result.error is not None and result.error.kind is Failure.TIMEOUT
+    assert result.attempts == 1 and result.error.final
+    assert "The board stayed busy (dfuDNBUSY) for over 0.2 s (at byte 0 of" in result.message
+
+
+def test_a_failure_after_the_last_block_says_the_board_was_finishing() -> None:
+    w = world("esp32s2-dfu")
+    (path,) = w.paths
+    dfu = image()
+    end = -(-len(dfu.payload) // 64) + 1  # the zero-length DNLOAD
+    w.board(path).faults.append(Fault("stall", Request.DNLOAD, nth=end))
+    result = flash(w.usb, path, dfu)
+    assert result.error is not None and result.error.kind is Failure.STALL
+    assert f"while finishing, after all {len(dfu.payload):,} bytes" in result.error.message
+
+
 def test_a_failure_before_any_data_is_retried_once() -> None:
     w = world("esp32s2")
     (path,) = w.paths

@@ -192,6 +192,12 @@ def test_endless_busy_ends_with_a_timeout() -> None:
     run = drive(download(b"abc", 64, busy_limit_ms=5_000), answer)
     assert isinstance(run.error, BusyTooLongError)
     assert 45 <= len(run.steps) <= 60  # about 5 s of 100 ms polls, not forever
+    assert str(run.error) == "stayed busy (dfuDNBUSY) for over 5 s during the download"
+
+
+def test_a_busy_limit_under_a_second_is_named_as_it_is() -> None:
+    run = drive(download(b"abc", 64, busy_limit_ms=250), lambda step: ok(State.DNBUSY, 100))
+    assert str(run.error) == "stayed busy (dfuDNBUSY) for over 0.25 s"
 
 
 def test_vanishing_after_the_final_block_is_a_success() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
 import shutil
 import threading
@@ -16,6 +17,7 @@ from espdfu import dfufile
 from espdfu.chips import chip_by_name
 from espdfu.idfbuild import BuildFolder
 from espdfu.watch import Artifact, ArtifactWatcher
+from tests.conftest import missing
 
 SETTLE_S = 0.15
 WAIT_S = 5.0
@@ -261,3 +263,41 @@ def test_stop_is_prompt_and_leaves_no_thread(tmp_path: Path) -> None:
         watcher.stop()
         assert time.monotonic() - started < 1.0
         assert set(threading.enumerate()) <= before
+
+
+# --- hostile build folders --------------------------------------------------------------------
+
+
+def test_a_build_folder_pointing_outside_itself_gets_no_dfu_bin(build_dir: Path) -> None:
+    """A forged flasher_args.json must not smuggle a file from elsewhere into what is flashed."""
+    (build_dir.parent / "secret.bin").write_bytes(b"private key material")
+    _fake_build(build_dir)
+    args = json.loads((build_dir / "flasher_args.json").read_text())
+    args["flash_files"]["0x20000"] = "../secret.bin"
+    (build_dir / "flasher_args.json").write_text(json.dumps(args))
+    watching = Watching(build_dir)
+    watching.watcher.start()
+    try:
+        note = watching.note()
+        assert "names '../secret.bin', which is outside the build folder" in note
+        watching.nothing_more()
+        assert not (build_dir / "dfu.bin").exists()
+    finally:
+        watching.watcher.stop()
+
+
+def test_a_dfu_bin_that_is_a_named_pipe_is_reported_not_waited_on(build_dir: Path) -> None:
+    if not hasattr(os, "mkfifo"):
+        missing("named pipes need a POSIX system")
+    os.mkfifo(build_dir / "dfu.bin")
+    watching = Watching(build_dir, make_dfu=False)
+    starting = threading.Thread(target=watching.watcher.start, daemon=True)
+    starting.start()
+    starting.join(WAIT_S)
+    try:
+        assert not starting.is_alive(), "start() hung on the pipe"
+        artifact = watching.next()
+        assert not artifact.valid and artifact.image is None
+        assert artifact.problem.endswith("dfu.bin is a device, pipe or socket, not a dfu.bin.")
+    finally:
+        watching.watcher.stop()

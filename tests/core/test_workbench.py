@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from espdfu import dfufile
 from espdfu.build import BuildState
 from espdfu.demo import make_demo_project
-from espdfu.flasher import FlashOptions
+from espdfu.flasher import Failure, FlashOptions, FlashResult
 from espdfu.idfbuild import flash_files_from_json, read_flash_files
 from espdfu.sim import TimeModel
 from espdfu.workbench import (
@@ -25,30 +26,7 @@ from espdfu.workbench import (
     WorkbenchSettings,
 )
 from tests.core.boardworld import World, assert_flashed, image_files, world
-
-TIMEOUT_S = 20.0
-
-
-class Recorder:
-    """Every event, and a way to wait for one (with a deadline, never a bare sleep)."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self.changed = threading.Condition()
-
-    def __call__(self, event: Event) -> None:
-        with self.changed:
-            self.events.append(event)
-            self.changed.notify_all()
-
-    def wait(self, predicate: Callable[[], bool], what: str) -> None:
-        with self.changed:
-            if not self.changed.wait_for(predicate, TIMEOUT_S):
-                log = [e.text for e in self.events if isinstance(e, Logged)]
-                raise AssertionError(f"timed out waiting for {what}; log: {log[-15:]}")
-
-    def logged(self) -> str:
-        return "\n".join(e.text for e in self.events if isinstance(e, Logged))
+from tests.core.soak import TIMEOUT_S, Recorder, holds, ledger, rebuild
 
 
 class Bench:
@@ -80,7 +58,12 @@ def bench(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bench]:
 
 
 def _bench(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: str, time: TimeModel, **kwargs: object
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    spec: str,
+    time: TimeModel,
+    recorder: Recorder | None = None,
+    **kwargs: object,
 ) -> Iterator[Bench]:
     monkeypatch.setenv("ESPDFU_DEMO_BUILD_S", "0")
     project = make_demo_project(tmp_path)
@@ -96,7 +79,7 @@ def _bench(
         **kwargs,  # type: ignore[arg-type]
     )
     workbench = Workbench(w.usb, settings, save_label=labels.__setitem__)
-    recorder = Recorder()
+    recorder = recorder or Recorder()
     workbench.start(recorder)
     recorder.wait(lambda: len(workbench.boards()) == len(w.paths), "the boards")
     yield Bench(workbench, w, recorder, project.build_dir)
@@ -263,3 +246,183 @@ def _flash_runs(recorder: Recorder, path: str) -> int:
             assert (progress.attempt, progress.done) >= last, "two flashes ran at once"
         last = (progress.attempt, progress.done)
     return runs
+
+
+# --- threads meeting at the worst moment ------------------------------------------------------
+# The recorder's ``before`` hook runs on the thread that reports an event, before the event is
+# taken: it stands for a front end slow to take it, or that thread paused at that moment.
+
+SOAK_TIME = TimeModel.scaled(0.2)
+
+
+def _once(match: Callable[[Event], bool], action: Callable[[], None]) -> Callable[[Event], None]:
+    """A hook that runs ``action`` at the first event that ``match`` picks."""
+    lock = threading.Lock()
+    done = False
+
+    def hook(event: Event) -> None:
+        nonlocal done
+        with lock:
+            first = not done and match(event)
+            done = done or first
+        if first:
+            action()
+
+    return hook
+
+
+def _result(event: Event) -> FlashResult | None:
+    """The result an event shows as a flash ends (a view without progress, with a result)."""
+    if isinstance(event, BoardChanged) and event.view.progress is None:
+        return event.view.last
+    return None
+
+
+def _land(bench: Bench, seed: int) -> None:
+    """A new dfu.bin lands, and is read at once on this thread."""
+    rebuild(bench.build_dir, seed)
+    assert bench.workbench.watcher.check_now() is not None
+
+
+def _quiet_bench(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: str, recorder: Recorder
+) -> Iterator[Bench]:
+    """Auto-flash on; artifacts land only when the test says so (the watcher thread stopped)."""
+    generator = _bench(tmp_path, monkeypatch, spec, SOAK_TIME, recorder, auto_flash=True)
+    bench = next(generator)
+    bench.workbench.watcher.stop()
+    bench.build_dir.mkdir(parents=True, exist_ok=True)
+    yield bench
+    next(generator, None)
+
+
+def test_an_artifact_landing_as_a_flash_ends_wins_over_the_one_queued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def land_the_last() -> None:
+        _land(rig, 2)  # on the job's own thread, as its result is being reported
+
+    hook = _once(lambda event: _result(event) is not None, land_the_last)
+    generator = _quiet_bench(tmp_path, monkeypatch, "esp32s2-dfu", Recorder(hook))
+    rig = next(generator)
+    (path,) = rig.world.paths
+    board = rig.world.board(path)
+    _land(rig, 0)
+    _land(rig, 1)  # queued behind the flash of 0
+    rig.recorder.wait(
+        lambda: board.downloads_completed == 3 and not rig.workbench.busy, "three flashes"
+    )
+    assert holds(board, 2)  # 2 came last: 1 was flashed before it, never after
+    next(generator, None)
+
+
+def test_the_last_event_about_a_board_shows_its_state_though_a_thread_was_slow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def the_disarm(event: Event) -> bool:
+        on_main = threading.current_thread() is threading.main_thread()
+        return on_main and isinstance(event, BoardChanged) and not event.view.armed
+
+    def held_up() -> None:
+        # The thread reporting the disarm is held up until the flash has ended meanwhile (no
+        # event can tell: they may be waiting behind this one).
+        deadline = time.monotonic() + TIMEOUT_S
+        while rig.workbench.busy and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    generator = _quiet_bench(
+        tmp_path, monkeypatch, "esp32s2-dfu", Recorder(_once(the_disarm, held_up))
+    )
+    rig = next(generator)
+    (path,) = rig.world.paths
+    board = rig.world.board(path)
+    _land(rig, 0)
+    rig.recorder.wait(lambda: rig.workbench.boards()[path].flashing, "the flash")
+    rig.workbench.set_armed(path, False)
+    rig.wait_idle()
+    assert board.downloads_completed == 1
+    shown = [e.view for e in rig.recorder.events if isinstance(e, BoardChanged)][-1]
+    assert shown == rig.workbench.boards()[path]
+    assert shown.state == "flashed" and not shown.armed
+    next(generator, None)
+
+
+def test_no_flash_starts_and_no_event_comes_once_stop_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def cancelled(event: Event) -> bool:
+        result = _result(event)
+        error = result.error if result is not None else None
+        return error is not None and error.kind is Failure.CANCELLED
+
+    def land() -> None:
+        _land(rig, 1)  # a rebuild lands just as stop() cancels the flashes
+
+    generator = _quiet_bench(
+        tmp_path, monkeypatch, "esp32s2-dfu*2", Recorder(_once(cancelled, land))
+    )
+    rig = next(generator)
+    _land(rig, 0)
+    rig.recorder.wait(lambda: rig.workbench.busy, "the flashes")
+    next(generator, None)  # stop()
+    left = [t for t in threading.enumerate() if t.name.startswith("espdfu-job")]
+    count = len(rig.recorder.events)
+    for thread in left:
+        thread.join(TIMEOUT_S)
+    assert left == []
+    assert len(rig.recorder.events) == count
+    landed = [e for e in rig.recorder.events if isinstance(e, ArtifactChanged)]
+    assert len(landed) == 2  # the second one during stop()
+
+
+def test_stop_waits_for_a_result_still_being_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reporting = threading.Event()
+
+    def slow_front_end() -> None:
+        reporting.set()
+        time.sleep(0.3)
+
+    hook = _once(lambda event: _result(event) is not None, slow_front_end)
+    generator = _quiet_bench(tmp_path, monkeypatch, "esp32s2-dfu", Recorder(hook))
+    rig = next(generator)
+    _land(rig, 0)
+    assert reporting.wait(TIMEOUT_S)  # the flash is over; its result is being taken
+    next(generator, None)  # stop()
+    count = len(rig.recorder.events)
+    for thread in threading.enumerate():
+        if thread.name.startswith("espdfu-job"):
+            thread.join(TIMEOUT_S)
+    assert len(rig.recorder.events) == count
+    assert _result(rig.recorder.events[-1]) is not None
+
+
+def test_a_rebuild_back_to_what_a_board_held_is_flashed_after_the_running_flash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    generator = _quiet_bench(tmp_path, monkeypatch, "esp32s2-dfu", Recorder())
+    rig = next(generator)
+    board = rig.world.board(rig.world.paths[0])
+    _land(rig, 0)
+    rig.recorder.wait(lambda: board.downloads_completed == 1 and not rig.workbench.busy, "0")
+    _land(rig, 1)
+    _land(rig, 0)  # back to what the board held, while 1 is being flashed
+    rig.recorder.wait(lambda: board.downloads_completed == 3 and not rig.workbench.busy, "0 again")
+    assert holds(board, 0)
+    next(generator, None)
+
+
+def test_a_rebuild_back_to_the_content_being_flashed_drops_the_one_queued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    generator = _quiet_bench(tmp_path, monkeypatch, "esp32s2-dfu", Recorder())
+    rig = next(generator)
+    board = rig.world.board(rig.world.paths[0])
+    _land(rig, 0)
+    _land(rig, 1)  # queued behind 0
+    _land(rig, 0)  # and superseded by the content being flashed
+    rig.wait_idle()
+    next(generator, None)
+    assert ledger(rig.recorder.events).started.total() == 1  # 1 never started, then or later
+    assert board.downloads_completed == 1 and holds(board, 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import shutil
@@ -57,7 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo_root = Path(tempfile.mkdtemp(prefix="espdfu-demo-")) if args.demo else None
     try:
         app, mouse = make_app_from_args(args, demo_root)
+        if demo_root is not None:
+            app.on_lost_terminal = lambda: shutil.rmtree(demo_root, ignore_errors=True)
         app.run(mouse=mouse)
+        if app.stop_report:  # the app's screen is gone: the line stays in the terminal
+            with contextlib.suppress(OSError):  # no terminal left after a hang-up
+                print(f"espdfu-tui: {app.stop_report}", file=sys.stderr, flush=True)
         return app.return_code or 0
     except EspdfuError as error:
         print(f"espdfu-tui: {error.message}", file=sys.stderr)

@@ -7,8 +7,13 @@ on the UI thread, update the widgets. Nothing here blocks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import FrameType
 from typing import ClassVar
 
 from rich.text import Text
@@ -21,6 +26,8 @@ from textual.widgets import Footer, Header, RichLog, Static
 
 from espdfu import __version__
 from espdfu.build import BuildState
+from espdfu.cli.common import STOP_SIGNALS, signal_exit_code, stopped_line
+from espdfu.cli.eventlines import stop_workbench
 from espdfu.idfbuild import project_target
 from espdfu.transport import port_order
 from espdfu.workbench import (
@@ -41,6 +48,8 @@ from .status import StatusBar
 NO_BOARDS_TEXT = "No boards connected."
 DOWNLOAD_MODE_HINT = "Hold BOOT, tap RESET, release BOOT to put a board in download mode."
 LOG_LINES = 2000
+_TERMINAL_FD = 2
+"""Textual draws on stderr."""
 _LEVEL_STYLES = {"warning": "yellow", "error": "bold red"}
 
 
@@ -115,6 +124,12 @@ class EspdfuApp(App[int]):
         self.keymap = keymap or {}
         self.sub_title = f"demo · {__version__}" if demo else __version__
         self.stopped = False
+        self.leaving = False
+        self.stop_signal: int | None = None
+        self.stop_report: str | None = None
+        self.on_lost_terminal: Callable[[], object] = lambda: None
+        """Clean-up for when the terminal hangs up, which ends the process at once."""
+        """What quitting stopped, in one line, when it stopped anything or a signal came."""
 
     # --- layout -------------------------------------------------------------------------------
 
@@ -134,6 +149,7 @@ class EspdfuApp(App[int]):
         status = self.query_one(StatusBar)
         status.auto_flash = self.workbench.auto_flash
         status.show()
+        self._catch_stop_signals()
         self.workbench.start(self._relay)
 
     def _relay(self, event: Event) -> None:
@@ -311,19 +327,74 @@ class EspdfuApp(App[int]):
 
         self.push_screen(ConfirmScreen("A flash or a build is running. Quit and abort it?"), answer)
 
-    @work(thread=True, exit_on_error=False, group="quit")
-    def _stop_and_exit(self) -> None:
-        """Abort what runs (boards are left ready to flash), then leave: never a hung thread."""
-        self.stop_workbench()
-        self.call_from_thread(self.exit, 0)
+    def _catch_stop_signals(self) -> None:
+        """SIGINT, SIGTERM and SIGHUP (an SSH session dropped) leave the way ``q`` does.
 
-    def stop_workbench(self) -> None:
-        if not self.stopped:
-            self.stopped = True
-            self.workbench.stop()
+        Left to their default, they would end the process at once: flashes cut off mid-way,
+        the build's process group left running, the terminal left in the app's screen.
+        """
+        loop = asyncio.get_running_loop()
+        for signum in STOP_SIGNALS:
+            # Windows' event loop takes no signal handlers; there Ctrl-C is a key anyway.
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(signum, self._on_stop_signal, signum)
+        if hasattr(signal, "SIGHUP"):
+            # Also at once, on this thread, even when it is stuck (the loop's handler above
+            # still runs too: asyncio learns of the signal through its wake-up pipe).
+            signal.signal(signal.SIGHUP, self._on_hang_up)
+
+    def _on_hang_up(self, signum: int, frame: FrameType | None) -> None:
+        """The terminal is gone: stop the work from here and end the process.
+
+        Every write to a hung-up terminal fails; Textual's output thread ends on the first one,
+        and the UI thread then blocks on the full output queue, so the loop's own handler
+        would never run. With no terminal there is nothing to restore and nobody to tell.
+        A ``kill -HUP`` with the terminal still there takes the usual way.
+        """
+        if os.isatty(_TERMINAL_FD):
+            return
+        self._stop_work()
+        self.on_lost_terminal()
+        os._exit(signal_exit_code(signum))
+
+    def _on_stop_signal(self, signum: int) -> None:
+        """Stop and leave without asking: nobody may be there to answer."""
+        if self.stop_signal is None:
+            self.stop_signal = signum
+        self._stop_and_exit()
+
+    def _stop_and_exit(self) -> None:
+        if not self.leaving:
+            self.leaving = True
+            self._stop_then_exit()
+
+    @work(thread=True, exit_on_error=False, group="quit")
+    def _stop_then_exit(self) -> None:
+        """Abort what runs (boards are left ready to flash), then leave: never a hung thread.
+
+        The exit code is 0, or 128 + the signal's number when a signal stopped the app; what
+        was stopped is kept in ``stop_report`` for a line once the app's screen is gone.
+        """
+        parts = self._stop_work()
+        signum = self.stop_signal
+        if parts or signum is not None:
+            self.stop_report = stopped_line(signum, parts)
+        code = 0 if signum is None else signal_exit_code(signum)
+        self.call_from_thread(self.exit, code, code)
+
+    def _stop_work(self) -> list[str]:
+        """Stop the workbench once; how the work that ran ended (see ``stop_workbench``)."""
+        if self.stopped:
+            return []
+        self.stopped = True
+        return stop_workbench(self.workbench)
 
     def on_unmount(self) -> None:
-        self.stop_workbench()
+        self._stop_work()
+        loop = asyncio.get_running_loop()
+        for signum in STOP_SIGNALS:
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(signum)
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         """Every key's command, by name, in the command palette too."""

@@ -16,7 +16,15 @@ from ..dfufile import DfuImage
 from ..errors import EspdfuError, InputError
 from ..flasher import FlashOptions, FlashResult, flash_many, incompatibility
 from ..transport import SIM_ENV, Usb, open_usb
-from .common import EXIT_FAILED, EXIT_OK, note
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    StopSignals,
+    flash_endings,
+    note,
+    signal_exit_code,
+    stopped_line,
+)
 from .live import LiveProgress
 
 _WAIT_POLL_S = 0.2
@@ -108,28 +116,39 @@ def _list(args: argparse.Namespace) -> int:
 def _flash(args: argparse.Namespace) -> int:
     image = dfufile.load(args.file)
     usb_world = open_usb(args.sim)
-    paths = _select(args, usb_world, image)
     options = FlashOptions(force=args.force, detach_wait_s=args.detach_wait)
-    live = None if args.json else LiveProgress(paths)
     cancel = threading.Event()
-    results = flash_many(
-        usb_world,
-        paths,
-        image,
-        options=options,
-        progress=live.update if live else None,
-        cancel=cancel,
-    )
+    # Ctrl-C, SIGTERM and SIGHUP abort every download cleanly (each board is left in dfuIDLE,
+    # ready to flash again) and the results are still reported, board by board.
+    with StopSignals(cancel.set) as stop:
+        paths = _select(args, usb_world, image, stop)
+        live = None if args.json or not paths else LiveProgress(paths)
+        results = flash_many(
+            usb_world,
+            paths,
+            image,
+            options=options,
+            progress=live.update if live else None,
+            cancel=cancel,
+        )
     if args.json:
         for result in results:
             print(json.dumps(result.as_dict()))
-    else:
+    elif results:
         _report(results)
+    if stop.signum is not None:
+        note(stopped_line(stop.signum, flash_endings({r.path: r for r in results})))
+        return signal_exit_code(stop.signum)
     return EXIT_OK if all(result.ok for result in results) else EXIT_FAILED
 
 
-def _select(args: argparse.Namespace, usb_world: Usb, image: DfuImage) -> list[str]:
-    """The boards to flash, per --path / --all / the only one; waits up to --wait for them."""
+def _select(
+    args: argparse.Namespace, usb_world: Usb, image: DfuImage, stop: StopSignals
+) -> list[str]:
+    """The boards to flash, per --path / --all / the only one; waits up to --wait for them.
+
+    Empty when a stop signal came while waiting for them.
+    """
     if args.path and args.all:
         raise InputError("Give either --path or --all, not both.")
     deadline = time.monotonic() + max(args.wait, 0.0)
@@ -138,6 +157,8 @@ def _select(args: argparse.Namespace, usb_world: Usb, image: DfuImage) -> list[s
         try:
             return _choose(args, boards, image)
         except _NotYet as waiting:
+            if stop.signum is not None:
+                return []
             if time.monotonic() >= deadline:
                 raise waiting.error from None
             time.sleep(_WAIT_POLL_S)

@@ -1,21 +1,19 @@
 """``espdfu watch``: the workbench without a screen, for CI rigs and production lines.
 
 Every new valid dfu.bin in the build folder is flashed to the selected boards, one line per
-event on stdout, until Ctrl-C (or SIGTERM), which aborts running flashes cleanly.
+event on stdout, until Ctrl-C, SIGTERM or SIGHUP, which abort running flashes cleanly (the
+boards are left ready to flash) and exit 128 + the signal's number: 130, 143, 129.
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
-import sys
 import threading
 from pathlib import Path
-from types import FrameType
 
 from ..errors import InputError
 from ..transport import SIM_ENV
-from .common import EXIT_INTERRUPTED
+from .common import StopSignals, note, signal_exit_code, stopped_line
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,7 +48,7 @@ def _watch(args: argparse.Namespace) -> int:
     from ..flasher import FlashOptions
     from ..transport import open_usb
     from ..workbench import Workbench, WorkbenchSettings
-    from .eventlines import EventLines
+    from .eventlines import EventLines, stop_workbench
 
     if args.path and args.all:
         raise InputError("Give either --path or --all, not both.")
@@ -72,20 +70,21 @@ def _watch(args: argparse.Namespace) -> int:
         monitor_interval_s=config.monitor_interval_s,
     )
     workbench = Workbench(open_usb(args.sim), settings)
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, _interrupt)
     print(f"Watching {build_dir} (Ctrl-C to stop).", flush=True)
-    try:
-        workbench.start(printer.show)
-        stop.wait()
-    except KeyboardInterrupt:
-        print("Stopping: running flashes are aborted cleanly.", file=sys.stderr, flush=True)
-        workbench.stop()
-        return EXIT_INTERRUPTED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    return EXIT_INTERRUPTED  # pragma: no cover - the wait above only ends by a signal
+    # The main thread only waits; a stop signal breaks that wait off (the handler raises there).
+    with StopSignals(_break_off) as stop:
+        try:
+            workbench.start(printer.show)
+            threading.Event().wait()
+        except _Stop:
+            note(stopped_line(stop.signum, stop_workbench(workbench)))
+    assert stop.signum is not None  # the wait above only ends by a signal
+    return signal_exit_code(stop.signum)
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+class _Stop(Exception):
+    """A stop signal came."""
+
+
+def _break_off() -> None:
+    raise _Stop

@@ -118,8 +118,9 @@ class Fault:
     Actions: "unplug" (the board leaves the bus, the request raises NO_DEVICE), "stall",
     "timeout" (USBTimeoutError after the host's timeout, scaled), "status" (the reply to that
     GETSTATUS, or the next one after another request, is dfuERROR with ``status``), "busy"
-    (GETSTATUS answers dfuDNBUSY from then on, until the board re-enumerates by a plug or a
-    reset), "garbage" and "short" (that IN request returns unknown codes, or half the bytes),
+    (GETSTATUS answers dfuDNBUSY — dfuMANIFEST once the download has ended — from then on,
+    until the board re-enumerates by a plug or a reset), "garbage" and "short" (that IN
+    request returns unknown codes, or half the bytes),
     "descriptor" (never consumed: the functional descriptor has bLength 3 from the next
     enumeration on, and GET_DESCRIPTOR for it stalls).
     """
@@ -475,6 +476,8 @@ class VirtualBoard:
             return outcome
         if fault.action == "busy":  # an OUT request that sets it off is still taken
             self._stuck = True
+        elif fault.action == "status" and outcome is None:
+            self._pending = fault.status  # again: a CLRSTATUS or ABORT taken cleared it
         elif fault.action == "garbage" and isinstance(outcome, bytes):
             return (_GARBAGE * (length // len(_GARBAGE) + 1))[:length]
         elif fault.action == "short" and isinstance(outcome, bytes):
@@ -508,10 +511,14 @@ class VirtualBoard:
             state = State.DNLOAD_SYNC if state is State.DNBUSY else State.MANIFEST_SYNC
             self._state = state
         if self._stuck:
+            # Busy in the phase it is in: a device cannot go back to dfuDNBUSY once it took
+            # the zero-length DNLOAD.
+            ending = state in (State.MANIFEST_SYNC, State.MANIFEST)
+            busy = State.MANIFEST if ending else State.DNBUSY
             if request is Request.GETSTATUS:
                 poll = self._time.poll_ms(self._time.erase_ms_per_sector)
-                return self._reply(Status.OK, State.DNBUSY, poll, deadline)
-            return bytes((State.DNBUSY,)) if request is Request.GETSTATE else Libusb.PIPE
+                return self._reply(Status.OK, busy, poll, deadline)
+            return bytes((busy,)) if request is Request.GETSTATE else Libusb.PIPE
         if request not in _ALLOWED[state]:
             return self._stall()
         if request is Request.GETSTATUS:

@@ -87,6 +87,30 @@ def test_status_on_dnload_takes_the_block_and_fails_the_next_getstatus() -> None
     assert board.requests[Request.DNLOAD] == 3  # the third block was the last sent
 
 
+def test_status_on_clrstatus_outlives_the_clear() -> None:
+    board, host = faulty(
+        Fault("status", on=Request.GETSTATUS),
+        Fault("status", Request.CLRSTATUS, status=Status.ERASE),
+    )
+    assert host.status() == StatusReply(Status.UNKNOWN, 0, State.ERROR)
+    host.out(Request.CLRSTATUS)
+    assert host.status() == StatusReply(Status.ERASE, 0, State.ERROR)
+    host.out(Request.CLRSTATUS)
+    assert host.status() == StatusReply(Status.OK, 0, State.DFU_IDLE)
+    assert board.faults == []
+
+
+def test_busy_after_the_zero_length_dnload_answers_dfumanifest() -> None:
+    dfu_bin, _ = image()
+    payload = payload_of(dfu_bin)
+    blocks = -(-len(payload) // 64)
+    board, host = faulty(Fault("busy", on=Request.DNLOAD, nth=blocks + 1))
+    with pytest.raises(BusyTooLongError, match=r"dfuMANIFEST\) for over 0.05 s during manif"):
+        run(host.dev, download(payload, 64, busy_limit_ms=50))
+    assert host.state() is State.MANIFEST
+    assert board.faults == []
+
+
 def test_busy_answers_dnbusy_until_the_board_is_reset() -> None:
     board, host = faulty(Fault("busy", on=Request.GETSTATE))
     assert host.state() is State.DNBUSY
