@@ -114,14 +114,14 @@ def run(quick: bool) -> Section:
     table = markdown_table(
         ["Bytes per second", "Server → client", "Client → server", "Both"],
         [
-            ["wire, idle", f"{f['idle down']:.0f}", f"{f['idle up']:.0f}", f"{idle:.0f}"],
+            ["wire, idle", f"{f['idle down']:,.0f}", f"{f['idle up']:,.0f}", f"{idle:,.0f}"],
             [
                 "wire, 4 boards flashing",
-                f"{f['flashing down']:.0f}",
-                f"{f['flashing up']:.0f}",
-                f"{flashing:.0f}",
+                f"{f['flashing down']:,.0f}",
+                f"{f['flashing up']:,.0f}",
+                f"{flashing:,.0f}",
             ],
-            ["terminal, 4 boards flashing", f"{f['screen']:.0f}", "", ""],
+            ["terminal, 4 boards flashing", f"{f['screen']:,.0f}", "", ""],
         ],
     )
     body = f"""\
