@@ -192,7 +192,7 @@ def access_hint(platform: str = sys.platform) -> str:
     if platform.startswith("linux"):
         return (
             "No permission to open it: install the udev rule with "
-            "`sudo espdfu udev-rule --install`, then unplug and replug the board."
+            '`sudo "$(command -v espdfu)" udev-rule --install`, then unplug and replug the board.'
         )
     if platform.startswith("win"):
         return (

@@ -159,9 +159,9 @@ class FlashResult:
 
     @property
     def headline(self) -> str:
-        """What happened, in one sentence."""
+        """What happened, in one sentence (a failure's kind is in ``error.kind``)."""
         if self.error is not None:
-            return f"{self.error.kind.value}: {self.error.message}"
+            return self.error.message
         rate = f" ({format_size(int(self.size / self.seconds))}/s)" if self.seconds > 0 else ""
         return f"Flashed {format_size(self.size)} in {self.seconds:.1f} s{rate}."
 

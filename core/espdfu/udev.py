@@ -38,7 +38,9 @@ def install(path: Path = RULE_PATH) -> list[str]:
     if not sys.platform.startswith("linux"):
         raise EspdfuError("udev rules exist on Linux only.")
     if os.geteuid() != 0:
-        raise EspdfuError(f"Installing {path} needs root.", "Run: sudo espdfu udev-rule --install")
+        raise EspdfuError(
+            f"Installing {path} needs root.", 'Run: sudo "$(command -v espdfu)" udev-rule --install'
+        )
     import grp
 
     try:

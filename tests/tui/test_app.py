@@ -151,6 +151,7 @@ async def test_l_hides_the_log_and_question_mark_shows_help(tmp_path: Path) -> N
     app, _ = make_app(tmp_path, keymap={"build": "B"})
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: len(app.query(BoardPanel)) == 3, "the panels")
+        assert "press B to build" in text(app, "#artifact-line")  # the remapped key
         log = app.query_one("#log", RichLog)
         assert shown(log)
         await pilot.press("l")

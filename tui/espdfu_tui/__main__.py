@@ -15,12 +15,22 @@ from typing import TYPE_CHECKING
 
 from espdfu import __version__
 from espdfu.errors import EspdfuError
+from espdfu.instance import AlreadyRunning, take_instance_lock
 
 if TYPE_CHECKING:
     from .app import EspdfuApp
 
 PROGRESS_INTERVAL_S = 0.5
 """Two updates a second per board: smooth enough to watch, light enough for SSH."""
+EXIT_ALREADY_RUNNING = 3
+"""Another espdfu-tui owns the boards (see espdfu.instance)."""
+RELOAD_WAIT_S = 2.0
+"""How long an app in a browser tab waits for the lock: a reloaded tab's old app is leaving."""
+SERVE_OPTIONS = ("serve", "host", "port", "allow_remote")
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+WEB_DRIVER = "textual.drivers.web_driver:WebDriver"
+"""The Textual driver that textual-serve names in the environment of its app processes."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,30 +59,111 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument("--no-mouse", action="store_true", help="ignore the mouse")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    browser = parser.add_argument_group("in a browser tab (docs/serve.md)")
+    browser.add_argument(
+        "--serve", action="store_true", help="serve the app to a browser instead of this terminal"
+    )
+    browser.add_argument("--host", help=f"the address to serve on (default {DEFAULT_HOST})")
+    browser.add_argument("--port", type=int, help=f"the port to serve on (default {DEFAULT_PORT})")
+    browser.add_argument(
+        "--allow-remote", action="store_true",
+        help="let --host be reachable from other machines: anyone who reaches it can flash",
+    )  # fmt: skip
     return parser
 
 
+def app_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The command line of the app behind --serve: the same options, less the server's."""
+    options: list[str] = []
+    positionals: list[str] = []
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        if action.dest in SERVE_OPTIONS or value is None or value == action.default:
+            continue
+        if not action.option_strings:
+            positionals.append(str(value))
+        elif value is True:
+            options.append(action.option_strings[0])
+        else:
+            options.append(f"{action.option_strings[0]}={value}")
+    return [*options, "--", *positionals] if positionals else options
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the app; return the process exit code."""
-    args = build_parser().parse_args(argv)
+    """Run the app, or the server of --serve; return the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.serve:
+        return _serve(parser, args)
+    if args.host is not None or args.port is not None or args.allow_remote:
+        parser.error("--host, --port and --allow-remote go with --serve")
+    in_browser = os.environ.get("TEXTUAL_DRIVER") == WEB_DRIVER
+    try:
+        lock = take_instance_lock("espdfu-tui", wait_s=RELOAD_WAIT_S if in_browser else 0)
+    except AlreadyRunning as error:
+        _say(error)  # in a browser tab, this goes to the server's output
+        if in_browser:  # the tab shows the sentence too, instead of staying blank
+            from .browser import AlreadyRunningApp
+
+            AlreadyRunningApp(error.message, error.hint).run()
+        return EXIT_ALREADY_RUNNING
+    except EspdfuError as error:
+        _say(error)
+        return 2
+    with lock:
+        return _run(args, in_browser)
+
+
+def _run(args: argparse.Namespace, in_browser: bool) -> int:
+    """Run the app, with the boards to itself."""
     demo_root = Path(tempfile.mkdtemp(prefix="espdfu-demo-")) if args.demo else None
     try:
         app, mouse = make_app_from_args(args, demo_root)
         if demo_root is not None:
             app.on_lost_terminal = lambda: shutil.rmtree(demo_root, ignore_errors=True)
+        if in_browser:
+            from .browser import BrowserDriver
+
+            app.driver_class = BrowserDriver
         app.run(mouse=mouse)
         if app.stop_report:  # the app's screen is gone: the line stays in the terminal
             with contextlib.suppress(OSError):  # no terminal left after a hang-up
                 print(f"espdfu-tui: {app.stop_report}", file=sys.stderr, flush=True)
         return app.return_code or 0
     except EspdfuError as error:
-        print(f"espdfu-tui: {error.message}", file=sys.stderr)
-        if error.hint:
-            print(f"  {error.hint}", file=sys.stderr)
+        _say(error)
         return 2
     finally:
         if demo_root is not None:
             shutil.rmtree(demo_root, ignore_errors=True)
+
+
+def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from .serve import is_loopback, serve
+
+    host = DEFAULT_HOST if args.host is None else args.host
+    port = DEFAULT_PORT if args.port is None else args.port
+    if not is_loopback(host):
+        if not args.allow_remote:
+            print(
+                f"espdfu-tui: --host {host} would let other machines reach the app, and anyone "
+                "who reaches it can flash the boards.\n  Add --allow-remote if you mean it; "
+                "an SSH tunnel to 127.0.0.1 is safer (docs/serve.md).",
+                file=sys.stderr,
+            )
+            return 2
+        print(
+            f"espdfu-tui: warning: serving on {host}: anyone who can reach port {port} can "
+            "flash the boards; there is no password.",
+            file=sys.stderr,
+        )
+    return serve(app_arguments(parser, args), host, port)
+
+
+def _say(error: EspdfuError) -> None:
+    print(f"espdfu-tui: {error.message}", file=sys.stderr)
+    if error.hint:
+        print(f"  {error.hint}", file=sys.stderr)
 
 
 def make_app_from_args(args: argparse.Namespace, demo_root: Path | None) -> tuple[EspdfuApp, bool]:

@@ -137,7 +137,8 @@ class EspdfuApp(App[int]):
         yield Header()
         settings = self.workbench.settings
         shown = _short(settings.build_dir, settings.project_dir or Path.cwd())
-        yield StatusBar(self.project, self._project_target(), shown)
+        build_key = self.keymap.get("build", "b").split(",")[0]
+        yield StatusBar(self.project, self._project_target(), shown, build_key)
         with BoardGrid(id="boards"):
             yield Static(f"{NO_BOARDS_TEXT}\n{DOWNLOAD_MODE_HINT}", id="no-boards")
         yield RichLog(id="log", max_lines=LOG_LINES, wrap=True, markup=False)

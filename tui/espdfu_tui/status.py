@@ -18,8 +18,12 @@ from .panels import ago
 class StatusBar(Widget):
     """Project · target · build folder · auto-flash; then dfu.bin · build state."""
 
-    def __init__(self, project: str, target: str | None, build_dir: str) -> None:
+    def __init__(
+        self, project: str, target: str | None, build_dir: str, build_key: str = "b"
+    ) -> None:
         super().__init__(id="status")
+        self.build_key = build_key
+        """The key that builds, as the user's config may have remapped it."""
         self.project = project
         self.target = target or "?"
         self.build_dir = build_dir
@@ -53,7 +57,7 @@ class StatusBar(Widget):
     def _artifact_text(self) -> str:
         artifact = self.artifact
         if artifact is None:
-            return f"no {self.build_dir}/dfu.bin yet: press b to build"
+            return f"no {self.build_dir}/dfu.bin yet: press {self.build_key} to build"
         if not artifact.valid:
             return f"{self.build_dir}/dfu.bin is NOT usable: {artifact.problem}"
         chip = artifact.image.chip_name if artifact.image else "?"

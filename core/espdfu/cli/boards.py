@@ -58,7 +58,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="Flash FILE to the boards in ROM download mode, DFU mode, or running an "
         "app with a DFU runtime. With one compatible board and no selection it is flashed; "
         "with several, say which (--path, repeatable) or --all. Exit 0 when every selected "
-        "board was flashed, 1 when any failed, 2 for bad input.",
+        "board was flashed, 1 when any failed, 2 for bad input, 128 + the signal when stopped by "
+        "one (130 for Ctrl-C): running flashes are aborted, the boards left ready.",
     )
     flash.add_argument("file", type=Path, metavar="FILE", help="the dfu.bin to flash")
     flash.add_argument(
@@ -207,8 +208,17 @@ def _choose(args: argparse.Namespace, boards: dict[str, Board], image: DfuImage)
 def _present(boards: dict[str, Board]) -> str:
     if not boards:
         return "No board is connected: hold BOOT, tap RESET, release BOOT on the board."
-    listing = ", ".join(f"{b.path} ({b.chip_name}, {b.mode.value})" for b in boards.values())
-    return f"Connected: {listing}."
+    listing = ", ".join(_described(board) for board in boards.values())
+    hints = dict.fromkeys(board.hint for board in boards.values() if board.hint)
+    return " ".join([f"Connected: {listing}.", *hints])
+
+
+def _described(board: Board) -> str:
+    """'1-1.2 (esp32s2, ROM download)', with why it cannot be flashed when it cannot."""
+    why = "" if board.accessible else ": no permission"
+    if board.interface is None:
+        why = ": no DFU interface"
+    return f"{board.path} ({board.chip_name}, {board.mode.value}{why})"
 
 
 def _report(results: list[FlashResult]) -> None:

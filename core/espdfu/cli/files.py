@@ -128,9 +128,10 @@ def _mkdfu(args: argparse.Namespace) -> int:
         print(f"espdfu: note: {note}", file=sys.stderr)
     image = dfufile.parse(data)
     dfufile.save(output, data)
+    entries = f"{len(image.entries)} {'entry' if len(image.entries) == 1 else 'entries'}"
     print(
-        f"Wrote {output}: {len(data):,} bytes, {image.chip_name}, "
-        f"{len(image.entries)} entries, flash {_flash_text(image.flash_size)}."
+        f"Wrote {output}: {len(data):,} bytes, {image.chip_name}, {entries}, "
+        f"flash {_flash_text(image.flash_size)}."
     )
     for warning in image.warnings:
         print(f"espdfu: warning: {warning}", file=sys.stderr)

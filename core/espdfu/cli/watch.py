@@ -23,14 +23,22 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="Watch BUILD_DIR (default: the build folder of the ESP-IDF project around "
         "the current folder) and flash each new valid dfu.bin to the selected boards as soon "
         "as it is complete: every board that can take it (--all, the default), or the boards "
-        "at the given port paths. One line per event. Stop with Ctrl-C.",
+        "at the given port paths. It also flashes the dfu.bin already there when it starts. One "
+        "line per event. Stop with Ctrl-C (or SIGTERM, SIGHUP): running flashes are aborted, "
+        "the boards left ready, and it exits with 128 + the signal (130 for Ctrl-C).",
     )
-    watch.add_argument("build_dir", nargs="?", type=Path, metavar="BUILD_DIR")
+    watch.add_argument(
+        "build_dir", nargs="?", type=Path, metavar="BUILD_DIR", help="the build folder to watch"
+    )
     watch.add_argument(
         "-p", "--path", action="append", default=[], metavar="PORT",
         help="only the board at this USB port path; repeatable",
     )  # fmt: skip
-    watch.add_argument("--all", action="store_true", help="every board that can take the file")
+    watch.add_argument(
+        "--all",
+        action="store_true",
+        help="every board that can take the file (the default; kept for scripts)",
+    )
     watch.add_argument(
         "--sim", metavar="SPEC", help=f"use virtual boards instead of USB (or ${SIM_ENV})"
     )

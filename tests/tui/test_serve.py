@@ -1,0 +1,219 @@
+"""``espdfu-tui --serve``: the real server and apps, driven in headless Chromium; its options."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from espdfu.instance import LOCK_FILE_NAME, lock_path, take_instance_lock
+from espdfu_tui.__main__ import app_arguments, build_parser
+from tests.conftest import require_tool
+from tests.tui.chromium import Chromium
+
+APP = Path(sys.executable).parent / "espdfu-tui"
+PANELS = "the board panels"
+
+
+def panels_shown(screen: str) -> bool:
+    return "1-2.1" in screen and "press b to build" in screen
+
+
+def all_flashed(screen: str) -> bool:
+    return screen.count("press RESET to run the new firmware") == 4
+
+
+class Served:
+    """``espdfu-tui --serve --demo`` on a free port of 127.0.0.1."""
+
+    def __init__(self, folder: Path) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log = folder / "server.log"
+        env = {
+            **os.environ,
+            "ESPDFU_SIM_TIME": "0.2",  # virtual boards five times faster than real ones
+            "ESPDFU_DEMO_BUILD_S": "0.5",
+            "ESPDFU_CONFIG_DIR": str(folder / "config"),
+        }
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [APP, "--serve", "--port", str(self.port), "--demo"],
+                env=env, cwd=folder, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while "serving on" not in self.log.read_text():
+            assert self.process.poll() is None, f"the server ended:\n{self.log.read_text()}"
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+
+    def apps(self) -> list[int]:
+        """The app processes the server started (under their shells), oldest first."""
+        found, parents = [], [self.process.pid]
+        while parents:
+            pid = parents.pop()
+            children = Path(f"/proc/{pid}/task/{pid}/children")
+            kids = [int(n) for n in children.read_text().split()] if children.exists() else []
+            parents += kids
+            found += [kid for kid in kids if _cmdline(kid)[1:3] == [b"-m", b"espdfu_tui"]]
+        return sorted(found)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=30)
+
+
+def wait_gone(pid: int, what: str) -> None:
+    deadline = time.monotonic() + 30
+    while _cmdline(pid):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def _cmdline(pid: int) -> list[bytes]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:  # it has ended
+        return []
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    server = Served(tmp_path)
+    yield server
+    apps = server.apps()
+    server.stop()
+    print(f"the server's output:\n{server.log.read_text()}")  # shown when the test fails
+    for pid in apps:  # the server stops its apps as it leaves
+        wait_gone(pid, f"app {pid} outlived the server")
+
+
+async def test_in_a_browser_tab_keys_reach_the_app_and_a_second_tab_is_refused(
+    served: Served, tmp_path: Path
+) -> None:
+    async with Chromium(require_tool("chromium"), tmp_path / "profile") as browser:
+        first = await browser.open(served.url)
+        start = await first.wait_for(panels_shown, PANELS)
+        assert start.count("· ROM download") == 4 and "· app (DFU runtime)" in start
+        await first.press("x")
+        done = await first.wait_for(all_flashed, "the flashes")
+        assert "build OK" in done
+        (owner,) = served.apps()
+
+        second = await browser.open(served.url)
+        refused = await second.wait_for(lambda s: "already running" in s, "the refusal")
+        assert f"espdfu-tui is already running (pid {owner}); it owns the USB boards." in refused
+        assert "reload this page" in refused
+        assert owner in served.apps() and all_flashed(await first.screen())  # left alone
+        await second.press("q")  # the refusal closes: the page says the session ended
+        await second.wait_until("document.body.classList.contains('-closed')", "the session's end")
+
+        await first.close()  # its app quits and lets go of the boards: the other tab gets them
+        await second.reload()
+        await second.wait_for(panels_shown, "the panels in the tab reloaded")
+        wait_gone(owner, "the app of the closed tab did not quit")
+    assert "espdfu-tui: espdfu-tui is already running" in served.log.read_text()
+
+
+async def test_a_tabs_app_ends_with_its_server_even_killed(served: Served, tmp_path: Path) -> None:
+    """Else it would hold the boards with nobody to see it: the next server's tabs refused."""
+    async with Chromium(require_tool("chromium"), tmp_path / "profile") as browser:
+        tab = await browser.open(served.url)
+        await tab.wait_for(panels_shown, PANELS)
+        (app,) = served.apps()
+        served.process.kill()
+        served.process.wait(timeout=30)
+        wait_gone(app, "the app outlived its server")
+    with take_instance_lock("the test", path=tmp_path / "config" / LOCK_FILE_NAME):
+        pass  # free
+
+
+def test_the_page_links_back_to_the_address_the_browser_used(served: Served) -> None:
+    """Through an SSH tunnel to another local port, the page must still find its websocket."""
+    request = urllib.request.Request(served.url, headers={"Host": "localhost:9123"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        page = response.read().decode()
+    assert 'data-session-websocket-url="ws://localhost:9123/ws"' in page
+    assert "espdfu-tui" in page
+
+
+def test_a_second_app_in_a_terminal_is_told_the_first_ones_pid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ESPDFU_CONFIG_DIR", str(tmp_path / "config"))
+    with take_instance_lock("espdfu-tui") as lock:
+        assert lock.path == lock_path()
+        result = run_app("--demo")
+    assert result.returncode == 3
+    assert result.stderr == (
+        f"espdfu-tui: espdfu-tui is already running (pid {os.getpid()}); it owns the USB boards.\n"
+        "  Use that one (its terminal or its browser tab), or quit it first.\n"
+    )
+
+
+def test_serving_beyond_this_machine_takes_allow_remote_and_warns() -> None:
+    refused = run_app("--serve", "--host", "0.0.0.0", "--demo")
+    assert refused.returncode == 2
+    assert refused.stderr.startswith(
+        "espdfu-tui: --host 0.0.0.0 would let other machines reach the app, and anyone who "
+        "reaches it can flash the boards.\n  Add --allow-remote if you mean it"
+    )
+    # 192.0.2.1 (TEST-NET-1) is no address of this machine: the server cannot start, after the
+    # warning, and says why in a sentence.
+    warned = run_app("--serve", "--host", "192.0.2.1", "--port", "8123", "--allow-remote")
+    assert warned.returncode == 2
+    lines = warned.stderr.splitlines()
+    assert lines[0] == (
+        "espdfu-tui: warning: serving on 192.0.2.1: anyone who can reach port 8123 can flash "
+        "the boards; there is no password."
+    )
+    assert lines[1:] == [
+        "espdfu-tui: cannot serve on 192.0.2.1:8123: Cannot assign requested address.",
+        "  Choose a free port with --port (and with --host, an address of this machine).",
+    ]
+    assert warned.stdout == ""  # no "serving on" line
+    assert "Traceback" not in warned.stderr
+
+
+def test_the_server_options_go_with_serve_only() -> None:
+    result = run_app("--demo", "--port", "8123")
+    assert result.returncode == 2
+    assert "--host, --port and --allow-remote go with --serve" in result.stderr
+
+
+def test_each_tabs_app_gets_the_same_options_less_the_servers() -> None:
+    parser = build_parser()
+    argv = ["--serve", "--port", "9000", "--sim", "esp32s2*2", "--build-cmd", "make -j dfu"]
+    args = parser.parse_args([*argv, "--no-mouse", "--host=::1", "--", "-odd name"])
+    app_argv = app_arguments(parser, args)
+    assert app_argv == [
+        "--build-cmd=make -j dfu",
+        "--sim=esp32s2*2",
+        "--no-mouse",
+        "--",
+        "-odd name",
+    ]
+    again = vars(parser.parse_args(app_argv))
+    expected = vars(args) | {"serve": False, "host": None, "port": None}
+    assert again == expected
+
+
+def run_app(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [APP, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
