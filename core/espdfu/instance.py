@@ -92,7 +92,7 @@ def take_instance_lock(owner: str, *, path: Path | None = None, wait_s: float = 
                 os.close(fd)
     except OSError as error:  # a folder that cannot be written, a file system without locks
         raise EspdfuError(
-            f"cannot use the lock file {path}: {error.strerror}.",
+            f"Cannot use the lock file {path}: {error.strerror}.",
             f"Make that folder writable, or name another config folder with {CONFIG_DIR_ENV}.",
         ) from error
     if not held:

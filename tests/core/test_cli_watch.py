@@ -3,64 +3,25 @@
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import pytest
 
 from espdfu import dfufile
 from tests.core.boardworld import image_files
-
-DEADLINE_S = 20.0
-
-
-class Watch:
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.process = process
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        assert process.stdout is not None
-        self.reader = threading.Thread(target=self._read, args=(process.stdout,))
-        self.reader.start()
-
-    def _read(self, stdout: IO[str]) -> None:
-        for line in stdout:
-            self.lines.put(line)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(timeout=10)
-        self.reader.join(timeout=10)
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
-
-    def expect(self, words: str) -> str:
-        deadline = time.monotonic() + DEADLINE_S
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            self.seen.append(line)
-            if words in line:
-                return line
-        raise AssertionError(f"no line with {words!r}; got:\n{''.join(self.seen)}")
+from tests.core.lines import DEADLINE_S, Command
 
 
 @pytest.fixture
 def start_watch(tmp_path: Path) -> Iterator[object]:
-    watches: list[Watch] = []
+    watches: list[Command] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> Watch:
+    def start(*args: str, env: dict[str, str] | None = None) -> Command:
         process = subprocess.Popen(
             [sys.executable, "-m", "espdfu", "watch", str(tmp_path / "build"), *args],
             stdout=subprocess.PIPE,
@@ -68,7 +29,7 @@ def start_watch(tmp_path: Path) -> Iterator[object]:
             text=True,
             env={**os.environ, "ESPDFU_SIM_TIME": "0", **(env or {})},
         )
-        watches.append(Watch(process))
+        watches.append(Command(process))
         return watches[-1]
 
     yield start

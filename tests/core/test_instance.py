@@ -115,5 +115,5 @@ def test_a_lock_file_that_cannot_be_made_is_said_in_a_sentence(tmp_path: Path) -
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(EspdfuError) as error:
         take_instance_lock("app", path=tmp_path / "file" / LOCK_FILE_NAME)
-    assert error.value.message.startswith(f"cannot use the lock file {tmp_path / 'file'}")
+    assert error.value.message.startswith(f"Cannot use the lock file {tmp_path / 'file'}")
     assert "ESPDFU_CONFIG_DIR" in error.value.hint

@@ -11,7 +11,7 @@ from textual.widgets import RichLog
 
 from espdfu.build import BuildState
 from espdfu.sim import BoardKind, TimeModel, VirtualBoard
-from espdfu_tui.__main__ import build_parser
+from espdfu_tui.__main__ import build_parser, main
 from espdfu_tui.app import NO_BOARDS_TEXT, EspdfuApp
 from espdfu_tui.panels import BoardPanel, panel_id
 from espdfu_tui.screens import ConfirmScreen, HelpScreen, LabelScreen
@@ -175,6 +175,12 @@ async def test_arrows_move_the_selection(tmp_path: Path) -> None:
         assert app.focused is panel(app, S2A)
         await pilot.press("left")
         assert app.focused is panel(app, S3)
+        seen = []
+        for _ in range(6):  # tab goes round the boards only, never to the grid or the log
+            await pilot.press("tab")
+            seen.append(app.focused)
+        assert all(isinstance(widget, BoardPanel) for widget in seen)
+        assert len(set(seen)) == 3
 
 
 async def test_hot_plug_adds_a_panel_in_port_order(tmp_path: Path) -> None:
@@ -215,10 +221,11 @@ async def test_q_asks_first_while_a_flash_runs(tmp_path: Path) -> None:
 async def test_every_command_is_in_the_palette(tmp_path: Path) -> None:
     app, _ = make_app(tmp_path)
     async with app.run_test(size=SIZE):
-        titles = [command.title for command in app.get_system_commands(app.screen)]
+        commands = {command.title: command for command in app.get_system_commands(app.screen)}
         for description in app.DESCRIPTIONS.values():
             if not description.startswith(("Help", "Quit")):
-                assert description in titles
+                assert description in commands
+        assert commands["Quit"].help == app.DESCRIPTIONS["quit"]  # it asks first
 
 
 def test_command_line_options() -> None:
@@ -235,3 +242,19 @@ def test_command_line_options() -> None:
 
 def test_panel_ids_are_valid_for_any_port_path() -> None:
     assert panel_id("1-1.2.3") == "board-1-1_2_3"
+
+
+def test_what_stops_the_start_is_said_with_espdfus_exit_codes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "config.toml").write_text("[build]\nshell = 3\n")
+    monkeypatch.setenv("ESPDFU_CONFIG_DIR", str(config))
+    assert main(["--demo"]) == 2  # a mistake the user can correct
+    assert "config.toml, line 2" in capsys.readouterr().err
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    monkeypatch.setenv("ESPDFU_CONFIG_DIR", str(not_a_folder))
+    assert main(["--demo"]) == 1  # the lock file cannot be made there
+    assert "Cannot use the lock file" in capsys.readouterr().err

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from espdfu import __version__
-from espdfu.errors import EspdfuError
+from espdfu.errors import DfuFormatError, EspdfuError, InputError
 from espdfu.instance import AlreadyRunning, take_instance_lock
 
 if TYPE_CHECKING:
@@ -101,15 +101,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         lock = take_instance_lock("espdfu-tui", wait_s=RELOAD_WAIT_S if in_browser else 0)
     except AlreadyRunning as error:
-        _say(error)  # in a browser tab, this goes to the server's output
+        _fail(error)  # in a browser tab, this goes to the server's output
         if in_browser:  # the tab shows the sentence too, instead of staying blank
             from .browser import AlreadyRunningApp
 
             AlreadyRunningApp(error.message, error.hint).run()
         return EXIT_ALREADY_RUNNING
     except EspdfuError as error:
-        _say(error)
-        return 2
+        return _fail(error)
     with lock:
         return _run(args, in_browser)
 
@@ -131,8 +130,7 @@ def _run(args: argparse.Namespace, in_browser: bool) -> int:
                 print(f"espdfu-tui: {app.stop_report}", file=sys.stderr, flush=True)
         return app.return_code or 0
     except EspdfuError as error:
-        _say(error)
-        return 2
+        return _fail(error)
     finally:
         if demo_root is not None:
             shutil.rmtree(demo_root, ignore_errors=True)
@@ -160,10 +158,13 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     return serve(app_arguments(parser, args), host, port)
 
 
-def _say(error: EspdfuError) -> None:
+def _fail(error: EspdfuError) -> int:
+    """Say what went wrong and what to do; the exit code, as `espdfu` gives it: 2 for input
+    the user can correct (a config file, an option), 1 for the rest (no libusb, …)."""
     print(f"espdfu-tui: {error.message}", file=sys.stderr)
     if error.hint:
         print(f"  {error.hint}", file=sys.stderr)
+    return 2 if isinstance(error, (InputError, DfuFormatError)) else 1
 
 
 def make_app_from_args(args: argparse.Namespace, demo_root: Path | None) -> tuple[EspdfuApp, bool]:

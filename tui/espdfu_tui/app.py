@@ -141,7 +141,9 @@ class EspdfuApp(App[int]):
         yield StatusBar(self.project, self._project_target(), shown, build_key)
         with BoardGrid(id="boards"):
             yield Static(f"{NO_BOARDS_TEXT}\n{DOWNLOAD_MODE_HINT}", id="no-boards")
-        yield RichLog(id="log", max_lines=LOG_LINES, wrap=True, markup=False)
+        log = RichLog(id="log", max_lines=LOG_LINES, wrap=True, markup=False)
+        log.can_focus = False  # tab selects boards only; the log scrolls with the mouse
+        yield log
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -399,7 +401,10 @@ class EspdfuApp(App[int]):
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         """Every key's command, by name, in the command palette too."""
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):
+            if command.title == "Quit":  # Textual's words say "as soon as possible": ours asks
+                command = command._replace(help=self.DESCRIPTIONS["quit"])
+            yield command
         for binding in self.BINDINGS:
             assert isinstance(binding, Binding)
             description = self.DESCRIPTIONS.get(binding.id or "")

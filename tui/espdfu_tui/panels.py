@@ -119,8 +119,11 @@ def panel_id(path: str) -> str:
     return "board-" + path.replace(".", "_")
 
 
-class BoardGrid(VerticalScroll):
-    """The panels, as many per row as the width allows."""
+class BoardGrid(VerticalScroll, can_focus=False):
+    """The panels, as many per row as the width allows.
+
+    Not focusable itself: focus is the board selection, so tab goes from board to board (the
+    grid scrolls to the focused panel)."""
 
     def on_resize(self) -> None:
         columns = max(1, self.size.width // PANEL_WIDTH)

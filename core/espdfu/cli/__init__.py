@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import DfuFormatError, EspdfuError, InputError
-from . import boards, files, udev, watch
+from . import boards, files, station, udev, watch
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, print_error
 
 
@@ -47,6 +47,7 @@ def make_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     boards.add_commands(commands)
     watch.add_commands(commands)
+    station.add_commands(commands)
     files.add_commands(commands)
     udev.add_commands(commands)
     return parser

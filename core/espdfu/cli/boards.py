@@ -221,11 +221,16 @@ def _described(board: Board) -> str:
     return f"{board.path} ({board.chip_name}, {board.mode.value}{why})"
 
 
+def report_result(result: FlashResult, prefix: str = "") -> None:
+    """One board's result in a line, and what to do on the next when it failed."""
+    print(f"{prefix}{result.path}  {result.chip}  {result.headline}")
+    if result.error is not None and result.error.hint:
+        print(f"{' ' * len(prefix + result.path)}  {result.error.hint}")
+
+
 def _report(results: list[FlashResult]) -> None:
     for result in results:
-        print(f"{result.path}  {result.chip}  {result.headline}")
-        if result.error is not None and result.error.hint:
-            print(f"{' ' * len(result.path)}  {result.error.hint}")
+        report_result(result)
     flashed = sum(result.ok for result in results)
     print(f"{flashed} of {len(results)} board{'s' if len(results) != 1 else ''} flashed.")
     next_steps = {result.next_step for result in results if result.ok and result.next_step}

@@ -1,0 +1,102 @@
+"""``espdfu station``: a production-line station that flashes every board as it is plugged in."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from pathlib import Path
+
+from .. import dfufile
+from ..flasher import FlashOptions, FlashResult
+from ..station import Skipped, Station
+from ..transport import SIM_ENV, open_usb
+from ..units import format_size
+from .boards import report_result
+from .common import StopSignals, flash_endings, note, signal_exit_code, stopped_line
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    station = commands.add_parser(
+        "station",
+        help="flash a dfu.bin to every board as it is plugged in, until stopped",
+        description="A flashing station for a production line: FILE goes to every board "
+        "plugged in (those present at the start too), once per plug, several at a time; one "
+        "line per result. A board left on the bus is not flashed again; unplug it and plug "
+        "the next. Boards of another chip, without permission or without DFU are named and "
+        "skipped. Stop with Ctrl-C (or SIGTERM, SIGHUP): running flashes are aborted, the "
+        "boards left ready, and it exits with 128 + the signal (130 for Ctrl-C).",
+    )
+    station.add_argument("file", type=Path, metavar="FILE", help="the dfu.bin to flash")
+    station.add_argument(
+        "-p", "--path", action="append", default=[], metavar="PORT",
+        help="only boards plugged in at this USB port path (a slot); repeatable",
+    )  # fmt: skip
+    station.add_argument("--force", action="store_true", help="flash even when the chip differs")
+    station.add_argument(
+        "--detach-wait", type=float, default=FlashOptions.detach_wait_s, metavar="SECONDS",
+        help="how long a board may take to come back in DFU mode (default %(default)g)",
+    )  # fmt: skip
+    station.add_argument("--json", action="store_true", help="print one JSON object per board")
+    station.add_argument(
+        "--sim", metavar="SPEC", help=f"use virtual boards instead of USB (or ${SIM_ENV})"
+    )
+    station.set_defaults(run=_station)
+
+
+class _Lines:
+    """Results and skips as they come, from several threads: one whole entry at a time."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.lock = threading.Lock()
+
+    def result(self, result: FlashResult) -> None:
+        with self.lock:
+            if self.as_json:
+                print(json.dumps(result.as_dict()), flush=True)
+            else:
+                report_result(result, prefix=f"{time.strftime('%H:%M:%S')} ")
+
+    def skipped(self, skipped: Skipped) -> None:
+        with self.lock:
+            if self.as_json:
+                entry = {"path": skipped.path, "ok": False, "skipped": skipped.reason}
+                print(json.dumps({**entry, "hint": skipped.hint}), flush=True)
+            else:
+                stamp = f"{time.strftime('%H:%M:%S')} "
+                print(f"{stamp}{skipped.path}  not flashed: {skipped.reason}", flush=True)
+                if skipped.hint:
+                    print(f"{' ' * len(stamp + skipped.path)}  {skipped.hint}", flush=True)
+
+
+def _station(args: argparse.Namespace) -> int:
+    image = dfufile.load(args.file)
+    usb_world = open_usb(args.sim)
+    lines = _Lines(args.json)
+    station = Station(
+        usb_world,
+        image,
+        lines.result,
+        lines.skipped,
+        paths=args.path,
+        options=FlashOptions(force=args.force, detach_wait_s=args.detach_wait),
+    )
+    slots = f" at {', '.join(args.path)}" if args.path else ""
+    note(
+        f"flashing {args.file} ({image.chip_name}, {format_size(len(image.raw))}) to every board "
+        f"plugged in{slots}; Ctrl-C stops. After a flash, press RESET on the board (or "
+        "unplug it): the ESP ROM does not start the new firmware by itself."
+    )
+    stopped = threading.Event()
+    with StopSignals(stopped.set) as stop:
+        station.start()
+        stopped.wait()
+    endings = station.stop()
+    flashed = sum(result.ok for result in station.results)
+    failed = len(station.results) - flashed
+    note(f"{flashed} board{'s' if flashed != 1 else ''} flashed, {failed} failed.")
+    note(stopped_line(stop.signum, flash_endings(endings)))
+    assert stop.signum is not None  # the wait above only ends by a signal
+    return signal_exit_code(stop.signum)

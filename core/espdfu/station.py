@@ -1,0 +1,122 @@
+"""A flashing station: one fixed dfu.bin to every board as it is plugged in, once per plug.
+
+For a production line: the operator plugs a board (in download mode) into a slot, it is
+flashed, its result is reported, the operator unplugs it and plugs the next. Boards are told
+apart by their bus address, which the kernel gives anew on every plug: the board a flash left
+on the bus (in DFU mode, after its own re-enumeration) is not flashed again, a board plugged
+into the same port afterwards is.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+from .boards import Board, BoardEvent, Change, Monitor
+from .dfufile import DfuImage
+from .flasher import FlashOptions, FlashResult, flash, incompatibility
+from .transport import Usb
+
+JOIN_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A board that was plugged in but cannot take the file, and why (once per plug)."""
+
+    path: str
+    reason: str
+    hint: str
+
+
+class Station:
+    """Flash ``image`` to every board plugged in (only at ``paths``, when given) until stopped.
+
+    ``on_result`` and ``on_skipped`` are called on the station's threads; they should print or
+    hand the news on, not block. Boards present at :meth:`start` count as plugged in.
+    """
+
+    def __init__(
+        self,
+        usb_world: Usb,
+        image: DfuImage,
+        on_result: Callable[[FlashResult], None],
+        on_skipped: Callable[[Skipped], None],
+        *,
+        paths: Collection[str] = (),
+        options: FlashOptions | None = None,
+        monitor_interval_s: float = 0.25,
+    ) -> None:
+        self._usb = usb_world
+        self._image = image
+        self._on_result = on_result
+        self._on_skipped = on_skipped
+        self._paths = frozenset(paths)
+        self._options = options or FlashOptions()
+        self._monitor = Monitor(usb_world, self._on_board, monitor_interval_s)
+        self._lock = threading.Lock()
+        self._cancel = threading.Event()
+        self._jobs: dict[str, threading.Thread] = {}
+        self._handled: dict[str, int] = {}
+        """Port path → bus address of the board last flashed or skipped there."""
+        self.results: list[FlashResult] = []
+
+    def start(self) -> None:
+        self._monitor.start()
+
+    def stop(self) -> dict[str, FlashResult | None]:
+        """Stop watching, abort the running flashes (boards left ready) and wait for them.
+
+        Returns how each flash that was running ended (None: still running after the wait).
+        """
+        with self._lock:  # from here on, no flash starts
+            self._cancel.set()
+            jobs = dict(self._jobs)
+        self._monitor.stop()
+        for thread in jobs.values():
+            thread.join(JOIN_TIMEOUT_S)
+        endings: dict[str, FlashResult | None] = dict.fromkeys(jobs)
+        for result in self.results:
+            if result.path in endings:
+                endings[result.path] = result
+        return endings
+
+    # --- the monitor's thread -----------------------------------------------------------------
+
+    def _on_board(self, event: BoardEvent) -> None:
+        board = event.board
+        if self._paths and board.path not in self._paths:
+            return
+        with self._lock:
+            if self._cancel.is_set() or board.path in self._jobs:
+                return  # a flash re-enumerates its board: that is not a new plug
+            if event.change is Change.REMOVED:
+                self._handled.pop(board.path, None)
+                return
+            if self._handled.get(board.path) == board.address:
+                return  # the board already flashed (or skipped), still on the bus
+            self._handled[board.path] = board.address
+            problem = incompatibility(board, self._image, self._options.force)
+            if problem is None:
+                thread = threading.Thread(
+                    target=self._flash, args=(board,), name=f"espdfu-station-{board.path}"
+                )
+                self._jobs[board.path] = thread
+                thread.start()
+        if problem is not None:
+            self._on_skipped(Skipped(board.path, problem.message, problem.hint))
+
+    def _flash(self, board: Board) -> None:
+        result = flash(
+            self._usb, board.path, self._image, options=self._options, cancel=self._cancel
+        )
+        device = self._usb.find(board.path)
+        with self._lock:
+            del self._jobs[board.path]
+            self.results.append(result)
+            if device is not None:  # the board as the flash left it: not a new plug
+                self._handled[board.path] = device.address
+            else:
+                self._handled.pop(board.path, None)
+        self._on_result(result)

@@ -1,0 +1,48 @@
+"""A running ``espdfu`` command whose output lines the test waits for (bounded)."""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import threading
+import time
+from typing import IO
+
+DEADLINE_S = 20.0
+
+
+class Command:
+    """The process, its stdout read on a thread; expect() waits for a line with some words."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        assert process.stdout is not None
+        self.reader = threading.Thread(target=self._read, args=(process.stdout,))
+        self.reader.start()
+
+    def _read(self, stdout: IO[str]) -> None:
+        for line in stdout:
+            self.lines.put(line)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+        self.reader.join(timeout=10)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+    def expect(self, words: str) -> str:
+        deadline = time.monotonic() + DEADLINE_S
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self.seen.append(line)
+            if words in line:
+                return line
+        raise AssertionError(f"no line with {words!r}; got:\n{''.join(self.seen)}")
