@@ -53,6 +53,10 @@ ESP_TRANSFER_SIZE = 64  # the ESP ROM's, when a board hides its functional descr
 _RECOVER_BUSY_LIMIT_MS = 10_000
 _POLL_FOR_BOARD_S = 0.05
 _VANISH_GRACE_S = 0.5
+_RETRY_HINT = (
+    "Flash again (espdfu put the board back in dfuIDLE if it could); if it fails the same way, "
+    "replug the board."
+)
 _PROGRESS_GRAIN = 1024
 """Bytes between two looks at the clock for progress (sixteen 64-byte blocks)."""
 _T = TypeVar("_T")
@@ -627,7 +631,7 @@ class _Job:
             return FlashError(
                 Failure.STALL,
                 f"The board refused a {request} request {at} (STALL).",
-                "Replug the board and flash again.",
+                _RETRY_HINT,
                 accepted=accepted,
             )
         if isinstance(error, TimedOut):
@@ -635,7 +639,7 @@ class _Job:
                 Failure.TIMEOUT,
                 f"The board did not answer a {request} request within "
                 f"{self.options.timeout_ms / 1000:g} s {at}.",
-                "Replug the board and flash again.",
+                _RETRY_HINT,
                 accepted=accepted,
             )
         if isinstance(error, BusyTooLongError):
@@ -662,7 +666,7 @@ class _Job:
             return FlashError(
                 Failure.PROTOCOL,
                 f"The board broke the DFU protocol {at}: {error}.",
-                "Replug the board and flash again.",
+                _RETRY_HINT,
                 accepted=accepted,
             )
         return FlashError(

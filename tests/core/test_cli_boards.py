@@ -62,6 +62,7 @@ def test_flash_the_only_board(s2_file: Path) -> None:
     assert "1-1.1  esp32s2  Flashed" in result.stdout
     assert "1 of 1 board flashed." in result.stdout and "Press RESET" in result.stdout
     assert "downloading" in result.stderr  # plain progress lines when not on a terminal
+    assert all(line == line.rstrip() for line in result.stderr.splitlines())  # for logs
 
 
 def test_flash_refuses_to_guess_between_boards(s2_file: Path) -> None:

@@ -35,7 +35,7 @@ class LiveProgress:
             if self.tty:
                 self._redraw()
             elif self._worth_a_line(progress):
-                print(text, file=self.stream, flush=True)
+                print(text.rstrip(), file=self.stream, flush=True)
 
     def _describe(self, progress: Progress) -> str:
         head = f"{progress.path:<{self.width}}  {progress.phase.value:<20}"
