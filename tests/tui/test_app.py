@@ -13,8 +13,9 @@ from espdfu.build import BuildState
 from espdfu.sim import BoardKind, TimeModel, VirtualBoard
 from espdfu_tui.__main__ import build_parser, main
 from espdfu_tui.app import NO_BOARDS_TEXT, EspdfuApp
-from espdfu_tui.panels import BoardPanel, panel_id
+from espdfu_tui.panels import BoardGrid, BoardPanel, panel_id
 from espdfu_tui.screens import ConfirmScreen, HelpScreen, LabelScreen
+from espdfu_tui.status import StatusBar
 from tests.tui.harness import make_app, panel, panel_text, text, until
 
 SIZE = (80, 24)
@@ -192,6 +193,18 @@ async def test_hot_plug_adds_a_panel_in_port_order(tmp_path: Path) -> None:
         await until(pilot, lambda: len(app.query(BoardPanel)) == 5, "the new panels")
         paths = [p.view.path for p in app.query(BoardPanel)]
         assert paths == ["1-1", S2A, S2B, S3, "1-1.10"]
+
+
+async def test_events_that_come_while_the_app_closes_are_dropped(tmp_path: Path) -> None:
+    app, bus = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 3, "the panels")
+        await app.query_one(BoardGrid).remove()  # as when the app closes
+        await app.query_one(StatusBar).remove()
+        bus.plug(VirtualBoard("esp32s2", kind=BoardKind.DFU), path="1-3")
+        await until(pilot, lambda: "1-3" in app.workbench.boards(), "the board's event")
+        await pilot.pause(0.2)
+    # run_test re-raises what the app's handlers raised: nothing did
 
 
 async def test_q_quits_at_once_when_idle(tmp_path: Path) -> None:

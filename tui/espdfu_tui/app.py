@@ -20,6 +20,7 @@ from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, RichLog, Static
@@ -162,7 +163,11 @@ class EspdfuApp(App[int]):
     # --- events from the workbench ------------------------------------------------------------
 
     def on_workbench_message(self, message: WorkbenchMessage) -> None:
-        event = message.event
+        # Flashes still report while the app closes, after its widgets are gone: drop those.
+        with contextlib.suppress(NoMatches):
+            self._show(message.event)
+
+    def _show(self, event: Event) -> None:
         if isinstance(event, BoardChanged):
             self._show_board(event)
         elif isinstance(event, BoardRemoved):
