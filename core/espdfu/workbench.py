@@ -403,13 +403,14 @@ class Workbench:
                     return
                 del self._views[board.path]
                 self._post(BoardRemoved(board.path))
-                self._log(f"{board.path} unplugged.")
+                self._log(f"{view.title} unplugged.")
                 return
             new = view is None or not view.present
             view = self._new_view(board) if view is None else replace(view, board=board)
             self._show(replace(view, present=True))
             if new and board.path not in self._jobs:
-                self._log(f"{board.path}: {board.chip_name}, {board.mode.value}.")
+                where = f"{view.label} ({board.path})" if view.label else board.path
+                self._log(f"{where}: {board.chip_name}, {board.mode.value}.")
 
     def _new_view(self, board: Board) -> BoardView:
         last = self._remembered.get(board.path)
@@ -505,9 +506,9 @@ class Workbench:
             if self._stopping or view is None or not view.present:
                 return False
             problem = incompatibility(view.board, image, self.settings.flash.force)
-            if problem is not None:
-                if explicit:
-                    self._log(f"{view.title}: not flashed: {problem.message}", level="warning")
+            if problem is not None:  # said each time, so that no board is passed over unsaid
+                level = "warning" if explicit else "info"
+                self._log(f"{view.title}: not flashed: {problem.message}", level=level)
                 return False
             running = self._jobs.get(path)
             if running is not None:

@@ -74,6 +74,23 @@ def test_only_the_chosen_board_is_flashed(tmp_path: Path, start_watch: object) -
     assert not any("1-1.1: Flashed" in line for line in watch.seen)
 
 
+def test_labels_name_the_boards_and_other_chips_are_said(
+    tmp_path: Path, start_watch: object
+) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "config.toml").write_text('[labels]\n"1-1.2" = "left jig"\n')
+    watch = start_watch(  # type: ignore[operator]
+        "--sim", "esp32s2*2,esp32s3", env={"ESPDFU_CONFIG_DIR": str(config)}
+    )
+    watch.expect("left jig (1-1.2): esp32s2, ROM download.")
+    _publish(tmp_path / "build", seed=1)
+    watch.expect("1-1.3: not flashed: The file is for esp32s2 but the board at 1-1.3 is esp32s3.")
+    watch.expect("left jig: Flashed")
+    watch.process.send_signal(signal.SIGINT)
+    assert watch.process.wait(timeout=DEADLINE_S) == 130
+
+
 def test_a_dropped_session_aborts_the_running_flash(tmp_path: Path, start_watch: object) -> None:
     """SIGHUP (the SSH session dropped) mid-flash: the flash is aborted cleanly, exit 129."""
     watch = start_watch("--sim", "esp32s2", env={"ESPDFU_SIM_TIME": "1"})  # type: ignore[operator]
