@@ -27,6 +27,7 @@ from .boards import Board, BoardEvent, Change, Mode, Monitor
 from .build import BuildResult, BuildRunner, BuildState
 from .errors import EspdfuError
 from .flasher import FlashOptions, FlashResult, Phase, Progress, flash, incompatibility
+from .stopping import flash_endings
 from .transport import Usb
 from .watch import Artifact, ArtifactWatcher
 
@@ -259,6 +260,40 @@ class Workbench:
             )
             self._emit = lambda event: None
             self._outbox.clear()
+
+    def stop_and_say(self) -> list[str]:
+        """Stop (see :meth:`stop`) and say how the work that ran ended, for a line after a
+        quit or a signal: ["2 flashes aborted, boards left ready to flash (1-1.1, 1-1.2)",
+        "the build was stopped"]; empty when nothing ran.
+        """
+        with self._lock:
+            flashing = list(self._jobs)
+            building = self._build.state is BuildState.RUNNING
+        self.stop()
+        endings: dict[str, FlashResult | None] = {}
+        off_the_bus = []  # a board's view goes when its flash ends while it is away
+        with self._lock:
+            for path in flashing:
+                view = self._views.get(path)
+                if view is None:
+                    off_the_bus.append(path)
+                else:
+                    endings[path] = None if view.flashing else view.last
+            state = self._build.state
+        parts = flash_endings(endings)
+        if off_the_bus:
+            parts.append(
+                f"ended with the board off the bus: {', '.join(off_the_bus)} (see the log)"
+            )
+        if building:
+            parts.append(
+                "the build was stopped"
+                if state is BuildState.CANCELLED
+                else "the build is still running"
+                if state is BuildState.RUNNING
+                else f"the build {state.value}"
+            )
+        return parts
 
     # --- what is there ------------------------------------------------------------------------
 

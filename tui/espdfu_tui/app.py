@@ -27,9 +27,8 @@ from textual.widgets import Footer, Header, RichLog, Static
 
 from espdfu import __version__
 from espdfu.build import BuildState
-from espdfu.cli.common import STOP_SIGNALS, signal_exit_code, stopped_line
-from espdfu.cli.eventlines import stop_workbench
 from espdfu.idfbuild import project_target
+from espdfu.stopping import STOP_SIGNALS, signal_exit_code, stopped_line
 from espdfu.transport import port_order
 from espdfu.workbench import (
     ArtifactChanged,
@@ -128,9 +127,9 @@ class EspdfuApp(App[int]):
         self.leaving = False
         self.stop_signal: int | None = None
         self.stop_report: str | None = None
+        """What quitting stopped, in one line, when it stopped anything or a signal came."""
         self.on_lost_terminal: Callable[[], object] = lambda: None
         """Clean-up for when the terminal hangs up, which ends the process at once."""
-        """What quitting stopped, in one line, when it stopped anything or a signal came."""
 
     # --- layout -------------------------------------------------------------------------------
 
@@ -391,11 +390,11 @@ class EspdfuApp(App[int]):
         self.call_from_thread(self.exit, code, code)
 
     def _stop_work(self) -> list[str]:
-        """Stop the workbench once; how the work that ran ended (see ``stop_workbench``)."""
+        """Stop the workbench once; how the work that ran ended (see ``stop_and_say``)."""
         if self.stopped:
             return []
         self.stopped = True
-        return stop_workbench(self.workbench)
+        return self.workbench.stop_and_say()
 
     def on_unmount(self) -> None:
         self._stop_work()

@@ -15,16 +15,9 @@ from ..boards import Board, read_state, scan
 from ..dfufile import DfuImage
 from ..errors import EspdfuError, InputError
 from ..flasher import FlashOptions, FlashResult, flash_many, incompatibility
+from ..stopping import flash_endings, signal_exit_code, stopped_line
 from ..transport import SIM_ENV, Usb, open_usb
-from .common import (
-    EXIT_FAILED,
-    EXIT_OK,
-    StopSignals,
-    flash_endings,
-    note,
-    signal_exit_code,
-    stopped_line,
-)
+from .common import EXIT_FAILED, EXIT_OK, StopSignals, note
 from .live import LiveProgress
 
 _WAIT_POLL_S = 0.2
@@ -221,11 +214,17 @@ def _described(board: Board) -> str:
     return f"{board.path} ({board.chip_name}, {board.mode.value}{why})"
 
 
+def report_line(lead: str, text: str, hint: str = "") -> None:
+    """``lead  text``, and the hint on the next line, under the text."""
+    print(f"{lead}  {text}", flush=True)
+    if hint:
+        print(f"{' ' * len(lead)}  {hint}", flush=True)
+
+
 def report_result(result: FlashResult, prefix: str = "") -> None:
     """One board's result in a line, and what to do on the next when it failed."""
-    print(f"{prefix}{result.path}  {result.chip}  {result.headline}")
-    if result.error is not None and result.error.hint:
-        print(f"{' ' * len(prefix + result.path)}  {result.error.hint}")
+    hint = result.error.hint if result.error is not None else ""
+    report_line(f"{prefix}{result.path}", f"{result.chip}  {result.headline}", hint)
 
 
 def _report(results: list[FlashResult]) -> None:

@@ -11,10 +11,11 @@ from pathlib import Path
 from .. import dfufile
 from ..flasher import FlashOptions, FlashResult
 from ..station import Skipped, Station
+from ..stopping import flash_endings, signal_exit_code, stopped_line
 from ..transport import SIM_ENV, open_usb
 from ..units import format_size
-from .boards import report_result
-from .common import StopSignals, flash_endings, note, signal_exit_code, stopped_line
+from .boards import report_line, report_result
+from .common import StopSignals, note
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -65,10 +66,8 @@ class _Lines:
                 entry = {"path": skipped.path, "ok": False, "skipped": skipped.reason}
                 print(json.dumps({**entry, "hint": skipped.hint}), flush=True)
             else:
-                stamp = f"{time.strftime('%H:%M:%S')} "
-                print(f"{stamp}{skipped.path}  not flashed: {skipped.reason}", flush=True)
-                if skipped.hint:
-                    print(f"{' ' * len(stamp + skipped.path)}  {skipped.hint}", flush=True)
+                lead = f"{time.strftime('%H:%M:%S')} {skipped.path}"
+                report_line(lead, f"not flashed: {skipped.reason}", skipped.hint)
 
 
 def _station(args: argparse.Namespace) -> int:

@@ -12,8 +12,9 @@ import threading
 from pathlib import Path
 
 from ..errors import InputError
+from ..stopping import signal_exit_code, stopped_line
 from ..transport import SIM_ENV
-from .common import StopSignals, note, signal_exit_code, stopped_line
+from .common import StopSignals, note
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -56,7 +57,7 @@ def _watch(args: argparse.Namespace) -> int:
     from ..flasher import FlashOptions
     from ..transport import open_usb
     from ..workbench import Workbench, WorkbenchSettings
-    from .eventlines import EventLines, stop_workbench
+    from .eventlines import EventLines
 
     if args.path and args.all:
         raise InputError("Give either --path or --all, not both.")
@@ -85,7 +86,7 @@ def _watch(args: argparse.Namespace) -> int:
             workbench.start(printer.show)
             threading.Event().wait()
         except _Stop:
-            note(stopped_line(stop.signum, stop_workbench(workbench)))
+            note(stopped_line(stop.signum, workbench.stop_and_say()))
     assert stop.signum is not None  # the wait above only ends by a signal
     return signal_exit_code(stop.signum)
 
