@@ -23,6 +23,7 @@ TYPE_CHECKING = False  # typing's own, without importing typing (PEP 781): type 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Access",
     "Board",
     "DfuFormatError",
     "DfuImage",
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .boards import Board, Mode, scan
+    from .boards import Access, Board, Mode, scan
     from .dfufile import DfuImage, load
     from .errors import DfuFormatError, EspdfuError, InputError
     from .flasher import (

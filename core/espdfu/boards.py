@@ -7,7 +7,6 @@ changes at each re-enumeration, but the port a board is plugged into does not.
 from __future__ import annotations
 
 import enum
-import errno
 import logging
 import sys
 import threading
@@ -28,13 +27,29 @@ from .protocol import (
     ProtocolError,
     State,
 )
-from .transport import DfuInterface, InUse, Usb, UsbFault, port_order, port_path
+from .transport import (
+    DfuInterface,
+    InUse,
+    NoDriver,
+    NoPermission,
+    Usb,
+    UsbFault,
+    open_device,
+    port_order,
+    port_path,
+)
 
 log = logging.getLogger(__name__)
 
 USB_SERIAL_JTAG_PID = 0x1001
 DEFAULT_INTERVAL_S = 0.5
 STATE_TIMEOUT_MS = 1000
+DRIVER_HINT = (
+    "Windows has no WinUSB driver for it: install Espressif's signed esp-win-usb-drivers "
+    "(https://github.com/espressif/esp-win-usb-drivers/releases); without them, use Zadig to "
+    "install WinUSB on Interface 2 (the DFU interface in download mode), and again on the "
+    "DFU-mode device that appears after DETACH."
+)
 
 
 class Mode(enum.Enum):
@@ -52,6 +67,15 @@ class Mode(enum.Enum):
         return self in (Mode.ROM, Mode.APP)
 
 
+class Access(enum.Enum):
+    """Whether espdfu can open a device, and if not, what stops it."""
+
+    OK = "ok"
+    NO_PERMISSION = "no permission"
+    NO_DRIVER = "no driver"
+    """Windows has no WinUSB driver for it (libusb cannot open it at all)."""
+
+
 @dataclass(frozen=True)
 class Board:
     """A device espdfu can flash, or explain why it cannot."""
@@ -65,13 +89,17 @@ class Board:
     interface: int | None
     """The DFU interface number (runtime or DFU mode), None without one."""
     functional: FunctionalDescriptor | None
-    accessible: bool
+    access: Access
     hint: str = ""
     """What to do about this board, when something must be done first."""
 
     @property
     def chip_name(self) -> str:
         return self.chip.name if self.chip else "unknown"
+
+    @property
+    def accessible(self) -> bool:
+        return self.access is Access.OK
 
     @property
     def flashable(self) -> bool:
@@ -88,6 +116,7 @@ class Board:
             "mode_text": self.mode.value,
             "transfer_size": self.functional.transfer_size if self.functional else None,
             "accessible": self.accessible,
+            "access": self.access.name.lower(),
             "hint": self.hint,
         }
 
@@ -126,7 +155,7 @@ def classify(device: usb.core.Device) -> Board | None:
         mode=mode,
         interface=interface,
         functional=functional,
-        accessible=access,
+        access=access,
     )
     return replace(board, hint=_hint(board))
 
@@ -153,26 +182,28 @@ def _find_dfu_interface(
     return None, None, None
 
 
-def _probe_access(device: usb.core.Device) -> bool | None:
+def _probe_access(device: usb.core.Device) -> Access | None:
     """Can this process open the device? None if it is gone. Opening sends nothing to it."""
     try:
-        device.is_kernel_driver_active(0)
-    except NotImplementedError:
-        pass
-    except usb.core.USBError as error:
-        if error.errno in (errno.EACCES, errno.EPERM):
-            return False
-        if error.errno == errno.ENODEV:
-            return None
-        # Not supported here (Windows, macOS): opening worked, which is what we asked.
+        open_device(device)
+    except NoPermission:
+        return Access.NO_PERMISSION
+    except NoDriver:
+        return Access.NO_DRIVER
+    except DeviceGone:
+        return None
+    except UsbFault:
+        pass  # no reason known to refuse it: a flash will say what fails, in words
     finally:
         usb.util.dispose_resources(device)
-    return True
+    return Access.OK
 
 
 def _hint(board: Board) -> str:
-    if not board.accessible:
+    if board.access is Access.NO_PERMISSION:
         return access_hint()
+    if board.access is Access.NO_DRIVER:
+        return DRIVER_HINT
     if board.mode is Mode.JTAG:
         return (
             "This is the USB-Serial-JTAG port (303a:1001), which has no DFU. On an ESP32-S3, "
@@ -195,9 +226,10 @@ def access_hint(platform: str = sys.platform) -> str:
             '`sudo "$(command -v espdfu)" udev-rule --install`, then unplug and replug the board.'
         )
     if platform.startswith("win"):
+        # A missing driver is Access.NO_DRIVER; ACCESS is a WinUSB device another program holds.
         return (
-            "Windows has no WinUSB driver on its DFU interface: install WinUSB with Zadig "
-            "on the DFU interface only (interface 2 in download mode), not the whole device."
+            "Windows refused access: another program has the board open (a WinUSB device "
+            "takes one at a time). Close it, then replug the board."
         )
     return "The system refused access: close other programs using the board and replug it."
 
@@ -205,7 +237,7 @@ def access_hint(platform: str = sys.platform) -> str:
 def read_state(usb_world: Usb, board: Board) -> str:
     """The board's DFU state in words, asked of the board itself ("-" when it has none)."""
     if not board.accessible:
-        return "no permission"
+        return board.access.value
     if board.interface is None:
         return "-"
     device = usb_world.find(board.path)
@@ -247,7 +279,7 @@ class Monitor:
 
     Only devices that are new since the last scan (a new bus address) are examined, so an
     idle scan costs one enumeration; boards that could not be opened are probed again each
-    time, since permissions often arrive a moment after the device does.
+    time, since permissions and drivers often arrive a moment after the device does.
     """
 
     def __init__(

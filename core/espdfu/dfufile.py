@@ -57,6 +57,10 @@ MAX_FILE_SIZE = 256 * 1024 * 1024
 """Twice the largest ESP flash: anything bigger cannot be a dfu.bin worth reading."""
 
 _REBUILD_HINT = "Rebuild it with `idf.py dfu` (or `espdfu mkdfu`) and try again."
+_DISTINCT_NAMES_HINT = (
+    "Give the images distinct file names (in a project: the files its CMake files add to the "
+    "flash targets), then make the dfu.bin again with `idf.py dfu` or `espdfu mkdfu`."
+)
 _ADDRESS_LIMIT = 1 << 32
 _NAME_LIMIT = 4096
 """Bytes, with the NUL: PATH_MAX on Linux; a longer name is damage, not a file's name."""
@@ -81,6 +85,9 @@ class FlashEntry:
     flags: int
     md5: bytes
     md5_ok: bool
+    start: int = 0
+    """Where the entry's data begins in the payload: the ROM erases the entry's whole region
+    when the block holding this byte arrives."""
 
     @property
     def end(self) -> int:
@@ -329,7 +336,14 @@ def _read_archive(data: bytes, pid: int, vid: int, crc_problem: str) -> DfuImage
     seen: set[bytes] = set()
     for member in members[1:]:
         if member.name in seen:
-            raise DfuFormatError(f"The archive holds '{member.label}' twice.")
+            raise DfuFormatError(
+                f"The archive holds two files named '{member.label}'. The ESP ROM looks up "
+                f"where each file goes, and its md5, in {DFUINFO_NAME} by the file's name "
+                "alone, so it cannot tell which record belongs to which file. (ESP-IDF's "
+                "mkdfu.py writes such a dfu.bin when two images of a build have the same "
+                "file name.)",
+                _DISTINCT_NAMES_HINT,
+            )
         seen.add(member.name)
         if len(member.name) > 64:
             warnings.add(
@@ -355,7 +369,9 @@ def _read_archive(data: bytes, pid: int, vid: int, crc_problem: str) -> DfuImage
                 )
             flash_size = FLASH_PARAMS.unpack_from(payload, member.start)[3]
             continue
-        entries.append(FlashEntry(member.label, address, member.size, flags, md5, md5_ok))
+        entries.append(
+            FlashEntry(member.label, address, member.size, flags, md5, md5_ok, member.start)
+        )
 
     spare.extend(offset for left in records.values() for offset in left)
     for offset in sorted(spare):
@@ -477,8 +493,8 @@ def _layout_warnings(
         )
     if flash_size is None:
         warnings.append(
-            f"Legacy layout without {FLASH_PARAMS_NAME} (ESP-IDF before v5.0): "
-            "the ROM keeps its default flash settings."
+            f"Legacy layout without {FLASH_PARAMS_NAME}, as ESP-IDF up to v4.3.3, v4.4.0 "
+            "and v4.4.1 write it: the ROM keeps its default flash settings."
         )
     if not entries:
         warnings.append("The file holds no flash entries: flashing it writes nothing.")
@@ -518,9 +534,10 @@ def build(
 ) -> bytes:
     """Make the dfu.bin ESP-IDF's ``mkdfu.py write`` makes from the same inputs.
 
-    Files are taken in address order, a later file at the same address replacing an earlier
-    one; each is cut into ``part_size`` parts (``app.bin``, ``app.bin.1``, ...). A
-    ``flash_size`` of None writes the legacy layout without flash_params.dat.
+    Files are taken in address order, and each is cut into ``part_size`` parts (``app.bin``,
+    ``app.bin.1``, ...). Two files for one address are refused: mkdfu.py keeps the last one
+    without a word (:func:`espdfu.idfbuild.merge_images` resolves its ``--json`` override with
+    a warning). A ``flash_size`` of None writes the legacy layout without flash_params.dat.
     """
     if not 0 <= pid <= 0xFFFF:
         raise InputError(f"The product ID 0x{pid:x} does not fit in 16 bits.")
@@ -561,9 +578,19 @@ def _parts(files: Iterable[FlashFile], part_size: int) -> list[tuple[str, int, m
     whose names agree there (``a/app.bin`` and ``b/app.bin``) could not be told apart by the
     board, so they are refused, as are the archive's own names.
     """
-    by_address = {file.address: file for file in files}
-    reserved = (DFUINFO_NAME, FLASH_PARAMS_NAME, TRAILER_NAME)
-    taken = {name.encode() for name in reserved}
+    by_address: dict[int, FlashFile] = {}
+    for file in files:
+        earlier = by_address.setdefault(file.address, file)
+        if earlier is not file:
+            raise InputError(
+                f"'{earlier.name}' and '{file.name}' are both for 0x{file.address:x}: only one "
+                "image can be written at an address.",
+                "Give each image its own address, or leave out the one you did not mean.",
+            )
+    taken = {
+        name.encode(): f"the archive's own {name}"
+        for name in (DFUINFO_NAME, FLASH_PARAMS_NAME, TRAILER_NAME)
+    }
     parts = []
     for address in sorted(by_address):
         file = by_address[address]
@@ -573,14 +600,16 @@ def _parts(files: Iterable[FlashFile], part_size: int) -> list[tuple[str, int, m
         for number, start in enumerate(range(0, len(data), part_size)):
             name = f"{file.name}.{number}" if number else file.name
             key = name.encode("utf-8", "surrogateescape")[:64]
+            where = f"'{name}' at 0x{address + start:x}"
             if key in taken:
                 raise InputError(
-                    f"'{name}' at 0x{address + start:x} would share its name with another "
-                    "member of the archive (which keeps base names only, cut at 64 bytes): "
-                    "the board could not tell them apart.",
-                    "Rename the file.",
+                    f"{where} would have the same name in the dfu.bin as {taken[key]} (the "
+                    f"archive keeps base names only, cut at 64 bytes in {DFUINFO_NAME}). The "
+                    f"ESP ROM looks up where each file goes in {DFUINFO_NAME} by its name "
+                    "alone: the board could not tell them apart.",
+                    _DISTINCT_NAMES_HINT,
                 )
-            taken.add(key)
+            taken[key] = where
             parts.append((name, address + start, data[start : start + part_size]))
     return parts
 

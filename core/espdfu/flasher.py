@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import math
 import threading
 import time
-from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Generator, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from .boards import Board, Mode, access_hint, classify
-from .chips import ANY_PID, chip_by_pid
+from . import rom
+from .boards import DRIVER_HINT, Access, Board, Mode, access_hint, classify
+from .chips import ANY_PID, ESPRESSIF_VID, chip_by_pid
 from .dfufile import DfuImage
 from .errors import EspdfuError
 from .protocol import (
@@ -40,6 +42,7 @@ from .transport import (
     DEFAULT_TIMEOUT_MS,
     DfuInterface,
     InUse,
+    NoDriver,
     NoPermission,
     Stalled,
     TimedOut,
@@ -57,6 +60,8 @@ _RETRY_HINT = (
     "Flash again (espdfu put the board back in dfuIDLE if it could); if it fails the same way, "
     "replug the board."
 )
+_SHOWN_ERASE_S = 1.0
+"""Erases expected to take this long are shown as a phase; shorter ones only count in the ETA."""
 _PROGRESS_GRAIN = 1024
 """Bytes between two looks at the clock for progress (sixteen 64-byte blocks)."""
 _T = TypeVar("_T")
@@ -67,6 +72,8 @@ class Phase(enum.Enum):
     DETACHING = "detaching"
     WAITING = "waiting for DFU mode"
     DOWNLOADING = "downloading"
+    ERASING = "erasing"
+    """The ROM erases an entry's region and answers nothing until it is done."""
     MANIFESTING = "finishing"
 
 
@@ -75,6 +82,7 @@ class Failure(enum.Enum):
 
     NOT_FOUND = "board not found"
     NO_PERMISSION = "no permission"
+    NO_DRIVER = "no driver"
     IN_USE = "in use"
     NOT_DFU = "no DFU interface"
     WRONG_CHIP = "wrong chip"
@@ -88,7 +96,13 @@ class Failure(enum.Enum):
     CANCELLED = "cancelled"
 
 
-_FINAL = {Failure.NO_PERMISSION, Failure.NOT_DFU, Failure.WRONG_CHIP, Failure.CANCELLED}
+_FINAL = {
+    Failure.NO_PERMISSION,
+    Failure.NO_DRIVER,
+    Failure.NOT_DFU,
+    Failure.WRONG_CHIP,
+    Failure.CANCELLED,
+}
 """Failures a retry cannot mend."""
 
 
@@ -137,11 +151,25 @@ class Progress:
     rate: float | None = None
     """Bytes per second since the download started."""
     eta_s: float | None = None
+    """Seconds left, the ROM's erases still to come included."""
     attempt: int = 1
+    erase: rom.Erase | None = None
+    """While the phase is ERASING: what the ROM erases."""
 
     @property
     def fraction(self) -> float:
         return self.done / self.total if self.total else 1.0
+
+    @property
+    def activity(self) -> str:
+        """The phase in words: "erasing 4 MB at 0x10000 (~31 s)", "downloading"."""
+        erase = self.erase
+        if erase is None or self.phase is not Phase.ERASING:
+            return self.phase.value
+        return (
+            f"erasing {format_size(erase.size)} at 0x{erase.address:x} "
+            f"(~{math.ceil(erase.expected_s)} s)"
+        )
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -156,6 +184,8 @@ class FlashResult:
     error: FlashError | None = None
     ending: Ending | None = None
     attempts: int = 1
+    notes: tuple[str, ...] = ()
+    """What the user should know of a flash that went well all the same."""
 
     @property
     def ok(self) -> bool:
@@ -167,7 +197,8 @@ class FlashResult:
         if self.error is not None:
             return self.error.message
         rate = f" ({format_size(int(self.size / self.seconds))}/s)" if self.seconds > 0 else ""
-        return f"Flashed {format_size(self.size)} in {self.seconds:.1f} s{rate}."
+        flashed = f"Flashed {format_size(self.size)} in {self.seconds:.1f} s{rate}."
+        return " ".join((flashed, *self.notes))
 
     @property
     def next_step(self) -> str:
@@ -199,14 +230,21 @@ class FlashResult:
             "status": error.status.label if error and error.status is not None else None,
             "message": self.headline,
             "hint": self.next_step,
+            "notes": list(self.notes),
         }
 
 
 def incompatibility(board: Board, image: DfuImage, force: bool = False) -> FlashError | None:
     """Why ``image`` must not go to ``board`` (None when it may)."""
-    if not board.accessible:
+    if board.access is Access.NO_PERMISSION:
         return FlashError(
             Failure.NO_PERMISSION, f"The board at {board.path} cannot be opened.", access_hint()
+        )
+    if board.access is Access.NO_DRIVER:
+        return FlashError(
+            Failure.NO_DRIVER,
+            f"The board at {board.path} cannot be opened: it has no driver.",
+            DRIVER_HINT,
         )
     if board.interface is None:
         return FlashError(
@@ -293,12 +331,38 @@ class _Reporter:
     done: int = 0
     started: float | None = None
     last_sent: float = field(default=float("-inf"))
+    erase: rom.Erase | None = None
+    """The erase under way (phase ERASING), and when it began."""
+    erase_started: float = 0.0
+    erasing_s: float = 0.0
+    """Time the download spent in finished erases: not counted in the transfer rate."""
+    erases_left_s: float = 0.0
+    """The expected time of the erases still to come."""
 
     def enter(self, phase: Phase) -> None:
         self.phase = phase
         if phase is Phase.DOWNLOADING and self.started is None:
             self.started = time.monotonic()
         self._send(force=True)
+
+    def plan(self, erases: Iterable[rom.Erase]) -> None:
+        """The erases this download will meet, for the ETA (each counted once)."""
+        self.erases_left_s = sum(erase.expected_s for erase in set(erases))
+
+    def erasing(self, erase: rom.Erase | None) -> None:
+        """The ROM starts erasing ``erase``, or (None) has finished the one under way."""
+        now = time.monotonic()
+        if self.erase is not None:
+            self.erasing_s += now - self.erase_started
+        if erase is not None:
+            self.erases_left_s = max(0.0, self.erases_left_s - erase.expected_s)
+            self.erase_started = now
+        shown = self.phase is Phase.ERASING
+        self.erase = erase
+        if erase is not None and erase.expected_s >= _SHOWN_ERASE_S:
+            self.enter(Phase.ERASING)
+        elif shown:
+            self.enter(Phase.DOWNLOADING)
 
     def advance(self, done: int) -> None:
         """Called for every block: the clock is read only every so many bytes."""
@@ -313,11 +377,21 @@ class _Reporter:
             return
         self.last_sent = now
         rate = eta = None
-        if self.started is not None and now - self.started > 0.2 and self.done:
-            rate = self.done / (now - self.started)
-            eta = (self.total - self.done) / rate
+        erase = self.erase
+        if self.started is not None:
+            erase_left = self.erases_left_s
+            if erase is not None:
+                erase_left += max(0.0, erase.expected_s - (now - self.erase_started))
+            sending = now - self.started - self.erasing_s
+            if erase is not None:
+                sending -= now - self.erase_started
+            if sending > 0.2 and self.done:
+                rate = self.done / sending
+                eta = (self.total - self.done) / rate + erase_left
+            elif erase_left:
+                eta = erase_left
         self.callback(
-            Progress(self.path, self.phase, self.done, self.total, rate, eta, self.attempt)
+            Progress(self.path, self.phase, self.done, self.total, rate, eta, self.attempt, erase)
         )
 
 
@@ -346,6 +420,10 @@ class _Job:
         self.request = Request.GETSTATUS  # the one in flight, for messages
         self.confirmed = 0
         self.address = -1  # the bus address of the board the job has open
+        self.transfer = ESP_TRANSFER_SIZE
+        self.erases: dict[int, rom.Erase] = {}
+        """The ROM's erases by the block number that may set them off (for the transfer size)."""
+        self.notes: list[str] = []
 
     @property
     def _busy_limit_ms(self) -> int:
@@ -379,7 +457,8 @@ class _Job:
     ) -> FlashResult:
         seconds = time.monotonic() - start
         size = len(self.payload)
-        return FlashResult(self.path, self.chip, size, seconds, error, ending, attempts)
+        notes = tuple(self.notes)
+        return FlashResult(self.path, self.chip, size, seconds, error, ending, attempts, notes)
 
     def _attempt(self) -> Ending:
         self.report.enter(Phase.CONNECTING)
@@ -392,7 +471,8 @@ class _Job:
         self.report.enter(Phase.DOWNLOADING)
         return self._download(board)
 
-    def _board(self) -> Board:
+    def _board(self, *, check: bool = True) -> Board:
+        """The board at the port now, refused (``check``) when the file must not go to it."""
         device = self.usb.find(self.path)
         board = classify(device) if device is not None else None
         if board is None:
@@ -401,12 +481,35 @@ class _Job:
                 f"There is no board at USB port {self.path}.",
                 "Check that it is plugged in (`espdfu list` shows what is connected).",
             )
+        if not check:
+            return board
         problem = incompatibility(board, self.image, self.options.force)
         if problem is not None:
             raise problem
         if board.chip is not None:
             self.chip = board.chip.name
         return board
+
+    def _in_dfu_mode(self, before: Board) -> Board:
+        """The board after DETACH: the chip read at the port before DETACH is the one checked.
+
+        Nothing public shows the ROM's DFU-mode PID (:func:`rom.dfu_mode_pid` is an
+        assumption), so an Espressif DFU-mode device at the port is the board whatever its
+        PID. An application's PID names no chip: then the DFU-mode device's PID is checked.
+        """
+        if before.chip is None:
+            return self._board()
+        board = self._board(check=False)
+        if board.vid != ESPRESSIF_VID:
+            return self._board()
+        note = (
+            f"The board came back in DFU mode as {board.vid:04x}:{board.pid:04x}, not "
+            f"{before.vid:04x}:{before.pid:04x}; it was flashed as the {before.chip.name} it "
+            "was before DETACH."
+        )
+        if board.pid != before.pid and note not in self.notes:  # once, whatever the retries
+            self.notes.append(note)
+        return replace(board, chip=before.chip)
 
     def _open(self, board: Board) -> DfuInterface:
         device = self.usb.find(self.path)
@@ -445,8 +548,16 @@ class _Job:
             device = self.usb.find(self.path)
             seen = classify(device) if device is not None else None
             if seen is not None and seen.mode is Mode.DFU and seen.accessible:
-                return self._board()
+                return self._in_dfu_mode(before)
             self._sleep(_POLL_FOR_BOARD_S)
+        if seen is not None and seen.mode is Mode.DFU and seen.access is Access.NO_DRIVER:
+            raise FlashError(
+                Failure.NO_DRIVER,
+                f"The board at {self.path} came back in DFU mode, but Windows has no driver "
+                "for the DFU-mode device. The board stays in DFU mode: install the driver "
+                "for it now, then flash again.",
+                DRIVER_HINT,
+            )
         if seen is not None and seen.mode is Mode.DFU:
             raise FlashError(
                 Failure.NO_PERMISSION,
@@ -464,8 +575,13 @@ class _Job:
         dfu = self._translated(lambda: self._open(board))
         try:
             self._translated(dfu.claim)
-            transfer = self._transfer_size(board, dfu)
-            steps = download(self.payload, transfer, busy_limit_ms=self._busy_limit_ms)
+            self.transfer = self._transfer_size(board, dfu)
+            self.erases = rom.erases(self.image.entries, self.transfer)
+            self.report.plan(self.erases.values())
+            slow = {block: math.ceil(e.deadline_s * 1000) for block, e in self.erases.items()}
+            steps = download(
+                self.payload, self.transfer, busy_limit_ms=self._busy_limit_ms, slow=slow
+            )
             ending: Ending = self._translated(lambda: self._drive(dfu, steps, cancellable=True))
             if ending is Ending.WAIT_RESET:
                 with contextlib.suppress(DeviceGone, UsbFault):
@@ -530,14 +646,18 @@ class _Job:
     def _on_block(self, step: Step) -> None:
         self.confirmed = step.offset
         self.report.advance(step.offset)
+        if step.timeout_ms or self.report.erase is not None:
+            erase = self.erases.get(step.offset // self.transfer) if step.data else None
+            if erase is not self.report.erase:
+                self.report.erasing(erase)
         if not step.data:
             self.report.enter(Phase.MANIFESTING)
 
     @staticmethod
     def _perform(dfu: DfuInterface, step: Step) -> Reply:
         if step.request is Request.GETSTATUS:
-            return dfu.get_status()
-        dfu.send(step.request, step.value, step.data)
+            return dfu.get_status(step.timeout_ms)
+        dfu.send(step.request, step.value, step.data, step.timeout_ms)
         return None
 
     def _wait_until(self, deadline: float, cancellable: bool) -> None:
@@ -609,7 +729,7 @@ class _Job:
             )
         if isinstance(error, DeviceGone) or (
             isinstance(error, UsbFault)
-            and not isinstance(error, (Stalled, NoPermission, InUse))
+            and not isinstance(error, (Stalled, NoPermission, NoDriver, InUse))
             # After a timeout the kernel has had all that time to notice a disconnect.
             and self._left_the_bus(0 if isinstance(error, TimedOut) else _VANISH_GRACE_S)
         ):
@@ -634,6 +754,19 @@ class _Job:
                 _RETRY_HINT,
                 accepted=accepted,
             )
+        if isinstance(error, TimedOut) and self.report.erase is not None:
+            erase = self.report.erase
+            return FlashError(
+                Failure.TIMEOUT,
+                f"The board did not finish erasing {format_size(erase.size)} at "
+                f"0x{erase.address:x} (for '{erase.name}') within {erase.deadline_s:.0f} s "
+                f"{at}; the ROM needs about {math.ceil(erase.expected_s)} s for that much "
+                "flash.",
+                "Press RESET on the board (or replug it) and flash again. If it hangs again, "
+                "rebuild with smaller parts: `idf.py dfu --part-size 524288`.",
+                accepted=accepted,
+                final=True,  # a ROM that stopped answering stays so until it is reset
+            )
         if isinstance(error, TimedOut):
             return FlashError(
                 Failure.TIMEOUT,
@@ -649,6 +782,12 @@ class _Job:
                 "Press RESET on the board (or replug it) and flash again.",
                 accepted=accepted,
                 final=True,  # a board stuck that long stays stuck until it is reset
+            )
+        if isinstance(error, NoDriver):
+            return FlashError(
+                Failure.NO_DRIVER,
+                f"The board at {self.path} cannot be opened: it has no driver.",
+                DRIVER_HINT,
             )
         if isinstance(error, NoPermission):
             return FlashError(

@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .chips import Chip, chip_by_name, dfu_chip_names
 from .dfufile import (
@@ -83,14 +84,23 @@ def chip_for_target(target: str) -> Chip:
     return chip
 
 
-def flash_files_from_json(
-    json_path: str | os.PathLike[str], *, confine: bool = False
-) -> list[tuple[int, Path]]:
-    """The ``flash_files`` of a flasher_args.json: (address, path) in the file's order.
+class Image(NamedTuple):
+    """A flash image for a dfu.bin: where it goes, which file it is, and who named it."""
 
-    Paths are relative to the JSON file's folder. With ``confine``, a path that leads out of
-    that folder (``..``, an absolute path, a symlink elsewhere) is refused: a build folder
-    only ever points into itself.
+    address: int
+    path: Path
+    named_by: str = ""
+    """For messages, when a flasher_args.json named it: ``build/flasher_args.json names
+    "app.bin" under "0x10000"``. Empty for an image given on the command line."""
+
+
+def flash_files_from_json(json_path: str | os.PathLike[str]) -> list[Image]:
+    """The ``flash_files`` of a flasher_args.json, in the file's order.
+
+    Paths are relative to the JSON file's folder, and may lead out of it: a build names images
+    from the project's source tree as ``../main/certs/...``, and absolute paths are allowed
+    too. The build is the user's own, so it is trusted as ESP-IDF's mkdfu.py trusts it; what
+    each path holds is checked when it is read (:func:`read_flash_files`).
     """
     json_path = Path(json_path)
     content = read_json(json_path)
@@ -102,30 +112,94 @@ def flash_files_from_json(
             f"{json_path} has no 'flash_files' object of addresses and file names: "
             "is it the flasher_args.json of an ESP-IDF build?"
         )
-    folder = json_path.parent
-    files = []
-    for address, name in flash_files.items():
+    images: dict[int, Image] = {}
+    for key, name in flash_files.items():
         shown = printable(name)  # the file may be anybody's: no escape sequences to a terminal
         if not name or "\0" in name:
             raise InputError(f"{json_path} names the file '{shown}', which cannot exist.")
-        path = folder / name
-        if confine and not _is_within(path, folder):
+        address = parse_int(key, f"The address of {shown} in {json_path.name}")
+        named_by = f'{json_path} names "{shown}" under "{printable(key)}"'
+        earlier = images.get(address)
+        if earlier is not None:
             raise InputError(
-                f"{json_path} names '{shown}', which is outside the build folder {folder}: "
-                "refusing to put it into a dfu.bin.",
-                "Check where this build folder came from, then rebuild it with `idf.py build`.",
+                f'{earlier.named_by} and "{shown}" under "{printable(key)}": two images '
+                f"for the one address 0x{address:x}.",
+                "Keep one of them: an ESP-IDF build names each address once.",
             )
-        files.append((parse_int(address, f"The address of {shown} in {json_path.name}"), path))
-    return files
+        images[address] = Image(address, json_path.parent / name, named_by)
+    return list(images.values())
 
 
-def read_flash_files(specs: Iterable[tuple[int, Path]]) -> list[FlashFile]:
-    """Read each file; the archive keeps only its base name, as ESP-IDF's writer does."""
+def merge_images(
+    given: Iterable[Image], from_json: Iterable[Image]
+) -> tuple[list[Image], list[str]]:
+    """The images of ``mkdfu``, one per address, and warnings to show.
+
+    Two images given for one address is a mistake, refused: mkdfu.py would keep the last and
+    drop the other without a word. An image from ``--json`` replaces one given for its address,
+    as in mkdfu.py (it adds the JSON's entries last), but a warning says which replaced which.
+    """
+    images: dict[int, Image] = {}
+    for image in given:
+        earlier = images.get(image.address)
+        if earlier is not None:
+            raise InputError(
+                f"Two images for 0x{image.address:x}: {printable(str(earlier.path))} and "
+                f"{printable(str(image.path))}. Only one can be written at an address.",
+                "Give each image its own address, or leave out the one you did not mean.",
+            )
+        images[image.address] = image
+    warnings = []
+    for image in from_json:
+        earlier = images.get(image.address)
+        if earlier is not None:
+            warnings.append(
+                f"{image.named_by}, which replaces {printable(str(earlier.path))} given for "
+                f"0x{image.address:x} (entries from --json win, as in ESP-IDF's mkdfu.py)."
+            )
+        images[image.address] = image
+    return list(images.values()), warnings
+
+
+def read_flash_files(images: Iterable[Image]) -> list[FlashFile]:
+    """Read each file; the archive keeps only its base name, as ESP-IDF's writer does.
+
+    Reading refuses what is not a regular file without waiting on it (a named pipe), and
+    anything too large. A file a flasher_args.json named is refused with the key that named it.
+    """
     files = []
-    for address, path in specs:
-        data = read_bytes(path, limit=MAX_FILE_SIZE, what="flash image")
-        files.append(FlashFile(address, path.name, data))
+    for image in images:
+        try:
+            data = read_bytes(image.path, limit=MAX_FILE_SIZE, what="flash image")
+        except InputError as error:
+            if not image.named_by:
+                raise
+            raise _named_image_error(image, error) from None
+        files.append(FlashFile(image.address, image.path.name, data))
     return files
+
+
+def _named_image_error(image: Image, error: InputError) -> InputError:
+    """``error`` told with the flasher_args.json key that named the file, and a true hint."""
+    shown = printable(str(image.path))
+    try:
+        mode = image.path.stat().st_mode  # stat() opens nothing: a pipe cannot block it
+    except FileNotFoundError:
+        return InputError(
+            f"{image.named_by}, but {shown} does not exist.",
+            "The file is gone since the build named it: restore it, or run `idf.py build` "
+            "again so that flasher_args.json names what the project flashes now.",
+        )
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a pipe, device or socket"
+        return InputError(
+            f"{image.named_by}, but {shown} is {kind}, not a file.",
+            "A build names image files only: run `idf.py build` again, and if it still names "
+            "this, check the images the project's CMake files add to its flash targets.",
+        )
+    return InputError(f"{error.message} {image.named_by}.", error.hint)
 
 
 @dataclass(frozen=True)
@@ -135,7 +209,7 @@ class BuildFolder:
     path: Path
     chip: Chip
     flash_size: int
-    flash_files: tuple[tuple[int, Path], ...]
+    flash_files: tuple[Image, ...]
     notes: tuple[str, ...]
     """Facts guessed rather than read (said to the user, never hidden)."""
 
@@ -163,7 +237,7 @@ class BuildFolder:
             path=path,
             chip=chip_for_target(target),
             flash_size=flash_size,
-            flash_files=tuple(flash_files_from_json(flasher_args, confine=True)),
+            flash_files=tuple(flash_files_from_json(flasher_args)),
             notes=tuple(notes),
         )
 
@@ -252,10 +326,3 @@ def read_json(path: Path) -> dict[str, Any]:
     if not isinstance(content, dict):
         raise InputError(f"{path} does not hold a JSON object.")
     return content
-
-
-def _is_within(path: Path, folder: Path) -> bool:
-    try:
-        return path.resolve().is_relative_to(folder.resolve())
-    except (OSError, RuntimeError):  # a symlink loop
-        return False

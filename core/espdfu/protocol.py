@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import functools
 import struct
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -250,6 +250,8 @@ class Step(NamedTuple):
     wait_ms: int = 0
     offset: int = 0
     """For DNLOAD: where ``data`` starts in the payload."""
+    timeout_ms: int = 0
+    """How long the device may take to answer this request; 0: the transport's usual time."""
 
 
 class Ending(enum.Enum):
@@ -273,7 +275,11 @@ each): a large erase takes seconds, an endless dfuDNBUSY must still end."""
 
 
 def download(
-    payload: bytes | memoryview, transfer_size: int, *, busy_limit_ms: int = BUSY_LIMIT_MS
+    payload: bytes | memoryview,
+    transfer_size: int,
+    *,
+    busy_limit_ms: int = BUSY_LIMIT_MS,
+    slow: Mapping[int, int] | None = None,
 ) -> Generator[Step, Reply, Ending]:
     """Bring the device to dfuIDLE, send ``payload`` in ``transfer_size`` blocks, manifest.
 
@@ -281,14 +287,22 @@ def download(
     the others. Transport failures are thrown in; :class:`DeviceGone` after the device took
     the final zero-length DNLOAD is the legitimate end of a device that resets itself. Raises
     :class:`DeviceStatusError`, :class:`ProtocolError` or :class:`BusyTooLongError`.
+
+    ``slow`` maps block numbers (counted from 0, unwrapped) to the time the device may take
+    over that block: its DNLOAD and the GETSTATUS requests after it get that timeout (a
+    device that erases without answering), and it may stay busy that long (one that says so).
     """
     if transfer_size <= 0:
         raise ProtocolError(f"the device declares a transfer size of {transfer_size}")
     reply = yield from _reach_idle(busy_limit_ms)
     view = memoryview(payload)
+    slow = slow or {}
     for block, offset in enumerate(range(0, len(view), transfer_size)):
-        yield Step(Request.DNLOAD, block & 0xFFFF, view[offset : offset + transfer_size], 0, offset)
-        reply = yield from _settle(State.DNLOAD_IDLE, "the download", busy_limit_ms, reply)
+        data = view[offset : offset + transfer_size]
+        timeout = slow.get(block, 0)
+        yield Step(Request.DNLOAD, block & 0xFFFF, data, 0, offset, timeout)
+        limit = max(busy_limit_ms, timeout) if timeout else busy_limit_ms
+        reply = yield from _settle(State.DNLOAD_IDLE, "the download", limit, reply, timeout)
     block = -(-len(view) // transfer_size)
     yield Step(Request.DNLOAD, block & 0xFFFF, b"", 0, len(view))
     try:
@@ -337,23 +351,28 @@ _ALWAYS_BUSY = (State.DNLOAD_SYNC, State.DNBUSY, State.MANIFEST_SYNC, State.MANI
 MAX_CLEAR_ACTIONS = 3
 
 
-def _get_status(previous: StatusReply | None) -> Generator[Step, Reply, StatusReply]:
+def _get_status(
+    previous: StatusReply | None, timeout_ms: int = 0
+) -> Generator[Step, Reply, StatusReply]:
     """GETSTATUS, once the poll timeout of a device that said it was busy has passed."""
     wait = previous.poll_timeout_ms if previous and previous.state in _ALWAYS_BUSY else 0
-    reply = yield Step(Request.GETSTATUS, wait_ms=wait) if wait else _POLL_NOW
+    if wait or timeout_ms:
+        reply = yield Step(Request.GETSTATUS, wait_ms=wait, timeout_ms=timeout_ms)
+    else:
+        reply = yield _POLL_NOW
     if reply is None:
         raise ProtocolError("GETSTATUS gave no reply")
     return reply
 
 
 def _settle(
-    target: State, during: str, busy_limit_ms: int, previous: StatusReply
+    target: State, during: str, busy_limit_ms: int, previous: StatusReply, timeout_ms: int = 0
 ) -> Generator[Step, Reply, StatusReply]:
     """Poll GETSTATUS until the device reaches ``target`` (or, at the end, waits for reset)."""
     busy_ms = 0
     reply = previous
     while True:
-        reply = yield from _get_status(reply)
+        reply = yield from _get_status(reply, timeout_ms)
         if reply.status is not Status.OK or reply.state is State.ERROR:
             status = reply.status if reply.status is not Status.OK else Status.UNKNOWN
             raise DeviceStatusError(status, during)

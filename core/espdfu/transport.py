@@ -67,6 +67,14 @@ class InUse(UsbFault):
     """Another program or driver holds the interface."""
 
 
+class NoDriver(UsbFault):
+    """libusb has no driver to reach the device through: Windows without WinUSB on it.
+
+    libusb says LIBUSB_ERROR_NOT_SUPPORTED, which pyusb raises as ``NotImplementedError``,
+    not as a ``USBError`` (or NOT_FOUND when it opens a composite device: :func:`open_device`).
+    """
+
+
 def _translate(error: usb.core.USBError) -> Exception:
     """The USB failure as one of ours; a vanished device is :class:`DeviceGone`."""
     code = error.errno
@@ -81,6 +89,28 @@ def _translate(error: usb.core.USBError) -> Exception:
     if code == errno.EBUSY:
         return InUse(str(error))
     return UsbFault(str(error))
+
+
+_LIBUSB_ERROR_NOT_FOUND = -5
+
+
+def open_device(device: usb.core.Device) -> None:
+    """Open ``device`` now (pyusb opens on first use); nothing is sent to it.
+
+    Without a WinUSB-type driver, libusb_open on Windows fails in one of two ways (libusb's
+    os/windows_winusb.c): LIBUSB_ERROR_NOT_SUPPORTED for a device of one interface, such as the
+    DFU-mode device after DETACH, and LIBUSB_ERROR_NOT_FOUND for a composite device none of
+    whose interfaces has one (``composite_open``), such as a board in download mode. Both are
+    :class:`NoDriver`; Linux and macOS never fail an open with NOT_FOUND.
+    """
+    try:
+        device._ctx.managed_open()
+    except NotImplementedError as error:
+        raise NoDriver(str(error)) from None
+    except usb.core.USBError as error:
+        if error.backend_error_code == _LIBUSB_ERROR_NOT_FOUND:
+            raise NoDriver(str(error)) from None
+        raise _translate(error) from None
 
 
 # --- the backend ------------------------------------------------------------------------------
@@ -206,6 +236,7 @@ _LIBUSB_ERRORS: dict[int, type[Exception]] = {
     -6: InUse,  # LIBUSB_ERROR_BUSY
     -7: TimedOut,  # LIBUSB_ERROR_TIMEOUT
     -9: Stalled,  # LIBUSB_ERROR_PIPE
+    -12: NoDriver,  # LIBUSB_ERROR_NOT_SUPPORTED
 }
 
 
@@ -246,6 +277,8 @@ def _backend_control(backend: Any, handle: Any) -> _Control:
             )
         except usb.core.USBError as error:
             raise _translate(error) from None
+        except NotImplementedError as error:
+            raise NoDriver(str(error)) from None
         return buffer[:count].tobytes() if request_type & 0x80 else b""
 
     return control
@@ -267,6 +300,7 @@ class DfuInterface:
 
     def claim(self) -> None:
         """Claim the interface; from then on requests take the shortest way to the device."""
+        open_device(self.device)  # first: a NOT_FOUND from the open means something else
         self._call(usb.util.claim_interface, self.device, self.interface)
         # pyusb's Device.ctrl_transfer re-checks the handle and the claim and converts the
         # buffers on every call, and its libusb backend casts a pointer each time; a download
@@ -277,22 +311,34 @@ class DfuInterface:
             context.backend, context.handle
         )
 
-    def send(self, request: Request, value: int = 0, data: bytes | memoryview = b"") -> None:
-        """A host-to-device DFU request (DETACH, DNLOAD, CLRSTATUS, ABORT)."""
-        self._transfer(REQUEST_OUT, request, value, bytes(data), len(data))
+    def send(
+        self, request: Request, value: int = 0, data: bytes | memoryview = b"", timeout_ms: int = 0
+    ) -> None:
+        """A host-to-device DFU request (DETACH, DNLOAD, CLRSTATUS, ABORT).
 
-    def get_status(self) -> StatusReply:
-        reply = self._transfer(REQUEST_IN, Request.GETSTATUS, 0, b"", STATUS_LENGTH)
+        ``timeout_ms``: how long the device may take to answer, when not the usual time.
+        """
+        self._transfer(REQUEST_OUT, request, value, bytes(data), len(data), timeout_ms)
+
+    def get_status(self, timeout_ms: int = 0) -> StatusReply:
+        reply = self._transfer(REQUEST_IN, Request.GETSTATUS, 0, b"", STATUS_LENGTH, timeout_ms)
         return StatusReply.decode(reply)
 
     def _transfer(
-        self, request_type: int, request: Request, value: int, data: bytes, length: int
+        self,
+        request_type: int,
+        request: Request,
+        value: int,
+        data: bytes,
+        length: int,
+        timeout_ms: int = 0,
     ) -> bytes:
         if self._control is None:
             raise ProtocolError("the interface was not claimed")
         return self._control(
-            request_type, request, value, self.interface, data, length, self.timeout_ms
-        )
+            request_type, request, value, self.interface, data, length,
+            timeout_ms or self.timeout_ms,
+        )  # fmt: skip
 
     def functional_descriptor(self) -> FunctionalDescriptor | None:
         """Ask the device for its DFU functional descriptor (when the config does not carry it)."""
@@ -325,5 +371,7 @@ class DfuInterface:
             return function(*args)
         except usb.core.USBError as error:
             raise _translate(error) from None
+        except NotImplementedError as error:
+            raise NoDriver(str(error)) from None
         except (ValueError, IndexError) as error:  # pyusb on a malformed reply
             raise ProtocolError(str(error)) from None

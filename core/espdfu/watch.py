@@ -313,9 +313,7 @@ class ArtifactWatcher:
         if not self._flasher_args.is_file():
             return _Plan()
         try:
-            images = tuple(
-                path for _, path in flash_files_from_json(self._flasher_args, confine=True)
-            )
+            images = tuple(image.path for image in flash_files_from_json(self._flasher_args))
             app = _app_image(self._flasher_args)
         except EspdfuError as error:
             self._note(str(error))

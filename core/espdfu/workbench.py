@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
+from . import rom
 from .boards import Board, BoardEvent, Change, Mode, Monitor
 from .build import BuildResult, BuildRunner, BuildState
 from .errors import EspdfuError
@@ -78,13 +79,13 @@ class BoardView:
         if self.progress is not None:
             if self.progress.phase is Phase.DOWNLOADING:
                 return f"flashing {self.progress.fraction:.0%}"
-            return str(self.progress.phase.value)
+            return self.progress.activity
         if not self.present:
             return "unplugged"
         if self.last is not None:
             return self.last_state
         if not self.board.accessible:
-            return "no permission"
+            return self.board.access.value
         if self.board.mode in (Mode.JTAG, Mode.NO_DFU):
             return "no DFU"
         return "ready"
@@ -478,6 +479,8 @@ class Workbench:
             image = artifact.image
             chip = image.chip_name if image else "?"
             self._log(f"New dfu.bin: {chip}, {artifact.size:,} bytes.")
+            for entry in rom.slow_entries(image.entries if image else ()):
+                self._log(rom.erase_note(entry))
             if not building and self._auto_flash:
                 self._auto_flash_to_armed(artifact)
 

@@ -52,13 +52,13 @@ BLOCK = 64
 
 PICTURE_TIME = TimeModel(
     request_s=0.0,
-    erase_ms_per_sector=250.0,
-    erase_ms_per_block64k=80.0,
+    erase_ms_per_sector=5.0,
     manifest_ms=0.0,
+    busy_poll_ms=250.0,
     reenumerate_s=0.0,
 )
-"""Time for the flashing picture: requests take none, and the dfu.bin's one 64 KiB block takes
-80 ms to erase, at its first byte — time for the app to lay out the progress bar it has just
+"""Time for the flashing picture: requests take none, and the dfu.bin's 16 sectors take 80 ms
+to erase, at the app's first byte — time for the app to lay out the progress bar it has just
 shown, so that the bar's last update is drawn at its final width (Textual rounds it to half
 cells only once the bar has a width). The whole way to a stop stays within the 0.2 s after
 which the app would show a rate, which differs on every run. A board stuck busy reports a

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from espdfu.boards import BoardEvent, Change, Mode, Monitor, access_hint, read_state, scan
+from espdfu.boards import (
+    DRIVER_HINT,
+    Access,
+    BoardEvent,
+    Change,
+    Mode,
+    Monitor,
+    access_hint,
+    read_state,
+    scan,
+)
 from espdfu.protocol import Request
 from espdfu.sim import BoardKind, Fault, VirtualBoard
 from tests.core.boardworld import world
@@ -33,6 +43,34 @@ def test_each_kind_of_board_is_told_apart() -> None:
     assert locked.hint == access_hint()
 
 
+def test_a_board_without_a_driver_is_told_apart_with_the_fix() -> None:
+    w = world("esp32s2-nodriver,esp32s3-nodfudriver")
+    bare, half = scan(w.usb)
+    assert (bare.mode, bare.access, bare.accessible, bare.flashable) == (
+        Mode.ROM,
+        Access.NO_DRIVER,
+        False,
+        False,
+    )
+    assert bare.hint == DRIVER_HINT and read_state(w.usb, bare) == "no driver"
+    assert bare.as_dict()["access"] == "no_driver"
+    for step in ("esp-win-usb-drivers", "Zadig", "Interface 2", "DFU-mode device"):
+        assert step in DRIVER_HINT
+    # WinUSB on interface 2 only: download mode opens; DFU mode is another story (flasher)
+    assert (half.access, half.flashable, half.hint) == (Access.OK, True, "")
+
+
+def test_the_monitor_sees_a_driver_arrive() -> None:
+    w = world("esp32s2-nodriver")
+    (path,) = w.paths
+    monitor = Monitor(w.usb, lambda event: None)
+    (added,) = monitor.scan()
+    assert added.board.access is Access.NO_DRIVER
+    w.board(path).kind = BoardKind.ROM  # the user installed the driver; no replug
+    (changed,) = monitor.scan()
+    assert (changed.change, changed.board.access) == (Change.CHANGED, Access.OK)
+
+
 def test_board_summaries_have_the_documented_keys() -> None:
     (board,) = scan(world("esp32s2").usb)
     assert {"path", "vid", "pid", "chip", "mode", "accessible", "hint"} <= set(board.as_dict())
@@ -41,7 +79,7 @@ def test_board_summaries_have_the_documented_keys() -> None:
 
 @pytest.mark.parametrize(
     ("platform", "words"),
-    [("linux", "udev-rule"), ("win32", "Zadig"), ("darwin", "close other programs")],
+    [("linux", "udev-rule"), ("win32", "another program"), ("darwin", "close other programs")],
 )
 def test_the_permission_fix_depends_on_the_system(platform: str, words: str) -> None:
     assert words in access_hint(platform)

@@ -13,6 +13,7 @@ import pytest
 
 from espdfu import __version__, dfufile
 from espdfu.dfufile import FlashFile
+from tests.core.archive import archive, record, with_suffix
 
 MB = 1024 * 1024
 
@@ -129,7 +130,7 @@ def test_mkdfu_legacy_layout(vectors: Path, tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert out.read_bytes() == (vectors / "legacy_no_flash_params" / "1" / "dfu.bin").read_bytes()
-    assert "Legacy layout" in result.stderr
+    assert "Legacy layout" in result.stderr and "up to v4.3.3, v4.4.0 and v4.4.1" in result.stderr
 
 
 def test_mkdfu_part_size_from_option_and_environment(tmp_path: Path) -> None:
@@ -200,6 +201,115 @@ def test_mkdfu_mistakes_are_explained(tmp_path: Path, args: list[str], words: st
     assert result.returncode in (1, 2)
     assert words in result.stderr
     assert not (tmp_path / "x.bin").exists()
+
+
+def test_mkdfu_refuses_two_images_for_one_address(tmp_path: Path) -> None:
+    """mkdfu.py keys images by address: it would drop bootloader.bin without a word."""
+    (tmp_path / "bootloader.bin").write_bytes(b"boot")
+    (tmp_path / "app.bin").write_bytes(b"app")
+    args = ["-o", "x.bin", "--chip", "esp32s2", "0x1000", "bootloader.bin", "4096", "app.bin"]
+    result = espdfu("mkdfu", *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "espdfu: Two images for 0x1000: bootloader.bin and app.bin. Only one can be written at "
+        "an address.\n"
+    )
+    assert not (tmp_path / "x.bin").exists()
+
+
+def test_mkdfu_json_entries_replace_given_ones_and_say_so(vectors: Path, tmp_path: Path) -> None:
+    """ESP-IDF's override (--json entries win) is kept, never silent."""
+    out = tmp_path / "out.bin"
+    result = espdfu(
+        "mkdfu", "-o", out, "--pid", "2", "--flash-size", "4MB", "0x10000", "1.bin",
+        "--json", "flasher_args.json", cwd=vectors / "1",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == (vectors / "1" / "dfu.bin").read_bytes()
+    assert (
+        'espdfu: warning: flasher_args.json names "3.bin" under "0x10000", which replaces 1.bin '
+        "given for 0x10000 (entries from --json win, as in ESP-IDF's mkdfu.py).\n"
+    ) in result.stderr
+
+
+def test_mkdfu_refuses_two_images_of_one_name_and_says_how_to_fix_it(tmp_path: Path) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "app.bin").write_bytes(folder.encode())
+    args = ["-o", "x.bin", "--chip", "esp32s2", "0x10000", "a/app.bin", "0x200000", "b/app.bin"]
+    result = espdfu("mkdfu", *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "'app.bin' at 0x200000 would have the same name in the dfu.bin as 'app.bin' at " in (
+        result.stderr
+    )
+    assert "by its name alone: the board could not tell them apart." in result.stderr
+    assert "Give the images distinct file names" in result.stderr
+    assert not (tmp_path / "x.bin").exists()
+
+
+def test_info_on_a_file_holding_one_name_twice_says_why_and_how(tmp_path: Path) -> None:
+    """What mkdfu.py writes for two images called app.bin: refused, with the reason."""
+    records = [record(0x10000, b"app.bin", b"A"), record(0x200000, b"app.bin", b"B")]
+    path = tmp_path / "dfu.bin"
+    path.write_bytes(with_suffix(archive(records, [(b"app.bin", b"A"), (b"app.bin", b"B")])))
+    result = espdfu("info", path)
+    assert result.returncode == 2
+    assert "holds two files named 'app.bin'" in result.stderr
+    assert "cannot tell which record belongs to which file" in result.stderr
+    assert "Give the images distinct file names" in result.stderr
+
+
+def _build_with_certificate(root: Path, certificate: str) -> Path:
+    """A build like ESP-IDF's protocols/esp_http_client_mutual_auth: a file from the source
+    tree, named relative to the build folder."""
+    build = root / "build"
+    build.mkdir()
+    (build / "app.bin").write_bytes(b"\xe9app" * 100)
+    files = {"0x10000": "app.bin", "0x310000": certificate}
+    (build / "flasher_args.json").write_text(json.dumps({"flash_files": files}))
+    (build / "project_description.json").write_text('{"target": "esp32s2"}')
+    return build
+
+
+def test_mkdfu_takes_a_build_image_from_the_source_tree(tmp_path: Path) -> None:
+    (tmp_path / "main" / "certs").mkdir(parents=True)
+    (tmp_path / "main" / "certs" / "client.crt").write_bytes(b"certificate")
+    build = _build_with_certificate(tmp_path, "../main/certs/client.crt")
+    result = espdfu("mkdfu", "--build-dir", build)
+    assert result.returncode == 0, result.stderr
+    image = dfufile.load(build / "dfu.bin")
+    assert [(e.name, e.address) for e in image.entries] == [
+        ("app.bin", 0x10000),
+        ("client.crt", 0x310000),
+    ]
+
+
+def test_mkdfu_names_the_key_of_a_missing_build_image(tmp_path: Path) -> None:
+    build = _build_with_certificate(tmp_path, "../main/certs/client.crt")
+    result = espdfu("mkdfu", "--build-dir", build)
+    assert result.returncode == 2
+    assert (
+        f'espdfu: {build / "flasher_args.json"} names "../main/certs/client.crt" under '
+        f'"0x310000", but {build / ".." / "main" / "certs" / "client.crt"} does not exist.\n'
+        "  The file is gone since the build named it: restore it, or run `idf.py build` again"
+    ) in result.stderr
+    assert "outside the build folder" not in result.stderr
+    assert not (build / "dfu.bin").exists()
+
+
+def test_an_esp32p4_file_is_made_read_and_flashed_to_a_p4_only(tmp_path: Path) -> None:
+    """ESP-IDF's `idf.py dfu` makes P4 files (PID 0x0012) since v5.5."""
+    (tmp_path / "app.bin").write_bytes(b"\xe9p4" * 1000)
+    made = espdfu("mkdfu", "-o", "p4.bin", "--chip", "esp32p4", "0x10000", "app.bin", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    info = espdfu("info", tmp_path / "p4.bin")
+    assert info.returncode == 0 and "esp32p4 (PID 0x0012, VID 0x303a)" in info.stdout
+    flashed = espdfu("flash", tmp_path / "p4.bin", "--sim", "esp32p4")
+    assert flashed.returncode == 0, flashed.stderr
+    assert "1 of 1 board flashed." in flashed.stdout
+    refused = espdfu("flash", tmp_path / "p4.bin", "--sim", "esp32s2")
+    assert refused.returncode != 0
+    assert "No board can take this esp32p4 file." in refused.stderr
 
 
 def test_usage_errors_exit_2() -> None:

@@ -37,6 +37,19 @@ def test_list_shows_each_board_with_what_to_do() -> None:
     assert "1-1.3: No permission to open it" in notes and "udev-rule" in notes
 
 
+def test_list_shows_a_board_without_a_driver_and_the_fix() -> None:
+    result = espdfu("list", "--json", "--sim", "esp32s2-nodriver,esp32s3-nodfudriver")
+    assert result.returncode == 0, result.stderr
+    bare, half = json.loads(result.stdout)
+    assert (bare["access"], bare["accessible"], bare["state"]) == ("no_driver", False, "no driver")
+    assert "esp-win-usb-drivers" in bare["hint"] and "Zadig" in bare["hint"]
+    assert "Interface 2" in bare["hint"] and "after DETACH" in bare["hint"]
+    assert (half["access"], half["state"], half["hint"]) == ("ok", "ready", "")
+    table = espdfu("list", "--sim", "esp32s2-nodriver").stdout.splitlines()
+    assert table[1].split() == ["1-1.1", "esp32s2", "ROM", "download", "no", "driver", "64"]
+    assert table[2].startswith("1-1.1: Windows has no WinUSB driver for it")
+
+
 def test_list_json_and_verbose() -> None:
     result = espdfu("list", "--json", "--sim", "esp32s3-dfu*2")
     boards = json.loads(result.stdout)

@@ -168,10 +168,18 @@ def test_data_after_the_trailer_is_refused() -> None:
     assert "not zero padding" in _format_error(with_suffix(bytes(payload)))
 
 
-def test_same_name_twice_is_refused() -> None:
-    records = [record(0, b"a", b"A"), record(4096, b"a", b"A")]
-    data = with_suffix(archive(records, [(b"a", b"A"), (b"a", b"A")]))
-    assert "twice" in _format_error(data)
+def test_same_name_twice_is_refused_with_why_and_how_to_rebuild() -> None:
+    """mkdfu.py writes such files (two app.bin from different folders); the ROM cannot take
+    them, so they stay refused, but the message must say why and what to do."""
+    records = [record(0, b"app.bin", b"A"), record(4096, b"app.bin", b"B")]
+    data = with_suffix(archive(records, [(b"app.bin", b"A"), (b"app.bin", b"B")]))
+    with pytest.raises(DfuFormatError) as caught:
+        dfufile.parse(data)
+    assert caught.value.message.startswith("The archive holds two files named 'app.bin'.")
+    assert "by the file's name alone" in caught.value.message
+    assert "cannot tell which record belongs to which file" in caught.value.message
+    assert caught.value.hint.startswith("Give the images distinct file names")
+    assert "`idf.py dfu`" in caught.value.hint
 
 
 def test_bad_crc_wins_over_the_damage_it_explains() -> None:
@@ -224,6 +232,9 @@ def test_unknown_pid_and_legacy_layout_warn() -> None:
     image = dfufile.parse(dfufile.build([FlashFile(0, "a", b"a")], pid=0x1234, flash_size=None))
     warnings = _warnings(image)
     assert "Unknown product ID 0x1234" in warnings and "Legacy layout" in warnings
+    # flash_params.dat came with v4.3.4 and v4.4.2, not v5.0 (mkdfu.py at those tags).
+    assert "as ESP-IDF up to v4.3.3, v4.4.0 and v4.4.1 write it" in warnings
+    assert "v5" not in warnings
     assert image.chip_name == "unknown"
 
 
@@ -240,17 +251,23 @@ def test_no_entries_warns() -> None:
 # --- writer rules (ESP-IDF's) -----------------------------------------------------------------
 
 
-def test_files_are_sorted_by_address_and_later_duplicates_win() -> None:
-    files = [
-        FlashFile(0x10000, "app.bin", b"old"),
-        FlashFile(0x1000, "boot.bin", b"boot"),
-        FlashFile(0x10000, "new.bin", b"new"),
-    ]
+def test_files_are_sorted_by_address() -> None:
+    files = [FlashFile(0x10000, "app.bin", b"app"), FlashFile(0x1000, "boot.bin", b"boot")]
     image = dfufile.parse(dfufile.build(files, pid=2))
     assert [(e.name, e.address) for e in image.entries] == [
         ("boot.bin", 0x1000),
-        ("new.bin", 0x10000),
+        ("app.bin", 0x10000),
     ]
+
+
+def test_two_files_for_one_address_are_refused_not_one_dropped() -> None:
+    """mkdfu.py keeps the last file for an address and drops the other without a word."""
+    files = [FlashFile(0x10000, "old.bin", b"old"), FlashFile(0x10000, "new.bin", b"new")]
+    with pytest.raises(InputError) as caught:
+        dfufile.build(files, pid=2)
+    assert caught.value.message == (
+        "'old.bin' and 'new.bin' are both for 0x10000: only one image can be written at an address."
+    )
 
 
 def test_parts_are_named_and_placed_like_esp_idf() -> None:
@@ -274,8 +291,19 @@ def test_parts_are_named_and_placed_like_esp_idf() -> None:
     ],
 )
 def test_names_the_board_could_not_tell_apart_are_refused(files: list[FlashFile]) -> None:
-    with pytest.raises(InputError, match="could not tell them apart"):
+    with pytest.raises(InputError, match="could not tell them apart") as caught:
         dfufile.build(files, pid=2, part_size=4096)
+    assert "by its name alone" in caught.value.message
+    assert caught.value.hint.startswith("Give the images distinct file names")
+
+
+def test_a_shared_name_names_both_images() -> None:
+    files = [FlashFile(0x1000, "app.bin", b"a"), FlashFile(0x20000, "app.bin", b"b")]
+    with pytest.raises(InputError) as caught:
+        dfufile.build(files, pid=2)
+    assert caught.value.message.startswith(
+        "'app.bin' at 0x20000 would have the same name in the dfu.bin as 'app.bin' at 0x1000 "
+    )
 
 
 def test_an_empty_file_gives_no_entry_as_in_esp_idf() -> None:

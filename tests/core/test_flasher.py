@@ -6,10 +6,10 @@ import threading
 
 import pytest
 
-from espdfu.boards import read_state
+from espdfu.boards import DRIVER_HINT, Access, Mode, read_state
 from espdfu.flasher import Failure, FlashOptions, Phase, Progress, flash, flash_many
 from espdfu.protocol import Ending, Request, Status
-from espdfu.sim import Fault, TimeModel
+from espdfu.sim import BoardKind, Fault, TimeModel
 from tests.core.boardworld import KIB, assert_flashed, image, image_files, world
 
 
@@ -91,6 +91,54 @@ def test_no_permission_points_to_the_fix() -> None:
     result = flash(w.usb, w.paths[0], image())
     assert result.error is not None and result.error.kind is Failure.NO_PERMISSION
     assert "udev-rule" in result.error.hint
+
+
+def test_no_driver_fails_with_the_fix_untouched_and_unretried() -> None:
+    w = world("esp32s2-nodriver")
+    (path,) = w.paths
+    result = flash(w.usb, path, image())
+    assert result.error is not None and result.error.kind is Failure.NO_DRIVER
+    assert result.error.hint == DRIVER_HINT and "cannot be opened" in result.error.message
+    assert result.error.final and result.attempts == 1
+    assert sum(w.board(path).requests.values()) == 0
+
+
+def test_no_driver_for_the_dfu_mode_device_fails_after_detach() -> None:
+    w = world("esp32s3-nodfudriver")
+    (path,) = w.paths
+    options = FlashOptions(detach_wait_s=0.3)
+    result = flash(w.usb, path, image("esp32s3"), options=options)
+    assert result.error is not None and result.error.kind is Failure.NO_DRIVER
+    assert "came back in DFU mode" in result.error.message
+    assert result.error.hint == DRIVER_HINT and result.attempts == 1
+    board = w.board(path)
+    assert board.requests[Request.DETACH] == 1 and board.downloads_completed == 0
+    seen = w.scan(path)  # it waits in DFU mode for its driver, and is listed so
+    assert (seen.mode, seen.access) == (Mode.DFU, Access.NO_DRIVER)
+
+
+def test_a_driver_gone_between_the_look_and_the_open_fails_in_words() -> None:
+    w = world("esp32s2")
+    (path,) = w.paths
+
+    def uninstall(progress: Progress) -> None:
+        if progress.phase is Phase.DETACHING:  # after the board was looked at, before opening
+            w.board(path).kind = BoardKind.NO_DRIVER
+
+    result = flash(w.usb, path, image(), progress=uninstall)
+    assert result.error is not None and result.error.kind is Failure.NO_DRIVER
+    assert result.error.hint == DRIVER_HINT and result.attempts == 1
+
+
+def test_flash_many_reports_every_board_when_some_have_no_driver() -> None:
+    w = world("esp32s2,esp32s2-nodriver,esp32s2-nodfudriver")
+    results = flash_many(w.usb, w.paths, image(), options=FlashOptions(detach_wait_s=0.3))
+    assert [r.path for r in results] == w.paths
+    assert [r.error.kind if r.error else None for r in results] == [
+        None,
+        Failure.NO_DRIVER,
+        Failure.NO_DRIVER,
+    ]
 
 
 def test_an_empty_port() -> None:

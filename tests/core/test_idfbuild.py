@@ -12,7 +12,9 @@ from espdfu import dfufile
 from espdfu.errors import InputError
 from espdfu.idfbuild import (
     BuildFolder,
+    Image,
     flash_files_from_json,
+    merge_images,
     parse_flash_size,
     parse_pid,
     part_size_from_env,
@@ -115,29 +117,100 @@ def test_a_missing_folder(tmp_path: Path) -> None:
         BuildFolder.open(tmp_path / "nope")
 
 
-@pytest.mark.parametrize("name", ["../outside.bin", "/etc/passwd", "link/outside.bin"])
-def test_paths_out_of_the_build_folder_are_refused(tmp_path: Path, name: str) -> None:
-    (tmp_path / "outside.bin").write_bytes(b"secret")
-    build = _build_folder(tmp_path, flash_files={"0x10000": name})
-    (build / "link").symlink_to(tmp_path)
-    with pytest.raises(InputError, match="outside the build folder"):
-        BuildFolder.open(build)
+@pytest.mark.parametrize("where", ["../main/certs/client.crt", "ABSOLUTE", "link/client.crt"])
+def test_images_out_of_the_build_folder_are_taken_as_esp_idf_takes_them(
+    tmp_path: Path, where: str
+) -> None:
+    """A build names images from the source tree as ``../...`` (ESP-IDF's
+    esptool_py_flash_target_image uses file(RELATIVE_PATH)); mkdfu.py takes any regular file."""
+    certs = tmp_path / "main" / "certs"
+    certs.mkdir(parents=True)
+    (certs / "client.crt").write_bytes(b"-----BEGIN CERTIFICATE-----")
+    name = str(certs / "client.crt") if where == "ABSOLUTE" else where
+    build = _build_folder(tmp_path, flash_files={"0x10000": "app.bin", "0x300000": name})
+    (build / "link").symlink_to(certs)
+    image = dfufile.parse(BuildFolder.open(build).make_dfu())
+    assert [(e.name, e.address, e.size) for e in image.entries] == [
+        ("app.bin", 0x10000, 12000),
+        ("client.crt", 0x300000, 27),
+    ]
+
+
+def test_a_missing_image_outside_is_named_with_its_key_and_a_true_hint(tmp_path: Path) -> None:
+    build = _build_folder(tmp_path, flash_files={"0x300000": "../main/certs/gone.crt"})
+    with pytest.raises(InputError) as caught:
+        BuildFolder.open(build).make_dfu()
+    assert caught.value.message == (
+        f'{build / "flasher_args.json"} names "../main/certs/gone.crt" under "0x300000", '
+        f"but {build / '..' / 'main' / 'certs' / 'gone.crt'} does not exist."
+    )
+    assert caught.value.hint.startswith("The file is gone since the build named it")
+    assert "outside the build folder" not in str(caught.value)
+
+
+def test_a_folder_named_as_an_image_is_refused_with_its_key(tmp_path: Path) -> None:
+    (tmp_path / "main").mkdir()
+    build = _build_folder(tmp_path, flash_files={"0x10000": "app.bin", "0x9000": "../main"})
+    with pytest.raises(InputError) as caught:
+        BuildFolder.open(build).make_dfu()
+    assert caught.value.message.endswith(
+        f'names "../main" under "0x9000", but {build / ".." / "main"} is a folder, not a file.'
+    )
+    assert "idf.py build" in caught.value.hint
 
 
 def test_a_symlink_loop_is_refused_not_followed_forever(tmp_path: Path) -> None:
     build = _build_folder(tmp_path, flash_files={"0x10000": "loop"})
     (build / "loop").symlink_to(build / "loop")
-    with pytest.raises(InputError):
+    with pytest.raises(InputError) as caught:
         BuildFolder.open(build).make_dfu()
+    assert caught.value.message.startswith(f"Cannot read {build / 'loop'}: ")
+    assert caught.value.message.endswith(
+        f'{build / "flasher_args.json"} names "loop" under "0x10000".'
+    )
 
 
 def test_an_explicit_json_may_point_anywhere_like_esp_idf(tmp_path: Path) -> None:
     (tmp_path / "app.bin").write_bytes(b"x")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "args.json").write_text('{"flash_files": {"0x10000": "../app.bin"}}')
-    assert flash_files_from_json(tmp_path / "sub" / "args.json") == [
-        (0x10000, tmp_path / "sub" / ".." / "app.bin")
+    [image] = flash_files_from_json(tmp_path / "sub" / "args.json")
+    assert (image.address, image.path) == (0x10000, tmp_path / "sub" / ".." / "app.bin")
+
+
+def test_two_keys_for_one_address_are_refused_not_one_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "flasher_args.json"
+    path.write_text('{"flash_files": {"0x1000": "a.bin", "4096": "b.bin"}}')
+    with pytest.raises(InputError) as caught:
+        flash_files_from_json(path)
+    assert caught.value.message == (
+        f'{path} names "a.bin" under "0x1000" and "b.bin" under "4096": two images for the one '
+        "address 0x1000."
+    )
+
+
+def test_json_entries_replace_given_ones_with_a_warning_as_in_mkdfu(tmp_path: Path) -> None:
+    path = tmp_path / "flasher_args.json"
+    path.write_text('{"flash_files": {"0x10000": "app.bin"}}')
+    given = [Image(0x1000, Path("boot.bin")), Image(0x10000, Path("old.bin"))]
+    images, warnings = merge_images(given, flash_files_from_json(path))
+    assert [(image.address, image.path.name) for image in images] == [
+        (0x1000, "boot.bin"),
+        (0x10000, "app.bin"),
     ]
+    assert warnings == [
+        f'{path} names "app.bin" under "0x10000", which replaces old.bin given for 0x10000 '
+        "(entries from --json win, as in ESP-IDF's mkdfu.py)."
+    ]
+
+
+def test_two_given_images_for_one_address_are_refused() -> None:
+    given = [Image(0x1000, Path("bootloader.bin")), Image(4096, Path("app.bin"))]
+    with pytest.raises(InputError) as caught:
+        merge_images(given, [])
+    assert caught.value.message == (
+        "Two images for 0x1000: bootloader.bin and app.bin. Only one can be written at an address."
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 """What espdfu must never do, whatever the names, files and settings it is given.
 
-It never lets a shell read a name it did not write, never puts a file from outside a build
-folder into a dfu.bin, never grants USB access beyond Espressif's boards and the local user,
+It never lets a shell read a name it did not write, never puts into a dfu.bin what a build
+names unless it is a readable regular file (never waiting on a pipe, never a folder or a
+device), never grants USB access beyond Espressif's boards and the local user,
 never writes a file others may read when the user's umask says they may not, and never logs
 the environment it runs a build in.
 """
@@ -156,22 +157,54 @@ def test_no_code_runs_a_shell_or_builds_a_command_line_from_strings() -> None:
     assert len(starts) >= 2, "the build runner and the udev installer start processes"
 
 
-# --- build folders cannot smuggle files in ----------------------------------------------------
+# --- what a build folder names ----------------------------------------------------------------
+#
+# The build is the user's own: like ESP-IDF's mkdfu.py, espdfu takes any path flasher_args.json
+# names, in the build folder or not (images from the source tree come as ../main/...), as long
+# as it is a readable regular file. Anything else is refused, named with its key, unread.
 
 
-@posix_only
-@pytest.mark.parametrize("name", ["/etc/hostname", "../secret.bin", "link/secret.bin"])
-def test_mkdfu_refuses_a_build_folder_that_points_outside_itself(
-    tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    (tmp_path / "secret.bin").write_bytes(b"private key material")
+def _build_naming(tmp_path: Path, name: str) -> Path:
     build = tmp_path / "build"
     build.mkdir()
     (build / "link").symlink_to(tmp_path)
     args = {"flash_files": {"0x10000": name}, "extra_esptool_args": {"chip": "esp32s2"}}
     (build / "flasher_args.json").write_text(json.dumps(args))
-    assert main(["mkdfu", "--build-dir", str(build)]) != 0
-    assert "outside the build folder" in capsys.readouterr().err
+    return build
+
+
+@posix_only
+@pytest.mark.parametrize("name", ["ABSOLUTE", "../main/cert.pem", "link/main/cert.pem"])
+def test_mkdfu_takes_a_regular_file_a_build_names_outside_itself(
+    tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "main").mkdir()
+    (tmp_path / "main" / "cert.pem").write_bytes(b"certificate")
+    name = str(tmp_path / "main" / "cert.pem") if name == "ABSOLUTE" else name
+    build = _build_naming(tmp_path, name)
+    assert main(["mkdfu", "--build-dir", str(build)]) == 0, capsys.readouterr().err
+    image = dfufile.load(build / "dfu.bin")
+    assert [(e.name, e.address, e.size) for e in image.entries] == [("cert.pem", 0x10000, 11)]
+
+
+@posix_only
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("../pipe", "is a pipe, device or socket, not a file."),
+        ("/dev/null", "is a pipe, device or socket, not a file."),
+        ("..", "is a folder, not a file."),
+        ("link/gone.bin", "does not exist."),
+    ],
+)
+def test_mkdfu_refuses_what_is_not_a_regular_file_with_its_key(
+    tmp_path: Path, name: str, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    build = _build_naming(tmp_path, name)
+    assert main(["mkdfu", "--build-dir", str(build)]) == 2  # returns: the pipe is never waited on
+    err = capsys.readouterr().err
+    assert f'names "{name}" under "0x10000", but ' in err and kind in err
     assert not (build / "dfu.bin").exists()
 
 

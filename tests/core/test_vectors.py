@@ -9,7 +9,7 @@ import pytest
 
 from espdfu import dfufile
 from espdfu.dfufile import FlashFile
-from espdfu.idfbuild import flash_files_from_json, read_flash_files
+from espdfu.idfbuild import Image, flash_files_from_json, read_flash_files
 from tests.core.archive import vector_app
 
 MB = 1024 * 1024
@@ -49,7 +49,7 @@ def test_entries_carry_the_md5_of_their_bytes(vectors: Path) -> None:
 
 
 def _vector_1_inputs(vectors: Path) -> list[FlashFile]:
-    return read_flash_files([(a, vectors / "1" / n) for a, n, _ in VECTOR_1_FILES])
+    return read_flash_files([Image(a, vectors / "1" / n) for a, n, _ in VECTOR_1_FILES])
 
 
 def test_writer_reproduces_vector_1(vectors: Path) -> None:
@@ -59,7 +59,7 @@ def test_writer_reproduces_vector_1(vectors: Path) -> None:
 
 def test_writer_reproduces_vector_1_from_its_json(vectors: Path) -> None:
     specs = flash_files_from_json(vectors / "1" / "flasher_args.json")
-    assert [address for address, _ in specs] == [0x8000, 0x1000, 0x10000]  # out of order
+    assert [image.address for image in specs] == [0x8000, 0x1000, 0x10000]  # out of order
     data = dfufile.build(read_flash_files(specs), pid=2, flash_size=4 * MB)
     assert data == (vectors / "1" / "dfu.bin").read_bytes()
 

@@ -268,19 +268,42 @@ def test_stop_is_prompt_and_leaves_no_thread(tmp_path: Path) -> None:
 # --- hostile build folders --------------------------------------------------------------------
 
 
-def test_a_build_folder_pointing_outside_itself_gets_no_dfu_bin(build_dir: Path) -> None:
-    """A forged flasher_args.json must not smuggle a file from elsewhere into what is flashed."""
-    (build_dir.parent / "secret.bin").write_bytes(b"private key material")
-    _fake_build(build_dir)
+def _name_image(build_dir: Path, address: str, name: str) -> None:
     args = json.loads((build_dir / "flasher_args.json").read_text())
-    args["flash_files"]["0x20000"] = "../secret.bin"
+    args["flash_files"][address] = name
     (build_dir / "flasher_args.json").write_text(json.dumps(args))
+
+
+def test_an_image_from_the_source_tree_goes_into_the_dfu_bin(build_dir: Path) -> None:
+    """ESP-IDF names images from the project's source tree as ../main/...: taken, as mkdfu.py
+    takes them."""
+    certs = build_dir.parent / "main" / "certs"
+    certs.mkdir(parents=True)
+    (certs / "client.crt").write_bytes(b"-----BEGIN CERTIFICATE-----")
+    _fake_build(build_dir)
+    _name_image(build_dir, "0x300000", "../main/certs/client.crt")
+    watching = Watching(build_dir)
+    watching.watcher.start()
+    try:
+        artifact = watching.next()
+        assert artifact.valid and artifact.made_here and artifact.image is not None
+        assert ("client.crt", 0x300000) in [(e.name, e.address) for e in artifact.image.entries]
+    finally:
+        watching.watcher.stop()
+
+
+def test_an_image_that_is_a_named_pipe_gets_no_dfu_bin_and_is_named(build_dir: Path) -> None:
+    if not hasattr(os, "mkfifo"):
+        missing("named pipes need a POSIX system")
+    os.mkfifo(build_dir.parent / "pipe")
+    _fake_build(build_dir)
+    _name_image(build_dir, "0x20000", "../pipe")
     watching = Watching(build_dir)
     watching.watcher.start()
     try:
         note = watching.note()
-        assert "names '../secret.bin', which is outside the build folder" in note
-        watching.nothing_more()
+        assert 'names "../pipe" under "0x20000", but' in note
+        assert "is a pipe, device or socket, not a file." in note
         assert not (build_dir / "dfu.bin").exists()
     finally:
         watching.watcher.stop()

@@ -1,9 +1,10 @@
 """espdfu and dfu-util against emulated ESP ROMs through a real Linux USB stack (QEMU guest).
 
-Two boots carry every check, to keep the tier within a few minutes: a bare system (no udevd:
-espdfu's libusb must learn of re-enumerated boards from the kernel alone) with five boards,
-and a desktop-like one (udevd with Debian's default rules, no rule for Espressif boards) with
-two. Each test reads one aspect of its boot's record; see docs/real-usb.md.
+Three boots carry every check, to keep the tier within a few minutes: a bare system (no udevd:
+espdfu's libusb must learn of re-enumerated boards from the kernel alone) with six boards, a
+desktop-like one (udevd with Debian's default rules, no rule for Espressif boards) with two,
+and one for the ROM's long erase (a dfu.bin with one 2 MiB part, as ESP-IDF v4.2 made them).
+Each test reads one aspect of its boot's record; see docs/real-usb.md.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from typing import Any
 import pytest
 
 from espdfu import dfufile
-from tests.realusb.harness import BoardSpec, GuestRun, Image, boot, make_image
+from tests.realusb.harness import MIB, BoardSpec, GuestRun, Image, boot, make_image
 
 pytestmark = [pytest.mark.realusb, pytest.mark.timeout(900)]
 
 S2 = make_image("esp32s2", seed=1)
 S3 = make_image("esp32s3", seed=2, part_size=16 * 1024)  # several parts, several erases
+BIG = make_image("esp32s2", seed=3, app_size=2 * MIB, part_size=4 * MIB)
+"""One 2 MiB part: the ROM's erase of it (512 sectors) outlasts a 5 s request timeout."""
 PULL_AT = 20 * 1024
 CORRUPT_AT = 30_000
 ERROR_BLOCK = 100
@@ -76,11 +79,12 @@ stop watch
 
 @pytest.fixture(scope="module")
 def bare(realusb: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GuestRun]:
-    """No udevd: boards 0, 1 (S2), 2 (S3), and S2 boards whose first download goes wrong:
-    3 (cable pulled), 4 (one byte corrupted on arrival), 5 (a flash write fails)."""
+    """No udevd: boards 0, 1 (S2; 1 the DFU 1.1 variant: its erases say dfuDNBUSY, it goes
+    through dfuMANIFEST), 2 (S3), and S2 boards whose first download goes wrong: 3 (cable
+    pulled), 4 (one byte corrupted on arrival), 5 (a flash write fails)."""
     boards = [
         BoardSpec("esp32s2"),
-        BoardSpec("esp32s2"),
+        BoardSpec("esp32s2", timing={"erase_busy": True, "manifest_poll": True}),
         BoardSpec("esp32s3"),
         BoardSpec("esp32s2", faults={"pull_after_bytes": PULL_AT}),
         BoardSpec("esp32s2", faults={"corrupt_byte": CORRUPT_AT}),
@@ -100,6 +104,35 @@ def desktop(realusb: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         inputs=inputs,
         udev=True,
         workdir=tmp_path_factory.mktemp("desktop"),
+    )
+
+
+ERASE_SCENARIO = """
+step dfu_util dfu-util -d 303a:0002 -p "$(board_path 0)" -E 1 -D "$INPUTS/big.dfu.bin"
+gadget replug 0
+gadget wipe 0
+STEP_TIMEOUT=400 step espdfu espdfu flash "$INPUTS/big.dfu.bin" --path "$(board_path 0)"
+start pulled espdfu flash "$INPUTS/big.dfu.bin" --path "$(board_path 1)"
+wait_text "$OUT/steps/pulled.err" erasing 60
+sleep 2
+cut -d' ' -f1 /proc/uptime >"$OUT/pulled_at"
+gadget unplug 1
+finish pulled
+"""
+
+
+@pytest.fixture(scope="module")
+def erase(realusb: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GuestRun]:
+    """Two S2 boards as the ROM is: each file's erase holds the bus, a 2 MiB part's for 15 s.
+    udevd runs, as on a desktop, so that dfu-util finds the board after DETACH. espdfu prints
+    its progress (to stderr) only without --json, so its plain lines are read here."""
+    yield boot(
+        ERASE_SCENARIO,
+        boards=[BoardSpec("esp32s2"), BoardSpec("esp32s2")],
+        inputs={"big.dfu.bin": BIG.data},
+        udev=True,
+        timeout_s=600,
+        workdir=tmp_path_factory.mktemp("erase"),
     )
 
 
@@ -264,6 +297,17 @@ def test_dfu_util_flashes_the_same_board_as_espdfu_with_the_same_result(
     assert result["ok"], desktop.step("espdfu")
     step = desktop.step("dfu_util")
     assert step.rc == 0 and "Done!" in step.stdout, step
+    # What users' dfu-util logs of real boards show, and so the ROM model (espdfu.rom):
+    # WillDetach, DFU 1.1 and 64-byte blocks in both modes, dfuIDLE right after the download.
+    for line in (
+        "Run-Time device DFU version 0110",
+        "Device will detach and reattach...",
+        "DFU mode device DFU version 0110",
+        "Device returned transfer size 64",
+    ):
+        assert line in step.stdout, step
+    after_download = step.stdout.split("Download done.", 1)[1]
+    assert "DFU state(2) = dfuIDLE" in after_download and "dfuMANIFEST" not in after_download
     espdfu_download, dfu_util_download = desktop.boards[0].downloads[:2]
     expected = hashlib.sha256(S2.expected_flash()).hexdigest()
     for download in (espdfu_download, dfu_util_download):
@@ -290,3 +334,35 @@ def test_watch_flashes_each_new_dfu_bin(desktop: GuestRun) -> None:
     download = desktop.boards[1].downloads[-1]
     assert download["outcome"] == "manifested", download
     assert_flash(desktop, 1, S3)
+
+
+# --- the ROM's long erase ------------------------------------------------------------------------
+
+
+def test_dfu_util_fails_at_the_start_of_a_large_part_as_users_report(erase: GuestRun) -> None:
+    """esp-idf issue 6999: dfu-util's 5 s request timeout ends at the erase, at 0 %."""
+    step = erase.step("dfu_util")
+    assert step.rc != 0, step
+    assert "LIBUSB_ERROR_TIMEOUT" in step.stdout + step.stderr, step
+    first = erase.boards[0].downloads[0]
+    assert first["bytes"] < 64 * 1024 and first["outcome"] != "manifested", first
+
+
+def test_espdfu_waits_out_the_erase_says_so_and_the_flash_is_right(erase: GuestRun) -> None:
+    step = erase.step("espdfu")
+    assert step.rc == 0 and "Flashed 2 MB" in step.stdout, step
+    assert "erasing 2 MB at 0x10000 (~16 s)" in step.stderr, step
+    app_erase = [e for e in erase.boards[0].events("erasing") if e["address"] == 0x10000]
+    assert app_erase and app_erase[-1]["ms"] > 5000, app_erase  # longer than dfu-util waits
+    assert erase.boards[0].downloads[-1]["outcome"] == "manifested"
+    assert_flash(erase, 0, BIG)
+
+
+def test_a_cable_pulled_during_the_erase_is_a_vanished_board_within_seconds(
+    erase: GuestRun,
+) -> None:
+    """The erase allowance (51 s for 2 MiB) does not delay what a pulled cable tells at once."""
+    step = erase.step("pulled")
+    assert step.rc == 1 and "The board vanished at byte" in step.stdout, step
+    pulled_at = float((erase.folder / "out" / "pulled_at").read_text())
+    assert step.end - pulled_at < 10, (step, pulled_at)  # the erase had 13 s to go

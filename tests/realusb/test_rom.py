@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from espdfu import dfufile, rom
 from espdfu.chips import chip_by_name
 from espdfu.protocol import (
     DeviceStatusError,
@@ -38,23 +39,43 @@ IMAGE = make_image("esp32s2", seed=7, app_size=20 * 1024)
 
 
 class Host:
-    """A host on a fake clock: it advances only by the waits the host makes."""
+    """A host on a fake clock: it advances only by the waits the host makes, the ones the
+    board's erase imposes included; past ``timeout_s`` a request fails as libusb's would."""
 
-    def __init__(self, faults: Faults | None = None, **timing: Any) -> None:
+    def __init__(
+        self, faults: Faults | None = None, timeout_s: float | None = None, **timing: Any
+    ) -> None:
         self.time = 100.0
+        self.timeout_s = timeout_s
+        self.held_s = 0.0
+        """What the board's erases made the host wait, in all."""
         chip = chip_by_name("esp32s2")
         assert chip is not None
         self.rom = Rom(chip, 4 * MIB, Timing(**timing), faults or Faults(), lambda: self.time)
         self.rom.enumerate("dfu")
 
     def out(self, request: Request, value: int = 0, data: bytes = b"") -> Answer:
+        self._wait_out_erase()
         setup = Setup(0x21, request, value, 0, len(data))
         return self.rom.control(setup, lambda: data)
 
-    def status(self) -> StatusReply:
+    def status(self, timeout_s: float | None = None) -> StatusReply:
+        self._wait_out_erase(timeout_s)
         answer = self.rom.control(Setup(0xA1, Request.GETSTATUS, 0, 0, 6), _no_data)
         assert answer.data is not None, answer
         return StatusReply.decode(answer.data)
+
+    def _wait_out_erase(self, timeout_s: float | None = None) -> None:
+        """The gadget holds a request while the board erases (gadget.Board._hold)."""
+        held = self.rom.held_until - self.time
+        if held <= 0:
+            return
+        limit = timeout_s or self.timeout_s
+        if limit is not None and held > limit:
+            self.time += limit
+            raise TimeoutError(f"no answer within {limit:g} s")
+        self.time += held
+        self.held_s += held
 
     def run(self, steps: Generator[Step, Reply, Ending]) -> tuple[Ending, list[State]]:
         """Drive a download; return how it ended and every state GETSTATUS reported."""
@@ -65,7 +86,7 @@ class Host:
                 self.time += step.wait_ms / 1000
                 reply: Reply = None
                 if step.request is Request.GETSTATUS:
-                    reply = self.status()
+                    reply = self.status(step.timeout_ms / 1000 or None)
                     states.append(reply.state)
                 else:
                     answer = self.out(step.request, step.value, bytes(step.data))
@@ -80,15 +101,49 @@ def _no_data() -> bytes:
 
 
 def test_a_download_writes_the_files_and_ends_in_dfu_idle() -> None:
+    """As the ROM: each file's erase holds the bus (no dfuDNBUSY), and the GETSTATUS after the
+    zero-length DNLOAD answers dfuIDLE at once."""
     host = Host()
     ending, states = host.run(download(IMAGE.data[:-16], 64))
     assert ending is Ending.IDLE
-    assert State.DNBUSY in states  # the erase of each file's region
-    assert states[-2:] == [State.MANIFEST, State.DFU_IDLE]
+    assert State.DNBUSY not in states and State.MANIFEST not in states
+    assert states[-2:] == [State.DNLOAD_IDLE, State.DFU_IDLE]
     assert bytes(host.rom.flash) == IMAGE.expected_flash()
     (record,) = host.rom.downloads
-    assert record.outcome == "manifested" and record.poll_ms > 0
+    assert record.outcome == "manifested" and record.poll_ms == 0
     assert [file.md5_ok for file in record.receiver.files] == [True, True, True]
+    erases = [event for event in host.rom.events if event["event"] == "erasing"]
+    sectors = [rom.sectors(e["address"], e["size"]) for e in erases]
+    assert sectors == [3, 1, 5]  # bootloader.bin, partition-table.bin, app.bin
+    assert host.held_s == pytest.approx(sum(sectors) * rom.ERASE_MS_PER_SECTOR / 1000)
+
+
+def test_the_dfu_1_1_variant_reports_its_erases_and_manifests() -> None:
+    host = Host(erase_busy=True, manifest_poll=True)
+    ending, states = host.run(download(IMAGE.data[:-16], 64))
+    assert ending is Ending.IDLE and host.held_s == 0
+    assert states.count(State.DNBUSY) == 3
+    assert states[-2:] == [State.MANIFEST, State.DFU_IDLE]
+    assert bytes(host.rom.flash) == IMAGE.expected_flash()
+
+
+BIG = make_image("esp32s2", seed=8, app_size=2 * MIB, part_size=4 * MIB)
+
+
+def test_a_host_with_5_s_timeouts_fails_on_a_large_part_and_espdfus_waits_succeed() -> None:
+    """esp-idf issue 6999 in the model: dfu-util's 5 s request timeout ends at the erase of a
+    2 MiB part (15 s); the same download with espdfu's erase allowances completes."""
+    dfu_util = Host(timeout_s=5.0)
+    with pytest.raises(TimeoutError):
+        dfu_util.run(download(BIG.data[:-16], 64))
+    (record,) = dfu_util.rom.downloads
+    assert record.bytes < 64 * 1024  # it failed at 0 %: at the app's first block
+    image = dfufile.parse(BIG.data)
+    slow = {block: int(e.deadline_s * 1000) for block, e in rom.erases(image.entries, 64).items()}
+    espdfu = Host(timeout_s=5.0)
+    ending, _ = espdfu.run(download(BIG.data[:-16], 64, slow=slow))
+    assert ending is Ending.IDLE and bytes(espdfu.rom.flash) == BIG.expected_flash()
+    assert espdfu.held_s > 15
 
 
 def test_the_runtime_interface_answers_appidle_and_takes_detach() -> None:
@@ -102,7 +157,7 @@ def test_the_runtime_interface_answers_appidle_and_takes_detach() -> None:
 
 
 def test_a_request_to_a_busy_board_before_its_poll_timeout_stalls() -> None:
-    host = Host()
+    host = Host(erase_busy=True)
     for block in range(20):  # past dfuinfo0.dat and flash_params.dat: the first file erases
         host.out(Request.DNLOAD, block, IMAGE.data[block * 64 : block * 64 + 64])
         busy = host.status()
@@ -119,7 +174,7 @@ def test_a_request_to_a_busy_board_before_its_poll_timeout_stalls() -> None:
 def test_the_next_block_may_follow_dfudnload_idle_at_once() -> None:
     """dfu-util does not wait after dfuDNLOAD-IDLE: DFU 1.1's bwPollTimeout is the wait before
     the next GETSTATUS, so the model must not stall it."""
-    host = Host(erase=False)
+    host = Host(block_poll_ms=2)
     host.out(Request.DNLOAD, 0, IMAGE.data[:64])
     idle = host.status()
     assert idle.state is State.DNLOAD_IDLE and idle.poll_timeout_ms == 2
@@ -140,7 +195,7 @@ def test_the_next_block_may_follow_dfudnload_idle_at_once() -> None:
 def test_requests_the_rom_does_not_take_stall_into_dfuerror(
     send: Callable[[Host], Answer],
 ) -> None:
-    host = Host(erase=False)
+    host = Host(erase_ms_per_sector=0)
     host.out(Request.DNLOAD, 0, IMAGE.data[:64])
     host.status()
     assert send(host).stall
@@ -148,7 +203,7 @@ def test_requests_the_rom_does_not_take_stall_into_dfuerror(
 
 
 def test_ending_before_the_archive_is_whole_is_errnotdone() -> None:
-    host = Host(erase=False)
+    host = Host(erase_ms_per_sector=0)
     host.out(Request.DNLOAD, 0, IMAGE.data[:64])
     host.status()
     host.out(Request.DNLOAD, 1)
@@ -171,7 +226,7 @@ def test_faults_become_the_status_a_board_reports(faults: Faults, status: Status
 
 
 def test_a_cable_pull_answers_nothing_at_its_byte() -> None:
-    host = Host(Faults(pull_after_bytes=128), erase=False)
+    host = Host(Faults(pull_after_bytes=128), erase_ms_per_sector=0)
     for block in range(2):
         host.out(Request.DNLOAD, block, IMAGE.data[block * 64 : block * 64 + 64])
         host.status()

@@ -9,7 +9,9 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import RichLog
 
+from espdfu import dfufile
 from espdfu.build import BuildState
+from espdfu.dfufile import FlashFile
 from espdfu.sim import BoardKind, TimeModel, VirtualBoard
 from espdfu_tui.__main__ import build_parser, main
 from espdfu_tui.app import NO_BOARDS_TEXT, EspdfuApp
@@ -51,6 +53,15 @@ async def test_one_panel_per_board_and_the_first_selected(tmp_path: Path) -> Non
         assert "espdfu-demo · esp32s2 · build: idle" in text(app, "#project-line")
         assert "no build/dfu.bin yet: press b to build" in text(app, "#artifact-line")
         assert not app.query_one("#no-boards").display
+
+
+async def test_a_board_without_a_driver_says_so_and_how_to_fix_it(tmp_path: Path) -> None:
+    app, _ = make_app(tmp_path, spec="esp32s2,esp32s2-nodriver")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 2, "the panels")
+        words = panel_text(app, S2B)
+        assert "no driver" in words and "esp-win-usb-drivers" in words and "Zadig" in words
+        assert panel(app, S2B).has_class("inactive") and not panel(app, S2A).has_class("inactive")
 
 
 async def test_no_boards_says_how_to_get_one(tmp_path: Path) -> None:
@@ -271,3 +282,29 @@ def test_what_stops_the_start_is_said_with_espdfus_exit_codes(
     monkeypatch.setenv("ESPDFU_CONFIG_DIR", str(not_a_folder))
     assert main(["--demo"]) == 1  # the lock file cannot be made there
     assert "Cannot use the lock file" in capsys.readouterr().err
+
+
+async def test_a_panel_shows_the_roms_erase_and_the_log_notes_the_large_part(
+    tmp_path: Path,
+) -> None:
+    """A dfu.bin with one 1 MiB part: the board holds the bus 1 s for its erase (4 ms a sector
+    here), and the panel says what it erases while it waits."""
+    files = [FlashFile(0x10000, "app.bin", bytes(range(256)) * 4096)]
+    time = TimeModel(request_s=0, erase_ms_per_sector=4.0, reenumerate_s=0.01)
+    app, bus = make_app(tmp_path, spec="esp32s2", time=time)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 1, "the panel")
+        build_dir = app.workbench.settings.build_dir
+        build_dir.mkdir(exist_ok=True)
+        dfu_bin = dfufile.build(files, pid=2, flash_size=4 * 1024 * 1024, part_size=2 << 20)
+        (build_dir / "dfu.bin.tmp").write_bytes(dfu_bin)
+        (build_dir / "dfu.bin.tmp").rename(build_dir / "dfu.bin")
+        await until(pilot, lambda: app.workbench.compatible(S2A), "the artifact")
+        log = "\n".join(str(line.text) for line in app.query_one("#log", RichLog).lines)
+        assert "'app.bin' is one part of 1,048,576 bytes" in " ".join(log.split())
+        await pilot.press("f")
+        await until(pilot, lambda: "erasing 1 MB at 0x10000 (~8 s)" in panel_text(app, S2A), "it")
+        assert "ETA" not in panel_text(app, S2A)  # the erase's own estimate fills the line
+        await until(pilot, lambda: panel(app, S2A).view.last is not None, "the flash")
+        last = panel(app, S2A).view.last
+        assert last is not None and last.ok and bus.board(S2A).downloads_completed == 1

@@ -74,6 +74,7 @@ class BoardPanel(Widget, can_focus=True):
         progress = view.progress
         bar.display = progress is not None and progress.phase in (
             Phase.DOWNLOADING,
+            Phase.ERASING,
             Phase.MANIFESTING,
         )
         if progress is not None:
@@ -90,6 +91,8 @@ class BoardPanel(Widget, can_focus=True):
                 f"{text} {ago(view.last_at)}" if view.last.ok else f"{text} ({ago(view.last_at)})"
             )
         progress = view.progress
+        if progress is not None and progress.phase is Phase.ERASING:
+            return text  # what it erases and for how long fills the line; the ETA comes back
         if progress is not None:
             if progress.attempt > 1:
                 text += f" (try {progress.attempt})"

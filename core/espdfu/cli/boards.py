@@ -208,7 +208,7 @@ def _present(boards: dict[str, Board]) -> str:
 
 def _described(board: Board) -> str:
     """'1-1.2 (esp32s2, ROM download)', with why it cannot be flashed when it cannot."""
-    why = "" if board.accessible else ": no permission"
+    why = "" if board.accessible else f": {board.access.value}"
     if board.interface is None:
         why = ": no DFU interface"
     return f"{board.path} ({board.chip_name}, {board.mode.value}{why})"

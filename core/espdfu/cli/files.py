@@ -7,13 +7,15 @@ import json
 import sys
 from pathlib import Path
 
-from .. import dfufile
+from .. import dfufile, rom
 from ..chips import dfu_chip_names
 from ..errors import DfuFormatError, InputError
 from ..idfbuild import (
     BuildFolder,
+    Image,
     chip_for_target,
     flash_files_from_json,
+    merge_images,
     parse_flash_size,
     parse_int,
     parse_pid,
@@ -61,7 +63,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     mkdfu.add_argument(
         "--no-flash-params",
         action="store_true",
-        help="write the legacy layout without flash_params.dat (ESP-IDF before v5.0)",
+        help="write the legacy layout without flash_params.dat, as ESP-IDF up to v4.3.3, "
+        "v4.4.0 and v4.4.1 writes it",
     )
     mkdfu.add_argument(
         "--build-dir", type=Path, metavar="DIR", help="make DIR/dfu.bin from an ESP-IDF build"
@@ -81,7 +84,8 @@ def _info(args: argparse.Namespace) -> int:
             print(json.dumps({"file": str(args.file), "valid": False, "error": str(error)}))
         raise
     if args.json:
-        print(json.dumps({"file": str(args.file), **image.as_dict()}, indent=2))
+        notes = [rom.erase_note(entry) for entry in rom.slow_entries(image.entries)]
+        print(json.dumps({"file": str(args.file), **image.as_dict(), "notes": notes}, indent=2))
     else:
         _print_image(args.file, image)
     if image.valid:
@@ -111,6 +115,8 @@ def _print_image(path: Path, image: dfufile.DfuImage) -> None:
         print(f"  problem: {problem}")
     for warning in image.warnings:
         print(f"  warning: {warning}")
+    for entry in rom.slow_entries(image.entries):
+        print(f"  note: {rom.erase_note(entry)}")
 
 
 # --- mkdfu ------------------------------------------------------------------------------------
@@ -173,15 +179,16 @@ def _from_inputs(args: argparse.Namespace, part_size: int) -> tuple[bytes, Path,
             "Images come in pairs of ADDRESS FILE, e.g. `0x10000 app.bin`; "
             f"'{args.files[-1]}' has no partner."
         )
-    specs = [
-        (parse_int(address, f"The address of {name}"), Path(name))
+    given = [
+        Image(parse_int(address, f"The address of {name}"), Path(name))
         for address, name in zip(args.files[::2], args.files[1::2], strict=True)
     ]
-    if args.json:
-        specs += flash_files_from_json(args.json)
-    if not specs:
+    images, replaced = merge_images(given, flash_files_from_json(args.json) if args.json else [])
+    if not images:
         raise InputError("Nothing to put in the dfu.bin: give ADDRESS FILE pairs or --json.")
-    files = read_flash_files(specs)
+    files = read_flash_files(images)
+    for warning in replaced:
+        print(f"espdfu: warning: {warning}", file=sys.stderr)
     notes = [
         f"{file.name} is empty; ESP-IDF's writer leaves empty images out, and so does espdfu."
         for file in files

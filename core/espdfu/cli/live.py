@@ -38,10 +38,10 @@ class LiveProgress:
                 print(text.rstrip(), file=self.stream, flush=True)
 
     def _describe(self, progress: Progress) -> str:
-        head = f"{progress.path:<{self.width}}  {progress.phase.value:<20}"
+        head = f"{progress.path:<{self.width}}  {progress.activity:<20}"
         if progress.attempt > 1:
             head += f" (try {progress.attempt})"
-        if progress.phase not in (Phase.DOWNLOADING, Phase.MANIFESTING):
+        if progress.phase not in (Phase.DOWNLOADING, Phase.ERASING, Phase.MANIFESTING):
             return head
         filled = int(progress.fraction * BAR_WIDTH)
         bar = "#" * filled + "-" * (BAR_WIDTH - filled)

@@ -157,7 +157,8 @@ class _Handle:
 
 
 class SimBackend(usb.backend.IBackend):  # type: ignore[misc]
-    """pyusb's backend interface over a :class:`SimBus`, behaving as libusb on Linux.
+    """pyusb's backend interface over a :class:`SimBus`, behaving as libusb on Linux (and on
+    Windows without a driver, for the kinds that model that).
 
     Bulk and interrupt transfers are not modelled (NotImplementedError, the interface's
     default). Every method is safe to call from any thread.
@@ -210,6 +211,12 @@ class SimBackend(usb.backend.IBackend):  # type: ignore[misc]
             raise usb_error(Libusb.NO_DEVICE)
         if dev.board.kind is BoardKind.NO_ACCESS:
             raise usb_error(Libusb.ACCESS)
+        if dev.board.kind.lacks_driver(dev.layout.mode):
+            # libusb on Windows (os/windows_winusb.c): a composite device none of whose
+            # interfaces has a WinUSB-type driver fails in composite_open with NOT_FOUND, a
+            # single-interface device without one with NOT_SUPPORTED (NotImplementedError).
+            composite = len(dev.layout.configuration.interfaces) > 1
+            raise usb_error(Libusb.NOT_FOUND if composite else Libusb.NOT_SUPPORTED)
         return _Handle(dev)
 
     def close_device(self, dev_handle: _Handle) -> None:

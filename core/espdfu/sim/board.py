@@ -1,10 +1,13 @@
 """A virtual ESP32-S2/S3 board: what it shows on the bus in each mode, and the ROM's DFU.
 
-The board answers control transfers the way the ESP ROM does (``reference/esp-rom-dfu.md``):
-a composite CDC-ACM + DFU-runtime device in download mode that re-enumerates as a DFU-mode
-device on DETACH, a strict DFU 1.1 download state machine feeding a streaming archive
-receiver, and poll timeouts from a time model. Faults make it misbehave on purpose. Errors
-are libusb's, raised as pyusb's libusb1 backend raises them, so the host code under test sees
+The board answers control transfers the way the ESP ROM does (:mod:`espdfu.rom` holds each
+fact and its source): a composite CDC-ACM + DFU-runtime device in download mode that
+re-enumerates as a DFU-mode device on DETACH, a strict DFU 1.1 download state machine feeding
+a streaming archive receiver that erases each entry's region in one go — holding every request
+until the erase is done — and dfuIDLE straight after the download. Timings come from a time
+model. Settings give the variants DFU 1.1 would have (the erase reported as dfuDNBUSY with its
+poll timeout; a dfuMANIFEST phase), and faults make it misbehave on purpose. Errors are
+libusb's, raised as pyusb's libusb1 backend raises them, so the host code under test sees
 exactly what it would see on hardware.
 """
 
@@ -20,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
+from .. import rom
 from ..chips import Chip, chip_by_name, dfu_chip_names
 from ..errors import InputError
 from ..protocol import (
@@ -68,6 +72,21 @@ class BoardKind(enum.Enum):
     """An ESP32-S3 whose USB pins belong to USB-Serial-JTAG: no DFU at all."""
     NO_ACCESS = "noaccess"
     """Like ROM, but the host lacks permission to open it (no udev rule)."""
+    NO_DRIVER = "nodriver"
+    """Like ROM, on Windows with no WinUSB driver installed: neither mode can be opened."""
+    NO_DFU_DRIVER = "nodfudriver"
+    """Like ROM, on Windows with WinUSB on interface 2 only: the board detaches, but the
+    DFU-mode device that appears then has no driver (every first flash on Windows)."""
+
+    def lacks_driver(self, mode: Mode) -> bool:
+        """Whether the host has no driver for this board's face in ``mode``.
+
+        Windows binds a driver to a USB ID and, in a composite device, to one interface: the
+        download mode's interface 2 and the single-interface DFU-mode device are two bindings,
+        so a PC can have one without the other. The two kinds are the two states users meet:
+        nothing installed yet, and Zadig run on interface 2 only.
+        """
+        return self is BoardKind.NO_DRIVER or (self is BoardKind.NO_DFU_DRIVER and mode == "dfu")
 
     @property
     def start_mode(self) -> Mode:
@@ -81,6 +100,8 @@ _START_MODES: dict[BoardKind, Mode] = {
     BoardKind.APP: "app",
     BoardKind.JTAG: "jtag",
     BoardKind.NO_ACCESS: "rom",
+    BoardKind.NO_DRIVER: "rom",
+    BoardKind.NO_DFU_DRIVER: "rom",
 }
 
 
@@ -188,6 +209,8 @@ _ALLOWED = {  # DFU 1.1's state table, without UPLOAD (the ROM has none)
 _TYPE_MASK, _STANDARD, _CLASS = 0x60, 0x00, 0x20
 _GET_DESCRIPTOR, _GET_CONFIGURATION, _SET_CONFIGURATION = 6, 8, 9
 _GARBAGE = bytes((0xEE, 0, 0, 0, 0xEE, 0))  # unknown status and state, no poll timeout
+_HOLD_SLICE_S = 0.02
+"""While a request waits out an erase, how often it looks whether the cable was pulled."""
 
 _Outcome = bytes | None | Libusb
 """A request's result: the IN data, None for an accepted OUT request, or a libusb error."""
@@ -208,6 +231,9 @@ class VirtualBoard:
         *,
         flash_size: int = DEFAULT_FLASH_SIZE,
         strict_poll: bool = True,
+        erase_busy: bool = not rom.ERASE_BLOCKS_BUS,
+        manifest_poll: bool = not rom.MANIFEST_TO_IDLE,
+        dfu_pid: int | None = None,
         faults: Iterable[Fault] = (),
     ) -> None:
         self.chip = resolve_chip(chip)
@@ -218,6 +244,14 @@ class VirtualBoard:
         self.flash_size = flash_size
         self.strict_poll = strict_poll
         """Stall requests that arrive before the last reported poll timeout has elapsed."""
+        self.erase_busy = erase_busy
+        """Report an erase as dfuDNBUSY with its time as the poll timeout, as DFU 1.1 would
+        have it, instead of holding every request until it is done as the ROM does."""
+        self.manifest_poll = manifest_poll
+        """Go through dfuMANIFEST with a poll timeout after the download (the ROM goes
+        straight to dfuIDLE)."""
+        self.dfu_pid = dfu_pid
+        """The DFU-mode face's PID; None: :func:`espdfu.rom.dfu_mode_pid`'s."""
         self.faults: list[Fault] = list(faults)
         self.requests: Counter[Request] = Counter()
         """Class requests to the DFU interface since the board was (re)plugged."""
@@ -350,6 +384,8 @@ class VirtualBoard:
         """
         arrival = time.monotonic()
         length = len(data) * data.itemsize
+        if self._erasing_until > arrival:
+            arrival = self._hold(enumeration, arrival, timeout_ms)
         with self._lock:
             if enumeration is not self._enumeration:
                 raise usb_error(Libusb.NO_DEVICE)
@@ -381,6 +417,22 @@ class VirtualBoard:
         memoryview(data).cast("B")[:count] = outcome[:count]
         return count
 
+    def _hold(self, enumeration: Enumeration, arrival: float, timeout_ms: int) -> float:
+        """The ROM is erasing and answers nothing: the request waits (NAKed) until the erase is
+        done, the host gives up (a timeout; the request is lost) or the cable is pulled."""
+        until = self._erasing_until
+        give_up = arrival + timeout_ms / 1000
+        end = min(until, give_up)
+        while (now := time.monotonic()) < end:
+            if enumeration.gone:
+                raise usb_error(Libusb.NO_DEVICE)
+            time.sleep(min(_HOLD_SLICE_S, end - now))
+        with self._lock:
+            self.device_time_s += now - arrival
+        if until > give_up:
+            raise usb_error(Libusb.TIMEOUT)
+        return now
+
     def usb_reset(self, enumeration: Enumeration) -> None:
         """A USB port reset: the ROM's DFU mode goes back to dfuIDLE; other modes carry on."""
         with self._lock:
@@ -410,7 +462,9 @@ class VirtualBoard:
         bus_number, ports = self._location
         address = self._bus._allocate_address(bus_number)
         serial = jtag_serial(bus_number, ports)
-        shape = layout(self.chip, mode, serial=serial, broken=self._descriptor_broken)
+        shape = layout(
+            self.chip, mode, serial=serial, broken=self._descriptor_broken, dfu_pid=self.dfu_pid
+        )
         self._enumeration = Enumeration(self, shape.device(bus_number, address, ports), shape)
         self._reset_dfu(State.DFU_IDLE if mode == "dfu" else State.APP_IDLE)
 
@@ -432,7 +486,9 @@ class VirtualBoard:
         """An error revealed by a request, reported by the next GETSTATUS."""
         self._next_block = 0
         self._erase_ms: float | None = None
-        """The erase the last block started, reported as dfuDNBUSY."""
+        """The erase the last block started, reported as dfuDNBUSY (``erase_busy``)."""
+        self._erasing_until = 0.0
+        """Until when the ROM erases, holding every request (monotonic clock)."""
         self._manifested = False
         self._ready_at = 0.0
         """When the last reported poll timeout ends."""
@@ -516,7 +572,7 @@ class VirtualBoard:
             ending = state in (State.MANIFEST_SYNC, State.MANIFEST)
             busy = State.MANIFEST if ending else State.DNBUSY
             if request is Request.GETSTATUS:
-                poll = self._time.poll_ms(self._time.erase_ms_per_sector)
+                poll = self._time.poll_ms(self._time.busy_poll_ms)
                 return self._reply(Status.OK, busy, poll, deadline)
             return bytes((busy,)) if request is Request.GETSTATE else Libusb.PIPE
         if request not in _ALLOWED[state]:
@@ -526,7 +582,7 @@ class VirtualBoard:
         if request is Request.GETSTATE:
             return bytes((state,))
         if request is Request.DNLOAD:
-            return self._download(value, data.tobytes())
+            return self._download(value, data.tobytes(), deadline)
         if request is Request.DETACH:
             delay = self._time.reenumerate_delay_s
             self.device_time_s += delay
@@ -554,9 +610,12 @@ class VirtualBoard:
                 self._state, self._status = State.ERROR, Status.NOTDONE
                 return self._reply(Status.NOTDONE, State.ERROR, 0, deadline)
             else:
-                state, work_ms = State.MANIFEST, self._time.manifest_ms
                 self._manifested = True
                 self.downloads_completed += 1
+                if self.manifest_poll:
+                    state, work_ms = State.MANIFEST, self._time.manifest_ms
+                else:
+                    state = State.DFU_IDLE
         elif state in (State.DNBUSY, State.MANIFEST):  # asked early, strict_poll being off
             remaining = math.ceil((self._ready_at - arrival) * 1000)
             return StatusReply(Status.OK, remaining, state).encode()
@@ -568,7 +627,7 @@ class VirtualBoard:
         self.device_time_s += poll_ms / 1000
         return StatusReply(status, poll_ms, state).encode()
 
-    def _download(self, block: int, payload: bytes) -> _Outcome:
+    def _download(self, block: int, payload: bytes, deadline: float) -> _Outcome:
         if len(payload) > TRANSFER_SIZE:
             return self._stall()
         if self._state is State.DFU_IDLE:
@@ -585,8 +644,13 @@ class VirtualBoard:
         fed = self._receiver.feed(payload)
         if fed.status is not Status.OK and self._pending is Status.OK:
             self._pending = fed.status
-        erase = sum(self._time.erase_ms(start, end) for start, end in fed.erased)
-        self._erase_ms = erase if fed.erased else None
+        self._erase_ms = None
+        if fed.erased:
+            erase = sum(self._time.erase_ms(start, end) for start, end in fed.erased)
+            if self.erase_busy:
+                self._erase_ms = erase
+            else:
+                self._erasing_until = deadline + self._time.seconds(erase)
         self._state = State.DNLOAD_SYNC
         return None
 

@@ -14,17 +14,17 @@ from typing import ClassVar, Literal
 
 import usb.core
 
+from .. import rom
 from ..chips import ESPRESSIF_VID, Chip
 from ..protocol import (
     DFU_CLASS,
     DFU_SUBCLASS,
     PROTOCOL_DFU,
     PROTOCOL_RUNTIME,
-    FunctionalDescriptor,
 )
 
 Mode = Literal["rom", "dfu", "app", "jtag"]
-TRANSFER_SIZE = 64
+TRANSFER_SIZE = rom.TRANSFER_SIZE
 APP_PID = 0x4002
 JTAG_PID = 0x1001
 
@@ -42,6 +42,7 @@ class Libusb(enum.IntEnum):
     BUSY = -6
     TIMEOUT = -7
     PIPE = -9
+    NOT_SUPPORTED = -12
 
 
 _LIBUSB_ERRORS = {
@@ -52,12 +53,18 @@ _LIBUSB_ERRORS = {
     Libusb.BUSY: ("Resource busy", errno.EBUSY),
     Libusb.TIMEOUT: ("Operation timed out", errno.ETIMEDOUT),
     Libusb.PIPE: ("Pipe error", errno.EPIPE),
+    Libusb.NOT_SUPPORTED: (
+        "Operation not supported or unimplemented on this platform",
+        errno.ENOSYS,
+    ),
 }
 
 
 def usb_error(code: Libusb) -> Exception:
     """The exception pyusb's libusb1 backend raises for ``code``."""
     text, number = _LIBUSB_ERRORS[code]
+    if code is Libusb.NOT_SUPPORTED:
+        return NotImplementedError(text)  # not a USBError: pyusb's _check makes it this
     kind = usb.core.USBTimeoutError if code is Libusb.TIMEOUT else usb.core.USBError
     error: Exception = kind(text, int(code), number)
     return error
@@ -258,19 +265,24 @@ _CDC = (
 _JTAG_INTERFACE = InterfaceDescriptor(
     2, 0xFF, 0xFF, 0x01, (EndpointDescriptor(0x03, _BULK, 64), EndpointDescriptor(0x83, _BULK, 64))
 )
-_RUNTIME = FunctionalDescriptor(
-    attributes=0x09, detach_timeout_ms=1000, transfer_size=64, dfu_version=0x0110
-)
-_DFU_MODE = FunctionalDescriptor(
-    attributes=0x0D, detach_timeout_ms=1000, transfer_size=64, dfu_version=0x0110
-)
+_RUNTIME = rom.runtime_descriptor()
+_DFU_MODE = rom.dfu_mode_descriptor()
+"""The application's runtime interface is modelled on the ROM's (ESP-IDF's USB-CDC console)."""
 
 
-def layout(chip: Chip, mode: Mode, *, serial: str = "0", broken: bool = False) -> Layout:
+def layout(
+    chip: Chip,
+    mode: Mode,
+    *,
+    serial: str = "0",
+    broken: bool = False,
+    dfu_pid: int | None = None,
+) -> Layout:
     """The descriptors of ``chip`` in ``mode``; ``broken``: a functional descriptor of 3 bytes.
 
     ``serial`` is used by the USB-Serial-JTAG peripheral only (its serial is the chip's MAC);
-    the ROM says "0" on every board.
+    the ROM says "0" on every board. ``dfu_pid`` is the DFU-mode PID when it is not the
+    download mode's.
     """
     product = f"ESP32-{chip.name[5:].upper()}"
     if mode == "jtag":
@@ -284,14 +296,17 @@ def layout(chip: Chip, mode: Mode, *, serial: str = "0", broken: bool = False) -
         dfu = InterfaceDescriptor(0, DFU_CLASS, DFU_SUBCLASS, PROTOCOL_DFU, extra=extra)
         configuration = ConfigurationDescriptor((dfu,))
         strings = ("Espressif", product, "0")
-        return Layout(mode, chip.dfu_pid, 0x0723, (0, 0, 0), strings, configuration, 0, encoded)
+        pid = rom.dfu_mode_pid(chip) if dfu_pid is None else dfu_pid
+        return Layout(mode, pid, rom.BCD_DEVICE, (0, 0, 0), strings, configuration, 0, encoded)
     runtime = InterfaceDescriptor(2, DFU_CLASS, DFU_SUBCLASS, PROTOCOL_RUNTIME, extra=extra)
     configuration = ConfigurationDescriptor((*_CDC, runtime), _IAD)
     if mode == "app":  # an ESP-IDF application with TinyUSB's default strings
         strings = ("Espressif Systems", f"{product} app", "123456")
         return Layout(mode, APP_PID, 0x0100, _COMPOSITE, strings, configuration, 2, encoded)
     strings = ("Espressif", product, "0")
-    return Layout(mode, chip.dfu_pid, 0x0723, _COMPOSITE, strings, configuration, 2, encoded)
+    return Layout(
+        mode, chip.dfu_pid, rom.BCD_DEVICE, _COMPOSITE, strings, configuration, 2, encoded
+    )
 
 
 def jtag_serial(bus: int, ports: tuple[int, ...]) -> str:

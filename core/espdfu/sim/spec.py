@@ -15,8 +15,8 @@ _KINDS = {kind.value: kind for kind in BoardKind}
 _FORMS = (
     "Write terms CHIP[-KIND][*COUNT] separated by commas, such as 'esp32s2*3,esp32s3-jtag'. "
     f"Chips: {dfu_chip_names()}. Kinds: rom (the default: ROM download mode), dfu, app, "
-    f"jtag (esp32s3 only), noaccess. COUNT from 1 to {MAX_PER_TERM}, at most {MAX_BOARDS} "
-    "boards in all."
+    f"jtag (esp32s3 only), noaccess, nodriver, nodfudriver. COUNT from 1 to {MAX_PER_TERM}, "
+    f"at most {MAX_BOARDS} boards in all."
 )
 
 

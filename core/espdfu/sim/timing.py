@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, fields, replace
 
-SECTOR_SIZE = 4096
-BLOCK64K = 65536
+from .. import rom
+
+SECTOR_SIZE = rom.SECTOR_SIZE
 
 
 @dataclass(frozen=True)
@@ -18,16 +19,19 @@ class TimeModel:
     """The device's timings; ``scale`` multiplies every one of them (0 = instant).
 
     The defaults are the realistic ESP32-S2 ROM: a control transfer takes 1 ms, so a 64-byte
-    block (DNLOAD + GETSTATUS) costs 2 ms; erasing costs 150 ms per whole 64 KiB block and
-    25 ms per other 4 KiB sector, reported as the poll timeout of dfuDNBUSY.
+    block (DNLOAD + GETSTATUS) costs 2 ms; erasing costs :data:`espdfu.rom.ERASE_MS_PER_SECTOR`
+    per 4 KiB sector (the ROM holds the bus that long, or reports it as dfuDNBUSY's poll
+    timeout on a board set so). ``manifest_ms`` is the dfuMANIFEST poll timeout of a board set
+    to report one (the ROM does not).
     """
 
     scale: float = 1.0
     request_s: float = 0.001
-    block_write_ms: float = 0.0
-    erase_ms_per_sector: float = 25.0
-    erase_ms_per_block64k: float = 150.0
+    block_write_ms: float = float(rom.BLOCK_POLL_MS)
+    erase_ms_per_sector: float = rom.ERASE_MS_PER_SECTOR
     manifest_ms: float = 10.0
+    busy_poll_ms: float = 25.0
+    """The poll timeout a board stuck busy (the "busy" fault) reports."""
     reenumerate_s: float = 0.5
 
     def __post_init__(self) -> None:
@@ -65,12 +69,12 @@ class TimeModel:
         return max(1, round(scaled)) if scaled > 0 else 0
 
     def erase_ms(self, start: int, end: int) -> float:
-        """Time to erase the sector-aligned region [start, end) with 64 KiB block erases."""
-        first_block = -(-start // BLOCK64K) * BLOCK64K
-        last_block = end // BLOCK64K * BLOCK64K
-        blocks = max(0, last_block - first_block) // BLOCK64K
-        sectors = (end - start - blocks * BLOCK64K) // SECTOR_SIZE
-        return blocks * self.erase_ms_per_block64k + sectors * self.erase_ms_per_sector
+        """Time to erase the region [start, end), sector by sector (unscaled)."""
+        return rom.sectors(start, end - start) * self.erase_ms_per_sector
+
+    def seconds(self, ms: float) -> float:
+        """``ms`` of device work in scaled seconds."""
+        return ms * self.scale / 1000
 
 
 class Pacer:

@@ -44,11 +44,15 @@ def device_at(backend: SimBackend, path: str) -> usb.core.Device:
 
 
 def one_board(
-    chip: str = "esp32s2", kind: BoardKind = BoardKind.DFU, time_model: TimeModel | None = None
+    chip: str = "esp32s2",
+    kind: BoardKind = BoardKind.DFU,
+    time_model: TimeModel | None = None,
+    **settings: bool,
 ) -> tuple[SimBus, VirtualBoard, usb.core.Device]:
-    """A bus with one board, instant unless told, and its pyusb device."""
+    """A bus with one board, instant unless told, and its pyusb device; ``settings`` go to
+    the board (``erase_busy``, ``manifest_poll``, ``strict_poll``)."""
     bus = SimBus(time_model or TimeModel.instant())
-    board = bus.plug(VirtualBoard(chip, kind))
+    board = bus.plug(VirtualBoard(chip, kind, **settings))  # type: ignore[arg-type]
     return bus, board, device_at(SimBackend(bus), board.path)
 
 

@@ -8,6 +8,7 @@ import pytest
 import usb.core
 import usb.util
 
+from espdfu import rom
 from espdfu.chips import ESPRESSIF_VID
 from espdfu.protocol import DFU_CLASS, FunctionalDescriptor
 from espdfu.sim import BoardKind, Fault, SimBackend, SimBus, TimeModel, VirtualBoard
@@ -48,8 +49,9 @@ def test_dfu_mode_has_one_dfu_interface_that_is_manifestation_tolerant() -> None
     (only,) = interfaces(dev)
     assert (only.bInterfaceNumber, only.bInterfaceClass, only.bInterfaceProtocol) == (0, 0xFE, 2)
     functional = FunctionalDescriptor.find(bytes(only.extra_descriptors))
-    assert functional == FunctionalDescriptor(0x0D, 1000, 64, 0x0110)
-    assert functional.manifestation_tolerant and functional.will_detach
+    assert functional == rom.dfu_mode_descriptor()  # the ROM facts table, as the QEMU ROM
+    assert functional is not None
+    assert functional.manifestation_tolerant and not functional.will_detach
 
 
 def test_the_functional_descriptor_can_also_be_asked_for() -> None:
@@ -86,6 +88,22 @@ def test_a_board_without_permission_is_listed_but_cannot_be_opened() -> None:
     with pytest.raises(usb.core.USBError) as denied:
         dev.ctrl_transfer(0xA1, 3, 0, 2, 6)
     assert (denied.value.errno, denied.value.backend_error_code) == (errno.EACCES, -3)
+
+
+def test_without_a_driver_opening_fails_as_libusb_fails_on_windows() -> None:
+    # Download mode is composite: libusb's composite_open finds no interface it can use.
+    _, _, rom_face = one_board("esp32s2", BoardKind.NO_DRIVER)
+    with pytest.raises(usb.core.USBError) as not_found:
+        rom_face.ctrl_transfer(0xA1, 3, 0, 2, 6)
+    assert not_found.value.backend_error_code == -5
+    # WinUSB on interface 2 only: download mode opens, the DFU-mode device after DETACH
+    # (one interface) does not, and pyusb raises LIBUSB_ERROR_NOT_SUPPORTED as this.
+    bus, board, runtime = one_board("esp32s3", BoardKind.NO_DFU_DRIVER)
+    runtime.ctrl_transfer(0x21, 0, 1000, 2, b"")  # DETACH
+    (dfu_face,) = devices(bus)
+    assert board.mode == "dfu"
+    with pytest.raises(NotImplementedError):
+        dfu_face.ctrl_transfer(0xA1, 3, 0, 0, 6)
 
 
 def test_strings_and_langids_come_by_get_descriptor() -> None:

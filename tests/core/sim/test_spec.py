@@ -39,6 +39,16 @@ def test_a_bus_from_a_spec_has_those_boards_in_order() -> None:
     assert isinstance(SimBackend(bus).bus, SimBus)
 
 
+def test_the_windows_driver_kinds_are_spelled_and_listed_in_the_forms() -> None:
+    assert parse_spec("esp32s2-nodriver,ESP32-S3-NoDfuDriver") == [
+        ("esp32s2", BoardKind.NO_DRIVER),
+        ("esp32s3", BoardKind.NO_DFU_DRIVER),
+    ]
+    with pytest.raises(InputError) as refused:
+        parse_spec("esp32s2-winusb")
+    assert "nodriver, nodfudriver" in refused.value.hint
+
+
 def test_the_default_time_is_realistic() -> None:
     assert SimBus.from_spec("esp32s2").time == TimeModel.realistic()
 

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from espdfu import rom
 from espdfu.chips import ESPRESSIF_VID, chip_by_name
 from espdfu.protocol import DFU_CLASS, DFU_SUBCLASS, PROTOCOL_DFU, PROTOCOL_RUNTIME
 
@@ -51,7 +52,6 @@ CONFIGFS = Path("/sys/kernel/config/usb_gadget")
 FFS_MOUNTS = Path("/dev/ffs")
 CONTROL = Path("/run/gadget.ctl")
 ACK = Path("/run/gadget.ack")
-BCD_DEVICE = 0x0723
 
 # FunctionFS (linux/usb/functionfs.h): descriptors (v2) and strings written to ep0, events
 # read from it.
@@ -100,7 +100,7 @@ class Gadget:
             {
                 "idVendor": f"0x{ESPRESSIF_VID:04x}",
                 "idProduct": f"0x{product_id:04x}",
-                "bcdDevice": f"0x{BCD_DEVICE:04x}",
+                "bcdDevice": f"0x{rom.BCD_DEVICE:04x}",
                 "bcdUSB": "0x0200",
                 "bDeviceClass": str(device_class[0]),
                 "bDeviceSubClass": str(device_class[1]),
@@ -196,7 +196,7 @@ class Board:
         product = f"ESP32-{chip.name[5:].upper()}"
         self.gadgets: dict[Mode, Gadget] = {
             "rom": Gadget(f"rom{index}", chip.dfu_pid, (0xEF, 0x02, 0x01), product),
-            "dfu": Gadget(f"dfu{index}", chip.dfu_pid, (0, 0, 0), product),
+            "dfu": Gadget(f"dfu{index}", rom.dfu_mode_pid(chip), (0, 0, 0), product),
         }
         self.gadgets["rom"].add(f"acm.rom{index}")
         self.gadgets["rom"].add(f"ffs.rt{index}")
@@ -245,7 +245,21 @@ class Board:
         time.sleep(self.rom.timing.reenumerate_s)
         self.plug("dfu")
 
+    def _hold(self) -> bool:
+        """While the ROM erases it answers nothing: keep the request waiting (the host's
+        transfer is NAKed) until the erase is done. False when the board left the bus
+        meanwhile: the request is dropped, as a real board's would be."""
+        generation = self.rom.generation
+        while (left := self.rom.held_until - clock()) > 0:
+            time.sleep(min(left, 0.05))
+            if self.rom.generation != generation:
+                log(f"board{self.index}: a request held by the erase was dropped")
+                return False
+        return True
+
     def _answer(self, function: FunctionFs, setup: Setup) -> None:
+        if not self._hold():
+            return
         taken = False
 
         def read() -> bytes:

@@ -4,7 +4,8 @@
 #
 #   step NAME COMMAND...      run COMMAND (deadline: STEP_TIMEOUT, 120 s by default); keep its
 #                             stdout, stderr, exit code, times and CPU time in out/steps/NAME.*
-#   start NAME COMMAND...     the same, in the background; `stop NAME [SIGNAL]` ends it
+#   start NAME COMMAND...     the same, in the background; `stop NAME [SIGNAL]` ends it,
+#                             `finish NAME` waits for it to end by itself
 #   gadget ACTION BOARD       replug or unplug board BOARD, or wipe its flash (zero bytes);
 #                             returns once the guest's host has seen the change
 #   board_path BOARD          the USB port path of board BOARD, as the guest's host sees it
@@ -47,6 +48,14 @@ start() {
 stop() { # NAME [SIGNAL]: signal the command (not its timeout wrapper) and wait for it
     local name=$1 signal=${2:-TERM} rc
     pkill "-$signal" -P "${_started[$name]}"
+    wait "${_started[$name]}"
+    rc=$?
+    _record "$name" "$rc" "${_start_times[$name]}"
+    return "$rc"
+}
+
+finish() { # NAME: wait for a command started with `start` to end by itself
+    local name=$1 rc
     wait "${_started[$name]}"
     rc=$?
     _record "$name" "$rc" "${_start_times[$name]}"

@@ -1,20 +1,24 @@
 """The ESP32-S2/S3 ROM's USB DFU, as a model without I/O: what a board answers to each request.
 
 gadget.py puts it on a real USB bus (configfs + FunctionFS); keeping the decisions here, apart
-from the file descriptors, lets the model be read and reasoned about as the ROM's behaviour
-(``reference/esp-rom-dfu.md``), written afresh from DFU 1.1 rather than borrowed from the
-virtual boards, so that the two models check each other. What is shared with the project is
-what must be the same: the streaming archive receiver (so the md5 checks and errFILE,
-errVERIFY, errADDRESS and errNOTDONE come out exactly as on the virtual boards), the DFU
-constants, and the flash erase times of the virtual boards' realistic time model.
+from the file descriptors, lets the model be read and reasoned about as the ROM's behaviour,
+written afresh from DFU 1.1 rather than borrowed from the virtual boards, so that the two
+models check each other. What is shared with the project is what must be the same: the ROM
+facts and their sources (``espdfu.rom``: descriptors, transfer size, erase time per sector,
+dfuIDLE after the download), the streaming archive receiver (so the md5 checks and errFILE,
+errVERIFY, errADDRESS and errNOTDONE come out exactly as on the virtual boards), and the DFU
+constants.
 
 In ROM download mode the DFU runtime interface answers appIDLE and takes DETACH, after which
 the board re-enumerates in DFU mode. In DFU mode a download runs through DFU 1.1's state
-machine with 64-byte blocks; a block that starts a file erases its region and reports
-dfuDNBUSY for the erase time; the zero-length DNLOAD leads through dfuMANIFEST back to
-dfuIDLE (the ROM does not reset). Requests the state does not allow, UPLOAD, unknown requests
-and wrong block numbers STALL and leave dfuERROR/errSTALLEDPKT, as DFU 1.1 says; so do
-requests sent to a busy board before the poll timeout it reported has elapsed.
+machine with 64-byte blocks; a block that starts a file erases the file's region in one go,
+and until the erase is done the board answers nothing (``held_until``: the gadget holds the
+next request, which the host sees NAKed, as esp-idf issue 6999 shows); the zero-length DNLOAD
+leads straight back to dfuIDLE (the ROM neither manifests visibly nor resets). Settings give
+DFU 1.1's variants: the erase reported as dfuDNBUSY with its poll timeout, a dfuMANIFEST
+phase. Requests the state does not allow, UPLOAD, unknown requests and wrong block numbers
+STALL and leave dfuERROR/errSTALLEDPKT, as DFU 1.1 says; so do requests sent to a busy board
+before the poll timeout it reported has elapsed.
 """
 
 from __future__ import annotations
@@ -28,34 +32,22 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, NamedTuple
 
+from espdfu import rom
 from espdfu.chips import Chip
 from espdfu.protocol import (
     FUNCTIONAL_DESCRIPTOR_TYPE,
     REQUEST_IN,
     REQUEST_OUT,
-    FunctionalDescriptor,
     Request,
     State,
     Status,
     StatusReply,
 )
 from espdfu.sim.receiver import Receiver
-from espdfu.sim.timing import TimeModel
 
-TRANSFER_SIZE = 64
-RUNTIME_DESCRIPTOR = FunctionalDescriptor(
-    attributes=0x09,  # CanDnload | WillDetach
-    detach_timeout_ms=1000,
-    transfer_size=TRANSFER_SIZE,
-    dfu_version=0x0110,
-)
-DFU_MODE_DESCRIPTOR = FunctionalDescriptor(
-    attributes=0x05,  # CanDnload | ManifestationTolerant
-    detach_timeout_ms=1000,
-    transfer_size=TRANSFER_SIZE,
-    dfu_version=0x0110,
-)
-_ERASE_TIMES = TimeModel.realistic()
+TRANSFER_SIZE = rom.TRANSFER_SIZE
+RUNTIME_DESCRIPTOR = rom.runtime_descriptor()
+DFU_MODE_DESCRIPTOR = rom.dfu_mode_descriptor()
 _GET_DESCRIPTOR = 6
 _STANDARD_IN_INTERFACE = 0x81
 
@@ -69,15 +61,21 @@ def clock() -> float:
 
 @dataclass(frozen=True)
 class Timing:
-    """What the board makes its host wait, reported as bwPollTimeout."""
+    """What the board makes its host wait."""
 
-    block_poll_ms: int = 2
+    block_poll_ms: int = rom.BLOCK_POLL_MS
     """Reported with dfuDNLOAD-IDLE after each block: the time its flash write takes."""
-    erase: bool = True
-    """A block that starts a file reports dfuDNBUSY for the erase of the file's region."""
+    erase_ms_per_sector: float = rom.ERASE_MS_PER_SECTOR
+    """How long a file's erase takes per 4 KiB sector of its region (0: no time)."""
+    erase_busy: bool = not rom.ERASE_BLOCKS_BUS
+    """Report the erase as dfuDNBUSY with its time as the poll timeout (DFU 1.1's way)
+    instead of answering nothing until it is done (the ROM's)."""
+    manifest_poll: bool = not rom.MANIFEST_TO_IDLE
+    """Answer the zero-length DNLOAD's GETSTATUS with dfuMANIFEST and ``manifest_ms`` (DFU
+    1.1's way) instead of dfuIDLE at once (the ROM's)."""
     manifest_ms: int = 10
-    reenumerate_s: float = _ERASE_TIMES.reenumerate_s
-    """From DETACH to the board being on the bus again in DFU mode."""
+    reenumerate_s: float = 0.5
+    """From DETACH to the board being on the bus again in DFU mode (our assumption)."""
     strict_poll: bool = True
     """STALL requests to a busy board (dfuDNBUSY, dfuMANIFEST) before its poll timeout."""
 
@@ -197,6 +195,11 @@ class Rom:
         self._pending = Status.OK
         self._busy_ms: float | None = None
         self._ready_at = 0.0
+        self.held_until = 0.0
+        """Until when the board erases and answers nothing (``now``'s clock)."""
+        self.generation = 0
+        """Counts the board's appearances on the bus: a held request of an earlier one is
+        never answered."""
 
     # --- the bus ---------------------------------------------------------------------------------
 
@@ -207,12 +210,15 @@ class Rom:
         self.state = State.DFU_IDLE if mode == "dfu" else State.APP_IDLE
         self.status = self._pending = Status.OK
         self._busy_ms = None
-        self._ready_at = 0.0
+        self._ready_at = self.held_until = 0.0
+        self.generation += 1
         self._event("enumerated", mode=mode)
 
     def unplug(self) -> None:
         self._end_download("cable pulled")
         self.mode = None
+        self.held_until = 0.0
+        self.generation += 1
         self._event("unplugged")
 
     @property
@@ -307,9 +313,13 @@ class Rom:
                 self._event("error", status=self.status.label, at_byte=download.bytes)
                 self._end_download(self.status.label)
             else:
-                self.state, poll = State.MANIFEST, self.timing.manifest_ms
                 download.manifested = True
                 download.flash_sha256 = hashlib.sha256(self.flash).hexdigest()
+                if self.timing.manifest_poll:
+                    self.state, poll = State.MANIFEST, self.timing.manifest_ms
+                else:
+                    self.state = State.DFU_IDLE
+                    self._end_download("manifested")
         elif self.state in (State.DNBUSY, State.MANIFEST):  # asked early, strict_poll off
             poll = math.ceil((self._ready_at - now) * 1000)
         if self.state in (State.DNBUSY, State.MANIFEST):
@@ -349,8 +359,15 @@ class Rom:
             self._pending = fed.status
         download.blocks += 1
         download.bytes += len(data)
-        if fed.erased and self.timing.erase:
-            self._busy_ms = sum(_ERASE_TIMES.erase_ms(start, end) for start, end in fed.erased)
+        if fed.erased and self.timing.erase_ms_per_sector:
+            sectors = sum(rom.sectors(start, end - start) for start, end in fed.erased)
+            erase_ms = sectors * self.timing.erase_ms_per_sector
+            start, end = fed.erased[0]
+            self._event("erasing", address=start, size=end - start, ms=round(erase_ms, 1))
+            if self.timing.erase_busy:
+                self._busy_ms = erase_ms
+            else:
+                self.held_until = now + erase_ms / 1000
         self.state = State.DNLOAD_SYNC
         return _OK
 
