@@ -1,8 +1,9 @@
 """The flash engine on virtual boards with the realistic time model: host efficiency, scaling.
 
 Host efficiency: the wall time of a flash divided by the time the device itself imposed
-(every request's latency plus every bwPollTimeout it reported). What is left over is the
-host: Python, pyusb, the state machine, and how closely it keeps to the poll timeouts.
+(every request's latency, every erase it held the bus for, every bwPollTimeout it
+reported). What is left over is the host: Python, pyusb, the state machine, and how closely
+it keeps to the poll timeouts.
 Goal ≤ 1.03.
 
 Parallel scaling: the wall time of flashing 8 boards at once divided by that of one board.
@@ -96,8 +97,8 @@ A dfu.bin of {size // KIB} KiB ({len(image.payload):,} bytes sent: a 16 KiB boot
 app) flashed onto virtual ESP32-S2 boards in ROM download mode — DETACH, re-enumeration, the
 download in 64-byte blocks, manifestation — with the realistic time model of `espdfu.sim`,
 {repeats} time(s). The device's own time counts every request's latency (1 ms; the simulator
-pays back its own sleep overshoot, so latencies are exact on average) and every bwPollTimeout
-it reported, the re-enumeration after DETACH included.
+pays back its own sleep overshoot, so latencies are exact on average), every erase it held the
+bus for (the ROM's 30 ms per 4 KiB sector), and the re-enumeration after DETACH.
 
 {table}"""
     rows = [

@@ -114,6 +114,8 @@ class BoardSpec:
     flash_size: int = 4 * MIB
     timing: Mapping[str, object] = field(default_factory=dict)
     faults: Mapping[str, object] = field(default_factory=dict)
+    dfu_pid: int | None = None
+    """The PID of the DFU-mode device, when not the one espdfu.rom assumes."""
 
     def config(self) -> dict[str, object]:
         return {
@@ -121,6 +123,7 @@ class BoardSpec:
             "flash_size": self.flash_size,
             "timing": dict(self.timing),
             "faults": dict(self.faults),
+            "dfu_pid": self.dfu_pid,
         }
 
 

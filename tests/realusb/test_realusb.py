@@ -118,18 +118,20 @@ sleep 2
 cut -d' ' -f1 /proc/uptime >"$OUT/pulled_at"
 gadget unplug 1
 finish pulled
+step other_pid espdfu flash "$INPUTS/s2.dfu.bin" --path "$(board_path 2)" --json
 """
 
 
 @pytest.fixture(scope="module")
 def erase(realusb: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GuestRun]:
-    """Two S2 boards as the ROM is: each file's erase holds the bus, a 2 MiB part's for 15 s.
-    udevd runs, as on a desktop, so that dfu-util finds the board after DETACH. espdfu prints
-    its progress (to stderr) only without --json, so its plain lines are read here."""
+    """S2 boards as the ROM is: each file's erase holds the bus, a 2 MiB part's for 15 s; board 2
+    comes back from DETACH with another PID (nothing public says which PID the ROM's DFU mode
+    has). udevd runs, as on a desktop, so that dfu-util finds the board after DETACH. espdfu
+    prints its progress (to stderr) only without --json, so its plain lines are read here."""
     yield boot(
         ERASE_SCENARIO,
-        boards=[BoardSpec("esp32s2"), BoardSpec("esp32s2")],
-        inputs={"big.dfu.bin": BIG.data},
+        boards=[BoardSpec("esp32s2"), BoardSpec("esp32s2"), BoardSpec("esp32s2", dfu_pid=0x42)],
+        inputs={"big.dfu.bin": BIG.data, "s2.dfu.bin": S2.data},
         udev=True,
         timeout_s=600,
         workdir=tmp_path_factory.mktemp("erase"),
@@ -366,3 +368,14 @@ def test_a_cable_pulled_during_the_erase_is_a_vanished_board_within_seconds(
     assert step.rc == 1 and "The board vanished at byte" in step.stdout, step
     pulled_at = float((erase.folder / "out" / "pulled_at").read_text())
     assert step.end - pulled_at < 10, (step, pulled_at)  # the erase had 13 s to go
+
+
+def test_a_board_back_from_detach_with_another_pid_is_flashed_as_the_chip_it_was(
+    erase: GuestRun,
+) -> None:
+    """The chip is read before DETACH; the DFU-mode device's PID is not relied upon."""
+    (result,) = results(erase, "other_pid")
+    assert result["ok"] and result["chip"] == "esp32s2", erase.step("other_pid")
+    (note,) = result["notes"]
+    assert "303a:0042, not 303a:0002" in note, result
+    assert_flash(erase, 2, S2)

@@ -3,7 +3,8 @@
     python3 -m guest.gadget CONFIG OUT      (from the folder above guest/)
 
 CONFIG (JSON, written by harness.py) lists the boards: ``{"boards": [{"chip": "esp32s2",
-"flash_size": 4194304, "timing": {...}, "faults": {...}}]}`` (rom.Timing and rom.Faults).
+"flash_size": 4194304, "timing": {...}, "faults": {...}, "dfu_pid": null}]}`` (rom.Timing and
+rom.Faults; ``dfu_pid``: the DFU-mode PID when not espdfu.rom.dfu_mode_pid's).
 Board N sits on the UDC ``dummy_udc.N``, which dummy_hcd pairs with its own host port. Each
 board has two gadgets, as the ROM has two faces: ROM download mode (the kernel's CDC-ACM at
 interfaces 0-1, the DFU runtime interface at 2 on FunctionFS) and DFU mode (one FunctionFS
@@ -196,7 +197,9 @@ class Board:
         product = f"ESP32-{chip.name[5:].upper()}"
         self.gadgets: dict[Mode, Gadget] = {
             "rom": Gadget(f"rom{index}", chip.dfu_pid, (0xEF, 0x02, 0x01), product),
-            "dfu": Gadget(f"dfu{index}", rom.dfu_mode_pid(chip), (0, 0, 0), product),
+            "dfu": Gadget(
+                f"dfu{index}", spec.get("dfu_pid") or rom.dfu_mode_pid(chip), (0, 0, 0), product
+            ),
         }
         self.gadgets["rom"].add(f"acm.rom{index}")
         self.gadgets["rom"].add(f"ffs.rt{index}")
