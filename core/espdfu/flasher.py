@@ -136,7 +136,8 @@ class FlashOptions:
     retries: int = 1
     """Automatic retries of a flash that failed before the device accepted any data."""
     timeout_ms: int = DEFAULT_TIMEOUT_MS
-    """Longest wait for the answer to one USB request."""
+    """Longest wait for the answer to one USB request; the requests during which the ROM may
+    erase get that erase's allowance instead (:func:`espdfu.rom.erase_deadline_s`)."""
     busy_limit_s: float = BUSY_LIMIT_MS / 1000
     """Longest a board may stay busy on one step (a large erase takes seconds)."""
     progress_interval_s: float = 0.1

@@ -95,9 +95,9 @@ def sectors(address: int, size: int) -> int:
     return last - first + 1
 
 
-def erase_seconds(address: int, size: int, ms_per_sector: float = ERASE_MS_PER_SECTOR) -> float:
+def erase_seconds(address: int, size: int) -> float:
     """About how long the ROM's erase for an entry takes (the model's rate)."""
-    return sectors(address, size) * ms_per_sector / 1000
+    return sectors(address, size) * ERASE_MS_PER_SECTOR / 1000
 
 
 def erase_deadline_s(address: int, size: int) -> float:
@@ -151,9 +151,10 @@ def erase_note(entry: FlashEntry) -> str:
     seconds = math.ceil(erase_seconds(entry.address, entry.size))
     return (
         f"'{entry.name}' is one part of {entry.size:,} bytes: the ROM erases it in one go, "
-        f"about {seconds} s without answering USB. dfu-util and `idf.py dfu-flash` give up "
-        "after 5 s (LIBUSB_ERROR_TIMEOUT at 0 %); espdfu waits for it. To flash it with "
-        "them too, rebuild with parts: `idf.py dfu --part-size 524288`."
+        f"about {seconds} s without answering USB. dfu-util and `idf.py dfu-flash` wait 5 s "
+        "for any answer, so they may fail on it (LIBUSB_ERROR_TIMEOUT at 0 %); espdfu waits "
+        "for it. To flash it with them too, rebuild with parts: "
+        "`idf.py dfu --part-size 524288`."
     )
 
 

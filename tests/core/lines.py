@@ -36,13 +36,24 @@ class Command:
                 stream.close()
 
     def expect(self, words: str) -> str:
+        return self.expect_all(words)[0]
+
+    def expect_all(self, *words: str) -> list[str]:
+        """A line with each of ``words``, in whatever order they come (boards race each
+        other); lines before the last of them are passed over."""
+        wanted = list(words)
+        found: dict[str, str] = {}
         deadline = time.monotonic() + DEADLINE_S
-        while time.monotonic() < deadline:
+        while wanted and time.monotonic() < deadline:
             try:
                 line = self.lines.get(timeout=0.2)
             except queue.Empty:
                 continue
             self.seen.append(line)
-            if words in line:
-                return line
-        raise AssertionError(f"no line with {words!r}; got:\n{''.join(self.seen)}")
+            match = next((each for each in wanted if each in line), None)
+            if match is not None:
+                wanted.remove(match)
+                found[match] = line
+        if wanted:
+            raise AssertionError(f"no line with {wanted[0]!r}; got:\n{''.join(self.seen)}")
+        return [found[each] for each in words]
