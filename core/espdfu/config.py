@@ -153,6 +153,12 @@ def load_settings(
     return _settings(project_dir, merged, tuple(sources))
 
 
+def load_labels(config_dir: Path) -> dict[str, str]:
+    """The labels of ``config_dir``'s labels.toml alone: the demo's, kept apart from the user's."""
+    layer = _read_file(config_dir / LABELS_FILE, ("labels",), ())
+    return {port: text for port, text in (layer.labels if layer else {}).items() if text}
+
+
 def save_label(port_path: str, label: str | None, *, config_dir: Path | None = None) -> Path:
     """Label the board at ``port_path`` in labels.toml (None or "" removes it); the file's path.
 

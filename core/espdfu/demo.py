@@ -92,11 +92,15 @@ class DemoProject:
     build_dir: Path
     build_command: tuple[str, ...]
     sim_spec: str
+    config_dir: Path
+    """Where the demo keeps its board labels: its boards are not the user's (the user's own
+    labels.toml is neither read nor written)."""
 
 
 def make_demo_project(root: Path) -> DemoProject:
     """Write the demo project into ``root`` (a temporary folder the caller removes)."""
-    project = root.resolve() / PROJECT_NAME  # the build command runs in another folder
+    root = root.resolve()  # the build command runs in another folder
+    project = root / PROJECT_NAME
     (project / "main").mkdir(parents=True, exist_ok=True)
     (project / "CMakeLists.txt").write_text(
         "cmake_minimum_required(VERSION 3.16)\n"
@@ -118,6 +122,7 @@ def make_demo_project(root: Path) -> DemoProject:
         build_dir=project / "build",
         build_command=(sys.executable, "-m", "espdfu.demo", "build", str(project)),
         sim_spec=DEMO_BOARDS,
+        config_dir=root / "config",
     )
 
 

@@ -217,13 +217,19 @@ class FlashResult:
     def message(self) -> str:
         return f"{self.headline} {self.next_step}".strip()
 
+    @property
+    def confirmed(self) -> int:
+        """Payload bytes the board confirmed: all of them after a flash that went well."""
+        return self.size if self.error is None else self.error.accepted
+
     def as_dict(self) -> dict[str, Any]:
         error = self.error
         return {
             "path": self.path,
             "chip": self.chip,
             "ok": self.ok,
-            "bytes": self.size,
+            "bytes": self.confirmed,
+            "size": self.size,
             "seconds": round(self.seconds, 3),
             "attempts": self.attempts,
             "ending": self.ending.name.lower() if self.ending else None,
@@ -726,7 +732,9 @@ class _Job:
         accepted = self.confirmed
         if isinstance(error, _Cancelled):
             return FlashError(
-                Failure.CANCELLED, f"Cancelled {at}; the board is left ready to flash again."
+                Failure.CANCELLED,
+                f"Cancelled {at}; the board is left ready to flash again.",
+                accepted=accepted,
             )
         if isinstance(error, DeviceGone) or (
             isinstance(error, UsbFault)

@@ -34,8 +34,16 @@ def read_bytes(path: str | os.PathLike[str], *, limit: int, what: str) -> bytes:
         try:
             before = os.fstat(descriptor)
             if not stat.S_ISREG(before.st_mode):
-                kind = "a folder" if stat.S_ISDIR(before.st_mode) else "a device, pipe or socket"
-                raise InputError(f"{shown} is {kind}, not a {what}.")
+                if stat.S_ISDIR(before.st_mode):
+                    raise InputError(
+                        f"{shown} is a folder, not a {what}.",
+                        f"Give the path of the {what} itself, not of the folder it is in.",
+                    )
+                raise InputError(
+                    f"{shown} is a device, pipe or socket, not a {what}.",
+                    f"Save the {what} to a regular file and give that file: espdfu reads it "
+                    "whole and checks it first, which a device, pipe or socket does not allow.",
+                )
             if before.st_size > limit:
                 raise InputError(
                     f"{shown} is {format_size(before.st_size)}: far too large to be a {what} "
@@ -49,7 +57,7 @@ def read_bytes(path: str | os.PathLike[str], *, limit: int, what: str) -> bytes:
         finally:
             os.close(descriptor)
     except FileNotFoundError:
-        raise InputError(f"{shown} does not exist.") from None
+        raise InputError(f"{shown} does not exist.", _missing_hint(path, what)) from None
     except PermissionError:
         raise InputError(
             f"No permission to read {shown}.", "Check the file's owner and mode."
@@ -64,6 +72,14 @@ def read_bytes(path: str | os.PathLike[str], *, limit: int, what: str) -> bytes:
             "Wait until the build (or copy) has finished, then try again.",
         )
     return data
+
+
+def _missing_hint(path: Path, what: str) -> str:
+    """Where a relative path was looked for, as a mistyped folder is the usual cause."""
+    if path.is_absolute():
+        return f"Check the name and the folder of the {what}."
+    where = printable(str(Path.cwd()))
+    return f"Check the name and the folder of the {what} (relative to {where})."
 
 
 def _version(status: os.stat_result) -> tuple[int, int]:
@@ -88,9 +104,14 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> Path:
         finally:
             temporary.unlink(missing_ok=True)
     except IsADirectoryError:
-        raise EspdfuError(f"Cannot write {path}: it is a folder.") from None
+        raise EspdfuError(
+            f"Cannot write {path}: it is a folder.", "Give the path of a file, not of a folder."
+        ) from None
     except FileNotFoundError:
-        raise EspdfuError(f"Cannot write {path}: its folder does not exist.") from None
+        raise EspdfuError(
+            f"Cannot write {path}: its folder does not exist.",
+            f"Create {path.parent} first, or give a path in a folder that exists.",
+        ) from None
     except PermissionError:
         raise EspdfuError(
             f"No permission to write {path}.", "Choose another output path with -o."

@@ -27,9 +27,9 @@ from . import rom
 from .boards import Board, BoardEvent, Change, Mode, Monitor
 from .build import BuildResult, BuildRunner, BuildState
 from .errors import EspdfuError
-from .flasher import FlashOptions, FlashResult, Phase, Progress, flash, incompatibility
+from .flasher import Failure, FlashOptions, FlashResult, Phase, Progress, flash, incompatibility
 from .stopping import flash_endings
-from .transport import Usb
+from .transport import Usb, port_order
 from .watch import Artifact, ArtifactWatcher
 
 JOIN_TIMEOUT_S = 5.0
@@ -67,15 +67,28 @@ class BoardView:
         return self.progress is not None
 
     @property
+    def cancelled(self) -> bool:
+        """The last flash was cancelled: the user's doing, not a failure; the board is ready."""
+        error = self.last.error if self.last else None
+        return error is not None and error.kind is Failure.CANCELLED
+
+    @property
     def last_state(self) -> str:
-        """The state a finished flash leaves: "flashed" or "failed: <reason>"."""
-        if self.last is None:
+        """The state a finished flash leaves: "flashed", "cancelled at byte N" or
+        "failed: <reason>"."""
+        last = self.last
+        if last is None:
             return ""
-        return "flashed" if self.last.ok else f"failed: {_reason(self.last)}"
+        if last.error is None:
+            return "flashed"
+        if self.cancelled:
+            return f"cancelled at byte {last.error.accepted:,}"
+        return f"failed: {_reason(last)}"
 
     @property
     def state(self) -> str:
-        """In words: ready, detaching, flashing 42%, flashed, failed: <reason>, ..."""
+        """In words: ready, detaching, flashing 42%, flashed, cancelled at byte N, failed:
+        <reason>, ..."""
         if self.progress is not None:
             if self.progress.phase is Phase.DOWNLOADING:
                 return f"flashing {self.progress.fraction:.0%}"
@@ -93,6 +106,14 @@ class BoardView:
 
 def _reason(result: FlashResult) -> str:
     return result.error.kind.value if result.error else ""
+
+
+def _reset_advice(titles: list[str]) -> str:
+    """One line for a round of flashes: "Press RESET on 1-1.1 and 1-1.2 to run ..."."""
+    boards = titles[0] if len(titles) == 1 else f"{', '.join(titles[:-1])} and {titles[-1]}"
+    return (
+        f"Press RESET on {boards} to run the new firmware: the ESP ROM does not start it by itself."
+    )
 
 
 @dataclass(frozen=True)
@@ -210,6 +231,9 @@ class Workbench:
         self._flashed: dict[str, str] = {}
         """The digest each board was last flashed with successfully."""
         self._remembered: dict[str, tuple[FlashResult, float]] = {}
+        self._to_reset: dict[str, str] = {}
+        """Port path → title of the boards flashed in this round of flashes that wait for RESET:
+        said once, when the round ends."""
         self._labels = dict(settings.labels)
         self._auto_flash = settings.auto_flash
         self._build = BuildStatus()
@@ -374,7 +398,14 @@ class Workbench:
             return [path for path in paths if self._start(path, artifact, explicit=True)]
 
     def flash_all(self) -> list[str]:
-        return self.flash([path for path in self.boards() if self.compatible(path)])
+        paths = [path for path in self.boards() if self.compatible(path)]
+        artifact = self._artifact
+        if not paths and artifact is not None and artifact.valid:
+            with self._lock:
+                self._log("Nothing to flash: no board here can take this dfu.bin.", level="warning")
+            self._deliver()
+            return []
+        return self.flash(paths)
 
     def flash_armed(self) -> list[str]:
         return self.flash([path for path, view in self.boards().items() if view.armed])
@@ -394,7 +425,7 @@ class Workbench:
         with self._lock:
             self._auto_flash = on
             self._post(AutoFlashChanged(on))
-            self._log(f"Auto-flash on rebuild {'on' if on else 'off'}.")
+            self._log(f"Auto-flash on rebuild: {'on' if on else 'off'}.")
 
     @_delivers
     def set_label(self, path: str, label: str) -> None:
@@ -589,17 +620,26 @@ class Workbench:
                 self._flashed[path] = artifact.digest
             pending = self._pending.pop(path, None)
             view = self._views.get(path)
-            level = "info" if result.ok else "error"
-            self._log(f"{view.title if view else path}: {result.message}", level=level)
-            if view is None:
-                return
-            self._show(replace(view, progress=None, last=result, last_at=now))
-            if not view.present:  # it left during the flash and has not come back
-                del self._views[path]
-                self._post(BoardRemoved(path))
-            elif pending is not None and not cancel.is_set():
-                # Taken over in the same step, so that no artifact can slip in between.
-                self._start(path, pending, explicit=False)
+            title = view.title if view else path
+            if result.ok:  # the RESET advice is the same for every board: said once, below
+                self._log(f"{title}: {result.headline}")
+                if result.next_step:
+                    self._to_reset[path] = title
+            else:
+                cancelled = result.error is not None and result.error.kind is Failure.CANCELLED
+                self._log(f"{title}: {result.message}", level="info" if cancelled else "error")
+            if view is not None:
+                self._show(replace(view, progress=None, last=result, last_at=now))
+                if not view.present:  # it left during the flash and has not come back
+                    del self._views[path]
+                    self._post(BoardRemoved(path))
+                elif pending is not None and not cancel.is_set():
+                    # Taken over in the same step, so that no artifact can slip in between.
+                    self._start(path, pending, explicit=False)
+            if not self._jobs and self._to_reset:  # the last flash of the round
+                titles = [self._to_reset[p] for p in sorted(self._to_reset, key=port_order)]
+                self._log(_reset_advice(titles))
+                self._to_reset.clear()
 
     @_delivers
     def _on_progress(self, progress: Progress) -> None:

@@ -105,6 +105,59 @@ def test_info_on_a_missing_file(tmp_path: Path) -> None:
     assert result.returncode == 2 and "does not exist" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message", "hint"),
+    [
+        (
+            ["flash", "missing.bin", "--sim", "esp32s2"],
+            "missing.bin does not exist.",
+            "Check the name and the folder of the dfu.bin (relative to {cwd}).",
+        ),
+        (
+            ["info", "adir"],
+            "adir is a folder, not a dfu.bin.",
+            "Give the path of the dfu.bin itself, not of the folder it is in.",
+        ),
+        (
+            ["flash", "/dev/null", "--sim", "esp32s2"],
+            "/dev/null is a device, pipe or socket, not a dfu.bin.",
+            "Save the dfu.bin to a regular file and give that file",
+        ),
+        (
+            ["mkdfu", "-o", "x.bin", "--chip", "esp32s2", "0", "missing.bin"],
+            "missing.bin does not exist.",
+            "Check the name and the folder of the flash image (relative to {cwd}).",
+        ),
+        (
+            ["mkdfu", "-o", "x.bin", "--chip", "esp32s2", "0", "adir"],
+            "adir is a folder, not a flash image.",
+            "Give the path of the flash image itself, not of the folder it is in.",
+        ),
+        (
+            ["mkdfu", "-o", "x.bin", "--chip", "esp32s2", "0", "/dev/null"],
+            "/dev/null is a device, pipe or socket, not a flash image.",
+            "Save the flash image to a regular file and give that file",
+        ),
+        (
+            ["mkdfu", "-o", "no/dir/x.bin", "--chip", "esp32s2", "0", "a.bin"],
+            "Cannot write no/dir/x.bin: its folder does not exist.",
+            "Create no/dir first, or give a path in a folder that exists.",
+        ),
+    ],
+)
+def test_unreadable_inputs_say_what_to_do(
+    tmp_path: Path, args: list[str], message: str, hint: str
+) -> None:
+    """docs/cli.md promises a sentence and, on the next line, what to do about it."""
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "a.bin").write_bytes(b"app")
+    result = espdfu(*args, cwd=tmp_path)
+    assert result.returncode in (1, 2)
+    first, second = result.stderr.splitlines()[:2]
+    assert first == f"espdfu: {message}"
+    assert second.startswith(f"  {hint.format(cwd=tmp_path)}")
+
+
 def test_mkdfu_writes_what_esp_idf_writes(vectors: Path, tmp_path: Path) -> None:
     """Same arguments as ESP-IDF's test of mkdfu.py, run in the vector folder."""
     out = tmp_path / "out.bin"

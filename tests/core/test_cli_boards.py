@@ -7,13 +7,15 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from espdfu import dfufile, udev
 from espdfu.errors import EspdfuError
-from tests.core.boardworld import image_files
+from espdfu.flasher import FlashOptions, Progress, flash
+from tests.core.boardworld import KIB, image, image_files, world
 from tests.core.test_cli import espdfu
 
 
@@ -92,7 +94,23 @@ def test_flash_all_skips_other_chips_and_reports_json(s2_file: Path) -> None:
         ("1-1.1", True, "idle"),
         ("1-1.2", True, "idle"),
     ]
-    assert "skipping 1-1.3" in result.stderr and "esp32s3" in result.stderr
+    assert "skipping 1-1.3 (ROM download): The file is for esp32s2" in result.stderr
+
+
+def test_flash_all_says_why_it_passes_over_each_board(s2_file: Path) -> None:
+    """A board left out without a word looks like one espdfu did not see: every board --all
+    passes over gets one line, those without DFU too."""
+    spec = "esp32s2,esp32s3-jtag,esp32s2-noaccess,esp32s3"
+    result = espdfu("flash", s2_file, "--all", "--sim", spec)
+    assert result.returncode == 0, result.stderr
+    skips = [line for line in result.stderr.splitlines() if "skipping" in line]
+    assert skips == [
+        "espdfu: skipping 1-1.2 (USB-Serial-JTAG): The device at 1-1.2 has no DFU interface.",
+        "espdfu: skipping 1-1.3 (ROM download): The board at 1-1.3 cannot be opened.",
+        "espdfu: skipping 1-1.4 (ROM download): The file is for esp32s2 but the board at 1-1.4 "
+        "is esp32s3.",
+    ]
+    assert "1 of 1 board flashed." in result.stdout
 
 
 def test_flash_a_chosen_board(s2_file: Path) -> None:
@@ -164,6 +182,40 @@ def test_a_stop_signal_aborts_every_download_cleanly(s2_file: Path, signum: sign
         "(1-1.1, 1-1.2)." in err
     )
     assert "Traceback" not in err
+
+
+def test_json_bytes_are_the_bytes_the_board_confirmed_when_cancelled() -> None:
+    """A cancelled flash's `bytes` agrees with its message's "at byte N"; `size` is the whole
+    download, which is what `bytes` is after a flash that went well."""
+    w = world("esp32s2")
+    cancel = threading.Event()
+
+    def progress(update: Progress) -> None:
+        if update.done >= 8 * KIB:
+            cancel.set()
+
+    every_block = FlashOptions(progress_interval_s=0.0)
+    result = flash(w.usb, "1-1.1", image(), options=every_block, progress=progress, cancel=cancel)
+    cancelled = result.as_dict()
+    assert cancelled["error"] == "cancelled"
+    assert 8 * KIB <= cancelled["bytes"] < cancelled["size"] == len(image().payload)
+    assert (
+        f"Cancelled at byte {cancelled['bytes']:,} of {cancelled['size']:,}"
+        in (cancelled["message"])
+    )
+    flashed = flash(w.usb, "1-1.1", image()).as_dict()
+    assert flashed["ok"] and flashed["bytes"] == flashed["size"] == cancelled["size"]
+
+
+def test_a_cable_pulled_by_the_spec_ends_the_flash_at_that_byte(s2_file: Path) -> None:
+    """The fault comes from the command line, as a demonstration or a rig's own test has it."""
+    result = espdfu("flash", s2_file, "--json", "--sim", "esp32s2:pull@20000")
+    assert result.returncode == 1, result.stderr
+    (outcome,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert outcome["error"] == "vanished"
+    assert outcome["bytes"] == 20000 // 64 * 64  # the blocks before the one carrying byte 20000
+    assert "The board vanished at byte 19,968 of" in outcome["message"]
+    assert "Check the cable" in outcome["hint"]
 
 
 def test_udev_rule_is_least_privilege() -> None:

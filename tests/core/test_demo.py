@@ -35,6 +35,7 @@ def demo(tmp_path: Path) -> DemoProject:
 
 def test_the_project_looks_like_an_esp_idf_project(demo: DemoProject) -> None:
     assert demo.build_dir == demo.project_dir / "build"
+    assert demo.config_dir.parent == demo.project_dir.parent  # in the throw-away folder
     assert (demo.project_dir / "CMakeLists.txt").is_file()
     assert (demo.project_dir / "main" / "app_main.c").is_file()
     sdkconfig = (demo.project_dir / "sdkconfig").read_text()

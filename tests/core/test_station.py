@@ -143,7 +143,7 @@ def test_the_command_reports_each_board_and_stops_on_a_signal(tmp_path: Path) ->
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "ESPDFU_SIM_TIME": "0"},
+        env={**os.environ, "ESPDFU_SIM_TIME": "0", "ESPDFU_CONFIG_DIR": str(tmp_path)},
     )
     command = Command(process)
     try:
@@ -158,5 +158,34 @@ def test_the_command_reports_each_board_and_stops_on_a_signal(tmp_path: Path) ->
         err = process.stderr.read()
         assert "2 boards flashed, 0 failed." in err
         assert "stopped by SIGINT: nothing was running." in err
+    finally:
+        command.close()
+
+
+def test_the_command_names_labelled_slots_by_label_and_port(tmp_path: Path) -> None:
+    """The jig's slots are labelled (production.md says to): the operator reads those names,
+    with the port, as `espdfu watch` writes them."""
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "config.toml").write_text('[labels]\n"1-1.2" = "slot 2"\n"1-1.3" = "slot 3"\n')
+    dfu = tmp_path / "dfu.bin"
+    dfu.write_bytes(dfufile.build(image_files(app_size=8 * KIB), pid=0x0002))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "espdfu", "station", str(dfu), "--sim", "esp32s2*2,esp32s3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "ESPDFU_SIM_TIME": "0", "ESPDFU_CONFIG_DIR": str(config)},
+    )
+    command = Command(process)
+    try:
+        unlabelled, _, skipped = command.expect_all(
+            "1-1.1  esp32s2  Flashed", "slot 2 (1-1.2)  esp32s2  Flashed", "slot 3 (1-1.3)"
+        )
+        assert "not flashed: The file is for esp32s2" in skipped
+        assert unlabelled.split()[1:3] == ["1-1.1", "esp32s2"]  # no label: the port alone
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=DEADLINE_S) == 130
     finally:
         command.close()

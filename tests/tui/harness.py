@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from time import time as wall_time
 
 from textual.pilot import Pilot
-from textual.widgets import Static
+from textual.widgets import RichLog, Static
 
 from espdfu.demo import make_demo_project
 from espdfu.flasher import FlashOptions
@@ -24,6 +25,7 @@ def make_app(
     spec: str = "esp32s2*2,esp32s3",
     time: TimeModel | None = None,
     keymap: dict[str, str] | None = None,
+    clock: Callable[[], float] = wall_time,
 ) -> tuple[EspdfuApp, SimBus]:
     """An app on virtual boards with a demo project under ``root`` (its build: instant)."""
     project = make_demo_project(root)
@@ -40,7 +42,9 @@ def make_app(
         ),
         save_label=lambda path, label: None,
     )
-    app = EspdfuApp(workbench, project="espdfu-demo", facts=["USB: virtual"], keymap=keymap)
+    app = EspdfuApp(
+        workbench, project="espdfu-demo", facts=["USB: virtual"], keymap=keymap, clock=clock
+    )
     return app, bus
 
 
@@ -52,6 +56,10 @@ async def until(pilot: Pilot[int], condition: Callable[[], bool], what: str) -> 
             return
         await pilot.pause(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def log_text(app: EspdfuApp) -> str:
+    return "\n".join(str(line.text) for line in app.query_one("#log", RichLog).lines)
 
 
 def panel(app: EspdfuApp, path: str) -> BoardPanel:

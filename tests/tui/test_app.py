@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -11,14 +13,15 @@ from textual.widgets import RichLog
 
 from espdfu import dfufile
 from espdfu.build import BuildState
+from espdfu.config import config_dir, load_labels, save_label
 from espdfu.dfufile import FlashFile
 from espdfu.sim import BoardKind, TimeModel, VirtualBoard
-from espdfu_tui.__main__ import build_parser, main
+from espdfu_tui.__main__ import build_parser, main, make_app_from_args
 from espdfu_tui.app import NO_BOARDS_TEXT, EspdfuApp
-from espdfu_tui.panels import BoardGrid, BoardPanel, panel_id
+from espdfu_tui.panels import BoardGrid, BoardPanel, ago, panel_id
 from espdfu_tui.screens import ConfirmScreen, HelpScreen, LabelScreen
 from espdfu_tui.status import StatusBar
-from tests.tui.harness import make_app, panel, panel_text, text, until
+from tests.tui.harness import log_text, make_app, panel, panel_text, text, until
 
 SIZE = (80, 24)
 
@@ -85,6 +88,9 @@ async def test_x_builds_then_flashes_every_armed_board_that_can_take_it(tmp_path
             assert "flashed" in panel_text(app, path)
             assert "press RESET to run the new firmware" in panel_text(app, path)
             assert bus.board(path).downloads_completed == 1
+        log = log_text(app)  # the RESET advice once for the round, not once a board
+        assert log.count("Press RESET") == 1
+        assert f"Press RESET on {S2A} and {S2B} to run the new firmware" in " ".join(log.split())
         assert "the dfu.bin is for esp32s2" in panel_text(app, S3)
         assert "build OK" in text(app, "#project-line")
         assert "build/dfu.bin: " in text(app, "#artifact-line")
@@ -127,6 +133,7 @@ async def test_space_arms_and_w_turns_auto_flash_on(tmp_path: Path) -> None:
         assert "armed" not in str(panel(app, S2A).border_subtitle)
         await pilot.press("w")
         await until(pilot, lambda: "auto-flash ON" in text(app, "#project-line"), "auto on")
+        assert "Auto-flash on rebuild: on." in log_text(app)
         await pilot.press("b")  # a rebuild: the armed board is flashed by itself
         await until(pilot, lambda: panel(app, S2B).view.last is not None, "the auto-flash")
         assert bus.board(S2A).downloads_completed == 0
@@ -144,7 +151,10 @@ async def test_c_cancels_the_selected_boards_flash(tmp_path: Path) -> None:
         )
         await pilot.press("c")
         await until(pilot, lambda: panel(app, S2A).view.last is not None, "the cancel")
-        assert "failed: cancelled" in panel_text(app, S2A)
+        words = panel_text(app, S2A)
+        assert re.search(r"cancelled at byte [\d,]+, \d+ s ago", words), words
+        assert "the board is ready to flash again" in words and "failed" not in words
+        assert not panel(app, S2A).has_class("failed")
         assert bus.board(S2A).downloads_completed == 0
 
 
@@ -177,15 +187,28 @@ async def test_l_hides_the_log_and_question_mark_shows_help(tmp_path: Path) -> N
         assert not isinstance(app.screen, HelpScreen)
 
 
-async def test_arrows_move_the_selection(tmp_path: Path) -> None:
+async def test_arrows_move_on_the_grid_as_drawn_and_stop_at_its_edges(tmp_path: Path) -> None:
     app, _ = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE) as pilot:  # two a row at 80 columns: S2A S2B / S3
         await until(pilot, lambda: len(app.query(BoardPanel)) == 3, "the panels")
-        await pilot.press("right")
-        assert app.focused is panel(app, S2B)
-        await pilot.press("down")  # two a row at 80 columns
-        assert app.focused is panel(app, S2A)
-        await pilot.press("left")
+        assert app.query_one(BoardGrid).columns == 2
+        for key, lands_on in [
+            ("left", S2A),  # the row's start
+            ("up", S2A),  # the top row
+            ("right", S2B),
+            ("right", S2B),  # the row's end: not on to the next row
+            ("down", S2B),  # nothing below it
+            ("left", S2A),
+            ("down", S3),
+            ("down", S3),  # the last row: no wrap to the top
+            ("right", S3),  # nothing to its right
+            ("up", S2A),
+        ]:
+            await pilot.press(key)
+            assert app.focused is panel(app, lands_on), (key, lands_on)
+        app.action_move_row(1)  # two at once, as a held key sends them: each from the last
+        app.action_move(1)  # from S3: nothing to its right (from S2A, it would be S2B)
+        await pilot.pause()
         assert app.focused is panel(app, S3)
         seen = []
         for _ in range(6):  # tab goes round the boards only, never to the grid or the log
@@ -308,3 +331,139 @@ async def test_a_panel_shows_the_roms_erase_and_the_log_notes_the_large_part(
         await until(pilot, lambda: panel(app, S2A).view.last is not None, "the flash")
         last = panel(app, S2A).view.last
         assert last is not None and last.ok and bus.board(S2A).downloads_completed == 1
+
+
+async def test_the_demo_keeps_its_labels_to_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A label given in --demo is the demo's: the user's labels.toml is neither read nor
+    written (it was: the demo's label then showed in `espdfu watch` on real boards)."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.delenv("ESPDFU_CONFIG_DIR", raising=False)
+    monkeypatch.delenv("ESPDFU_SIM", raising=False)
+    users = save_label(S2A, "my real board")
+    assert users == config_dir() / "labels.toml" and users.is_relative_to(home)
+    before = users.read_bytes()
+    demo_root = tmp_path / "demo"
+    app, _ = make_app_from_args(build_parser().parse_args(["--demo"]), demo_root)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 5, "the demo's boards")
+        assert str(panel(app, S2A).border_title) == S2A  # not the user's label
+        await pilot.press("n", *"bench", "enter")
+        await until(pilot, lambda: str(panel(app, S2A).border_title) == "bench", "the label")
+    assert users.read_bytes() == before
+    assert load_labels(demo_root / "config") == {S2A: "bench"}
+
+
+async def test_f_and_shift_f_without_a_dfu_bin_say_why(tmp_path: Path) -> None:
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 3, "the panels")
+        assert app.check_action("flash", ()) is None and app.check_action("flash_all", ()) is None
+        await pilot.press("f", "F")  # greyed out, and they say why when pressed
+        reason = "Nothing to flash: there is no dfu.bin yet."
+        await until(pilot, lambda: log_text(app).count(reason) == 2, "both reasons")
+
+
+async def test_shift_f_with_no_board_for_the_dfu_bin_says_so(tmp_path: Path) -> None:
+    app, _ = make_app(tmp_path, spec="esp32s3")  # the demo builds for esp32s2
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 1, "the panel")
+        await pilot.press("b")
+        await until(pilot, lambda: app.query_one(StatusBar).artifact is not None, "the dfu.bin")
+        await pilot.press("F")
+        reason = "Nothing to flash: no board here can take this dfu.bin."
+        await until(pilot, lambda: reason in log_text(app), "the reason")
+
+
+async def test_ages_move_on_by_themselves(tmp_path: Path) -> None:
+    """ "flashed 0 s ago" and the dfu.bin's age follow the app's clock, moved on here."""
+    later = 0.0
+    app, _ = make_app(tmp_path, spec="esp32s2", clock=lambda: time.time() + later)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 1, "the panel")
+        await pilot.press("x")
+        await until(pilot, lambda: "flashed" in panel_text(app, S2A), "the flash")
+        assert re.search(r"flashed \d s ago", panel_text(app, S2A))
+        later = 125.0
+        await until(
+            pilot,
+            lambda: (
+                "flashed 2 min ago" in panel_text(app, S2A)
+                and "esp32s2, 2 min ago" in text(app, "#artifact-line")
+            ),
+            "the once-a-second refresh",
+        )
+
+
+async def test_ctrl_c_reminds_of_the_apps_own_quit_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, _ = make_app(tmp_path, keymap={"quit": "Q"})
+    notes: list[str] = []
+    monkeypatch.setattr(app, "notify", lambda message, **_: notes.append(message))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+c")
+        assert notes == ["Press Q to quit (it asks first while a flash or a build runs)."]
+        assert app.is_running
+
+
+async def test_every_panel_fits_80x24_with_its_reset_advice(tmp_path: Path) -> None:
+    """Five boards, three rows, no scrolling; the RESET advice whole in every panel."""
+    app, _ = make_app(tmp_path, spec="esp32s2*5")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 5, "the panels")
+        await pilot.press("x")
+        await until(pilot, lambda: all(p.view.last for p in app.query(BoardPanel)), "flashes")
+        grid = app.query_one(BoardGrid)
+        assert grid.max_scroll_y == 0
+        advice = "press RESET to run the new firmware"
+        for board in app.query(BoardPanel):
+            assert board.query_one("#after").content_size.width >= len(advice)
+            assert advice in panel_text(app, board.view.path)
+
+
+async def test_the_arrows_reach_boards_below_the_fold_and_show_them(tmp_path: Path) -> None:
+    """Four rows in room for three: down moves the selection (the grid's own scroll keys
+    would take the arrows) and the selected board scrolls into view."""
+    app, _ = make_app(tmp_path, spec="esp32s2*8")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 8, "the panels")
+        grid = app.query_one(BoardGrid)
+        await until(pilot, lambda: grid.max_scroll_y > 0, "the overflow")
+        panels = list(app.query(BoardPanel))
+        assert app.focused is panels[0]
+        await pilot.press("down", "down", "down")
+        bottom_left = panels[6]
+        assert app.focused is bottom_left
+        await until(
+            pilot, lambda: grid.region.contains_region(bottom_left.region), "it scrolled in view"
+        )
+
+
+async def test_b_while_a_build_runs_says_why_it_does_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ESPDFU_DEMO_BUILD_S", "30")  # still running when b comes again
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b")
+        await until(pilot, lambda: app.check_action("build", ()) is None, "b greyed out")
+        await pilot.press("b")
+        await until(pilot, lambda: "A build is already running." in log_text(app), "the reason")
+        await pilot.press("c")
+        await until(pilot, lambda: not app.workbench.busy, "the build cancelled")
+
+
+def test_ages_grow_coarser_so_that_they_are_redrawn_rarely() -> None:
+    assert [ago(0, t) for t in (9.9, 10, 19.9, 59, 60, 3599, 3600)] == [
+        "9 s ago",
+        "10 s ago",
+        "10 s ago",
+        "50 s ago",
+        "1 min ago",
+        "59 min ago",
+        "1 h ago",
+    ]

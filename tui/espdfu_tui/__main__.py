@@ -172,7 +172,7 @@ def make_app_from_args(args: argparse.Namespace, demo_root: Path | None) -> tupl
     from textual.binding import Binding
 
     from espdfu.build import find_project
-    from espdfu.config import config_dir, load_settings, save_label
+    from espdfu.config import config_dir, load_labels, load_settings, save_label
     from espdfu.demo import make_demo_project
     from espdfu.flasher import FlashOptions
     from espdfu.transport import open_usb
@@ -182,11 +182,13 @@ def make_app_from_args(args: argparse.Namespace, demo_root: Path | None) -> tupl
 
     overrides: dict[str, object] = {}
     sim = args.sim
+    labels_dir = config_dir()
     if demo_root is not None:
         demo = make_demo_project(demo_root)
         project_dir = demo.project_dir
         overrides["build_command"] = demo.build_command
         sim = sim or demo.sim_spec
+        labels_dir = demo.config_dir
     else:
         project_dir = args.project_dir or find_project(Path.cwd()) or Path.cwd()
     if args.build_dir:
@@ -214,13 +216,13 @@ def make_app_from_args(args: argparse.Namespace, demo_root: Path | None) -> tupl
             auto_flash=settings.auto_flash,
             make_dfu=settings.make_dfu,
             arm_new_boards=settings.arm_new_boards,
-            labels=dict(settings.labels),
+            labels=load_labels(labels_dir) if demo_root else dict(settings.labels),
             flash=FlashOptions(
                 detach_wait_s=settings.detach_wait_s, progress_interval_s=PROGRESS_INTERVAL_S
             ),
             monitor_interval_s=settings.monitor_interval_s,
         ),
-        save_label=lambda path, label: save_label(path, label),
+        save_label=lambda path, label: save_label(path, label, config_dir=labels_dir),
     )
     facts = [
         f"Project: {project_dir}" + (" (demo: a throw-away copy)" if demo_root else ""),
@@ -228,7 +230,8 @@ def make_app_from_args(args: argparse.Namespace, demo_root: Path | None) -> tupl
         f"Build command: {' '.join(command)}",
         f"USB: {usb_world.description}",
         "Config files read: " + (", ".join(map(str, settings.sources)) or "none"),
-        f"Board labels are kept in {config_dir() / 'labels.toml'}",
+        f"Board labels are kept in {labels_dir / 'labels.toml'}"
+        + (" (the demo's own)" if demo_root else ""),
     ]
     app = EspdfuApp(
         workbench,

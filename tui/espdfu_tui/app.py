@@ -11,13 +11,14 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import FrameType
 from typing import ClassVar
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
@@ -51,6 +52,10 @@ LOG_LINES = 2000
 _TERMINAL_FD = 2
 """Textual draws on stderr."""
 _LEVEL_STYLES = {"warning": "yellow", "error": "bold red"}
+AGE_REFRESH_S = 1.0
+"""How often the "12 s ago" texts are looked at; a line is redrawn only when its text changed."""
+_SAYS_WHY = ("build", "build_flash", "flash", "flash_all")
+"""Commands that, run while greyed out, say in the log why they cannot act."""
 
 
 class WorkbenchMessage(Message):
@@ -75,6 +80,10 @@ class EspdfuApp(App[int]):
 
     TITLE = "espdfu-tui"
     CSS_PATH = "app.tcss"
+    # Not a ClassVar: Textual declares it on App as an instance attribute.
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]  # noqa: RUF012
+    """Screen classes by height: "-short" (under 30 lines) has a shorter log, so that three rows
+    of panels fit in 24; "-tall" only ends it."""
     # Every binding has an id, so users can remap keys ([keys] in the config).
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("b", "build", "Build", id="build"),
@@ -115,8 +124,11 @@ class EspdfuApp(App[int]):
         demo: bool = False,
         facts: Iterable[str] = (),
         keymap: dict[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
+        self.clock = clock
+        """Now, for the "12 s ago" texts (the workbench's times are time.time())."""
         self.workbench = workbench
         self.project = project
         self.demo = demo
@@ -144,16 +156,26 @@ class EspdfuApp(App[int]):
         log = RichLog(id="log", max_lines=LOG_LINES, wrap=True, markup=False)
         log.can_focus = False  # tab selects boards only; the log scrolls with the mouse
         yield log
-        yield Footer(compact=True)
+        # Without ctrl+p (the help lists it), c Cancel and q Quit both fit in 80 columns.
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         if self.keymap:
             self.set_keymap(self.keymap)
         status = self.query_one(StatusBar)
         status.auto_flash = self.workbench.auto_flash
-        status.show()
+        status.show(self.clock())
         self._catch_stop_signals()
+        self.set_interval(AGE_REFRESH_S, self.refresh_ages)
         self.workbench.start(self._relay)
+
+    def refresh_ages(self) -> None:
+        """Bring the "flashed 12 s ago" and the dfu.bin's age up to now."""
+        now = self.clock()
+        with contextlib.suppress(NoMatches):  # the app may be closing
+            self.query_one(StatusBar).show(now)
+        for panel in self.query(BoardPanel):
+            panel.refresh_age(now)
 
     def _relay(self, event: Event) -> None:
         """Called on the workbench's threads."""
@@ -177,14 +199,14 @@ class EspdfuApp(App[int]):
             status = self.query_one(StatusBar)
             status.artifact = event.artifact
             status.target = self._project_target() or status.target
-            status.show()
+            status.show(self.clock())
             self._refresh_panels()
         elif isinstance(event, BuildChanged):
             self.query_one(StatusBar).build = event.status
-            self.query_one(StatusBar).show()
+            self.query_one(StatusBar).show(self.clock())
         elif isinstance(event, AutoFlashChanged):
             self.query_one(StatusBar).auto_flash = event.on
-            self.query_one(StatusBar).show()
+            self.query_one(StatusBar).show(self.clock())
         self.refresh_bindings()
 
     def _show_board(self, event: BoardChanged) -> None:
@@ -193,14 +215,14 @@ class EspdfuApp(App[int]):
         compatible = self.workbench.compatible(view.path)
         panel = next(self.query(f"#{panel_id(view.path)}").results(BoardPanel), None)
         if panel is not None:
-            panel.show(view, compatible, chip)
+            panel.show(view, compatible, chip, self.clock())
             return
         grid = self.query_one(BoardGrid)
         self.query_one("#no-boards").display = False
         panels = list(grid.query(BoardPanel))
         place = port_order(view.path)
         later = [p for p in panels if port_order(p.view.path) > place]
-        new = BoardPanel(view, compatible, chip)
+        new = BoardPanel(view, compatible, chip, self.clock())
         grid.mount(new, before=later[0] if later else None)
         if not panels:
             new.focus()
@@ -214,7 +236,7 @@ class EspdfuApp(App[int]):
     def _refresh_panels(self) -> None:
         chip = self._artifact_chip()
         for panel in self.query(BoardPanel):
-            panel.show(panel.view, self.workbench.compatible(panel.view.path), chip)
+            panel.show(panel.view, self.workbench.compatible(panel.view.path), chip, self.clock())
 
     def _project_target(self) -> str | None:
         settings = self.workbench.settings
@@ -236,16 +258,28 @@ class EspdfuApp(App[int]):
         return focused if isinstance(focused, BoardPanel) else None
 
     def action_move(self, step: int) -> None:
+        """Left or right on the grid as drawn; nothing past the row's ends."""
+        self._move_on_grid(step, 0)
+
+    def action_move_row(self, step: int) -> None:
+        """Up or down on the grid as drawn; nothing past its top or its last board below."""
+        self._move_on_grid(0, step)
+
+    def _move_on_grid(self, across: int, down: int) -> None:
         panels = list(self.query(BoardPanel))
         if not panels:
             return
-        current = panels.index(self.selected) if self.selected in panels else -step
-        panels[(current + step) % len(panels)].focus()
-
-    def action_move_row(self, step: int) -> None:
-        grid = self.query_one(BoardGrid)
-        columns = grid.styles.grid_size_columns or 1
-        self.action_move(step * columns)
+        # Focused at once (focus() would wait for the next idle): a key that follows at once,
+        # as with a held arrow, moves on from the new board, not again from the old one.
+        if self.selected not in panels:
+            self.screen.set_focus(panels[0])
+            return
+        columns = self.query_one(BoardGrid).columns
+        row, column = divmod(panels.index(self.selected), columns)
+        row, column = row + down, column + across
+        index = row * columns + column
+        if 0 <= column < columns and row >= 0 and index < len(panels):
+            self.screen.set_focus(panels[index])
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -267,6 +301,27 @@ class EspdfuApp(App[int]):
         if action == "cancel":  # shown only when there is something to cancel
             return building or (selected is not None and selected.view.flashing)
         return True
+
+    def on_key(self, event: events.Key) -> None:
+        """A greyed-out key that can say why it cannot act says so, instead of nothing.
+
+        Runs before the bindings are looked at; an enabled binding is left to them.
+        """
+        active = self.screen.active_bindings.get(event.key)
+        if active is None or active.enabled or active.node is not self:
+            return
+        if active.binding.action in _SAYS_WHY:
+            event.prevent_default()  # the app's own binding check would only find it greyed
+            event.stop()
+            getattr(self, f"action_{active.binding.action}")()
+
+    def action_help_quit(self) -> None:
+        """Ctrl-C: not a way out, but a reminder of the app's own quit key (which asks first)."""
+        keys = self.keymap.get("quit", "q").split(",")[0]
+        self.notify(
+            f"Press {keys} to quit (it asks first while a flash or a build runs).",
+            title="Ctrl-C does not quit",
+        )
 
     def action_build(self) -> None:
         self.workbench.build()

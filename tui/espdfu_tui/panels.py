@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widget import Widget
@@ -18,11 +16,14 @@ PANEL_WIDTH = 38
 """The narrowest a panel may be: two fit side by side in 80 columns."""
 
 
-def ago(when: float, now: float | None = None) -> str:
-    """``12 s ago``, ``3 min ago``, ``2 h ago``."""
-    seconds = max(0, int((now or time.time()) - when))
-    if seconds < 60:
+def ago(when: float, now: float) -> str:
+    """``4 s ago``, ``20 s ago``, ``3 min ago``, ``2 h ago``: coarser as it gets older, so that
+    the once-a-second look redraws rarely (bytes over SSH)."""
+    seconds = max(0, int(now - when))
+    if seconds < 10:
         return f"{seconds} s ago"
+    if seconds < 60:
+        return f"{seconds // 10 * 10} s ago"
     if seconds < 3600:
         return f"{seconds // 60} min ago"
     return f"{seconds // 3600} h ago"
@@ -31,11 +32,15 @@ def ago(when: float, now: float | None = None) -> str:
 class BoardPanel(Widget, can_focus=True):
     """A board: what it is, what it is doing, how the last flash went, what to do next."""
 
-    def __init__(self, view: BoardView, compatible: bool, artifact_chip: str | None) -> None:
+    def __init__(
+        self, view: BoardView, compatible: bool, artifact_chip: str | None, now: float
+    ) -> None:
         super().__init__(id=panel_id(view.path), classes="panel")
         self.view = view
         self.compatible = compatible
         self.artifact_chip = artifact_chip
+        self.now = now
+        """The time the "12 s ago" is counted to (the app's clock, when it last looked)."""
 
     def compose(self) -> ComposeResult:
         yield Static(id="what")
@@ -45,15 +50,21 @@ class BoardPanel(Widget, can_focus=True):
 
     def on_mount(self) -> None:
         self.refresh_view()
-        self.set_interval(15, self._age)
 
-    def _age(self) -> None:
-        """The "12 s ago" of the last result; nothing else changes by itself."""
-        if self.view.last is not None and not self.view.flashing:
-            self.refresh_view()
+    def refresh_age(self, now: float) -> None:
+        """The "12 s ago" of the last result, the only text that changes by itself: the line
+        is redrawn only when its words change (bytes over SSH)."""
+        self.now = now
+        state = self.query_one("#state", Static)
+        line = self._state_line()
+        if str(state.content) != line:
+            state.update(line)
 
-    def show(self, view: BoardView, compatible: bool, artifact_chip: str | None) -> None:
+    def show(
+        self, view: BoardView, compatible: bool, artifact_chip: str | None, now: float
+    ) -> None:
         self.view, self.compatible, self.artifact_chip = view, compatible, artifact_chip
+        self.now = now
         self.refresh_view()
 
     def refresh_view(self) -> None:
@@ -63,7 +74,8 @@ class BoardPanel(Widget, can_focus=True):
         self.border_subtitle = "armed" if view.armed else ""
         self.set_class(view.armed, "armed")
         self.set_class(view.flashing, "flashing")
-        self.set_class(view.last is not None and not view.last.ok and not view.flashing, "failed")
+        failed = view.last is not None and not view.last.ok and not view.cancelled
+        self.set_class(failed and not view.flashing, "failed")
         self.set_class(not view.present or not board.flashable, "inactive")
         what = f"{board.chip_name} · {board.mode.value}"
         if view.label:
@@ -87,9 +99,11 @@ class BoardPanel(Widget, can_focus=True):
         view = self.view
         text = view.state
         if view.last is not None and view.last_at is not None and text == view.last_state:
-            text = (
-                f"{text} {ago(view.last_at)}" if view.last.ok else f"{text} ({ago(view.last_at)})"
-            )
+            age = ago(view.last_at, self.now)
+            if view.last.ok:
+                text = f"{text} {age}"
+            else:
+                text = f"{text}, {age}" if view.cancelled else f"{text} ({age})"
         progress = view.progress
         if progress is not None and progress.phase is Phase.ERASING:
             return text  # what it erases and for how long fills the line; the ETA comes back
@@ -110,6 +124,8 @@ class BoardPanel(Widget, can_focus=True):
         last = view.last
         if view.flashing:
             return ""
+        if view.cancelled:
+            return "the board is ready to flash again"
         if last is not None and not last.ok:
             return last.next_step
         if last is not None and last.ending is Ending.IDLE and view.board.mode is Mode.DFU:
@@ -122,11 +138,18 @@ def panel_id(path: str) -> str:
     return "board-" + path.replace(".", "_")
 
 
-class BoardGrid(VerticalScroll, can_focus=False):
+class BoardGrid(VerticalScroll, can_focus=False, inherit_bindings=False):
     """The panels, as many per row as the width allows.
 
     Not focusable itself: focus is the board selection, so tab goes from board to board (the
-    grid scrolls to the focused panel)."""
+    grid scrolls to the focused panel). Without the scroll keys of its base, whose bindings
+    would take the arrows from the app's board selection as soon as the panels overflow; the
+    mouse wheel still scrolls it."""
+
+    @property
+    def columns(self) -> int:
+        """Panels a row, as drawn now."""
+        return self.styles.grid_size_columns or 1
 
     def on_resize(self) -> None:
         columns = max(1, self.size.width // PANEL_WIDTH)

@@ -7,6 +7,7 @@ command, less the server's options), so it is each app process that takes the in
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import logging
 import os
@@ -38,6 +39,10 @@ def serve(app_argv: Sequence[str], host: str, port: int) -> int:
     command = subprocess.list2cmdline(argv) if os.name == "nt" else shlex.join(argv)
     try:
         _check_can_listen(host, port)  # first: the server says "serving" before it listens
+        # Its lines (an app refused as already running, say) reach a log or pipe as they come,
+        # not when a buffer fills.
+        if isinstance(sys.stdout, io.TextIOWrapper):
+            sys.stdout.reconfigure(line_buffering=True)
         _Server(command, host=host, port=port, title=TITLE).serve()
     except OSError as error:
         print(f"espdfu-tui: cannot serve on {host}:{port}: {error.strerror}.", file=sys.stderr)

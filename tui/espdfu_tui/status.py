@@ -30,6 +30,8 @@ class StatusBar(Widget):
         self.artifact: Artifact | None = None
         self.build = BuildStatus()
         self.auto_flash = False
+        self.now = 0.0
+        """The time the dfu.bin's age is counted to (the app's clock, when it last looked)."""
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="first-line"):
@@ -37,16 +39,15 @@ class StatusBar(Widget):
             yield ProgressBar(total=1, show_eta=False, id="build-bar")
         yield Static(id="artifact-line")
 
-    def on_mount(self) -> None:
-        self.show()
-        self.set_interval(15, self.show)  # the artifact's age; nothing else changes by itself
-
-    def show(self) -> None:
+    def show(self, now: float) -> None:
+        """Both lines as they are at ``now``; a line is redrawn only when its words changed."""
+        self.now = now
         auto = "auto-flash ON" if self.auto_flash else "auto-flash off"
-        self.query_one("#project-line", Static).update(
-            f"{self.project} · {self.target} · {self._build_text()} · {auto}"
+        _update(
+            self.query_one("#project-line", Static),
+            f"{self.project} · {self.target} · {self._build_text()} · {auto}",
         )
-        self.query_one("#artifact-line", Static).update(self._artifact_text())
+        _update(self.query_one("#artifact-line", Static), self._artifact_text())
         bar = self.query_one("#build-bar", ProgressBar)
         bar.display = self.build.state is BuildState.RUNNING and self.build.total > 0
         if bar.display:  # ninja's [n/m]
@@ -64,7 +65,7 @@ class StatusBar(Widget):
         made = " (made from flasher_args.json)" if artifact.made_here else ""
         return (
             f"{self.build_dir}/dfu.bin: {format_size(artifact.size)}, {chip}, "
-            f"{ago(artifact.mtime)}{made}"
+            f"{ago(artifact.mtime, self.now)}{made}"
         )
 
     def _build_text(self) -> str:
@@ -79,3 +80,9 @@ class StatusBar(Widget):
             BuildState.FAILED: "build FAILED (see log)",
             BuildState.CANCELLED: "build cancelled",
         }.get(build.state, build.state.name.lower())
+
+
+def _update(line: Static, text: str) -> None:
+    """Redraw ``line`` only if its text changed: the ages are looked at every second."""
+    if str(line.content) != text:
+        line.update(text)

@@ -149,13 +149,26 @@ def _select(
     while True:
         boards = {board.path: board for board in scan(usb_world)}
         try:
-            return _choose(args, boards, image)
+            chosen = _choose(args, boards, image)
         except _NotYet as waiting:
             if stop.signum is not None:
                 return []
             if time.monotonic() >= deadline:
                 raise waiting.error from None
             time.sleep(_WAIT_POLL_S)
+            continue
+        if args.all:  # once, for the boards as they were when the flash started
+            _say_skipped(boards, image, args.force)
+        return chosen
+
+
+def _say_skipped(boards: dict[str, Board], image: DfuImage, force: bool) -> None:
+    """One line on stderr for each board --all passes over, with what it is and why: a board
+    left out without a word looks like one espdfu did not see."""
+    for path, board in boards.items():
+        problem = incompatibility(board, image, force)
+        if problem is not None:
+            note(f"skipping {path} ({board.mode.value}): {problem.message}")
 
 
 class _NotYet(Exception):
@@ -177,10 +190,6 @@ def _choose(args: argparse.Namespace, boards: dict[str, Board], image: DfuImage)
         return list(dict.fromkeys(args.path))
     compatible = [p for p, b in boards.items() if incompatibility(b, image, args.force) is None]
     if args.all:
-        for path, board in boards.items():
-            problem = incompatibility(board, image, args.force)
-            if problem is not None and board.interface is not None:
-                note(f"skipping {path}: {problem.message}")
         if not compatible:
             raise _NotYet(
                 EspdfuError(f"No board can take this {image.chip_name} file.", _present(boards))
@@ -221,10 +230,11 @@ def report_line(lead: str, text: str, hint: str = "") -> None:
         print(f"{' ' * len(lead)}  {hint}", flush=True)
 
 
-def report_result(result: FlashResult, prefix: str = "") -> None:
-    """One board's result in a line, and what to do on the next when it failed."""
+def report_result(result: FlashResult, prefix: str = "", name: str = "") -> None:
+    """One board's result in a line (the board by ``name``, else its port), and what to do on
+    the next when it failed."""
     hint = result.error.hint if result.error is not None else ""
-    report_line(f"{prefix}{result.path}", f"{result.chip}  {result.headline}", hint)
+    report_line(f"{prefix}{name or result.path}", f"{result.chip}  {result.headline}", hint)
 
 
 def _report(results: list[FlashResult]) -> None:

@@ -6,6 +6,7 @@ import argparse
 import json
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from .. import dfufile
@@ -47,18 +48,29 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 class _Lines:
-    """Results and skips as they come, from several threads: one whole entry at a time."""
+    """Results and skips as they come, from several threads: one whole entry at a time.
 
-    def __init__(self, as_json: bool) -> None:
+    A labelled board is named by its label and its port, as `espdfu watch` names it, so the
+    operator reads the jig's slot names.
+    """
+
+    def __init__(self, as_json: bool, labels: Mapping[str, str]) -> None:
         self.as_json = as_json
+        self.labels = labels
         self.lock = threading.Lock()
+
+    def _name(self, path: str) -> str:
+        label = self.labels.get(path)
+        return f"{label} ({path})" if label else path
 
     def result(self, result: FlashResult) -> None:
         with self.lock:
             if self.as_json:
                 print(json.dumps(result.as_dict()), flush=True)
             else:
-                report_result(result, prefix=f"{time.strftime('%H:%M:%S')} ")
+                report_result(
+                    result, prefix=f"{time.strftime('%H:%M:%S')} ", name=self._name(result.path)
+                )
 
     def skipped(self, skipped: Skipped) -> None:
         with self.lock:
@@ -66,14 +78,19 @@ class _Lines:
                 entry = {"path": skipped.path, "ok": False, "skipped": skipped.reason}
                 print(json.dumps({**entry, "hint": skipped.hint}), flush=True)
             else:
-                lead = f"{time.strftime('%H:%M:%S')} {skipped.path}"
+                lead = f"{time.strftime('%H:%M:%S')} {self._name(skipped.path)}"
                 report_line(lead, f"not flashed: {skipped.reason}", skipped.hint)
 
 
 def _station(args: argparse.Namespace) -> int:
+    # Imported here, as in `espdfu watch`: the configuration is not needed by other commands.
+    from ..build import find_project
+    from ..config import load_settings
+
     image = dfufile.load(args.file)
+    labels = load_settings(find_project(Path.cwd())).labels
     usb_world = open_usb(args.sim)
-    lines = _Lines(args.json)
+    lines = _Lines(args.json, labels)
     station = Station(
         usb_world,
         image,

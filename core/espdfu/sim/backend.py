@@ -25,7 +25,7 @@ from .descriptors import (
     Libusb,
     usb_error,
 )
-from .spec import parse_spec
+from .spec import parse_boards
 from .timing import TimeModel
 
 Location = tuple[int, tuple[int, ...]]
@@ -70,10 +70,11 @@ class SimBus:
 
     @classmethod
     def from_spec(cls, spec: str, *, time: TimeModel | None = None) -> SimBus:
-        """A bus with the boards ``spec`` names ("esp32s2*3,esp32s3-jtag"), plugged in order."""
+        """A bus with the boards ``spec`` names ("esp32s2*3,esp32s3-jtag,esp32s2:pull@64K"), with
+        their faults, plugged in order."""
         bus = cls(time)
-        for chip, kind in parse_spec(spec):
-            bus.plug(VirtualBoard(chip, kind))
+        for board in parse_boards(spec):
+            bus.plug(board.board())
         return bus
 
     def plug(self, board: VirtualBoard, path: str | None = None) -> VirtualBoard:

@@ -20,7 +20,7 @@ import time
 from array import array
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal, get_args
 
 from .. import rom
@@ -234,6 +234,7 @@ class VirtualBoard:
         erase_busy: bool = not rom.ERASE_BLOCKS_BUS,
         manifest_poll: bool = not rom.MANIFEST_TO_IDLE,
         dfu_pid: int | None = None,
+        erase_ms_per_sector: float | None = None,
         faults: Iterable[Fault] = (),
     ) -> None:
         self.chip = resolve_chip(chip)
@@ -252,6 +253,8 @@ class VirtualBoard:
         straight to dfuIDLE)."""
         self.dfu_pid = dfu_pid
         """The DFU-mode face's PID; None: :func:`espdfu.rom.dfu_mode_pid`'s."""
+        self.erase_ms_per_sector = erase_ms_per_sector
+        """This board's erase time per sector (a slow flash chip); None: the bus's time model's."""
         self.faults: list[Fault] = list(faults)
         self.requests: Counter[Request] = Counter()
         """Class requests to the DFU interface since the board was (re)plugged."""
@@ -365,6 +368,8 @@ class VirtualBoard:
             if self._bus is not None:
                 raise ValueError(f"{self!r} is already on a bus")
             self._bus, self._path, self._location, self._time = bus, path, location, bus.time
+            if self.erase_ms_per_sector is not None:
+                self._time = replace(bus.time, erase_ms_per_sector=self.erase_ms_per_sector)
             self._plug_in()
 
     def control(
