@@ -57,7 +57,7 @@ def test_x_builds_and_flashes_every_board_that_can_take_it(
 
 def test_the_screen_fits_80_by_24(start_demo: Callable[[int, int], Tmux]) -> None:
     demo = start_demo(80, 24)
-    screen = demo.wait_for(lambda s: "1-1.4" in s and "^p palette" in s, "the narrow layout")
+    screen = demo.wait_for(lambda s: "─ 1-2.1 " in s and "q Quit" in s, "the narrow layout")
     lines = screen.splitlines()
     assert len(lines) <= 24 and max(len(line) for line in lines) <= 80
     assert "espdfu-demo · esp32s2 · build: idle" in screen
