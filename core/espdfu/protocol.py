@@ -164,10 +164,6 @@ class FunctionalDescriptor:
     FORMAT = struct.Struct("<BBBHHH")
 
     @property
-    def can_download(self) -> bool:
-        return bool(self.attributes & 0x01)
-
-    @property
     def manifestation_tolerant(self) -> bool:
         return bool(self.attributes & 0x04)
 

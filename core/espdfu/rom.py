@@ -61,6 +61,11 @@ splitting files into 512 KiB parts (``ESP_DFU_PART_SIZE``). Which request waits 
 that carries the first data or the GETSTATUS after it — is not published: dfu-util's
 failure is in GETSTATUS, so the models hold that one; the flasher allows for both."""
 
+FLASH_SIZE_WITHOUT_PARAMS = 4 * 1024 * 1024
+"""The flash size the ROM works with when the archive has no flash_params.dat (ESP-IDF up to
+v4.3.3, v4.4.0 and v4.4.1 wrote none): writes beyond it are errADDRESS. Assumption: the ROM's
+own default is not published; 4 MB is the flash of the common ESP32-S2/S3 modules."""
+
 BLOCK_POLL_MS = 0
 """bwPollTimeout reported with dfuDNLOAD-IDLE after an ordinary block. Assumption: not
 published; the real-USB benchmarks also run the ROM model with 2 ms."""

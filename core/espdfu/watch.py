@@ -185,6 +185,12 @@ class ArtifactWatcher:
         self._refresh(force=True)
         return self.current
 
+    def refresh(self) -> Artifact | None:
+        """As :meth:`check_now`, but dfu.bin is read only if it changed since it was last read
+        (the watcher has usually read it already)."""
+        self._refresh()
+        return self.current
+
     # --- reading ------------------------------------------------------------------------------
 
     def _refresh(self, *, force: bool = False, made_here: bool = False) -> None:

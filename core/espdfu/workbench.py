@@ -237,7 +237,6 @@ class Workbench:
         self._labels = dict(settings.labels)
         self._auto_flash = settings.auto_flash
         self._build = BuildStatus()
-        self._held: Artifact | None = None
         """An artifact that arrived while our build ran: it counts once the build succeeds."""
         self._artifact: Artifact | None = None
         self.monitor = Monitor(usb_world, self._on_board_event, settings.monitor_interval_s)
@@ -505,8 +504,6 @@ class Workbench:
                 self._log(f"{artifact.path} is not usable: {artifact.problem}", level="error")
                 return
             building = self._build.state is BuildState.RUNNING
-            if building:
-                self._held = artifact
             image = artifact.image
             chip = image.chip_name if image else "?"
             self._log(f"New dfu.bin: {chip}, {artifact.size:,} bytes.")
@@ -535,9 +532,12 @@ class Workbench:
 
     @_delivers
     def _on_build_done(self, result: BuildResult) -> None:
+        # What the build left is read while the build still counts as running, so that a new
+        # artifact is reported without being auto-flashed: what to flash after our own build is
+        # decided here alone, once. No lock held: the watcher reports under its own.
+        artifact = self.watcher.refresh() if result.ok else None
         with self._lock:
             status = self._build
-            held, self._held = self._held, None
             self.watcher.paused = False
             self._set_build(replace(status, state=result.state, result=result))
             if not result.ok:
@@ -547,7 +547,6 @@ class Workbench:
                     self._log(line, source="build", level="error")
                 return
             self._log(f"Build finished in {result.seconds:.1f} s.")
-        artifact = self.watcher.check_now() or held
         if artifact is None or not artifact.valid:
             self._log("The build made no usable dfu.bin.", level="error")
             return

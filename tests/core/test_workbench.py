@@ -140,6 +140,21 @@ def test_build_then_flash_reaches_the_armed_boards_that_can_take_it(bench: Bench
     assert any(e.source == "build" for e in bench.recorder.events if isinstance(e, Logged))
 
 
+def test_build_then_flash_with_auto_flash_on_starts_each_flash_once(bench: Bench) -> None:
+    """`x` with auto-flash on: the build's artifact is flashed by one rule, once per board,
+    with no "being flashed already" for the trigger that came second."""
+    s2a, s2b, _ = bench.world.paths
+    bench.workbench.set_auto_flash(True)
+    bench.workbench.build(then_flash=True)
+    bench.wait_flashed([s2a, s2b])
+    bench.wait_idle()
+    logged = bench.recorder.logged()
+    assert "being flashed already" not in logged
+    for path in (s2a, s2b):
+        assert bench.world.board(path).downloads_completed == 1
+        assert logged.count(f"{path}: Flashed") == 1
+
+
 def test_auto_flash_reflashes_armed_boards_on_new_content_only(bench: Bench) -> None:
     s2a, s2b, _ = bench.world.paths
     bench.workbench.set_armed(s2b, False)

@@ -46,7 +46,7 @@ from .descriptors import (
     string_descriptor,
     usb_error,
 )
-from .receiver import DEFAULT_FLASH_SIZE, ReceivedFile, Receiver
+from .receiver import ReceivedFile, Receiver
 from .timing import SECTOR_SIZE, Pacer, TimeModel
 
 if TYPE_CHECKING:
@@ -229,7 +229,7 @@ class VirtualBoard:
         chip: str | Chip,
         kind: BoardKind = BoardKind.ROM,
         *,
-        flash_size: int = DEFAULT_FLASH_SIZE,
+        flash_size: int = rom.FLASH_SIZE_WITHOUT_PARAMS,
         strict_poll: bool = True,
         erase_busy: bool = not rom.ERASE_BLOCKS_BUS,
         manifest_poll: bool = not rom.MANIFEST_TO_IDLE,

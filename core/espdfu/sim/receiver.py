@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from typing import NamedTuple
 
+from .. import rom
 from ..dfufile import (
     CPIO_HEADER_LEN,
     DFUINFO,
@@ -27,8 +28,6 @@ from ..dfufile import (
 from ..protocol import Status
 from .timing import SECTOR_SIZE
 
-DEFAULT_FLASH_SIZE = 4 * 1024 * 1024
-"""The flash size the ROM assumes when the archive has no flash_params.dat."""
 MAX_NAME = 4096
 MAX_INDEX = 64 * 1024
 """Bounds on what the receiver buffers: a name, and dfuinfo0.dat (744 records)."""
@@ -83,7 +82,7 @@ class Receiver:
 
     def __init__(self, flash: bytearray) -> None:
         self._flash = flash
-        self._limit = min(DEFAULT_FLASH_SIZE, len(flash))
+        self._limit = min(rom.FLASH_SIZE_WITHOUT_PARAMS, len(flash))
         self._records: dict[bytes, list[tuple[int, int, bytes]]] | None = None
         self._status = Status.OK
         self._buffer = bytearray()
