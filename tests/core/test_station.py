@@ -135,17 +135,24 @@ def test_stop_aborts_the_running_flashes_and_leaves_the_boards_ready(
     assert not any(t.name.startswith("espdfu-station") for t in threading.enumerate())
 
 
-def test_the_command_reports_each_board_and_stops_on_a_signal(tmp_path: Path) -> None:
-    dfu = tmp_path / "dfu.bin"
+def start_station(folder: Path, config_dir: Path) -> tuple[subprocess.Popen[str], Command]:
+    """`espdfu station` on two S2 boards and an S3, in ``folder``, with the configuration in
+    ``config_dir`` (never the user's own)."""
+    dfu = folder / "dfu.bin"
     dfu.write_bytes(dfufile.build(image_files(app_size=8 * KIB), pid=0x0002))
     process = subprocess.Popen(
         [sys.executable, "-m", "espdfu", "station", str(dfu), "--sim", "esp32s2*2,esp32s3"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "ESPDFU_SIM_TIME": "0", "ESPDFU_CONFIG_DIR": str(tmp_path)},
+        cwd=folder,
+        env={**os.environ, "ESPDFU_SIM_TIME": "0", "ESPDFU_CONFIG_DIR": str(config_dir)},
     )
-    command = Command(process)
+    return process, Command(process)
+
+
+def test_the_command_reports_each_board_and_stops_on_a_signal(tmp_path: Path) -> None:
+    process, command = start_station(tmp_path, tmp_path)
     try:
         command.expect_all(  # in any order: the skipped board's line may come last
             "1-1.3  not flashed: The file is for esp32s2",
@@ -168,17 +175,7 @@ def test_the_command_names_labelled_slots_by_label_and_port(tmp_path: Path) -> N
     config = tmp_path / "config"
     config.mkdir()
     (config / "config.toml").write_text('[labels]\n"1-1.2" = "slot 2"\n"1-1.3" = "slot 3"\n')
-    dfu = tmp_path / "dfu.bin"
-    dfu.write_bytes(dfufile.build(image_files(app_size=8 * KIB), pid=0x0002))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "espdfu", "station", str(dfu), "--sim", "esp32s2*2,esp32s3"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "ESPDFU_SIM_TIME": "0", "ESPDFU_CONFIG_DIR": str(config)},
-    )
-    command = Command(process)
+    process, command = start_station(tmp_path, config)
     try:
         unlabelled, _, skipped = command.expect_all(
             "1-1.1  esp32s2  Flashed", "slot 2 (1-1.2)  esp32s2  Flashed", "slot 3 (1-1.3)"
