@@ -51,7 +51,7 @@ def _rebuild_to_first_block(repeats: int) -> list[float]:
         rng = random.Random(7)
         delays = []
         for _ in range(repeats):
-            image = dfufile.build(
+            image = dfufile.pack(
                 [dfufile.FlashFile(0x10000, "app.bin", rng.randbytes(4 * KIB))], pid=2
             )
             (build_dir / "dfu.tmp").write_bytes(image)

@@ -2,7 +2,7 @@
 
 The floor is what no reader can avoid: md5 over the image bytes and the CRC-32 over the
 dfu.bin bytes, each computed once. The goal is that reading (``dfufile.load``) and writing
-(``dfufile.build`` + ``dfufile.save``) each cost at most 1.5 times that.
+(``dfufile.pack`` + ``dfufile.save``) each cost at most 1.5 times that.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def measure(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str, T
 
 def run(quick: bool) -> Section:
     files = image_files()
-    data = dfufile.build(files, pid=PID, flash_size=FLASH_SIZE)
+    data = dfufile.pack(files, pid=PID, flash_size=FLASH_SIZE)
     image = dfufile.parse(data)
     if not image.valid or image.warnings:
         raise RuntimeError(f"the test image is not clean: {image.problems + image.warnings}")
@@ -145,24 +145,24 @@ def run(quick: bool) -> Section:
                 "crc32 of the dfu.bin": crc_only,
                 "read+verify: load()": lambda: dfufile.load(source),
                 "parse() from memory": lambda: dfufile.parse(data),
-                "write: build() + save()": lambda: dfufile.save(
-                    target, dfufile.build(files, pid=PID, flash_size=FLASH_SIZE)
+                "write: pack() + save()": lambda: dfufile.save(
+                    target, dfufile.pack(files, pid=PID, flash_size=FLASH_SIZE)
                 ),
-                "write to a new file: build() + save()": lambda: dfufile.save(
-                    next(fresh_names), dfufile.build(files, pid=PID, flash_size=FLASH_SIZE)
+                "write to a new file: pack() + save()": lambda: dfufile.save(
+                    next(fresh_names), dfufile.pack(files, pid=PID, flash_size=FLASH_SIZE)
                 ),
-                "build() in memory": lambda: dfufile.build(files, pid=PID, flash_size=FLASH_SIZE),
+                "pack() in memory": lambda: dfufile.pack(files, pid=PID, flash_size=FLASH_SIZE),
             },
             repeats,
         )
         if target.read_bytes() != data:
-            raise RuntimeError("build() + save() wrote other bytes than build() made")
+            raise RuntimeError("pack() + save() wrote other bytes than pack() made")
         filesystem = filesystem_of(Path(folder))
 
     floor_s = timings["floor: md5 + crc32"].median
     read_ratio = timings["read+verify: load()"].median / floor_s
-    write_ratio = timings["write to a new file: build() + save()"].median / floor_s
-    overwrite_ratio = timings["write: build() + save()"].median / floor_s
+    write_ratio = timings["write to a new file: pack() + save()"].median / floor_s
+    overwrite_ratio = timings["write: pack() + save()"].median / floor_s
 
     table = markdown_table(
         ["Measurement", "Median ms", "Min ms", "Max ms", "MB/s", "× floor"],
@@ -183,7 +183,7 @@ def run(quick: bool) -> Section:
 Input: a bootloader at 0x{BOOTLOADER[0]:x} ({BOOTLOADER[2] // 1024} KiB), a partition table \
 at 0x{PARTITION_TABLE[0]:x} ({PARTITION_TABLE[2] // 1024} KiB) and an app at \
 0x{APP_ADDRESS:x}, {image_bytes:,} bytes (8 MiB) of pseudo-random content in all \
-(`random.Random({SEED:#x})`), cut by `build()` into {parts} archive entries of at most 512 KiB; \
+(`random.Random({SEED:#x})`), cut by `pack()` into {parts} archive entries of at most 512 KiB; \
 the dfu.bin is {len(data):,} bytes.
 
 Each measurement is timed {repeats} times with `time.perf_counter` after one warm-up, the \
@@ -193,7 +193,7 @@ so the page cache serves it; `save()` does not fsync.
 
 - floor: md5 over the image bytes + `zlib.crc32` over the dfu.bin bytes, once each;
 - read+verify: `dfufile.load(path)` (file read + `parse()`);
-- write: `dfufile.build(...)` then `dfufile.save(path, data)` over the previous output, as a
+- write: `dfufile.pack(...)` then `dfufile.save(path, data)` over the previous output, as a
   rebuild does; "to a new file" saves under a new name each time. The difference is the
   filesystem's: ext4 starts writing a file out when it is renamed over another
   (`auto_da_alloc`), the price of replacing a dfu.bin atomically; that cost is disk I/O and

@@ -34,7 +34,7 @@ def _image(size: int) -> dfufile.DfuImage:
         dfufile.FlashFile(0x1000, "bootloader.bin", rng.randbytes(16 * KIB)),
         dfufile.FlashFile(0x10000, "app.bin", rng.randbytes(size - 16 * KIB)),
     ]
-    return dfufile.parse(dfufile.build(files, pid=0x0002, flash_size=4 * 1024 * KIB))
+    return dfufile.parse(dfufile.pack(files, pid=0x0002, flash_size=4 * 1024 * KIB))
 
 
 def _world(boards: int) -> tuple[Usb, SimBus]:

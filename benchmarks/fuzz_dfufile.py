@@ -75,14 +75,14 @@ def seeds() -> list[bytes]:
     blob = rng.randbytes
     File = dfufile.FlashFile
     return [
-        dfufile.build(
+        dfufile.pack(
             [File(0x1000, "boot.bin", blob(300)), File(0x10000, "app.bin", blob(900))], pid=2
         ),
-        dfufile.build([File(0x10000, "app.bin", blob(5000))], pid=9, flash_size=None),
-        dfufile.build([File(0x10000, "app.bin", blob(9000))], pid=2, part_size=4096),
-        dfufile.build([File(0x1000 * n, f"f{n}.bin", blob(40)) for n in range(12)], pid=0xFFFF),
-        dfufile.build([], pid=2),
-        dfufile.build(
+        dfufile.pack([File(0x10000, "app.bin", blob(5000))], pid=9, flash_size=None),
+        dfufile.pack([File(0x10000, "app.bin", blob(9000))], pid=2, part_size=4096),
+        dfufile.pack([File(0x1000 * n, f"f{n}.bin", blob(40)) for n in range(12)], pid=0xFFFF),
+        dfufile.pack([], pid=2),
+        dfufile.pack(
             [File(0x1000 * n, f"p{n}.bin", blob(512)) for n in range(200)], pid=2, part_size=128
         ),
     ]

@@ -1,8 +1,11 @@
-"""The distribution as users get it: a wheel built from a clean copy of the sources, offline.
+"""The two distributions as users get them: wheels built from a clean copy of the sources, offline.
 
-What ``pipx install espdfu-tui`` puts on a machine is this wheel, so it must hold both
-packages with their data files (the app's stylesheet, the py.typed markers), nothing of the
-repository besides (tests, benchmarks, docs), the right metadata, and commands that run.
+``espdfu`` (core/pyproject.toml) is the library and the ``espdfu`` command, without Textual;
+``espdfu-tui`` (pyproject.toml) is the app on top of it. What ``pipx install .`` puts on a
+machine is these two wheels, so each must hold its own package with its data files (the app's
+stylesheet, the py.typed markers) and nothing else of the repository (tests, benchmarks, docs,
+the other package), the right metadata, and commands that run. What users install asks for
+version ranges; the exact pins the tests run with are in .ci/constraints.txt.
 """
 
 from __future__ import annotations
@@ -10,14 +13,18 @@ from __future__ import annotations
 import email.parser
 import importlib.metadata
 import os
+import re
 import shutil
 import subprocess
 import sys
+import venv
 import zipfile
 from email.message import Message
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 import espdfu
 from tests.conftest import missing
@@ -25,34 +32,48 @@ from tests.conftest import missing
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("pyproject.toml", "README.md", "LICENSE", "core", "tui")
 """What a build reads: a copy of it is built, so that nothing is written into the checkout."""
-PACKAGES = {"espdfu": ROOT / "core" / "espdfu", "espdfu_tui": ROOT / "tui" / "espdfu_tui"}
-SETUPTOOLS_NEEDED = (77,)  # the build backend pyproject.toml asks for
+VERSION = espdfu.__version__
+CORE = "espdfu"
+APP = "espdfu-tui"
+PACKAGES = {
+    CORE: ("espdfu", ROOT / "core" / "espdfu"),
+    APP: ("espdfu_tui", ROOT / "tui" / "espdfu_tui"),
+}
+CORE_NEEDS = {"pyusb", "watchdog", "libusb-package", "platformdirs", "tomli", "tomli-w"}
+UI = {"textual", "textual-serve", "rich", "espdfu-tui"}
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    version = importlib.metadata.version("setuptools")
-    if tuple(int(part) for part in version.split(".")[:1]) < SETUPTOOLS_NEEDED:
-        missing(f"setuptools {version} cannot build the wheel offline (the dev extra has >=77)")
-    source = tmp_path_factory.mktemp("source")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    copy = tmp_path_factory.mktemp("source")
     for name in SOURCES:
         origin = ROOT / name
         if origin.is_dir():
             ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
-            shutil.copytree(origin, source / name, ignore=ignore)
+            shutil.copytree(origin, copy / name, ignore=ignore)
         else:
-            shutil.copy2(origin, source / name)
-    out = tmp_path_factory.mktemp("wheel")
-    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
-    command += ["--no-index", "--quiet", "--wheel-dir", str(out), str(source)]
-    built = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert built.returncode == 0, built.stderr
-    (found,) = out.glob("*.whl")
-    return found
+            shutil.copy2(origin, copy / name)
+    return copy
 
 
 @pytest.fixture(scope="module")
-def names(wheel: Path) -> set[str]:
+def wheels(source: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Both wheels, by distribution name, built offline with the backend of the dev extra."""
+    try:
+        importlib.metadata.version("hatchling")
+    except importlib.metadata.PackageNotFoundError:
+        missing("hatchling cannot build the wheels offline: it is not installed (the dev extra)")
+    out = tmp_path_factory.mktemp("wheels")
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
+    command += ["--no-index", "--quiet", "--wheel-dir", str(out), str(source / "core"), str(source)]
+    built = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    found = {path.name.split("-")[0]: path for path in out.glob("*.whl")}
+    assert sorted(found) == ["espdfu", "espdfu_tui"], sorted(found)
+    return {CORE: found["espdfu"], APP: found["espdfu_tui"]}
+
+
+def names_in(wheel: Path) -> set[str]:
     with zipfile.ZipFile(wheel) as archive:
         return set(archive.namelist())
 
@@ -63,58 +84,98 @@ def dist_info(wheel: Path, name: str) -> str:
         return archive.read(path).decode()
 
 
-def test_the_wheel_is_named_for_any_python_3(wheel: Path) -> None:
-    assert wheel.name == f"espdfu_tui-{espdfu.__version__}-py3-none-any.whl"
+def metadata(wheel: Path) -> Message:
+    return email.parser.Parser().parsestr(dist_info(wheel, "METADATA"))
 
 
-def test_every_source_file_and_data_file_is_in_it(names: set[str]) -> None:
-    for package, folder in PACKAGES.items():
-        sources = {
-            f"{package}/{path.relative_to(folder).as_posix()}"
-            for path in folder.rglob("*")
-            if path.is_file() and path.suffix in (".py", ".tcss", ".typed")
-            and "__pycache__" not in path.parts
-        }  # fmt: skip
-        packed = {name for name in names if name.startswith(f"{package}/")}
-        assert sources == packed, package
-    assert {"espdfu/py.typed", "espdfu_tui/py.typed", "espdfu_tui/app.tcss"} <= names
+def requirements(wheel: Path) -> list[Requirement]:
+    """What installing the wheel installs with it (its extras left out)."""
+    reqs = [Requirement(text) for text in metadata(wheel).get_all("Requires-Dist") or []]
+    return [req for req in reqs if req.marker is None or "extra" not in str(req.marker)]
 
 
-def test_nothing_else_of_the_repository_is_in_it(names: set[str]) -> None:
+def test_the_wheels_are_named_for_any_python_3(wheels: dict[str, Path]) -> None:
+    assert wheels[CORE].name == f"espdfu-{VERSION}-py3-none-any.whl"
+    assert wheels[APP].name == f"espdfu_tui-{VERSION}-py3-none-any.whl"
+
+
+@pytest.mark.parametrize("dist", [CORE, APP])
+def test_each_wheel_holds_its_package_and_nothing_else(wheels: dict[str, Path], dist: str) -> None:
+    package, folder = PACKAGES[dist]
+    sources = {
+        f"{package}/{path.relative_to(folder).as_posix()}"
+        for path in folder.rglob("*")
+        if path.is_file() and path.suffix in (".py", ".tcss", ".typed")
+        and "__pycache__" not in path.parts
+    }  # fmt: skip
+    names = names_in(wheels[dist])
+    assert {name for name in names if not name.split("/")[0].endswith(".dist-info")} == sources
     tops = {name.split("/")[0] for name in names}
-    assert tops == {"espdfu", "espdfu_tui", f"espdfu_tui-{espdfu.__version__}.dist-info"}
+    assert tops == {package, f"{canonicalize_name(dist).replace('-', '_')}-{VERSION}.dist-info"}
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
 
 
-def test_its_metadata(wheel: Path) -> None:
-    meta: Message = email.parser.Parser().parsestr(dist_info(wheel, "METADATA"))
-    assert meta["Name"] == "espdfu-tui"
-    assert meta["Version"] == espdfu.__version__
+def test_the_data_files_are_in_them(wheels: dict[str, Path]) -> None:
+    assert "espdfu/py.typed" in names_in(wheels[CORE])
+    assert {"espdfu_tui/py.typed", "espdfu_tui/app.tcss"} <= names_in(wheels[APP])
+
+
+@pytest.mark.parametrize("dist", [CORE, APP])
+def test_common_metadata(wheels: dict[str, Path], dist: str) -> None:
+    meta = metadata(wheels[dist])
+    assert meta["Name"] == dist
+    assert meta["Version"] == VERSION
     assert meta["License-Expression"] == "Apache-2.0"
     assert meta["Requires-Python"] == ">=3.10"
     assert "Flash ESP32-S2/S3 boards" in meta["Summary"]
-    assert meta.get_payload(), "the README is the long description"
-    required = {
-        req.split(";")[0].split("[")[0].split("=")[0].split(">")[0].split("<")[0].strip()
-        for req in meta.get_all("Requires-Dist") or []
-        if "extra ==" not in req
-    }
-    assert {"textual", "pyusb", "watchdog", "libusb-package", "platformdirs", "tomli-w"} <= required
+    assert meta.get_payload(), "a README is the long description"
     assert "LICENSE" in {path.rsplit("/", 1)[-1] for path in meta.get_all("License-File") or []}
+    # What users install asks for ranges: exact pins belong in .ci/constraints.txt.
+    pinned = [
+        str(req)
+        for req in requirements(wheels[dist])
+        if any(spec.operator in ("==", "===") for spec in req.specifier)
+    ]
+    assert not pinned
 
 
-def test_its_two_commands(wheel: Path) -> None:
-    entry_points = dist_info(wheel, "entry_points.txt")
-    assert "[console_scripts]" in entry_points
-    assert "espdfu = espdfu.cli:main" in entry_points
-    assert "espdfu-tui = espdfu_tui.__main__:main" in entry_points
+def test_the_core_requires_no_ui(wheels: dict[str, Path]) -> None:
+    required = {canonicalize_name(req.name) for req in requirements(wheels[CORE])}
+    assert required == CORE_NEEDS
+    assert not [req for req in requirements(wheels[CORE]) if req.url]
 
 
-def run_from_wheel(wheel: Path, tmp_path: Path, *args: str) -> str:
-    """Run Python with the wheel's own files first on its path; the output."""
+def test_the_app_requires_the_core_of_the_same_checkout_and_a_textual_range(
+    wheels: dict[str, Path], source: Path
+) -> None:
+    reqs = {str(canonicalize_name(req.name)): req for req in requirements(wheels[APP])}
+    assert set(reqs) == {"espdfu", "textual", "textual-serve"}
+    # The core from the folder the app was built from: the same sources, so the same version.
+    assert reqs["espdfu"].url == (source / "core").as_uri()
+    textual = reqs["textual"].specifier
+    assert {spec.operator for spec in textual} == {">=", "<"}, str(textual)
+    assert textual.contains(importlib.metadata.version("textual"))
+
+
+def test_the_core_license_is_the_repository_license() -> None:
+    assert (ROOT / "core" / "LICENSE").read_bytes() == (ROOT / "LICENSE").read_bytes()
+
+
+def test_their_commands(wheels: dict[str, Path]) -> None:
+    core = dist_info(wheels[CORE], "entry_points.txt")
+    assert core.split() == ["[console_scripts]", "espdfu", "=", "espdfu.cli:main"]
+    # The app declares the core's command as well, so that `pipx install .` exposes both.
+    app = dist_info(wheels[APP], "entry_points.txt")
+    assert "espdfu = espdfu.cli:main" in app
+    assert "espdfu-tui = espdfu_tui.__main__:main" in app
+
+
+def run_from_wheels(wheels: dict[str, Path], tmp_path: Path, *args: str) -> str:
+    """Run Python with both wheels' own files first on its path; the output."""
     unpacked = tmp_path / "unpacked"
-    with zipfile.ZipFile(wheel) as archive:
-        archive.extractall(unpacked)
+    for wheel in wheels.values():
+        with zipfile.ZipFile(wheel) as archive:
+            archive.extractall(unpacked)
     env = {**os.environ, "PYTHONPATH": str(unpacked)}
     env.pop("ESPDFU_SIM", None)
     done = subprocess.run(
@@ -124,16 +185,115 @@ def run_from_wheel(wheel: Path, tmp_path: Path, *args: str) -> str:
     return done.stdout
 
 
-def test_the_commands_run_from_the_wheel(wheel: Path, tmp_path: Path) -> None:
-    where = run_from_wheel(
-        wheel, tmp_path, "-c", "import espdfu, espdfu_tui; print(espdfu.__file__)"
+def test_the_commands_run_from_the_wheels(wheels: dict[str, Path], tmp_path: Path) -> None:
+    where = run_from_wheels(
+        wheels, tmp_path, "-c", "import espdfu, espdfu_tui; print(espdfu.__file__)"
     )
     assert where.startswith(str(tmp_path / "unpacked")), "the wheel's espdfu, not the checkout's"
-    version = f"espdfu {espdfu.__version__}"
-    assert run_from_wheel(wheel, tmp_path, "-m", "espdfu", "--version").strip() == version
+    version = f"espdfu {VERSION}"
+    assert run_from_wheels(wheels, tmp_path, "-m", "espdfu", "--version").strip() == version
     call = "import sys; from {} import main; sys.exit(main(sys.argv[1:]))"
-    assert "1-1.1" in run_from_wheel(
-        wheel, tmp_path, "-c", call.format("espdfu.cli"), "list", "--sim", "esp32s2"
+    assert "1-1.1" in run_from_wheels(
+        wheels, tmp_path, "-c", call.format("espdfu.cli"), "list", "--sim", "esp32s2"
     )
-    usage = run_from_wheel(wheel, tmp_path, "-c", call.format("espdfu_tui.__main__"), "--help")
+    usage = run_from_wheels(wheels, tmp_path, "-c", call.format("espdfu_tui.__main__"), "--help")
     assert usage.startswith("usage: espdfu-tui")
+
+
+# --- the core alone, in a virtual environment of its own -----------------------------------------
+
+
+def repack(dist: importlib.metadata.Distribution, out: Path) -> None:
+    """A wheel of an installed distribution, from its files (offline: no package index)."""
+    wheel_info = dist.read_text("WHEEL") or ""
+    (tag, *_) = [
+        line.split(":", 1)[1].strip() for line in wheel_info.splitlines() if line.startswith("Tag:")
+    ]
+    name = re.sub(r"[-_.]+", "_", dist.metadata["Name"]).lower()
+    files = [
+        file
+        for file in dist.files or []
+        if file.parts[0] != ".." and "__pycache__" not in file.parts
+        and file.name not in ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json")
+    ]  # fmt: skip
+    info = next(file.parts[0] for file in files if file.parts[0].endswith(".dist-info"))
+    with zipfile.ZipFile(out / f"{name}-{dist.version}-{tag}.whl", "w") as archive:
+        for file in files:
+            archive.write(Path(str(file.locate())), file.as_posix())
+        record = "".join(f"{file.as_posix()},,\n" for file in files) + f"{info}/RECORD,,\n"
+        archive.writestr(f"{info}/RECORD", record)
+
+
+def dependency_wheels(wheel: Path, out: Path) -> set[str]:
+    """Wheels of everything the wheel requires, recursively, from this environment; their names."""
+    done: set[str] = set()
+    todo = requirements(wheel)
+    while todo:
+        req = todo.pop()
+        name = canonicalize_name(req.name)
+        if name in done or (req.marker is not None and not req.marker.evaluate({"extra": ""})):
+            continue
+        done.add(name)
+        dist = importlib.metadata.distribution(name)
+        repack(dist, out)
+        todo += [
+            Requirement(text)
+            for text in dist.requires or []
+            if "extra ==" not in text and "extra==" not in text
+        ]
+    return done
+
+
+def test_the_core_alone_runs_its_commands_without_textual(
+    wheels: dict[str, Path], tmp_path: Path
+) -> None:
+    """Issue 13: a clean environment with only the core runs `espdfu` and has no Textual."""
+    found = tmp_path / "found"
+    found.mkdir()
+    closure = dependency_wheels(wheels[CORE], found)
+    assert not closure & UI, "the core's dependencies bring a UI"
+    shutil.copy2(wheels[CORE], found)
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True, system_site_packages=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    # pip as on a machine without configuration or package index: only the wheels above.
+    env = {key: val for key, val in os.environ.items() if not key.startswith(("PIP_", "PYTHON"))}
+    env |= {"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    installed = subprocess.run(
+        [str(python), "-m", "pip", "install", "--no-index", "--find-links", str(found), "espdfu"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    env.pop("ESPDFU_SIM", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
+
+    espdfu_command = str(env_dir / "bin" / "espdfu")
+    assert run(espdfu_command, "--version").stdout.strip() == f"espdfu {VERSION}"
+    listed = run(espdfu_command, "list", "--sim", "esp32s2")
+    assert listed.returncode == 0, listed.stderr
+    assert "1-1.1" in listed.stdout
+    # A real flash, of a small dfu.bin the core writes, to a virtual board (it takes a second).
+    make = (
+        "import sys; from pathlib import Path; from espdfu import chips, dfufile; "
+        "data = dfufile.pack([dfufile.FlashFile(0x10000, 'app.bin', bytes(4096))], "
+        "pid=chips.chip_by_name('esp32s2').dfu_pid); Path(sys.argv[1]).write_bytes(data)"
+    )
+    made = run(str(python), "-c", make, str(tmp_path / "dfu.bin"))
+    assert made.returncode == 0, made.stderr
+    flashed = run(espdfu_command, "flash", "--sim", "esp32s2", str(tmp_path / "dfu.bin"))
+    assert flashed.returncode == 0, flashed.stdout + flashed.stderr
+    assert "1 of 1 board flashed." in flashed.stdout
+    for command in ("flash", "watch", "station"):
+        usage = run(espdfu_command, command, "--help")
+        assert usage.returncode == 0, usage.stderr
+        assert usage.stdout.startswith(f"usage: espdfu {command}")
+    for module in ("textual", "rich", "espdfu_tui"):
+        imported = run(str(python), "-c", f"import {module}")
+        assert imported.returncode == 1
+        assert f"No module named '{module}'" in imported.stderr
+    where = run(str(python), "-c", "import espdfu; print(espdfu.__file__)").stdout
+    assert where.startswith(str(env_dir)), "the venv's espdfu, not the checkout's"

@@ -12,7 +12,7 @@ default (docs/configuration.md says the same for users)::
     command = ["idf.py", "dfu"]  # a list of words, run without a shell; a string is split
                                  # into words as a shell would, or run by the shell if shell = true
     dir = "build"                # the build folder; relative paths are in the project folder
-    shell = false                # run the command through the shell (/bin/sh)
+    shell = false                # run the command through the shell (/bin/sh; cmd on Windows)
 
     [flash]
     auto = false                 # re-flash the armed boards after every rebuild
@@ -51,6 +51,7 @@ from typing import Any
 import platformdirs
 import tomli_w
 
+from .build import DEFAULT_COMMAND
 from .errors import EspdfuError, InputError, printable
 from .fsutil import atomic_write, read_bytes
 
@@ -65,6 +66,8 @@ USER_FILE = "config.toml"
 LABELS_FILE = "labels.toml"
 PROJECT_FILE = "espdfu.toml"
 _FILE_LIMIT = 1024 * 1024
+SHELL = ("cmd", "/c") if os.name == "nt" else ("/bin/sh", "-c")
+"""What runs a build command when ``[build] shell = true``: the command is its last argument."""
 _LABELS_HEADER = (
     "# Board labels by USB port path, written by espdfu-tui when you name a board.\n"
     "# They win over [labels] in config.toml and espdfu.toml.\n\n"
@@ -78,7 +81,7 @@ class Settings:
     project_dir: Path | None = None
     build_dir: Path | None = None
     """The build folder; without configuration, ``project_dir / "build"``."""
-    build_command: tuple[str, ...] = ("idf.py", "dfu")
+    build_command: tuple[str, ...] = DEFAULT_COMMAND
     build_shell: bool = False
     """The command is one string for the shell: only when a configuration file asks for it."""
     auto_flash: bool = False
@@ -93,6 +96,13 @@ class Settings:
     """USB port path → label."""
     sources: tuple[Path, ...] = ()
     """The files that were read, lowest precedence first."""
+
+    @property
+    def build_argv(self) -> tuple[str, ...]:
+        """What the build runs: the command's words, or the shell given the command's string."""
+        if self.build_shell:
+            return (*SHELL, " ".join(self.build_command))
+        return self.build_command
 
 
 class ConfigError(InputError):

@@ -525,14 +525,14 @@ def _layout_warnings(
 # --- writing ----------------------------------------------------------------------------------
 
 
-def build(
+def pack(
     files: Iterable[FlashFile],
     *,
     pid: int,
     flash_size: int | None = DEFAULT_FLASH_SIZE,
     part_size: int = DEFAULT_PART_SIZE,
 ) -> bytes:
-    """Make the dfu.bin ESP-IDF's ``mkdfu.py write`` makes from the same inputs.
+    """Pack ``files`` into the dfu.bin ESP-IDF's ``mkdfu.py write`` makes from the same inputs.
 
     Files are taken in address order, and each is cut into ``part_size`` parts (``app.bin``,
     ``app.bin.1``, ...). Two files for one address are refused: mkdfu.py keeps the last one

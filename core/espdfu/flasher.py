@@ -1,9 +1,9 @@
 """One flash job per board — detach, wait for the same port, download, manifest — and many at once.
 
-A job drives :func:`espdfu.protocol.download` over a :class:`~espdfu.transport.DfuInterface`:
-it does the waiting (bwPollTimeout, against a monotonic deadline, cancellable), reports
-progress, and turns every way a flash can go wrong into a :class:`FlashError` in words. A flash
-is "flashed" only when the device confirmed the whole download.
+A job drives :func:`espdfu.protocol.download` over a :class:`~espdfu.transport.DfuInterface`
+with :func:`espdfu.driver.drive`: it makes the waiting (bwPollTimeout) cancellable, reports
+progress, and turns every way a flash can go wrong into a :class:`FlashError` in words
+(:mod:`espdfu.failures`). A flash is "flashed" only when the device confirmed the whole download.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import enum
 import math
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -21,45 +21,32 @@ from . import rom
 from .boards import DRIVER_HINT, Access, Board, Mode, access_hint, classify
 from .chips import ANY_PID, ESPRESSIF_VID, chip_by_pid
 from .dfufile import DfuImage
-from .errors import EspdfuError
+from .driver import drive
+from .failures import WORDED, Cancelled, worded
+from .failures import Failure as Failure
+from .failures import FlashError as FlashError
+from .jobs import FlashJobs
 from .protocol import (
     BUSY_LIMIT_MS,
     BusyTooLongError,
     DeviceGone,
-    DeviceStatusError,
     Ending,
     ProtocolError,
     Reply,
     Request,
     State,
     Status,
-    StatusReply,
     Step,
     download,
     recover,
 )
-from .transport import (
-    DEFAULT_TIMEOUT_MS,
-    DfuInterface,
-    InUse,
-    NoDriver,
-    NoPermission,
-    Stalled,
-    TimedOut,
-    Usb,
-    UsbFault,
-)
+from .transport import DEFAULT_TIMEOUT_MS, DfuInterface, Usb, UsbFault
 from .units import format_size
 
 MAX_TRANSFER_SIZE = 4096  # what Linux usbfs takes in one control transfer (as dfu-util)
 ESP_TRANSFER_SIZE = 64  # the ESP ROM's, when a board hides its functional descriptor
 _RECOVER_BUSY_LIMIT_MS = 10_000
 _POLL_FOR_BOARD_S = 0.05
-_VANISH_GRACE_S = 0.5
-_RETRY_HINT = (
-    "Flash again (espdfu put the board back in dfuIDLE if it could); if it fails the same way, "
-    "replug the board."
-)
 _SHOWN_ERASE_S = 1.0
 """Erases expected to take this long are shown as a phase; shorter ones only count in the ETA."""
 _PROGRESS_GRAIN = 1024
@@ -75,57 +62,6 @@ class Phase(enum.Enum):
     ERASING = "erasing"
     """The ROM erases an entry's region and answers nothing until it is done."""
     MANIFESTING = "finishing"
-
-
-class Failure(enum.Enum):
-    """Every way a flash fails, with a short title for panels and tables."""
-
-    NOT_FOUND = "board not found"
-    NO_PERMISSION = "no permission"
-    NO_DRIVER = "no driver"
-    IN_USE = "in use"
-    NOT_DFU = "no DFU interface"
-    WRONG_CHIP = "wrong chip"
-    LOST = "lost after detach"
-    VANISHED = "device vanished"
-    DEVICE_STATUS = "device error"
-    STALL = "request refused"
-    TIMEOUT = "timeout"
-    PROTOCOL = "protocol error"
-    USB = "USB error"
-    CANCELLED = "cancelled"
-
-
-_FINAL = {
-    Failure.NO_PERMISSION,
-    Failure.NO_DRIVER,
-    Failure.NOT_DFU,
-    Failure.WRONG_CHIP,
-    Failure.CANCELLED,
-}
-"""Failures a retry cannot mend."""
-
-
-class FlashError(EspdfuError):
-    """A flash that did not complete, and why."""
-
-    def __init__(
-        self,
-        kind: Failure,
-        message: str,
-        hint: str = "",
-        *,
-        accepted: int = 0,
-        status: Status | None = None,
-        final: bool = False,
-    ) -> None:
-        super().__init__(message, hint)
-        self.kind = kind
-        self.accepted = accepted
-        """Payload bytes the device had confirmed when it failed."""
-        self.status = status
-        self.final = final or kind in _FINAL
-        """A retry cannot mend it."""
 
 
 @dataclass(frozen=True)
@@ -280,7 +216,7 @@ def flash(
     cancel: threading.Event | None = None,
 ) -> FlashResult:
     """Flash ``image`` to the board at ``path``; never raises for a failed flash."""
-    job = _Job(usb_world, path, image, options or FlashOptions(), progress, cancel)
+    job = _Flash(usb_world, path, image, options or FlashOptions(), progress, cancel)
     return job.run()
 
 
@@ -293,31 +229,30 @@ def flash_many(
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> list[FlashResult]:
-    """Flash every board in ``paths`` at once, one thread each; results in ``paths`` order."""
+    """Flash every board in ``paths`` at once, one thread each; results in ``paths`` order.
+
+    Ctrl-C (KeyboardInterrupt) cancels every flash, waits for them (each leaves its board
+    ready to flash again) and is raised again.
+    """
     if len(set(paths)) != len(paths):
         raise ValueError("a board may be flashed by one job at a time: paths repeat")
     results: dict[str, FlashResult] = {}
 
-    def work(path: str) -> None:
-        results[path] = flash(
-            usb_world, path, image, options=options, progress=progress, cancel=cancel
-        )
+    def run(path: str, _: None, cancel: threading.Event) -> FlashResult:
+        return flash(usb_world, path, image, options=options, progress=progress, cancel=cancel)
 
-    threads = [
-        threading.Thread(target=work, args=(path,), name=f"espdfu-flash-{path}", daemon=True)
-        for path in paths
-    ]
-    for thread in threads:
-        thread.start()
+    def ended(path: str, _: None, result: FlashResult, __: None) -> None:
+        results[path] = result
+
+    jobs: FlashJobs[None, FlashResult] = FlashJobs(run, ended)
+    cancel = cancel or threading.Event()
+    for path in paths:
+        jobs.start(path, None, cancel)
     try:
-        for thread in threads:
-            thread.join()
+        jobs.join()
     except KeyboardInterrupt:
-        # Ctrl-C: every job aborts its download and leaves its board in dfuIDLE first.
-        if cancel is not None:
-            cancel.set()
-        for thread in threads:
-            thread.join()
+        cancel.set()
+        jobs.join()
         raise
     return [results[path] for path in paths]
 
@@ -402,11 +337,10 @@ class _Reporter:
         )
 
 
-class _Cancelled(Exception):
-    pass
+class _Flash:
+    """The flash of one board: find it, DETACH it into DFU mode if it must, download, manifest;
+    again while the board has accepted nothing (``options.retries``)."""
 
-
-class _Job:
     def __init__(
         self,
         usb_world: Usb,
@@ -589,7 +523,7 @@ class _Job:
             steps = download(
                 self.payload, self.transfer, busy_limit_ms=self._busy_limit_ms, slow=slow
             )
-            ending: Ending = self._translated(lambda: self._drive(dfu, steps, cancellable=True))
+            ending = self._translated(lambda: drive(steps, self._sender(dfu), self._sleep))
             if ending is Ending.WAIT_RESET:
                 with contextlib.suppress(DeviceGone, UsbFault):
                     dfu.reset()
@@ -616,39 +550,24 @@ class _Job:
             "(no DFU functional descriptor).",
         )
 
-    def _drive(
-        self,
-        dfu: DfuInterface,
-        steps: Generator[Step, Reply, Any],
-        *,
-        cancellable: bool,
-        on_reply: Callable[[StatusReply], None] | None = None,
-    ) -> Any:
-        """Send each step when it is due; return the generator's result."""
-        last_status = 0.0  # when the last GETSTATUS was answered, if it asked for a wait
-        try:
-            step = next(steps)
-            while True:
-                if step.wait_ms:
-                    self._wait_until(last_status + step.wait_ms / 1000, cancellable)
-                elif cancellable and self.cancel.is_set():
-                    raise _Cancelled
-                self.request = step.request
-                if step.request is Request.DNLOAD:
-                    self._on_block(step)
-                try:
-                    reply = self._perform(dfu, step)
-                except DeviceGone as gone:
-                    step = steps.throw(gone)
-                    continue
-                if reply is not None:
-                    if reply.poll_timeout_ms:  # the clock only when it matters (per block)
-                        last_status = time.monotonic()
-                    if on_reply is not None:
-                        on_reply(reply)
-                step = steps.send(reply)
-        except StopIteration as stop:
-            return stop.value
+    def _sender(self, dfu: DfuInterface) -> Callable[[Step], Reply]:
+        """The download's ``perform``: it stops a cancelled flash, names each request for the
+        messages and counts each block for progress."""
+        cancelled = self.cancel.is_set
+        get_status, send = dfu.get_status, dfu.send
+
+        def perform(step: Step) -> Reply:
+            if cancelled():
+                raise Cancelled
+            request = self.request = step.request
+            if request is Request.GETSTATUS:
+                return get_status(step.timeout_ms)
+            if request is Request.DNLOAD:
+                self._on_block(step)
+            send(request, step.value, step.data, step.timeout_ms)
+            return None
+
+        return perform
 
     def _on_block(self, step: Step) -> None:
         self.confirmed = step.offset
@@ -660,25 +579,10 @@ class _Job:
         if not step.data:
             self.report.enter(Phase.MANIFESTING)
 
-    @staticmethod
-    def _perform(dfu: DfuInterface, step: Step) -> Reply:
-        if step.request is Request.GETSTATUS:
-            return dfu.get_status(step.timeout_ms)
-        dfu.send(step.request, step.value, step.data, step.timeout_ms)
-        return None
-
-    def _wait_until(self, deadline: float, cancellable: bool) -> None:
-        remaining = deadline - time.monotonic()
-        if not cancellable:
-            if remaining > 0:
-                time.sleep(remaining)
-            return
-        if self.cancel.wait(remaining) if remaining > 0 else self.cancel.is_set():
-            raise _Cancelled
-
     def _sleep(self, seconds: float) -> None:
+        """Sleep, unless the flash is cancelled: then stop with its error."""
         if self.cancel.wait(seconds):
-            raise self._error(_Cancelled())
+            raise self._error(Cancelled())
 
     def _left_the_bus(self, grace_s: float) -> bool:
         """Whether the board is gone (or came back as another device) after a failed request.
@@ -697,28 +601,27 @@ class _Job:
 
     def _recover(self, dfu: DfuInterface) -> Status | None:
         """Best effort: leave the board in dfuIDLE; return the error status it reported."""
-        seen: list[Status] = []
+        seen: Status | None = None
 
-        def note(reply: StatusReply) -> None:
-            if reply.state is State.ERROR and not seen:
-                seen.append(reply.status)
+        def perform(step: Step) -> Reply:
+            nonlocal seen
+            self.request = step.request
+            if step.request is not Request.GETSTATUS:
+                dfu.send(step.request, step.value, step.data, step.timeout_ms)
+                return None
+            reply = dfu.get_status(step.timeout_ms)
+            if reply.state is State.ERROR and seen is None:
+                seen = reply.status
+            return reply
 
         with contextlib.suppress(DeviceGone, UsbFault, ProtocolError, BusyTooLongError):
-            limit = min(self._busy_limit_ms, _RECOVER_BUSY_LIMIT_MS)
-            self._drive(dfu, recover(limit), cancellable=False, on_reply=note)
-        return seen[0] if seen else None
+            drive(recover(min(self._busy_limit_ms, _RECOVER_BUSY_LIMIT_MS)), perform)
+        return seen
 
     def _translated(self, action: Callable[[], _T]) -> _T:
         try:
             return action()
-        except (
-            _Cancelled,
-            DeviceGone,
-            UsbFault,
-            DeviceStatusError,
-            ProtocolError,
-            BusyTooLongError,
-        ) as error:
+        except WORDED as error:
             raise self._error(error) from None
 
     def _error(self, error: Exception) -> FlashError:
@@ -728,108 +631,13 @@ class _Job:
             at = f"while finishing, after all {total:,} bytes"
         else:
             at = f"at byte {self.confirmed:,} of {total:,}"
-        request = self.request.name
-        accepted = self.confirmed
-        if isinstance(error, _Cancelled):
-            return FlashError(
-                Failure.CANCELLED,
-                f"Cancelled {at}; the board is left ready to flash again.",
-                accepted=accepted,
-            )
-        if isinstance(error, DeviceGone) or (
-            isinstance(error, UsbFault)
-            and not isinstance(error, (Stalled, NoPermission, NoDriver, InUse))
-            # After a timeout the kernel has had all that time to notice a disconnect.
-            and self._left_the_bus(0 if isinstance(error, TimedOut) else _VANISH_GRACE_S)
-        ):
-            return FlashError(
-                Failure.VANISHED,
-                f"The board vanished {at}: it was unplugged or reset.",
-                "Check the cable and hub, replug the board and flash again.",
-                accepted=accepted,
-            )
-        if isinstance(error, DeviceStatusError):
-            return FlashError(
-                Failure.DEVICE_STATUS,
-                f"The board reported {error.status.label} {at}: {error.status.meaning}.",
-                _STATUS_HINTS.get(error.status, "Flash again; if it keeps failing, rebuild."),
-                accepted=accepted,
-                status=error.status,
-            )
-        if isinstance(error, Stalled):
-            return FlashError(
-                Failure.STALL,
-                f"The board refused a {request} request {at} (STALL).",
-                _RETRY_HINT,
-                accepted=accepted,
-            )
-        if isinstance(error, TimedOut) and self.report.erase is not None:
-            erase = self.report.erase
-            return FlashError(
-                Failure.TIMEOUT,
-                f"The board did not finish erasing {format_size(erase.size)} at "
-                f"0x{erase.address:x} (for '{erase.name}') within {erase.deadline_s:.0f} s "
-                f"{at}; the ROM needs about {math.ceil(erase.expected_s)} s for that much "
-                "flash.",
-                "Press RESET on the board (or replug it) and flash again. If it hangs again, "
-                "rebuild with smaller parts: `idf.py dfu --part-size 524288`.",
-                accepted=accepted,
-                final=True,  # a ROM that stopped answering stays so until it is reset
-            )
-        if isinstance(error, TimedOut):
-            return FlashError(
-                Failure.TIMEOUT,
-                f"The board did not answer a {request} request within "
-                f"{self.options.timeout_ms / 1000:g} s {at}.",
-                _RETRY_HINT,
-                accepted=accepted,
-            )
-        if isinstance(error, BusyTooLongError):
-            return FlashError(
-                Failure.TIMEOUT,
-                f"The board {error} ({at}).",
-                "Press RESET on the board (or replug it) and flash again.",
-                accepted=accepted,
-                final=True,  # a board stuck that long stays stuck until it is reset
-            )
-        if isinstance(error, NoDriver):
-            return FlashError(
-                Failure.NO_DRIVER,
-                f"The board at {self.path} cannot be opened: it has no driver.",
-                DRIVER_HINT,
-            )
-        if isinstance(error, NoPermission):
-            return FlashError(
-                Failure.NO_PERMISSION,
-                f"No permission to use the board at {self.path}.",
-                access_hint(),
-            )
-        if isinstance(error, InUse):
-            return FlashError(
-                Failure.IN_USE,
-                f"Another program is using the board at {self.path}.",
-                "Close dfu-util, another espdfu or an IDE that is flashing it, then try again.",
-            )
-        if isinstance(error, ProtocolError):
-            return FlashError(
-                Failure.PROTOCOL,
-                f"The board broke the DFU protocol {at}: {error}.",
-                _RETRY_HINT,
-                accepted=accepted,
-            )
-        return FlashError(
-            Failure.USB,
-            f"USB error on a {request} request {at}: {error}.",
-            "Replug the board and flash again.",
-            accepted=accepted,
+        return worded(
+            error,
+            path=self.path,
+            at=at,
+            accepted=self.confirmed,
+            request=self.request,
+            erase=self.report.erase,
+            timeout_ms=self.options.timeout_ms,
+            left_the_bus=self._left_the_bus,
         )
-
-
-_STATUS_HINTS = {
-    Status.VERIFY: "The data or the file is damaged: check the file with `espdfu info`, "
-    "then flash again.",
-    Status.ADDRESS: "The file writes beyond this board's flash: build it for the board's "
-    "flash size (menuconfig → Serial flasher config).",
-    Status.FILE: "The board rejected the archive: flash a dfu.bin made by `idf.py dfu`.",
-    Status.TARGET: "The file is for another chip: flash the dfu.bin built for this board.",
-}

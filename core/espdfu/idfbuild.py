@@ -23,7 +23,7 @@ from .dfufile import (
     FLASH_SIZES,
     MAX_FILE_SIZE,
     FlashFile,
-    build,
+    pack,
 )
 from .errors import InputError, printable
 from .fsutil import read_bytes
@@ -243,7 +243,7 @@ class BuildFolder:
 
     def make_dfu(self, part_size: int | None = None) -> bytes:
         """The dfu.bin ``idf.py dfu`` would write for this build."""
-        return build(
+        return pack(
             read_flash_files(self.flash_files),
             pid=self.chip.dfu_pid,
             flash_size=self.flash_size,

@@ -17,7 +17,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from types import TracebackType
 
 import platformdirs
 
@@ -58,12 +57,7 @@ class InstanceLock:
     def __enter__(self) -> InstanceLock:
         return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.release()
 
 

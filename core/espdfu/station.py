@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 from .boards import Board, BoardEvent, Change, Monitor
 from .dfufile import DfuImage
+from .dispatch import Dispatcher
 from .flasher import FlashOptions, FlashResult, flash, incompatibility
+from .jobs import FlashJobs
 from .transport import Usb
 
 JOIN_TIMEOUT_S = 10.0
@@ -55,9 +57,12 @@ class Station:
         self._paths = frozenset(paths)
         self._options = options or FlashOptions()
         self._monitor = Monitor(usb_world, self._on_board, monitor_interval_s)
-        self._lock = threading.Lock()
-        self._cancel = threading.Event()
-        self._jobs: dict[str, threading.Thread] = {}
+        self._changes: Dispatcher[FlashResult | Skipped] = Dispatcher()
+        """The station's lock; its news goes to the callbacks outside it, in order."""
+        self._changes.connect(self._tell)
+        self._jobs = FlashJobs(
+            self._flash, self._flashed, guard=self._changes, name="espdfu-station"
+        )
         self._handled: dict[str, int] = {}
         """Port path → bus address of the board last flashed or skipped there."""
         self.results: list[FlashResult] = []
@@ -70,13 +75,11 @@ class Station:
 
         Returns how each flash that was running ended (None: still running after the wait).
         """
-        with self._lock:  # from here on, no flash starts
-            self._cancel.set()
-            jobs = dict(self._jobs)
+        with self._changes:  # from here on, no flash starts
+            running = self._jobs.close()
         self._monitor.stop()
-        for thread in jobs.values():
-            thread.join(JOIN_TIMEOUT_S)
-        endings: dict[str, FlashResult | None] = dict.fromkeys(jobs)
+        self._jobs.join(JOIN_TIMEOUT_S)
+        endings: dict[str, FlashResult | None] = dict.fromkeys(running)
         for result in self.results:
             if result.path in endings:
                 endings[result.path] = result
@@ -88,8 +91,8 @@ class Station:
         board = event.board
         if self._paths and board.path not in self._paths:
             return
-        with self._lock:
-            if self._cancel.is_set() or board.path in self._jobs:
+        with self._changes:
+            if self._jobs.closed or board.path in self._jobs:
                 return  # a flash re-enumerates its board: that is not a new plug
             if event.change is Change.REMOVED:
                 self._handled.pop(board.path, None)
@@ -99,24 +102,31 @@ class Station:
             self._handled[board.path] = board.address
             problem = incompatibility(board, self._image, self._options.force)
             if problem is None:
-                thread = threading.Thread(
-                    target=self._flash, args=(board,), name=f"espdfu-station-{board.path}"
-                )
-                self._jobs[board.path] = thread
-                thread.start()
-        if problem is not None:
-            self._on_skipped(Skipped(board.path, problem.message, problem.hint))
-
-    def _flash(self, board: Board) -> None:
-        result = flash(
-            self._usb, board.path, self._image, options=self._options, cancel=self._cancel
-        )
-        device = self._usb.find(board.path)
-        with self._lock:
-            del self._jobs[board.path]
-            self.results.append(result)
-            if device is not None:  # the board as the flash left it: not a new plug
-                self._handled[board.path] = device.address
+                self._jobs.start(board.path, board)  # nothing starts once stopping
             else:
-                self._handled.pop(board.path, None)
-        self._on_result(result)
+                self._changes.post(Skipped(board.path, problem.message, problem.hint))
+
+    def _flash(
+        self, path: str, board: Board, cancel: threading.Event
+    ) -> tuple[FlashResult, int | None]:
+        """The flash, and the bus address of the board as it left it (None: gone)."""
+        result = flash(self._usb, path, self._image, options=self._options, cancel=cancel)
+        device = self._usb.find(path)
+        return result, device.address if device is not None else None
+
+    def _flashed(
+        self, path: str, board: Board, outcome: tuple[FlashResult, int | None], _: Board | None
+    ) -> None:
+        result, address = outcome
+        self.results.append(result)
+        if address is not None:  # the board as the flash left it: not a new plug
+            self._handled[path] = address
+        else:
+            self._handled.pop(path, None)
+        self._changes.post(result)
+
+    def _tell(self, news: FlashResult | Skipped) -> None:
+        if isinstance(news, Skipped):
+            self._on_skipped(news)
+        else:
+            self._on_result(news)

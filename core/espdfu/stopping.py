@@ -4,8 +4,9 @@ and one line saying what the stop ended. Shared by the ``espdfu`` commands and t
 from __future__ import annotations
 
 import signal
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
+from .build import BuildState
 from .flasher import Failure, FlashResult
 
 STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
@@ -20,10 +21,13 @@ def signal_exit_code(signum: int) -> int:
     return 128 + signum
 
 
-def flash_endings(endings: Mapping[str, FlashResult | None]) -> list[str]:
+def flash_endings(
+    endings: Mapping[str, FlashResult | None], off_the_bus: Collection[str] = ()
+) -> list[str]:
     """How the flashes that were stopped ended, grouped, each group with its boards' paths.
 
-    ``None`` is a flash that had not ended when the wait for it ran out.
+    ``None`` is a flash that had not ended when the wait for it ran out; ``off_the_bus`` are
+    those that ended while their board was away (their results are in the log).
     """
     groups: dict[str, list[str]] = {}
     for path, result in endings.items():
@@ -34,7 +38,18 @@ def flash_endings(endings: Mapping[str, FlashResult | None]) -> list[str]:
         if ending == "aborted":
             ending += f", {'boards' if len(paths) > 1 else 'board'} left ready to flash"
         parts.append(f"{count} {ending} ({', '.join(paths)})")
+    if off_the_bus:
+        parts.append(f"ended with the board off the bus: {', '.join(off_the_bus)} (see the log)")
     return parts
+
+
+def build_ending(state: BuildState) -> str:
+    """What a stop did to the build that was running."""
+    if state is BuildState.CANCELLED:
+        return "the build was stopped"
+    if state is BuildState.RUNNING:
+        return "the build is still running"
+    return f"the build {state.value}"
 
 
 def _ending(result: FlashResult | None) -> str:

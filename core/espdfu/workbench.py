@@ -1,40 +1,40 @@
 """The live model the app shows, usable headless: boards, the artifact, the build, auto-flash.
 
-It owns the hot-plug monitor, the build-folder watcher, the build runner and one flash job per
-board; it takes commands (build, flash, arm, cancel, ...) from any thread and reports every
-change as an :class:`Event` through one callback, which front ends (the TUI, ``espdfu watch``)
-turn into screen updates or lines. It never runs two flashes at once on one board: a newer
-artifact that arrives while a board is being flashed waits, and only the latest one is kept.
+It owns the hot-plug monitor, the build-folder watcher, the build runner and the flash jobs;
+it takes commands (build, flash, arm, cancel, ...) from any thread and reports every change as
+an :class:`Event` through one callback, which front ends (the TUI, ``espdfu watch``) render as
+they are: a board's :class:`BoardView` and the :class:`Summary` say all there is to show, so a
+front end never asks the model back (nor reads the disk) to draw them. It never runs two
+flashes at once on one board: a newer artifact that arrives while a board is being flashed
+waits, and only the latest one is kept.
 
-Events are delivered in the order of the changes they report, whichever threads made them: each
-is queued under the model's lock as the change is made, and the queue is emptied outside the
-lock by one thread at a time. So the last event about a board always shows its state now, and
-``on_event`` may call back into the workbench (its own events then follow).
+Events are delivered in the order of the changes they report, whichever threads made them
+(:class:`~espdfu.dispatch.Dispatcher`): the last event about a board always shows its state
+now, and ``on_event`` may call back into the workbench (its own events then follow).
 """
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Concatenate, ParamSpec, TypeVar
 
 from . import rom
 from .boards import Board, BoardEvent, Change, Mode, Monitor
-from .build import BuildResult, BuildRunner, BuildState
+from .build import DEFAULT_COMMAND, BuildResult, BuildRunner, BuildState
+from .dfufile import DfuImage
+from .dispatch import Dispatcher
 from .errors import EspdfuError
 from .flasher import Failure, FlashOptions, FlashResult, Phase, Progress, flash, incompatibility
-from .stopping import flash_endings
+from .idfbuild import project_target
+from .jobs import FlashJobs
+from .stopping import build_ending, flash_endings
 from .transport import Usb, port_order
 from .watch import Artifact, ArtifactWatcher
 
 JOIN_TIMEOUT_S = 5.0
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 
 
 # --- what the model reports -------------------------------------------------------------------
@@ -53,6 +53,10 @@ class BoardView:
     last: FlashResult | None = None
     last_at: float | None = None
     """When the last flash ended (time.time())."""
+    fits: bool = False
+    """The current artifact may go to this board now."""
+    artifact_chip: str | None = None
+    """The chip the current artifact is for (None: no usable artifact)."""
 
     @property
     def path(self) -> str:
@@ -125,6 +129,17 @@ class BuildStatus:
     then_flash: bool = False
 
 
+@dataclass(frozen=True)
+class Summary:
+    """Everything the workbench shows besides its boards."""
+
+    artifact: Artifact | None = None
+    target: str | None = None
+    """The project's target as its sdkconfig says (None: not known)."""
+    build: BuildStatus = BuildStatus()
+    auto_flash: bool = False
+
+
 class Event:
     """Base of everything the workbench reports."""
 
@@ -140,18 +155,29 @@ class BoardRemoved(Event):
 
 
 @dataclass(frozen=True)
-class ArtifactChanged(Event):
-    artifact: Artifact
+class SummaryChanged(Event):
+    """The summary as it is now; the subclass says what changed."""
+
+    summary: Summary
 
 
-@dataclass(frozen=True)
-class BuildChanged(Event):
-    status: BuildStatus
+class ArtifactChanged(SummaryChanged):
+    @property
+    def artifact(self) -> Artifact:
+        assert self.summary.artifact is not None
+        return self.summary.artifact
 
 
-@dataclass(frozen=True)
-class AutoFlashChanged(Event):
-    on: bool
+class BuildChanged(SummaryChanged):
+    @property
+    def status(self) -> BuildStatus:
+        return self.summary.build
+
+
+class AutoFlashChanged(SummaryChanged):
+    @property
+    def on(self) -> bool:
+        return self.summary.auto_flash
 
 
 @dataclass(frozen=True)
@@ -167,7 +193,7 @@ class Logged(Event):
 class WorkbenchSettings:
     build_dir: Path
     project_dir: Path | None = None
-    build_command: tuple[str, ...] = ("idf.py", "dfu")
+    build_command: tuple[str, ...] = DEFAULT_COMMAND
     auto_flash: bool = False
     make_dfu: bool = True
     arm_new_boards: bool = True
@@ -179,33 +205,45 @@ class WorkbenchSettings:
     settle_s: float = 0.25
 
 
-# --- the model --------------------------------------------------------------------------------
-
-
-def _delivers(
-    method: Callable[Concatenate[Workbench, _P], _R],
-) -> Callable[Concatenate[Workbench, _P], _R]:
-    """The method's events go to ``on_event`` when it returns; never call it under the lock."""
-
-    def delivering(self: Workbench, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return method(self, *args, **kwargs)
-        finally:
-            self._deliver()
-
-    functools.update_wrapper(delivering, method)
-    return delivering
+# --- the model ---
 
 
 @dataclass
-class _Job:
-    artifact: Artifact
-    cancel: threading.Event
-    thread: threading.Thread
+class _Port:
+    """Everything the workbench knows of one USB port; it outlives the board's presence."""
+
+    label: str = ""
+    board: Board | None = None
+    """The board last seen there (None: none yet)."""
+    present: bool = False
+    armed: bool = False
+    progress: Progress | None = None
+    last: FlashResult | None = None
+    last_at: float | None = None
+    flashed: str | None = None
+    """The digest of the artifact last flashed there successfully."""
+
+    def view(self, image: DfuImage | None, force: bool) -> BoardView:
+        """The board as the user sees it, with whether ``image`` (the usable artifact's) fits."""
+        assert self.board is not None
+        fits = (
+            self.present and image is not None and incompatibility(self.board, image, force) is None
+        )
+        return BoardView(
+            board=self.board,
+            present=self.present,
+            label=self.label,
+            armed=self.armed,
+            progress=self.progress,
+            last=self.last,
+            last_at=self.last_at,
+            fits=fits,
+            artifact_chip=image.chip_name if image else None,
+        )
 
 
 class Workbench:
-    """Boards keyed by port path, the current artifact, the build and the flash jobs."""
+    """Boards by port path, the current artifact, the build and the flash jobs."""
 
     def __init__(
         self,
@@ -216,29 +254,22 @@ class Workbench:
     ) -> None:
         self.usb = usb_world
         self.settings = settings
-        self._emit: Callable[[Event], None] = lambda event: None
         self._save_label = save_label
-        self._lock = threading.RLock()
-        self._outbox: deque[Event] = deque()
-        self._deliverer: threading.Thread | None = None
-        """The thread handing events to on_event now, if any."""
-        self._delivered = threading.Condition(self._lock)
+        self._changes: Dispatcher[Event] = Dispatcher()
+        """The model's lock: every change is made inside it, and its events go out after."""
         self._stopping = False
-        """Set by stop(): no flash starts any more, and no event goes out once it returns."""
-        self._views: dict[str, BoardView] = {}
-        self._jobs: dict[str, _Job] = {}
-        self._pending: dict[str, Artifact] = {}
-        self._flashed: dict[str, str] = {}
-        """The digest each board was last flashed with successfully."""
-        self._remembered: dict[str, tuple[FlashResult, float]] = {}
+        """Set by stop(): no flash or build starts any more, and no event goes out once it
+        returns."""
+        self._ports = {path: _Port(label) for path, label in settings.labels.items()}
+        self._jobs: FlashJobs[Artifact, FlashResult] = FlashJobs(
+            self._flash, self._flashed, guard=self._changes, name="espdfu-job"
+        )
         self._to_reset: dict[str, str] = {}
         """Port path → title of the boards flashed in this round of flashes that wait for RESET:
         said once, when the round ends."""
-        self._labels = dict(settings.labels)
-        self._auto_flash = settings.auto_flash
-        self._build = BuildStatus()
-        """An artifact that arrived while our build ran: it counts once the build succeeds."""
-        self._artifact: Artifact | None = None
+        self._runner: BuildRunner | None = None
+        """Our build while it runs; what it is for is in the summary's ``build.then_flash``."""
+        self._summary = Summary(target=self._target(), auto_flash=settings.auto_flash)
         self.monitor = Monitor(usb_world, self._on_board_event, settings.monitor_interval_s)
         self.watcher = ArtifactWatcher(
             settings.build_dir,
@@ -247,13 +278,19 @@ class Workbench:
             make_dfu=settings.make_dfu,
             on_note=self._on_note,
         )
-        self._runner: BuildRunner | None = None
 
     # --- life ---------------------------------------------------------------------------------
 
     def start(self, on_event: Callable[[Event], None]) -> None:
-        """Report every change to ``on_event`` (called on the workbench's threads) from now on."""
-        self._emit = on_event
+        """Report every change to ``on_event`` (called on the workbench's threads) from now on.
+
+        It scans the bus and reads the dfu.bin there is before it returns. After :meth:`stop`
+        it does nothing (a front end may start it on a thread of its own while it quits).
+        """
+        with self._changes:
+            if self._stopping:
+                return
+            self._changes.connect(on_event)
         self.monitor.start()
         self.watcher.start()
 
@@ -263,108 +300,87 @@ class Workbench:
         Nothing that comes in meanwhile (a board, a dfu.bin, a build's end) starts a flash,
         and no event is reported once this returns.
         """
-        with self._lock:
+        with self._changes:
             self._stopping = True
+            self._jobs.close()
+            runner = self._runner
         self.monitor.stop()
         self.watcher.stop()
-        with self._lock:
-            jobs = list(self._jobs.values())
-            runner = self._runner
-        for job in jobs:
-            job.cancel.set()
         if runner is not None and runner.running:
             runner.cancel()
             runner.wait(JOIN_TIMEOUT_S)
-        for job in jobs:
-            job.thread.join(JOIN_TIMEOUT_S)
-        self._deliver()
-        with self._delivered:  # a flash that ended just before may still be reporting it
-            self._delivered.wait_for(
-                lambda: self._deliverer in (None, threading.current_thread()), JOIN_TIMEOUT_S
-            )
-            self._emit = lambda event: None
-            self._outbox.clear()
+        self._jobs.join(JOIN_TIMEOUT_S)
+        self._changes.disconnect(JOIN_TIMEOUT_S)
+
+    def drain(self, timeout: float = JOIN_TIMEOUT_S) -> bool:
+        """Wait until every change made so far has been reported to ``on_event``; whether
+        all have within ``timeout`` (a script that saw the work end may want its last lines)."""
+        return self._changes.drain(timeout)
 
     def stop_and_say(self) -> list[str]:
         """Stop (see :meth:`stop`) and say how the work that ran ended, for a line after a
         quit or a signal: ["2 flashes aborted, boards left ready to flash (1-1.1, 1-1.2)",
         "the build was stopped"]; empty when nothing ran.
         """
-        with self._lock:
-            flashing = list(self._jobs)
-            building = self._build.state is BuildState.RUNNING
+        with self._changes:
+            flashing = self._jobs.paths()
+            building = self._summary.build.state is BuildState.RUNNING
         self.stop()
         endings: dict[str, FlashResult | None] = {}
-        off_the_bus = []  # a board's view goes when its flash ends while it is away
-        with self._lock:
+        off_the_bus = []
+        with self._changes:
             for path in flashing:
-                view = self._views.get(path)
-                if view is None:
-                    off_the_bus.append(path)
+                if path in self._jobs:
+                    endings[path] = None
+                elif self._ports[path].present:
+                    endings[path] = self._ports[path].last
                 else:
-                    endings[path] = None if view.flashing else view.last
-            state = self._build.state
-        parts = flash_endings(endings)
-        if off_the_bus:
-            parts.append(
-                f"ended with the board off the bus: {', '.join(off_the_bus)} (see the log)"
-            )
-        if building:
-            parts.append(
-                "the build was stopped"
-                if state is BuildState.CANCELLED
-                else "the build is still running"
-                if state is BuildState.RUNNING
-                else f"the build {state.value}"
-            )
-        return parts
+                    off_the_bus.append(path)
+            state = self._summary.build.state
+        return flash_endings(endings, off_the_bus) + ([build_ending(state)] if building else [])
 
     # --- what is there ------------------------------------------------------------------------
 
     def boards(self) -> dict[str, BoardView]:
-        with self._lock:
-            return dict(self._views)
+        """The boards shown: those present, and those away in the middle of their flash."""
+        with self._changes:
+            return {path: self._view(path) for path in self._ports if self._shown(path)}
+
+    @property
+    def summary(self) -> Summary:
+        return self._summary
 
     @property
     def artifact(self) -> Artifact | None:
-        return self._artifact
+        return self._summary.artifact
 
     @property
     def build_status(self) -> BuildStatus:
-        return self._build
+        return self._summary.build
 
     @property
     def auto_flash(self) -> bool:
-        return self._auto_flash
+        return self._summary.auto_flash
 
     @property
     def busy(self) -> bool:
         """A flash or a build is running (quitting now would interrupt it)."""
-        with self._lock:
-            return bool(self._jobs) or self._build.state is BuildState.RUNNING
+        with self._changes:
+            return bool(len(self._jobs)) or self._summary.build.state is BuildState.RUNNING
 
     def compatible(self, path: str) -> bool:
         """Whether the current artifact may go to the board at ``path`` now."""
-        artifact = self._artifact
-        view = self._views.get(path)
-        return (
-            view is not None
-            and view.present
-            and artifact is not None
-            and artifact.image is not None
-            and artifact.valid
-            and incompatibility(view.board, artifact.image, self.settings.flash.force) is None
-        )
+        view = self.boards().get(path)
+        return view is not None and view.fits
 
     # --- commands (any thread) ----------------------------------------------------------------
 
-    @_delivers
     def build(self, then_flash: bool = False) -> None:
         """Run the build command; with ``then_flash``, flash the armed boards if it succeeds."""
-        with self._lock:
+        with self._changes:
             if self._stopping:
                 return
-            if self._build.state is BuildState.RUNNING:
+            if self._summary.build.state is BuildState.RUNNING:
                 self._log("A build is already running.", level="warning")
                 return
             directory = self.settings.project_dir or self.settings.build_dir.parent
@@ -385,11 +401,10 @@ class Workbench:
             self._set_build(BuildStatus(BuildState.RUNNING, then_flash=then_flash))
             self._log(f"Build started: {' '.join(self.settings.build_command)}")
 
-    @_delivers
     def flash(self, paths: Iterable[str]) -> list[str]:
         """Flash the current artifact to these boards now; return the ones started."""
-        with self._lock:
-            artifact = self._artifact
+        with self._changes:
+            artifact = self._summary.artifact
             if artifact is None or not artifact.valid:
                 why = "there is no dfu.bin yet" if artifact is None else artifact.problem
                 self._log(f"Nothing to flash: {why}.", level="warning")
@@ -397,58 +412,51 @@ class Workbench:
             return [path for path in paths if self._start(path, artifact, explicit=True)]
 
     def flash_all(self) -> list[str]:
-        paths = [path for path in self.boards() if self.compatible(path)]
-        artifact = self._artifact
-        if not paths and artifact is not None and artifact.valid:
-            with self._lock:
+        with self._changes:
+            paths = [path for path, view in self.boards().items() if view.fits]
+            artifact = self._summary.artifact
+            if not paths and artifact is not None and artifact.valid:
                 self._log("Nothing to flash: no board here can take this dfu.bin.", level="warning")
-            self._deliver()
-            return []
-        return self.flash(paths)
+                return []
+            return self.flash(paths)
 
     def flash_armed(self) -> list[str]:
-        return self.flash([path for path, view in self.boards().items() if view.armed])
+        with self._changes:
+            return self.flash(path for path, view in self.boards().items() if view.armed)
 
-    @_delivers
     def set_armed(self, path: str, armed: bool | None = None) -> None:
         """Arm or disarm a board for auto-flash (``None`` toggles)."""
-        with self._lock:
-            view = self._views.get(path)
-            if view is None:
+        with self._changes:
+            port = self._ports.get(path)
+            if port is None or not self._shown(path):
                 return
-            view = replace(view, armed=not view.armed if armed is None else armed)
-            self._show(view)
+            port.armed = not port.armed if armed is None else armed
+            self._changed(path)
 
-    @_delivers
     def set_auto_flash(self, on: bool) -> None:
-        with self._lock:
-            self._auto_flash = on
-            self._post(AutoFlashChanged(on))
+        with self._changes:
+            self._summary = replace(self._summary, auto_flash=on)
+            self._changes.post(AutoFlashChanged(self._summary))
             self._log(f"Auto-flash on rebuild: {'on' if on else 'off'}.")
 
-    @_delivers
     def set_label(self, path: str, label: str) -> None:
         label = label.strip()
-        with self._lock:
-            self._labels[path] = label
-            view = self._views.get(path)
-            if view is not None:
-                self._show(replace(view, label=label))
-        if self._save_label is not None:
-            try:
-                self._save_label(path, label)
-            except EspdfuError as error:
-                self._log(f"The label was not saved: {error}", level="error")
+        with self._changes:
+            self._ports.setdefault(path, _Port()).label = label
+            if self._shown(path):
+                self._changed(path)
+            if self._save_label is not None:
+                try:
+                    self._save_label(path, label)
+                except EspdfuError as error:
+                    self._log(f"The label was not saved: {error}", level="error")
 
     def cancel(self, path: str | None = None) -> bool:
         """Cancel the flash of ``path`` if it runs, else the build; whether anything was."""
-        with self._lock:
-            job = self._jobs.get(path) if path else None
-            self._pending.pop(path or "", None)
-            runner = self._runner if job is None else None
-        if job is not None:
-            job.cancel.set()
-            return True
+        with self._changes:
+            if path is not None and self._jobs.cancel(path):
+                return True
+            runner = self._runner
         if runner is not None and runner.running:
             runner.cancel()
             return True
@@ -456,90 +464,88 @@ class Workbench:
 
     # --- boards -------------------------------------------------------------------------------
 
-    @_delivers
     def _on_board_event(self, event: BoardEvent) -> None:
         board = event.board
-        with self._lock:
-            view = self._views.get(board.path)
+        path = board.path
+        with self._changes:
+            port = self._ports.setdefault(path, _Port())
             if event.change is Change.REMOVED:
-                if view is None:
+                if not port.present:
                     return
-                if board.path in self._jobs:  # re-enumerating in the middle of its flash
-                    self._show(replace(view, present=False))
-                    return
-                del self._views[board.path]
-                self._post(BoardRemoved(board.path))
-                self._log(f"{view.title} unplugged.")
+                port.present = False
+                if path in self._jobs:  # re-enumerating in the middle of its flash
+                    self._changed(path)
+                else:
+                    self._changes.post(BoardRemoved(path))
+                    self._log(f"{self._title(path)} unplugged.")
                 return
-            new = view is None or not view.present
-            view = self._new_view(board) if view is None else replace(view, board=board)
-            self._show(replace(view, present=True))
-            if new and board.path not in self._jobs:
-                where = f"{view.label} ({board.path})" if view.label else board.path
+            new = not port.present
+            if new and path not in self._jobs:  # a board (re)appears: armed as settings say
+                port.armed = board.flashable and (
+                    path in self.settings.arm_only
+                    if self.settings.arm_only
+                    else self.settings.arm_new_boards
+                )
+            port.board, port.present = board, True
+            self._changed(path)
+            if new and path not in self._jobs:
+                where = f"{port.label} ({path})" if port.label else path
                 self._log(f"{where}: {board.chip_name}, {board.mode.value}.")
-
-    def _new_view(self, board: Board) -> BoardView:
-        last = self._remembered.get(board.path)
-        return BoardView(
-            board=board,
-            label=self._labels.get(board.path, ""),
-            armed=board.flashable
-            and (
-                board.path in self.settings.arm_only
-                if self.settings.arm_only
-                else self.settings.arm_new_boards
-            ),
-            last=last[0] if last else None,
-            last_at=last[1] if last else None,
-        )
 
     # --- artifacts and builds -----------------------------------------------------------------
 
-    @_delivers
     def _on_artifact(self, artifact: Artifact) -> None:
-        with self._lock:
-            self._artifact = artifact
-            self._post(ArtifactChanged(artifact))
+        target = self._target()  # read here, on the watcher's thread, not where it is shown
+        with self._changes:
+            self._summary = replace(self._summary, artifact=artifact, target=target)
+            self._changes.post(ArtifactChanged(self._summary))
+            for path in self._ports:  # whether it fits each board
+                if self._shown(path):
+                    self._changed(path)
             if not artifact.valid:
                 self._log(f"{artifact.path} is not usable: {artifact.problem}", level="error")
                 return
-            building = self._build.state is BuildState.RUNNING
             image = artifact.image
             chip = image.chip_name if image else "?"
             self._log(f"New dfu.bin: {chip}, {artifact.size:,} bytes.")
             for entry in rom.slow_entries(image.entries if image else ()):
                 self._log(rom.erase_note(entry))
-            if not building and self._auto_flash:
-                self._auto_flash_to_armed(artifact)
+            if self._runner is None:  # after our own build, _on_build_done decides
+                self._artifact_ready(artifact, then_flash=False)
 
-    def _auto_flash_to_armed(self, artifact: Artifact) -> None:
-        """Flash ``artifact`` to the armed boards that do not hold it and will not after their
-        running flash (a rebuild may come back to what a board held before)."""
-        with self._lock:
-            for path, view in self._views.items():
-                holds = path not in self._jobs and self._flashed.get(path) == artifact.digest
-                if view.armed and not holds:
-                    self._start(path, artifact, explicit=False)
+    def _artifact_ready(self, artifact: Artifact, *, then_flash: bool) -> None:
+        """The one rule for a new artifact: after a build with ``then_flash``, to every armed
+        board; with auto-flash on, to the armed boards that do not hold it and will not after
+        their running flash (a rebuild may come back to what a board held before)."""
+        if then_flash:
+            self.flash_armed()
+            return
+        if not self._summary.auto_flash:
+            return
+        for path, view in self.boards().items():
+            port = self._ports[path]
+            holds = path not in self._jobs and port.flashed == artifact.digest
+            if view.armed and not holds:
+                self._start(path, artifact, explicit=False)
 
-    @_delivers
     def _on_build_line(self, line: str) -> None:
-        self._log(line, source="build")
+        with self._changes:
+            self._log(line, source="build")
 
-    @_delivers
     def _on_build_progress(self, done: int, total: int) -> None:
-        with self._lock:
-            self._set_build(replace(self._build, done=done, total=total))
+        with self._changes:
+            self._set_build(replace(self._summary.build, done=done, total=total))
 
-    @_delivers
     def _on_build_done(self, result: BuildResult) -> None:
-        # What the build left is read while the build still counts as running, so that a new
-        # artifact is reported without being auto-flashed: what to flash after our own build is
-        # decided here alone, once. No lock held: the watcher reports under its own.
+        # What the build left is read while the build still counts as running (the watcher
+        # reports it under its own lock, so not under ours): a new artifact is reported, and
+        # what to flash after our own build is decided here, once.
         artifact = self.watcher.refresh() if result.ok else None
-        with self._lock:
-            status = self._build
+        with self._changes:
+            then_flash = self._summary.build.then_flash
+            self._runner = None
             self.watcher.paused = False
-            self._set_build(replace(status, state=result.state, result=result))
+            self._set_build(replace(self._summary.build, state=result.state, result=result))
             if not result.ok:
                 what = "cancelled" if result.state is BuildState.CANCELLED else "failed"
                 self._log(f"Build {what}: nothing is flashed.", level="error")
@@ -547,151 +553,119 @@ class Workbench:
                     self._log(line, source="build", level="error")
                 return
             self._log(f"Build finished in {result.seconds:.1f} s.")
-        if artifact is None or not artifact.valid:
-            self._log("The build made no usable dfu.bin.", level="error")
-            return
-        if status.then_flash:
-            self.flash_armed()
-        elif self._auto_flash:
-            self._auto_flash_to_armed(artifact)
+            if artifact is None or not artifact.valid:
+                self._log("The build made no usable dfu.bin.", level="error")
+                return
+            self._artifact_ready(artifact, then_flash=then_flash)
 
     def _set_build(self, status: BuildStatus) -> None:
-        with self._lock:
-            self._build = status
-            self._post(BuildChanged(status))
+        self._summary = replace(self._summary, build=status)
+        self._changes.post(BuildChanged(self._summary))
+
+    def _target(self) -> str | None:
+        settings = self.settings
+        return project_target(settings.project_dir or settings.build_dir.parent, settings.build_dir)
 
     # --- flash jobs ---------------------------------------------------------------------------
 
     def _start(self, path: str, artifact: Artifact, explicit: bool) -> bool:
         """Start flashing ``path``; a running job keeps the newest other artifact for afterwards.
 
-        Called under the lock, so that checking the board and registering its job are one step.
+        Inside the model's lock, so that checking the board and registering its job are one step.
         """
         image = artifact.image
         assert image is not None
-        with self._lock:
-            view = self._views.get(path)
-            if self._stopping or view is None or not view.present:
+        with self._changes:
+            port = self._ports.get(path)
+            if self._stopping or port is None or port.board is None:
                 return False
-            problem = incompatibility(view.board, image, self.settings.flash.force)
+            if not port.present and path not in self._jobs:  # away in its flash: it may wait
+                return False
+            problem = incompatibility(port.board, image, self.settings.flash.force)
             if problem is not None:  # said each time, so that no board is passed over unsaid
                 level = "warning" if explicit else "info"
-                self._log(f"{view.title}: not flashed: {problem.message}", level=level)
+                self._log(f"{self._title(path)}: not flashed: {problem.message}", level=level)
                 return False
-            running = self._jobs.get(path)
-            if running is not None:
-                if running.artifact.digest != artifact.digest:
-                    self._pending[path] = artifact  # latest wins
-                else:  # the latest is the one being flashed: drop any older one queued
-                    self._pending.pop(path, None)
-                    if explicit:
-                        self._log(f"{view.title} is being flashed already.", level="warning")
+            running = self._jobs.item(path)
+            if running is not None and running.digest == artifact.digest:
+                self._jobs.forget_waiting(path)  # the latest is the one being flashed
+                if explicit:
+                    self._log(f"{self._title(path)} is being flashed already.", level="warning")
                 return False
-            cancel = threading.Event()
-            thread = threading.Thread(
-                target=self._run_job, args=(path, artifact, cancel), daemon=True,
-                name=f"espdfu-job-{path}",
-            )  # fmt: skip
-            self._jobs[path] = _Job(artifact, cancel, thread)
-            self._show(
-                replace(view, progress=Progress(path, Phase.CONNECTING, 0, len(image.payload)))
-            )
-            thread.start()
+            if not self._jobs.start(path, artifact):
+                return False  # it waits for the running flash (latest wins)
+            port.progress = Progress(path, Phase.CONNECTING, 0, len(image.payload))
+            self._changed(path)
             return True
 
-    @_delivers
-    def _run_job(self, path: str, artifact: Artifact, cancel: threading.Event) -> None:
-        image = artifact.image
-        assert image is not None
-        result = flash(
+    def _flash(self, path: str, artifact: Artifact, cancel: threading.Event) -> FlashResult:
+        """A job, on its own thread."""
+        assert artifact.image is not None
+        return flash(
             self.usb,
             path,
-            image,
+            artifact.image,
             options=self.settings.flash,
             progress=self._on_progress,
             cancel=cancel,
         )
-        now = time.time()
-        with self._lock:
-            del self._jobs[path]
-            self._remembered[path] = (result, now)
-            if result.ok:
-                self._flashed[path] = artifact.digest
-            pending = self._pending.pop(path, None)
-            view = self._views.get(path)
-            title = view.title if view else path
-            if result.ok:  # the RESET advice is the same for every board: said once, below
-                self._log(f"{title}: {result.headline}")
-                if result.next_step:
-                    self._to_reset[path] = title
-            else:
-                cancelled = result.error is not None and result.error.kind is Failure.CANCELLED
-                self._log(f"{title}: {result.message}", level="info" if cancelled else "error")
-            if view is not None:
-                self._show(replace(view, progress=None, last=result, last_at=now))
-                if not view.present:  # it left during the flash and has not come back
-                    del self._views[path]
-                    self._post(BoardRemoved(path))
-                elif pending is not None and not cancel.is_set():
-                    # Taken over in the same step, so that no artifact can slip in between.
-                    self._start(path, pending, explicit=False)
-            if not self._jobs and self._to_reset:  # the last flash of the round
-                titles = [self._to_reset[p] for p in sorted(self._to_reset, key=port_order)]
-                self._log(_reset_advice(titles))
-                self._to_reset.clear()
 
-    @_delivers
+    def _flashed(
+        self, path: str, artifact: Artifact, result: FlashResult, waiting: Artifact | None
+    ) -> None:
+        """A job ended (inside the model's lock): record it, then start what waited."""
+        port = self._ports[path]
+        port.progress, port.last, port.last_at = None, result, time.time()
+        if result.ok:
+            port.flashed = artifact.digest
+            self._log(f"{self._title(path)}: {result.headline}")  # RESET advice: once, below
+            if result.next_step:
+                self._to_reset[path] = self._title(path)
+        else:
+            cancelled = result.error is not None and result.error.kind is Failure.CANCELLED
+            self._log(
+                f"{self._title(path)}: {result.message}", level="info" if cancelled else "error"
+            )
+        if port.present:
+            self._changed(path)
+            if waiting is not None:
+                self._start(path, waiting, explicit=False)
+        else:  # it left during the flash and has not come back
+            self._changes.post(BoardRemoved(path))
+        if not len(self._jobs) and self._to_reset:  # the last flash of the round
+            titles = [self._to_reset[p] for p in sorted(self._to_reset, key=port_order)]
+            self._log(_reset_advice(titles))
+            self._to_reset.clear()
+
     def _on_progress(self, progress: Progress) -> None:
-        with self._lock:
-            view = self._views.get(progress.path)
-            if view is None or progress.path not in self._jobs:
+        with self._changes:
+            port = self._ports.get(progress.path)
+            if port is None or progress.path not in self._jobs:
                 return
-            self._show(replace(view, progress=progress))
+            port.progress = progress
+            self._changed(progress.path)
 
-    @_delivers
     def _on_note(self, text: str) -> None:
-        self._log(text, level="warning")
+        with self._changes:
+            self._log(text, level="warning")
 
-    # --- events -------------------------------------------------------------------------------
+    # --- views and events ---------------------------------------------------------------------
 
-    def _show(self, view: BoardView) -> None:
-        """Make ``view`` the board's state, and report it."""
-        with self._lock:
-            self._views[view.path] = view
-            self._post(BoardChanged(view))
+    def _shown(self, path: str) -> bool:
+        port = self._ports[path]
+        return port.board is not None and (port.present or path in self._jobs)
+
+    def _view(self, path: str) -> BoardView:
+        artifact = self._summary.artifact
+        image = artifact.image if artifact is not None and artifact.valid else None
+        return self._ports[path].view(image, self.settings.flash.force)
+
+    def _title(self, path: str) -> str:
+        return self._ports[path].label or path
+
+    def _changed(self, path: str) -> None:
+        """Report the board's state now."""
+        self._changes.post(BoardChanged(self._view(path)))
 
     def _log(self, text: str, *, source: str = "espdfu", level: str = "info") -> None:
-        self._post(Logged(text, source, level))
-
-    def _post(self, event: Event) -> None:
-        """Queue ``event``; it is delivered by :meth:`_deliver`, in the order posted."""
-        with self._lock:
-            self._outbox.append(event)
-
-    def _deliver(self) -> None:
-        """Hand the queued events to ``on_event``, outside the lock, one thread at a time.
-
-        A thread that finds another delivering leaves its events to it: they are queued behind
-        the ones being delivered, so the order holds and no thread waits for another's callback.
-        """
-        with self._lock:
-            if self._deliverer is not None:
-                return
-            self._deliverer = threading.current_thread()
-        try:
-            while True:
-                with self._lock:
-                    if not self._outbox:  # seen empty and given up in one step: none is left
-                        self._end_delivery()
-                        return
-                    event = self._outbox.popleft()
-                    emit = self._emit
-                emit(event)
-        except BaseException:
-            with self._lock:
-                self._end_delivery()
-            raise
-
-    def _end_delivery(self) -> None:
-        self._deliverer = None
-        self._delivered.notify_all()
+        self._changes.post(Logged(text, source, level))

@@ -71,7 +71,7 @@ def demo_dfu() -> bytes:
     chip = chip_by_name("esp32s2")
     assert chip is not None
     app = dfufile.FlashFile(0x10000, "app.bin", b"\xe9\x06\x02\x20" + body)
-    return dfufile.build([app], pid=chip.dfu_pid, flash_size=dfufile.FLASH_SIZES["4MB"])
+    return dfufile.pack([app], pid=chip.dfu_pid, flash_size=dfufile.FLASH_SIZES["4MB"])
 
 
 def make_app(root: Path, time: TimeModel) -> tuple[EspdfuApp, SimBus]:
@@ -120,7 +120,7 @@ async def ready(pilot: Pilot[int], root: Path) -> None:
     app = pilot.app
     await until(pilot, lambda: len(app.query(BoardPanel)) == 5, "five board panels")
     dfufile.save(root / PROJECT_NAME / "build" / "dfu.bin", demo_dfu())
-    await until(pilot, lambda: app.query_one(StatusBar).artifact is not None, "the dfu.bin")
+    await until(pilot, lambda: app.query_one(StatusBar).summary.artifact is not None, "the dfu.bin")
 
 
 async def shoot_idle(out: Path, root: Path) -> None:

@@ -52,7 +52,7 @@ def image_files(seed: int = 1, app_size: int = 40 * KIB) -> list[FlashFile]:
 def image(chip: str = "esp32s2", files: list[FlashFile] | None = None, **kwargs: int) -> DfuImage:
     found = chip_by_name(chip)
     pid = found.dfu_pid if found else int(chip, 16)
-    data = dfufile.build(files or image_files(), pid=pid, **kwargs)
+    data = dfufile.pack(files or image_files(), pid=pid, **kwargs)
     return dfufile.parse(data)
 
 

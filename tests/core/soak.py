@@ -227,7 +227,7 @@ def trouble_noted() -> Iterator[list[str]]:
 def dfu_bin(seed: int) -> bytes:
     """A distinct dfu.bin for each seed, for an ESP32-S2."""
     assert _ESP32S2 is not None
-    return dfufile.build(image_files(seed=seed, app_size=APP_SIZE), pid=_ESP32S2.dfu_pid)
+    return dfufile.pack(image_files(seed=seed, app_size=APP_SIZE), pid=_ESP32S2.dfu_pid)
 
 
 def rebuild(build_dir: Path, seed: int) -> None:

@@ -30,7 +30,7 @@ def blocks(language: str) -> list[str]:
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A folder with build/dfu.bin for an ESP32-S2, as the examples expect."""
     (tmp_path / "build").mkdir()
-    dfu = dfufile.build(image_files(), pid=0x0002)
+    dfu = dfufile.pack(image_files(), pid=0x0002)
     dfufile.save(tmp_path / "build" / "dfu.bin", dfu)
     monkeypatch.chdir(tmp_path)
     return tmp_path

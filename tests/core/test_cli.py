@@ -37,7 +37,7 @@ def espdfu(
 def valid_file(tmp_path: Path) -> Path:
     path = tmp_path / "dfu.bin"
     files = [FlashFile(0x0, "bootloader.bin", b"b" * 100), FlashFile(0x10000, "app.bin", b"a" * 5)]
-    path.write_bytes(dfufile.build(files, pid=9, flash_size=8 * MB))
+    path.write_bytes(dfufile.pack(files, pid=9, flash_size=8 * MB))
     return path
 
 
@@ -188,7 +188,7 @@ def test_mkdfu_legacy_layout(vectors: Path, tmp_path: Path) -> None:
 
 def test_mkdfu_part_size_from_option_and_environment(tmp_path: Path) -> None:
     (tmp_path / "bin").write_bytes(b"\xce" * 10)
-    expected = dfufile.build([FlashFile(0, "bin", b"\xce" * 10)], pid=2, part_size=5)
+    expected = dfufile.pack([FlashFile(0, "bin", b"\xce" * 10)], pid=2, part_size=5)
     result = espdfu(
         "mkdfu", "-o", "a.bin", "--pid", "2", "--part-size", "5", "0", "bin", cwd=tmp_path
     )

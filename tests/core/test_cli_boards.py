@@ -22,7 +22,7 @@ from tests.core.test_cli import espdfu
 @pytest.fixture
 def s2_file(tmp_path: Path) -> Path:
     path = tmp_path / "dfu.bin"
-    path.write_bytes(dfufile.build(image_files(), pid=2))
+    path.write_bytes(dfufile.pack(image_files(), pid=2))
     return path
 
 
@@ -132,7 +132,7 @@ def test_flash_selection_mistakes(s2_file: Path, args: list[str], words: str) ->
 
 def test_flash_a_wrong_chip_board_by_path(tmp_path: Path) -> None:
     path = tmp_path / "s3.bin"
-    path.write_bytes(dfufile.build(image_files(), pid=9))
+    path.write_bytes(dfufile.pack(image_files(), pid=9))
     result = espdfu("flash", path, "--path", "1-1.1", "--sim", "esp32s2")
     assert result.returncode == 2 and "is esp32s2" in result.stderr
     forced = espdfu("flash", path, "--path", "1-1.1", "--force", "--sim", "esp32s2")

@@ -41,7 +41,7 @@ def _publish(build_dir: Path, seed: int, app_size: int = 40 * 1024) -> None:
     """A new dfu.bin, renamed into place as `idf.py dfu` leaves it complete."""
     build_dir.mkdir(exist_ok=True)
     temporary = build_dir / "dfu.bin.tmp"
-    temporary.write_bytes(dfufile.build(image_files(seed=seed, app_size=app_size), pid=2))
+    temporary.write_bytes(dfufile.pack(image_files(seed=seed, app_size=app_size), pid=2))
     temporary.replace(build_dir / "dfu.bin")
 
 

@@ -6,9 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from espdfu.benchsetup import workbench_settings
+from espdfu.build import DEFAULT_COMMAND
 from espdfu.config import (
     LABELS_FILE,
     PROJECT_FILE,
+    SHELL,
     USER_FILE,
     ConfigError,
     Settings,
@@ -16,6 +19,7 @@ from espdfu.config import (
     load_settings,
     save_label,
 )
+from espdfu.flasher import FlashOptions
 
 BINDINGS = {"build", "flash", "flash_all", "quit"}
 
@@ -47,7 +51,8 @@ def _error(project: Path, user: Path) -> ConfigError:
 def test_without_files_the_defaults(project: Path, user: Path) -> None:
     settings = _load(project, user)
     assert settings == Settings(project_dir=project, build_dir=project / "build")
-    assert settings.build_command == ("idf.py", "dfu") and not settings.build_shell
+    assert settings.build_command == DEFAULT_COMMAND == ("idf.py", "dfu")
+    assert not settings.build_shell and settings.build_argv == DEFAULT_COMMAND
     assert settings.sources == ()
 
 
@@ -123,6 +128,7 @@ def test_the_shell_only_when_asked(project: Path, user: Path) -> None:
     settings = _load(project, user)
     assert settings.build_shell
     assert settings.build_command == (". ~/esp/export.sh && idf.py dfu",)
+    assert settings.build_argv == (*SHELL, ". ~/esp/export.sh && idf.py dfu")
 
 
 def test_a_list_command_for_the_shell_is_quoted(project: Path, user: Path) -> None:
@@ -299,3 +305,43 @@ def test_a_file_that_is_not_utf8(project: Path, user: Path) -> None:
 def test_a_bad_command_line_value(project: Path, user: Path) -> None:
     with pytest.raises(ConfigError, match="detach_wait_s given on the command line"):
         _load(project, user, overrides={"detach_wait_s": -1.0})
+
+
+# --- the workbench the settings describe ------------------------------------------------------
+
+
+def test_the_workbench_takes_every_setting(project: Path, user: Path) -> None:
+    (project / PROJECT_FILE).write_text(
+        '[build]\ncommand = "make dfu"\nshell = true\ndir = "out"\n'
+        "[flash]\nauto = true\narm_new_boards = false\ndetach_wait = 3\nmake_dfu = false\n"
+        '[ui]\nmonitor_interval = 0.25\n[labels]\n"1-1.2" = "left jig"\n'
+    )
+    options = FlashOptions(detach_wait_s=99, progress_interval_s=0.5)
+    bench = workbench_settings(_load(project, user), flash=options)
+    assert bench.build_dir == project / "out" and bench.project_dir == project
+    assert bench.build_command == (*SHELL, "make dfu")
+    assert bench.auto_flash and not bench.make_dfu and not bench.arm_new_boards
+    assert bench.arm_only == frozenset() and bench.labels == {"1-1.2": "left jig"}
+    assert bench.flash == FlashOptions(detach_wait_s=3.0, progress_interval_s=0.5)
+    assert bench.monitor_interval_s == 0.25
+
+
+def test_the_front_ends_choices_win(project: Path, user: Path) -> None:
+    """As `espdfu watch` asks: auto-flash to every board (or those at --path), whatever the
+    files say; and the demo's labels instead of the configured ones."""
+    (user / USER_FILE).write_text("[flash]\nauto = false\narm_new_boards = false\n")
+    (user / LABELS_FILE).write_text('[labels]\n"1-1.2" = "mine"\n')
+    overrides: dict[str, object] = {"auto_flash": True, "arm_new_boards": True}
+    config = _load(project, user, overrides=overrides)
+    bench = workbench_settings(config, arm_only=["1-1.3", "1-1.3"], labels={"1-1.1": "demo"})
+    assert bench.auto_flash and bench.arm_new_boards
+    assert bench.arm_only == frozenset({"1-1.3"}) and bench.labels == {"1-1.1": "demo"}
+    assert bench.build_command == DEFAULT_COMMAND and bench.flash == FlashOptions()
+
+
+def test_without_a_project_the_build_folder_is_the_current_ones(
+    user: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    bench = workbench_settings(_load(None, user))
+    assert bench.build_dir == tmp_path / "build" and bench.project_dir is None

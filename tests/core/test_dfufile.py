@@ -18,7 +18,7 @@ APP = bytes(range(256)) * 16  # 4 KiB
 
 
 def _valid() -> bytes:
-    return dfufile.build([FlashFile(0x10000, "app.bin", APP)], pid=9, flash_size=4 * MB)
+    return dfufile.pack([FlashFile(0x10000, "app.bin", APP)], pid=9, flash_size=4 * MB)
 
 
 def _format_error(data: bytes) -> str:
@@ -57,7 +57,7 @@ def test_as_dict_has_the_documented_keys() -> None:
 
 
 def test_pid_ffff_means_any_chip() -> None:
-    image = dfufile.parse(dfufile.build([FlashFile(0, "a", b"x")], pid=0xFFFF))
+    image = dfufile.parse(dfufile.pack([FlashFile(0, "a", b"x")], pid=0xFFFF))
     assert image.chip_name == "any" and image.chip is None
     assert not any("product ID" in w for w in image.warnings)
 
@@ -211,25 +211,25 @@ def test_overlapping_entries_warn() -> None:
 
 
 def test_entry_beyond_the_flash_size_warns() -> None:
-    data = dfufile.build([FlashFile(0x1FFFFF, "app.bin", b"xy")], pid=2, flash_size=2 * MB)
+    data = dfufile.pack([FlashFile(0x1FFFFF, "app.bin", b"xy")], pid=2, flash_size=2 * MB)
     assert "beyond the 2 MB flash" in _warnings(dfufile.parse(data))
 
 
 def test_part_size_not_a_multiple_of_4096_warns() -> None:
-    data = dfufile.build([FlashFile(0, "app.bin", bytes(3000))], pid=2, part_size=1000)
+    data = dfufile.pack([FlashFile(0, "app.bin", bytes(3000))], pid=2, part_size=1000)
     warnings = _warnings(dfufile.parse(data))
     assert "parts of 1,000 bytes, not a multiple of 4096" in warnings
 
 
 def test_long_names_are_cut_and_still_matched() -> None:
     name = "n" * 70 + ".bin"
-    image = dfufile.parse(dfufile.build([FlashFile(0, name, b"data")], pid=2))
+    image = dfufile.parse(dfufile.pack([FlashFile(0, name, b"data")], pid=2))
     assert image.valid and image.entries[0].name == name
     assert "longer than 64 bytes" in _warnings(image)
 
 
 def test_unknown_pid_and_legacy_layout_warn() -> None:
-    image = dfufile.parse(dfufile.build([FlashFile(0, "a", b"a")], pid=0x1234, flash_size=None))
+    image = dfufile.parse(dfufile.pack([FlashFile(0, "a", b"a")], pid=0x1234, flash_size=None))
     warnings = _warnings(image)
     assert "Unknown product ID 0x1234" in warnings and "Legacy layout" in warnings
     # flash_params.dat came with v4.3.4 and v4.4.2, not v5.0 (mkdfu.py at those tags).
@@ -244,7 +244,7 @@ def test_foreign_vendor_id_warns() -> None:
 
 
 def test_no_entries_warns() -> None:
-    image = dfufile.parse(dfufile.build([], pid=2))
+    image = dfufile.parse(dfufile.pack([], pid=2))
     assert "no flash entries" in _warnings(image)
 
 
@@ -253,7 +253,7 @@ def test_no_entries_warns() -> None:
 
 def test_files_are_sorted_by_address() -> None:
     files = [FlashFile(0x10000, "app.bin", b"app"), FlashFile(0x1000, "boot.bin", b"boot")]
-    image = dfufile.parse(dfufile.build(files, pid=2))
+    image = dfufile.parse(dfufile.pack(files, pid=2))
     assert [(e.name, e.address) for e in image.entries] == [
         ("boot.bin", 0x1000),
         ("app.bin", 0x10000),
@@ -264,7 +264,7 @@ def test_two_files_for_one_address_are_refused_not_one_dropped() -> None:
     """mkdfu.py keeps the last file for an address and drops the other without a word."""
     files = [FlashFile(0x10000, "old.bin", b"old"), FlashFile(0x10000, "new.bin", b"new")]
     with pytest.raises(InputError) as caught:
-        dfufile.build(files, pid=2)
+        dfufile.pack(files, pid=2)
     assert caught.value.message == (
         "'old.bin' and 'new.bin' are both for 0x10000: only one image can be written at an address."
     )
@@ -272,7 +272,7 @@ def test_two_files_for_one_address_are_refused_not_one_dropped() -> None:
 
 def test_parts_are_named_and_placed_like_esp_idf() -> None:
     image = dfufile.parse(
-        dfufile.build([FlashFile(0x8000, "x", bytes(10000))], pid=2, part_size=4096)
+        dfufile.pack([FlashFile(0x8000, "x", bytes(10000))], pid=2, part_size=4096)
     )
     assert [(e.name, e.address, e.size) for e in image.entries] == [
         ("x", 0x8000, 4096),
@@ -292,7 +292,7 @@ def test_parts_are_named_and_placed_like_esp_idf() -> None:
 )
 def test_names_the_board_could_not_tell_apart_are_refused(files: list[FlashFile]) -> None:
     with pytest.raises(InputError, match="could not tell them apart") as caught:
-        dfufile.build(files, pid=2, part_size=4096)
+        dfufile.pack(files, pid=2, part_size=4096)
     assert "by its name alone" in caught.value.message
     assert caught.value.hint.startswith("Give the images distinct file names")
 
@@ -300,20 +300,20 @@ def test_names_the_board_could_not_tell_apart_are_refused(files: list[FlashFile]
 def test_a_shared_name_names_both_images() -> None:
     files = [FlashFile(0x1000, "app.bin", b"a"), FlashFile(0x20000, "app.bin", b"b")]
     with pytest.raises(InputError) as caught:
-        dfufile.build(files, pid=2)
+        dfufile.pack(files, pid=2)
     assert caught.value.message.startswith(
         "'app.bin' at 0x20000 would have the same name in the dfu.bin as 'app.bin' at 0x1000 "
     )
 
 
 def test_an_empty_file_gives_no_entry_as_in_esp_idf() -> None:
-    image = dfufile.parse(dfufile.build([FlashFile(0, "empty", b"")], pid=2))
+    image = dfufile.parse(dfufile.pack([FlashFile(0, "empty", b"")], pid=2))
     assert image.entries == ()
 
 
 @pytest.mark.parametrize("size", list(FLASH_SIZES.values()))
 def test_every_esp_idf_flash_size_is_accepted(size: int) -> None:
-    assert dfufile.parse(dfufile.build([], pid=2, flash_size=size)).flash_size == size
+    assert dfufile.parse(dfufile.pack([], pid=2, flash_size=size)).flash_size == size
 
 
 @pytest.mark.parametrize(
@@ -327,12 +327,12 @@ def test_every_esp_idf_flash_size_is_accepted(size: int) -> None:
 def test_writer_refuses_impossible_settings(kwargs: dict[str, int], words: str) -> None:
     arguments = {"pid": 2, **kwargs}
     with pytest.raises(InputError, match=words):
-        dfufile.build([FlashFile(0, "a", b"a")], **arguments)
+        dfufile.pack([FlashFile(0, "a", b"a")], **arguments)
 
 
 def test_writer_refuses_addresses_beyond_32_bits() -> None:
     with pytest.raises(InputError, match="32-bit"):
-        dfufile.build([FlashFile(0xFFFFFFFF, "a", b"ab")], pid=2)
+        dfufile.pack([FlashFile(0xFFFFFFFF, "a", b"ab")], pid=2)
 
 
 # --- files on disk ----------------------------------------------------------------------------

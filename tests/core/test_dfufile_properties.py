@@ -74,10 +74,10 @@ def test_write_then_read_returns_the_same_files(
     stored = [name.encode()[:64] for name, *_ in expected]
     if len(set(stored)) < len(stored) or set(stored) & ARCHIVE_NAMES:
         with pytest.raises(InputError, match="could not tell them apart"):
-            dfufile.build(inputs, pid=pid, flash_size=flash_size, part_size=part_size)
+            dfufile.pack(inputs, pid=pid, flash_size=flash_size, part_size=part_size)
         return
 
-    data = dfufile.build(inputs, pid=pid, flash_size=flash_size, part_size=part_size)
+    data = dfufile.pack(inputs, pid=pid, flash_size=flash_size, part_size=part_size)
     image = dfufile.parse(data)
     assert [(e.name, e.address, e.size, e.md5) for e in image.entries] == expected
     assert all(e.md5_ok for e in image.entries)
@@ -86,7 +86,7 @@ def test_write_then_read_returns_the_same_files(
 
 
 def _small_valid_file() -> bytes:
-    return dfufile.build(
+    return dfufile.pack(
         [
             FlashFile(0x1000, "boot.bin", b"\x01" * 300),
             FlashFile(0x10000, "app.bin", b"\xaa" * 900),
@@ -163,7 +163,7 @@ MB = 1024 * 1024
 
 
 def _other_valid_file() -> bytes:
-    return dfufile.build(
+    return dfufile.pack(
         [FlashFile(0x8000, "partition-table.bin", b"\x55" * 3072)], pid=9, flash_size=None
     )
 

@@ -138,7 +138,7 @@ def test_a_dfu_bin_replaced_while_read_gives_one_version_whole(tmp_path: Path) -
     """Replaced by a rename, as builds and espdfu replace files, in a loop while it is read:
     every read gives one version or the other, never a mix."""
     versions = [
-        dfufile.build([dfufile.FlashFile(0x10000, "app.bin", bytes([n]) * (300_000 + n))], pid=2)
+        dfufile.pack([dfufile.FlashFile(0x10000, "app.bin", bytes([n]) * (300_000 + n))], pid=2)
         for n in (1, 2)
     ]
     path = tmp_path / "dfu.bin"

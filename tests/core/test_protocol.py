@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
@@ -9,6 +10,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from espdfu import driver
 from espdfu.protocol import (
     BusyTooLongError,
     DeviceGone,
@@ -45,24 +47,25 @@ def drive(
     answer: Callable[[Step], Reply],
     limit: int = 1_000_000,
 ) -> Run:
-    """Feed each step's answer back; ``answer`` may raise DeviceGone to model a vanished board."""
+    """Drive ``steps`` with the flasher's loop, ``answer`` as the device, no time spent waiting;
+    ``answer`` may raise DeviceGone to model a vanished board."""
     run = Run()
+
+    def perform(step: Step) -> Reply:
+        if len(run.steps) == limit:
+            raise AssertionError("the download never ended")
+        run.steps.append(step)
+        return answer(step)
+
     try:
-        step = next(steps)
-        for _ in range(limit):
-            run.steps.append(step)
-            try:
-                reply = answer(step)
-            except DeviceGone as gone:
-                step = steps.throw(gone)
-                continue
-            step = steps.send(reply)
-        raise AssertionError("the download never ended")
-    except StopIteration as stop:
-        run.result = stop.value
+        run.result = driver.drive(steps, perform, wait=_no_wait)
     except (ProtocolError, DeviceStatusError, BusyTooLongError, DeviceGone) as error:
         run.error = error
     return run
+
+
+def _no_wait(seconds: float) -> None:
+    pass
 
 
 class Device:
@@ -141,6 +144,17 @@ def test_a_poll_timeout_with_an_idle_state_holds_nothing_back() -> None:
     statuses = [s.wait_ms for s in steps if s.request is Request.GETSTATUS]
     assert dnloads and set(dnloads) == {0}
     assert set(statuses) == {0}
+
+
+def test_the_driver_waits_only_what_is_left_of_a_busy_poll_timeout() -> None:
+    """The poll timeout counts from the busy answer: the host's own time since is not waited
+    again, and a timeout already past is not waited at all."""
+    looks = itertools.count(0, 0.005)  # each look at the clock finds 5 ms more
+    waits: list[float] = []
+    device = Device(busy_poll=42)  # then dfuMANIFEST with 3 ms
+    ending = driver.drive(download(b"x" * 10, 64), device, waits.append, lambda: next(looks))
+    assert ending is Ending.IDLE and bytes(device.received) == b"x" * 10
+    assert waits == [pytest.approx(0.037)]
 
 
 def test_block_numbers_wrap_at_16_bits() -> None:

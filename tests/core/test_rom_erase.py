@@ -32,7 +32,7 @@ def one_board(board: VirtualBoard, time: TimeModel) -> tuple[Usb, VirtualBoard]:
 def big_part_image(app_size: int = MIB) -> tuple[dfufile.DfuImage, list[FlashFile]]:
     """A dfu.bin whose app is one part of ``app_size`` bytes, as ESP-IDF v4.2 wrote them."""
     files = image_files(app_size=app_size)
-    data = dfufile.build(files, pid=0x0002, flash_size=4 * MIB, part_size=4 * MIB)
+    data = dfufile.pack(files, pid=0x0002, flash_size=4 * MIB, part_size=4 * MIB)
     return dfufile.parse(data), files
 
 

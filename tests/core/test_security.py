@@ -251,7 +251,7 @@ def test_written_files_follow_the_users_umask(tmp_path: Path, umask: int) -> Non
     previous = os.umask(umask)
     try:
         labels = save_label("1-1", "jig", config_dir=tmp_path / "config")
-        made = dfufile.save(tmp_path / "dfu.bin", dfufile.build([], pid=2))
+        made = dfufile.save(tmp_path / "dfu.bin", dfufile.pack([], pid=2))
         replaced = atomic_write(made, b"again")
     finally:
         os.umask(previous)

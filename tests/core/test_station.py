@@ -139,7 +139,7 @@ def start_station(folder: Path, config_dir: Path) -> tuple[subprocess.Popen[str]
     """`espdfu station` on two S2 boards and an S3, in ``folder``, with the configuration in
     ``config_dir`` (never the user's own)."""
     dfu = folder / "dfu.bin"
-    dfu.write_bytes(dfufile.build(image_files(app_size=8 * KIB), pid=0x0002))
+    dfu.write_bytes(dfufile.pack(image_files(app_size=8 * KIB), pid=0x0002))
     process = subprocess.Popen(
         [sys.executable, "-m", "espdfu", "station", str(dfu), "--sim", "esp32s2*2,esp32s3"],
         stdout=subprocess.PIPE,

@@ -53,29 +53,29 @@ def _vector_1_inputs(vectors: Path) -> list[FlashFile]:
 
 
 def test_writer_reproduces_vector_1(vectors: Path) -> None:
-    data = dfufile.build(_vector_1_inputs(vectors), pid=2, flash_size=4 * MB)
+    data = dfufile.pack(_vector_1_inputs(vectors), pid=2, flash_size=4 * MB)
     assert data == (vectors / "1" / "dfu.bin").read_bytes()
 
 
 def test_writer_reproduces_vector_1_from_its_json(vectors: Path) -> None:
     specs = flash_files_from_json(vectors / "1" / "flasher_args.json")
     assert [image.address for image in specs] == [0x8000, 0x1000, 0x10000]  # out of order
-    data = dfufile.build(read_flash_files(specs), pid=2, flash_size=4 * MB)
+    data = dfufile.pack(read_flash_files(specs), pid=2, flash_size=4 * MB)
     assert data == (vectors / "1" / "dfu.bin").read_bytes()
 
 
 def test_writer_reproduces_the_legacy_vector_1(vectors: Path) -> None:
-    data = dfufile.build(_vector_1_inputs(vectors), pid=2, flash_size=None)
+    data = dfufile.pack(_vector_1_inputs(vectors), pid=2, flash_size=None)
     assert data == (vectors / "legacy_no_flash_params" / "1" / "dfu.bin").read_bytes()
 
 
 def test_writer_reproduces_the_split_vectors(vectors: Path) -> None:
     assert (
-        dfufile.build(TEN_CE, pid=2, flash_size=4 * MB, part_size=5)
+        dfufile.pack(TEN_CE, pid=2, flash_size=4 * MB, part_size=5)
         == (vectors / "2" / "dfu.bin").read_bytes()
     )
     assert (
-        dfufile.build(TEN_CE, pid=2, flash_size=None, part_size=5)
+        dfufile.pack(TEN_CE, pid=2, flash_size=None, part_size=5)
         == (vectors / "legacy_no_flash_params" / "2" / "dfu.bin").read_bytes()
     )
 
@@ -88,8 +88,8 @@ def _sha256(data: bytes) -> str:
 
 
 def test_split_case_matches_esp_idf_without_the_vectors() -> None:
-    new = dfufile.build(TEN_CE, pid=2, flash_size=4 * MB, part_size=5)
-    legacy = dfufile.build(TEN_CE, pid=2, flash_size=None, part_size=5)
+    new = dfufile.pack(TEN_CE, pid=2, flash_size=4 * MB, part_size=5)
+    legacy = dfufile.pack(TEN_CE, pid=2, flash_size=None, part_size=5)
     assert _sha256(new) == "30fd6c93b9db14d4c45b7ed00db1ab93e499016e809984b9805f1b1526efe8bf"
     assert _sha256(legacy) == "b2d25442812d4f1fe94875cd6d145bc4ec009cf596afaaf7aab1faada9bea31c"
 
@@ -97,7 +97,7 @@ def test_split_case_matches_esp_idf_without_the_vectors() -> None:
 def test_large_split_case_matches_esp_idf() -> None:
     app = vector_app()
     assert _sha256(app) == "31a51b463db6036350996babfaa9edcd263a0c2e0fc08a1bdd3b0e3c68121af5"
-    data = dfufile.build([FlashFile(0x10000, "app.bin", app)], pid=2, flash_size=4 * MB)
+    data = dfufile.pack([FlashFile(0x10000, "app.bin", app)], pid=2, flash_size=4 * MB)
     assert _sha256(data) == "e53e6f9abc52d27fa13c35fe83ca8c201ca82250fecde6df13794aa0361705f9"
     image = dfufile.parse(data)
     assert [(e.name, e.address, e.size) for e in image.entries] == [

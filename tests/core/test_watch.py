@@ -29,7 +29,7 @@ def _dfu(content: bytes = b"\xe9app") -> bytes:
     chip = chip_by_name("esp32s2")
     assert chip is not None
     app = dfufile.FlashFile(0x10000, "app.bin", content * 1000)
-    return dfufile.build([app], pid=chip.dfu_pid)
+    return dfufile.pack([app], pid=chip.dfu_pid)
 
 
 class Watching:

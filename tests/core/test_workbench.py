@@ -49,7 +49,9 @@ class Bench:
         self.recorder.wait(lambda: all(self.flashed(p) for p in paths), f"{paths} flashed")
 
     def wait_idle(self) -> None:
+        """Until nothing runs and all that happened has been reported."""
         self.recorder.wait(lambda: not self.workbench.busy, "the workbench to be idle")
+        assert self.workbench.drain(), "the workbench's last events"
 
 
 @pytest.fixture
@@ -244,7 +246,7 @@ def test_newer_artifacts_while_flashing_latest_wins_and_never_twice_at_once(
     bench = next(generator)
     dfu = bench.build_dir / "dfu.bin"
     bench.build_dir.mkdir(parents=True, exist_ok=True)
-    contents = [dfufile.build(image_files(seed=seed), pid=2) for seed in range(4)]
+    contents = [dfufile.pack(image_files(seed=seed), pid=2) for seed in range(4)]
     for number, content in enumerate(contents):
         temporary = bench.build_dir / "next.tmp"
         temporary.write_bytes(content)
@@ -259,6 +261,37 @@ def test_newer_artifacts_while_flashing_latest_wins_and_never_twice_at_once(
         assert 2 <= flashes == board.downloads_completed <= 4  # no lost or duplicate results
         for file in image_files(seed=3):  # the last artifact won
             assert board.read_flash(file.address, len(file.data)) == file.data
+    next(generator, None)
+
+
+def test_an_artifact_that_comes_while_the_board_is_away_in_its_flash_waits_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ROM board leaves the bus after DETACH and comes back in DFU mode: a dfu.bin that
+    arrives meanwhile is flashed after the running flash (it was dropped, the board left
+    holding the older firmware)."""
+    time_model = TimeModel(scale=0.02, reenumerate_s=50.0)  # off the bus for 1 s
+    generator = _bench(tmp_path, monkeypatch, "esp32s2", time_model, auto_flash=True)
+    bench = next(generator)
+    (path,) = bench.world.paths
+    dfu = bench.build_dir / "dfu.bin"
+    bench.build_dir.mkdir(parents=True, exist_ok=True)
+    dfufile.save(dfu, dfufile.pack(image_files(seed=0), pid=2))
+    assert bench.workbench.watcher.check_now() is not None
+    bench.recorder.wait(
+        lambda: (
+            (view := bench.workbench.boards().get(path)) is not None
+            and view.flashing
+            and not view.present
+        ),
+        "the board to leave the bus in its flash",
+    )
+    dfufile.save(dfu, dfufile.pack(image_files(seed=1), pid=2))
+    assert bench.workbench.watcher.check_now() is not None
+    bench.recorder.wait(lambda: bench.world.board(path).downloads_completed == 2, "two flashes")
+    bench.wait_idle()
+    for file in image_files(seed=1):
+        assert bench.world.board(path).read_flash(file.address, len(file.data)) == file.data
     next(generator, None)
 
 

@@ -102,7 +102,7 @@ def make_image(
         FlashFile(0x8000, "partition-table.bin", rng.randbytes(3 * KIB)),
         FlashFile(0x10000, "app.bin", rng.randbytes(app_size)),
     )
-    data = dfufile.build(files, pid=found.dfu_pid, flash_size=4 * MIB, part_size=part_size)
+    data = dfufile.pack(files, pid=found.dfu_pid, flash_size=4 * MIB, part_size=part_size)
     return Image(chip, files, data)
 
 

@@ -1,7 +1,8 @@
 """The gadget's ROM model on its own (no guest): the tier's verdicts are only as good as it is.
 
-The project's own sans-IO download drives it here with a clock that moves only when the host
-waits, so every stall or error is the model's decision, not a timing accident.
+The project's own sans-IO download drives it here, sent by the flasher's own loop
+(``driver.drive``) on a clock that moves only when the host waits, so every stall or error is
+the model's decision, not a timing accident.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 
 from espdfu import dfufile, rom
 from espdfu.chips import chip_by_name
+from espdfu.driver import drive
 from espdfu.protocol import (
     DeviceStatusError,
     Ending,
@@ -80,20 +82,20 @@ class Host:
     def run(self, steps: Generator[Step, Reply, Ending]) -> tuple[Ending, list[State]]:
         """Drive a download; return how it ended and every state GETSTATUS reported."""
         states: list[State] = []
-        try:
-            step = next(steps)
-            while True:
-                self.time += step.wait_ms / 1000
-                reply: Reply = None
-                if step.request is Request.GETSTATUS:
-                    reply = self.status(step.timeout_ms / 1000 or None)
-                    states.append(reply.state)
-                else:
-                    answer = self.out(step.request, step.value, bytes(step.data))
-                    assert not answer.stall and answer.action is None, (step, answer)
-                step = steps.send(reply)
-        except StopIteration as stop:
-            return stop.value, states
+
+        def perform(step: Step) -> Reply:
+            if step.request is Request.GETSTATUS:
+                reply = self.status(step.timeout_ms / 1000 or None)
+                states.append(reply.state)
+                return reply
+            answer = self.out(step.request, step.value, bytes(step.data))
+            assert not answer.stall and answer.action is None, (step, answer)
+            return None
+
+        return drive(steps, perform, self._wait, lambda: self.time), states
+
+    def _wait(self, seconds: float) -> None:
+        self.time += seconds
 
 
 def _no_data() -> bytes:

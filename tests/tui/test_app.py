@@ -139,6 +139,22 @@ async def test_space_arms_and_w_turns_auto_flash_on(tmp_path: Path) -> None:
         assert bus.board(S2A).downloads_completed == 0
 
 
+async def test_x_with_auto_flash_on_flashes_each_armed_board_once(tmp_path: Path) -> None:
+    """The build's intent and auto-flash meet in one rule: one flash a board, nothing said
+    about a flash "already" running."""
+    app, bus = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 3, "the panels")
+        await pilot.press("w")
+        await until(pilot, lambda: "auto-flash ON" in text(app, "#project-line"), "auto on")
+        await pilot.press("x")
+        # The round's RESET advice comes after both flashes' lines.
+        await until(pilot, lambda: "Press RESET" in log_text(app), "the round to end")
+        assert "being flashed already" not in log_text(app)
+        assert [bus.board(p).downloads_completed for p in (S2A, S2B, S3)] == [1, 1, 0]
+        assert log_text(app).count("Press RESET") == 1
+
+
 async def test_c_cancels_the_selected_boards_flash(tmp_path: Path) -> None:
     app, bus = make_app(tmp_path, spec="esp32s2", time=TimeModel.scaled(0.3))
     async with app.run_test(size=SIZE) as pilot:
@@ -319,7 +335,7 @@ async def test_a_panel_shows_the_roms_erase_and_the_log_notes_the_large_part(
         await until(pilot, lambda: len(app.query(BoardPanel)) == 1, "the panel")
         build_dir = app.workbench.settings.build_dir
         build_dir.mkdir(exist_ok=True)
-        dfu_bin = dfufile.build(files, pid=2, flash_size=4 * 1024 * 1024, part_size=2 << 20)
+        dfu_bin = dfufile.pack(files, pid=2, flash_size=4 * 1024 * 1024, part_size=2 << 20)
         (build_dir / "dfu.bin.tmp").write_bytes(dfu_bin)
         (build_dir / "dfu.bin.tmp").rename(build_dir / "dfu.bin")
         await until(pilot, lambda: app.workbench.compatible(S2A), "the artifact")
@@ -372,7 +388,9 @@ async def test_shift_f_with_no_board_for_the_dfu_bin_says_so(tmp_path: Path) -> 
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: len(app.query(BoardPanel)) == 1, "the panel")
         await pilot.press("b")
-        await until(pilot, lambda: app.query_one(StatusBar).artifact is not None, "the dfu.bin")
+        await until(
+            pilot, lambda: app.query_one(StatusBar).summary.artifact is not None, "the dfu.bin"
+        )
         await pilot.press("F")
         reason = "Nothing to flash: no board here can take this dfu.bin."
         await until(pilot, lambda: reason in log_text(app), "the reason")

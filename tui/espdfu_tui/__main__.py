@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from espdfu import __version__
+from espdfu.build import DEFAULT_COMMAND
 from espdfu.errors import DfuFormatError, EspdfuError, InputError
 from espdfu.instance import AlreadyRunning, take_instance_lock
 
@@ -45,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument("--build-dir", type=Path, metavar="DIR", help="default PROJECT/build")
     parser.add_argument(
-        "--build-cmd", metavar="COMMAND", help='the build command (default "idf.py dfu")'
+        "--build-cmd",
+        metavar="COMMAND",
+        help=f'the build command (default "{shlex.join(DEFAULT_COMMAND)}")',
     )
     parser.add_argument(
         "--auto-flash", action="store_true", help="re-flash armed boards after every rebuild"
@@ -171,12 +174,13 @@ def make_app_from_args(args: argparse.Namespace, demo_root: Path | None) -> tupl
     """The app the command line asks for, and whether it takes the mouse."""
     from textual.binding import Binding
 
+    from espdfu.benchsetup import workbench_settings
     from espdfu.build import find_project
     from espdfu.config import config_dir, load_labels, load_settings, save_label
     from espdfu.demo import make_demo_project
     from espdfu.flasher import FlashOptions
     from espdfu.transport import open_usb
-    from espdfu.workbench import Workbench, WorkbenchSettings
+    from espdfu.workbench import Workbench
 
     from .app import EspdfuApp
 
@@ -201,33 +205,21 @@ def make_app_from_args(args: argparse.Namespace, demo_root: Path | None) -> tupl
         overrides["mouse"] = False
     ids = [b.id for b in EspdfuApp.BINDINGS if isinstance(b, Binding) and b.id]
     settings = load_settings(project_dir, overrides=overrides, binding_ids=ids)
-    command = settings.build_command
-    if settings.build_shell:
-        shell = ("cmd", "/c") if os.name == "nt" else ("/bin/sh", "-c")
-        command = (*shell, " ".join(command))
-    build_dir = settings.build_dir or project_dir / "build"
+    bench = workbench_settings(
+        settings,
+        labels=load_labels(labels_dir) if demo_root else None,
+        flash=FlashOptions(progress_interval_s=PROGRESS_INTERVAL_S),
+    )
     usb_world = open_usb(sim)
     workbench = Workbench(
         usb_world,
-        WorkbenchSettings(
-            build_dir=build_dir,
-            project_dir=project_dir,
-            build_command=command,
-            auto_flash=settings.auto_flash,
-            make_dfu=settings.make_dfu,
-            arm_new_boards=settings.arm_new_boards,
-            labels=load_labels(labels_dir) if demo_root else dict(settings.labels),
-            flash=FlashOptions(
-                detach_wait_s=settings.detach_wait_s, progress_interval_s=PROGRESS_INTERVAL_S
-            ),
-            monitor_interval_s=settings.monitor_interval_s,
-        ),
+        bench,
         save_label=lambda path, label: save_label(path, label, config_dir=labels_dir),
     )
     facts = [
         f"Project: {project_dir}" + (" (demo: a throw-away copy)" if demo_root else ""),
-        f"Build folder: {build_dir}",
-        f"Build command: {' '.join(command)}",
+        f"Build folder: {bench.build_dir}",
+        f"Build command: {' '.join(bench.build_command)}",
         f"USB: {usb_world.description}",
         "Config files read: " + (", ".join(map(str, settings.sources)) or "none"),
         f"Board labels are kept in {labels_dir / 'labels.toml'}"

@@ -1,8 +1,9 @@
 """The Textual application: it shows the workbench and sends it the user's commands.
 
 All flashing, watching and building happens in the core's workbench on its own threads; its
-events arrive here as messages (``post_message`` is the thread-safe way in) and the handlers,
-on the UI thread, update the widgets. Nothing here blocks.
+events arrive here as typed messages (``post_message`` is the thread-safe way in) and their
+handlers, on the UI thread, render what the events carry: a board's view, the summary, a log
+line. Nothing here asks the workbench back for its state, reads the disk or blocks.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import FrameType
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import events, work
@@ -28,17 +29,16 @@ from textual.widgets import Footer, Header, RichLog, Static
 
 from espdfu import __version__
 from espdfu.build import BuildState
-from espdfu.idfbuild import project_target
 from espdfu.stopping import STOP_SIGNALS, signal_exit_code, stopped_line
 from espdfu.transport import port_order
 from espdfu.workbench import (
-    ArtifactChanged,
-    AutoFlashChanged,
     BoardChanged,
     BoardRemoved,
-    BuildChanged,
+    BoardView,
     Event,
     Logged,
+    Summary,
+    SummaryChanged,
     Workbench,
 )
 
@@ -58,21 +58,48 @@ _SAYS_WHY = ("build", "build_flash", "flash", "flash_all")
 """Commands that, run while greyed out, say in the log why they cannot act."""
 
 
-class WorkbenchMessage(Message):
-    """A workbench event, carried to the UI thread."""
+class BoardShown(Message):
+    """A board as it is now."""
 
-    def __init__(self, event: Event) -> None:
+    def __init__(self, event: BoardChanged) -> None:
         super().__init__()
-        self.event = event
+        self.view = event.view
 
     def can_replace(self, message: Message) -> bool:
         """A board's newer state makes its older one, still queued, pointless."""
-        mine, theirs = self.event, getattr(message, "event", None)
-        return (
-            isinstance(mine, BoardChanged)
-            and isinstance(theirs, BoardChanged)
-            and mine.view.path == theirs.view.path
-        )
+        return isinstance(message, BoardShown) and message.view.path == self.view.path
+
+
+class BoardGone(Message):
+    def __init__(self, event: BoardRemoved) -> None:
+        super().__init__()
+        self.path = event.path
+
+
+class SummaryShown(Message):
+    """The artifact, the build and auto-flash as they are now."""
+
+    def __init__(self, event: SummaryChanged) -> None:
+        super().__init__()
+        self.summary = event.summary
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SummaryShown)
+
+
+class LogLine(Message):
+    def __init__(self, event: Logged) -> None:
+        super().__init__()
+        self.event = event
+
+
+_MESSAGES: dict[type[Event], Callable[[Any], Message]] = {
+    BoardChanged: BoardShown,
+    BoardRemoved: BoardGone,
+    SummaryChanged: SummaryShown,
+    Logged: LogLine,
+}
+"""The message each kind of event is carried in (a SummaryChanged's kinds by their base)."""
 
 
 class EspdfuApp(App[int]):
@@ -135,6 +162,10 @@ class EspdfuApp(App[int]):
         self.facts = list(facts)
         self.keymap = keymap or {}
         self.sub_title = f"demo · {__version__}" if demo else __version__
+        settings = workbench.settings  # resolved here, before the app runs: it reads the disk
+        self.build_dir_shown = _short(settings.build_dir, settings.project_dir or Path.cwd())
+        self.summary: Summary = workbench.summary
+        """The last summary shown (the keys that build or flash look at it)."""
         self.stopped = False
         self.leaving = False
         self.stop_signal: int | None = None
@@ -147,10 +178,8 @@ class EspdfuApp(App[int]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        settings = self.workbench.settings
-        shown = _short(settings.build_dir, settings.project_dir or Path.cwd())
         build_key = self.keymap.get("build", "b").split(",")[0]
-        yield StatusBar(self.project, self._project_target(), shown, build_key)
+        yield StatusBar(self.project, self.summary, self.build_dir_shown, build_key)
         with BoardGrid(id="boards"):
             yield Static(f"{NO_BOARDS_TEXT}\n{DOWNLOAD_MODE_HINT}", id="no-boards")
         log = RichLog(id="log", max_lines=LOG_LINES, wrap=True, markup=False)
@@ -162,89 +191,70 @@ class EspdfuApp(App[int]):
     def on_mount(self) -> None:
         if self.keymap:
             self.set_keymap(self.keymap)
-        status = self.query_one(StatusBar)
-        status.auto_flash = self.workbench.auto_flash
-        status.show(self.clock())
+        self.query_one(StatusBar).show(self.summary, self.clock())
         self._catch_stop_signals()
         self.set_interval(AGE_REFRESH_S, self.refresh_ages)
+        self._start_workbench()
+
+    @work(thread=True, group="start")
+    def _start_workbench(self) -> None:
+        """Off the UI thread: starting scans the USB bus and reads the dfu.bin there is."""
         self.workbench.start(self._relay)
 
     def refresh_ages(self) -> None:
         """Bring the "flashed 12 s ago" and the dfu.bin's age up to now."""
         now = self.clock()
         with contextlib.suppress(NoMatches):  # the app may be closing
-            self.query_one(StatusBar).show(now)
+            self.query_one(StatusBar).refresh_age(now)
         for panel in self.query(BoardPanel):
-            panel.refresh_age(now)
+            with contextlib.suppress(NoMatches):  # a panel mounted but not yet composed
+                panel.refresh_age(now)
 
     def _relay(self, event: Event) -> None:
         """Called on the workbench's threads."""
-        self.post_message(WorkbenchMessage(event))
+        kind = next(kind for kind in type(event).__mro__ if kind in _MESSAGES)
+        self.post_message(_MESSAGES[kind](event))
 
     # --- events from the workbench ------------------------------------------------------------
+    # Flashes still report while the app closes, after its widgets are gone: NoMatches then.
 
-    def on_workbench_message(self, message: WorkbenchMessage) -> None:
-        # Flashes still report while the app closes, after its widgets are gone: drop those.
+    def on_board_shown(self, message: BoardShown) -> None:
         with contextlib.suppress(NoMatches):
-            self._show(message.event)
+            self._show_board(message.view)
+            self.refresh_bindings()
 
-    def _show(self, event: Event) -> None:
-        if isinstance(event, BoardChanged):
-            self._show_board(event)
-        elif isinstance(event, BoardRemoved):
-            self._remove_board(event.path)
-        elif isinstance(event, Logged):
-            self._write_log(event)
-        elif isinstance(event, ArtifactChanged):
-            status = self.query_one(StatusBar)
-            status.artifact = event.artifact
-            status.target = self._project_target() or status.target
-            status.show(self.clock())
-            self._refresh_panels()
-        elif isinstance(event, BuildChanged):
-            self.query_one(StatusBar).build = event.status
-            self.query_one(StatusBar).show(self.clock())
-        elif isinstance(event, AutoFlashChanged):
-            self.query_one(StatusBar).auto_flash = event.on
-            self.query_one(StatusBar).show(self.clock())
-        self.refresh_bindings()
+    def on_board_gone(self, message: BoardGone) -> None:
+        with contextlib.suppress(NoMatches):
+            for panel in self.query(f"#{panel_id(message.path)}"):
+                panel.remove()
+            if len(self.query(BoardPanel)) <= 1:  # the one being removed
+                self.query_one("#no-boards").display = True
+            self.refresh_bindings()
 
-    def _show_board(self, event: BoardChanged) -> None:
-        view = event.view
-        chip = self._artifact_chip()
-        compatible = self.workbench.compatible(view.path)
+    def on_summary_shown(self, message: SummaryShown) -> None:
+        self.summary = message.summary
+        with contextlib.suppress(NoMatches):
+            self.query_one(StatusBar).show(message.summary, self.clock())
+            self.refresh_bindings()
+
+    def on_log_line(self, message: LogLine) -> None:
+        with contextlib.suppress(NoMatches):
+            self._write_log(message.event)
+
+    def _show_board(self, view: BoardView) -> None:
         panel = next(self.query(f"#{panel_id(view.path)}").results(BoardPanel), None)
         if panel is not None:
-            panel.show(view, compatible, chip, self.clock())
+            panel.show(view, self.clock())
             return
         grid = self.query_one(BoardGrid)
         self.query_one("#no-boards").display = False
         panels = list(grid.query(BoardPanel))
         place = port_order(view.path)
         later = [p for p in panels if port_order(p.view.path) > place]
-        new = BoardPanel(view, compatible, chip, self.clock())
+        new = BoardPanel(view, self.clock())
         grid.mount(new, before=later[0] if later else None)
         if not panels:
             new.focus()
-
-    def _remove_board(self, path: str) -> None:
-        for panel in self.query(f"#{panel_id(path)}"):
-            panel.remove()
-        if len(self.query(BoardPanel)) <= 1:  # the one being removed
-            self.query_one("#no-boards").display = True
-
-    def _refresh_panels(self) -> None:
-        chip = self._artifact_chip()
-        for panel in self.query(BoardPanel):
-            panel.show(panel.view, self.workbench.compatible(panel.view.path), chip, self.clock())
-
-    def _project_target(self) -> str | None:
-        settings = self.workbench.settings
-        return project_target(settings.project_dir or settings.build_dir.parent, settings.build_dir)
-
-    def _artifact_chip(self) -> str | None:
-        artifact = self.workbench.artifact
-        return artifact.image.chip_name if artifact and artifact.image else None
 
     def _write_log(self, event: Logged) -> None:
         style = _LEVEL_STYLES.get(event.level, "dim" if event.source == "build" else "")
@@ -285,17 +295,16 @@ class EspdfuApp(App[int]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Grey out what cannot be done now (None: shown, disabled)."""
-        workbench = self.workbench
-        building = workbench.build_status.state is BuildState.RUNNING
+        building = self.summary.build.state is BuildState.RUNNING
         selected = self.selected
         if action in ("build", "build_flash"):
             return None if building else True
         if action == "flash":
             if selected is None or selected.view.flashing:
                 return None
-            return True if workbench.compatible(selected.view.path) else None
+            return True if selected.view.fits else None
         if action == "flash_all":
-            return True if any(workbench.compatible(p) for p in workbench.boards()) else None
+            return True if any(panel.view.fits for panel in self.query(BoardPanel)) else None
         if action in ("arm", "label"):
             return True if selected is not None else None
         if action == "cancel":  # shown only when there is something to cancel
@@ -341,7 +350,7 @@ class EspdfuApp(App[int]):
             self.workbench.set_armed(self.selected.view.path)
 
     def action_auto_flash(self) -> None:
-        self.workbench.set_auto_flash(not self.workbench.auto_flash)
+        self.workbench.set_auto_flash(not self.summary.auto_flash)
 
     def action_cancel(self) -> None:
         selected = self.selected

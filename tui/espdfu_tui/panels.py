@@ -32,13 +32,9 @@ def ago(when: float, now: float) -> str:
 class BoardPanel(Widget, can_focus=True):
     """A board: what it is, what it is doing, how the last flash went, what to do next."""
 
-    def __init__(
-        self, view: BoardView, compatible: bool, artifact_chip: str | None, now: float
-    ) -> None:
+    def __init__(self, view: BoardView, now: float) -> None:
         super().__init__(id=panel_id(view.path), classes="panel")
         self.view = view
-        self.compatible = compatible
-        self.artifact_chip = artifact_chip
         self.now = now
         """The time the "12 s ago" is counted to (the app's clock, when it last looked)."""
 
@@ -60,11 +56,8 @@ class BoardPanel(Widget, can_focus=True):
         if str(state.content) != line:
             state.update(line)
 
-    def show(
-        self, view: BoardView, compatible: bool, artifact_chip: str | None, now: float
-    ) -> None:
-        self.view, self.compatible, self.artifact_chip = view, compatible, artifact_chip
-        self.now = now
+    def show(self, view: BoardView, now: float) -> None:
+        self.view, self.now = view, now
         self.refresh_view()
 
     def refresh_view(self) -> None:
@@ -114,8 +107,8 @@ class BoardPanel(Widget, can_focus=True):
                 text += f" · {progress.rate / 1024:.0f} KB/s"
             if progress.eta_s is not None and progress.done < progress.total:
                 text += f" · ETA {progress.eta_s:.0f} s"
-        elif view.present and view.board.flashable and not self.compatible and self.artifact_chip:
-            text += f" · the dfu.bin is for {self.artifact_chip}"
+        elif view.present and view.board.flashable and not view.fits and view.artifact_chip:
+            text += f" · the dfu.bin is for {view.artifact_chip}"
         return text
 
     def _after_line(self) -> str:

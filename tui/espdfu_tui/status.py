@@ -9,8 +9,7 @@ from textual.widgets import ProgressBar, Static
 
 from espdfu.build import BuildState
 from espdfu.units import format_size
-from espdfu.watch import Artifact
-from espdfu.workbench import BuildStatus
+from espdfu.workbench import Summary
 
 from .panels import ago
 
@@ -19,17 +18,15 @@ class StatusBar(Widget):
     """Project · target · build folder · auto-flash; then dfu.bin · build state."""
 
     def __init__(
-        self, project: str, target: str | None, build_dir: str, build_key: str = "b"
+        self, project: str, summary: Summary, build_dir: str, build_key: str = "b"
     ) -> None:
         super().__init__(id="status")
         self.build_key = build_key
         """The key that builds, as the user's config may have remapped it."""
         self.project = project
-        self.target = target or "?"
         self.build_dir = build_dir
-        self.artifact: Artifact | None = None
-        self.build = BuildStatus()
-        self.auto_flash = False
+        self.summary = summary
+        """What it shows: the workbench's summary as it last came."""
         self.now = 0.0
         """The time the dfu.bin's age is counted to (the app's clock, when it last looked)."""
 
@@ -39,24 +36,31 @@ class StatusBar(Widget):
             yield ProgressBar(total=1, show_eta=False, id="build-bar")
         yield Static(id="artifact-line")
 
-    def show(self, now: float) -> None:
-        """Both lines as they are at ``now``; a line is redrawn only when its words changed."""
+    def show(self, summary: Summary, now: float) -> None:
+        """Both lines for ``summary`` at ``now``; a line is redrawn only when its words changed."""
+        self.summary = summary
+        self.refresh_age(now)
+
+    def refresh_age(self, now: float) -> None:
+        """The lines at ``now``: the dfu.bin's age is the only text that changes by itself."""
         self.now = now
-        auto = "auto-flash ON" if self.auto_flash else "auto-flash off"
+        summary, build = self.summary, self.summary.build
+        auto = "auto-flash ON" if summary.auto_flash else "auto-flash off"
         _update(
             self.query_one("#project-line", Static),
-            f"{self.project} · {self.target} · {self._build_text()} · {auto}",
+            f"{self.project} · {summary.target or '?'} · {self._build_text()} · {auto}",
         )
         _update(self.query_one("#artifact-line", Static), self._artifact_text())
         bar = self.query_one("#build-bar", ProgressBar)
-        bar.display = self.build.state is BuildState.RUNNING and self.build.total > 0
+        bar.display = build.state is BuildState.RUNNING and build.total > 0
         if bar.display:  # ninja's [n/m]
-            bar.update(total=self.build.total, progress=self.build.done)
-        self.set_class(self.build.state is BuildState.FAILED, "build-failed")
-        self.set_class(self.artifact is not None and not self.artifact.valid, "artifact-bad")
+            bar.update(total=build.total, progress=build.done)
+        self.set_class(build.state is BuildState.FAILED, "build-failed")
+        artifact = summary.artifact
+        self.set_class(artifact is not None and not artifact.valid, "artifact-bad")
 
     def _artifact_text(self) -> str:
-        artifact = self.artifact
+        artifact = self.summary.artifact
         if artifact is None:
             return f"no {self.build_dir}/dfu.bin yet: press {self.build_key} to build"
         if not artifact.valid:
@@ -69,7 +73,7 @@ class StatusBar(Widget):
         )
 
     def _build_text(self) -> str:
-        build = self.build
+        build = self.summary.build
         if build.state is BuildState.RUNNING:
             return f"building {build.done}/{build.total}" if build.total else "building…"
         if build.state is BuildState.IDLE or build.result is None:

@@ -14,30 +14,46 @@ from .. import dfufile
 from ..boards import Board, read_state, scan
 from ..dfufile import DfuImage
 from ..errors import EspdfuError, InputError
-from ..flasher import FlashOptions, FlashResult, flash_many, incompatibility
-from ..stopping import flash_endings, signal_exit_code, stopped_line
-from ..transport import SIM_ENV, Usb, open_usb
-from .common import EXIT_FAILED, EXIT_OK, StopSignals, note
+from ..flasher import FlashResult, flash_many, incompatibility
+from ..stopping import flash_endings
+from ..transport import Usb, open_usb
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    StopSignals,
+    add_flash_options,
+    add_paths,
+    add_sim,
+    flash_options,
+    note,
+    say_stopped,
+)
 from .live import LiveProgress
 
 _WAIT_POLL_S = 0.2
 
 
-def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    usb_options = argparse.ArgumentParser(add_help=False)
-    usb_options.add_argument(
-        "--sim",
-        metavar="SPEC",
-        help=f"use virtual boards instead of USB, e.g. 'esp32s2*3,esp32s3' (or ${SIM_ENV})",
-    )
+LIST_DESCRIPTION = (
+    "Show every Espressif device and every DFU device: port path, chip, mode, DFU state, "
+    "transfer size, and what to do when one cannot be flashed."
+)
 
+FLASH_DESCRIPTION = (
+    "Flash FILE to the boards in ROM download mode, DFU mode, or running an app with a DFU "
+    "runtime. With one compatible board and no selection it is flashed; with several, say "
+    "which (--path, repeatable) or --all. Exit 0 when every selected board was flashed, 1 "
+    "when any failed, 2 for bad input, 128 + the signal when stopped by one (130 for Ctrl-C): "
+    "running flashes are aborted, the boards left ready."
+)
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     listing = commands.add_parser(
         "list",
-        parents=[usb_options],
         help="show the connected boards",
-        description="Show every Espressif device and every DFU device: port path, chip, mode, "
-        "DFU state, transfer size, and what to do when one cannot be flashed.",
+        description=LIST_DESCRIPTION,
     )
+    add_sim(listing)
     listing.add_argument("--json", action="store_true", help="print a JSON list instead")
     listing.add_argument(
         "-v", "--verbose", action="store_true", help="also say which USB library is used"
@@ -46,28 +62,17 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     flash = commands.add_parser(
         "flash",
-        parents=[usb_options],
         help="flash a dfu.bin to one, several or all boards",
-        description="Flash FILE to the boards in ROM download mode, DFU mode, or running an "
-        "app with a DFU runtime. With one compatible board and no selection it is flashed; "
-        "with several, say which (--path, repeatable) or --all. Exit 0 when every selected "
-        "board was flashed, 1 when any failed, 2 for bad input, 128 + the signal when stopped by "
-        "one (130 for Ctrl-C): running flashes are aborted, the boards left ready.",
+        description=FLASH_DESCRIPTION,
     )
+    add_sim(flash)
     flash.add_argument("file", type=Path, metavar="FILE", help="the dfu.bin to flash")
-    flash.add_argument(
-        "-p", "--path", action="append", default=[], metavar="PORT",
-        help="the board at this USB port path (see `espdfu list`); repeatable",
-    )  # fmt: skip
+    add_paths(flash, "the board")
     flash.add_argument("--all", action="store_true", help="every compatible board, in parallel")
-    flash.add_argument("--force", action="store_true", help="flash even when the chip differs")
+    add_flash_options(flash)
     flash.add_argument(
         "--wait", type=float, default=0.0, metavar="SECONDS",
         help="wait up to SECONDS for the boards to appear",
-    )  # fmt: skip
-    flash.add_argument(
-        "--detach-wait", type=float, default=FlashOptions.detach_wait_s, metavar="SECONDS",
-        help="how long a board may take to come back in DFU mode (default %(default)g)",
     )  # fmt: skip
     flash.add_argument("--json", action="store_true", help="print one JSON result per board")
     flash.set_defaults(run=_flash)
@@ -110,7 +115,7 @@ def _list(args: argparse.Namespace) -> int:
 def _flash(args: argparse.Namespace) -> int:
     image = dfufile.load(args.file)
     usb_world = open_usb(args.sim)
-    options = FlashOptions(force=args.force, detach_wait_s=args.detach_wait)
+    options = flash_options(args)
     cancel = threading.Event()
     # Ctrl-C, SIGTERM and SIGHUP abort every download cleanly (each board is left in dfuIDLE,
     # ready to flash again) and the results are still reported, board by board.
@@ -131,8 +136,7 @@ def _flash(args: argparse.Namespace) -> int:
     elif results:
         _report(results)
     if stop.signum is not None:
-        note(stopped_line(stop.signum, flash_endings({r.path: r for r in results})))
-        return signal_exit_code(stop.signum)
+        return say_stopped(stop.signum, flash_endings({r.path: r for r in results}))
     return EXIT_OK if all(result.ok for result in results) else EXIT_FAILED
 
 

@@ -197,7 +197,7 @@ def _from_inputs(args: argparse.Namespace, part_size: int) -> tuple[bytes, Path,
     flash_size = None if args.no_flash_params else parse_flash_size(args.flash_size or "2MB")
     pid = _pid(args)
     return (
-        dfufile.build(files, pid=pid, flash_size=flash_size, part_size=part_size),
+        dfufile.pack(files, pid=pid, flash_size=flash_size, part_size=part_size),
         args.output,
         notes,
     )

@@ -10,40 +10,42 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .. import dfufile
-from ..flasher import FlashOptions, FlashResult
+from ..flasher import FlashResult
 from ..station import Skipped, Station
-from ..stopping import flash_endings, signal_exit_code, stopped_line
-from ..transport import SIM_ENV, open_usb
+from ..stopping import flash_endings
+from ..transport import open_usb
 from ..units import format_size
 from .boards import report_line, report_result
-from .common import StopSignals, note
+from .common import (
+    STOP_HELP,
+    StopSignals,
+    add_flash_options,
+    add_paths,
+    add_sim,
+    flash_options,
+    note,
+    say_stopped,
+)
+
+DESCRIPTION = (
+    "A flashing station for a production line: FILE goes to every board plugged in (those "
+    "present at the start too), once per plug, several at a time; one line per result. A "
+    "board left on the bus is not flashed again; unplug it and plug the next. Boards of "
+    "another chip, without permission or without DFU are named and skipped. "
+) + STOP_HELP
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     station = commands.add_parser(
         "station",
         help="flash a dfu.bin to every board as it is plugged in, until stopped",
-        description="A flashing station for a production line: FILE goes to every board "
-        "plugged in (those present at the start too), once per plug, several at a time; one "
-        "line per result. A board left on the bus is not flashed again; unplug it and plug "
-        "the next. Boards of another chip, without permission or without DFU are named and "
-        "skipped. Stop with Ctrl-C (or SIGTERM, SIGHUP): running flashes are aborted, the "
-        "boards left ready, and it exits with 128 + the signal (130 for Ctrl-C).",
+        description=DESCRIPTION,
     )
     station.add_argument("file", type=Path, metavar="FILE", help="the dfu.bin to flash")
-    station.add_argument(
-        "-p", "--path", action="append", default=[], metavar="PORT",
-        help="only boards plugged in at this USB port path (a slot); repeatable",
-    )  # fmt: skip
-    station.add_argument("--force", action="store_true", help="flash even when the chip differs")
-    station.add_argument(
-        "--detach-wait", type=float, default=FlashOptions.detach_wait_s, metavar="SECONDS",
-        help="how long a board may take to come back in DFU mode (default %(default)g)",
-    )  # fmt: skip
+    add_paths(station, "only boards plugged into the slot")
+    add_flash_options(station)
     station.add_argument("--json", action="store_true", help="print one JSON object per board")
-    station.add_argument(
-        "--sim", metavar="SPEC", help=f"use virtual boards instead of USB (or ${SIM_ENV})"
-    )
+    add_sim(station)
     station.set_defaults(run=_station)
 
 
@@ -97,7 +99,7 @@ def _station(args: argparse.Namespace) -> int:
         lines.result,
         lines.skipped,
         paths=args.path,
-        options=FlashOptions(force=args.force, detach_wait_s=args.detach_wait),
+        options=flash_options(args),
     )
     slots = f" at {', '.join(args.path)}" if args.path else ""
     note(
@@ -113,6 +115,5 @@ def _station(args: argparse.Namespace) -> int:
     flashed = sum(result.ok for result in station.results)
     failed = len(station.results) - flashed
     note(f"{flashed} board{'s' if flashed != 1 else ''} flashed, {failed} failed.")
-    note(stopped_line(stop.signum, flash_endings(endings)))
     assert stop.signum is not None  # the wait above only ends by a signal
-    return signal_exit_code(stop.signum)
+    return say_stopped(stop.signum, flash_endings(endings))

@@ -7,14 +7,18 @@ import argparse
 from .. import udev
 from .common import EXIT_OK
 
+DESCRIPTION = (
+    f"Print the least-privilege udev rule for Espressif boards (VID 303a: the logged-in user "
+    f"and the plugdev group, mode 0660), or install it with --install (as root) to "
+    f"{udev.RULE_PATH}."
+)
+
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rule = commands.add_parser(
         "udev-rule",
         help="print (or install) the Linux udev rule for Espressif boards",
-        description="Print the least-privilege udev rule for Espressif boards (VID 303a: the "
-        "logged-in user and the plugdev group, mode 0660), or install it with --install "
-        f"(as root) to {udev.RULE_PATH}.",
+        description=DESCRIPTION,
     )
     rule.add_argument("--install", action="store_true", help=f"write it to {udev.RULE_PATH}")
     rule.set_defaults(run=_udev_rule)

@@ -12,37 +12,33 @@ import threading
 from pathlib import Path
 
 from ..errors import InputError
-from ..stopping import signal_exit_code, stopped_line
-from ..transport import SIM_ENV
-from .common import StopSignals, note
+from .common import STOP_HELP, StopSignals, add_paths, add_sim, say_stopped
+
+DESCRIPTION = (
+    "Watch BUILD_DIR (default: the build folder of the ESP-IDF project around the current "
+    "folder) and flash each new valid dfu.bin to the selected boards as soon as it is "
+    "complete: every board that can take it (--all, the default), or the boards at the given "
+    "port paths. It also flashes the dfu.bin already there when it starts. One line per "
+    "event. "
+) + STOP_HELP
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     watch = commands.add_parser(
         "watch",
         help="flash every new dfu.bin in a build folder to the boards, without a screen",
-        description="Watch BUILD_DIR (default: the build folder of the ESP-IDF project around "
-        "the current folder) and flash each new valid dfu.bin to the selected boards as soon "
-        "as it is complete: every board that can take it (--all, the default), or the boards "
-        "at the given port paths. It also flashes the dfu.bin already there when it starts. One "
-        "line per event. Stop with Ctrl-C (or SIGTERM, SIGHUP): running flashes are aborted, "
-        "the boards left ready, and it exits with 128 + the signal (130 for Ctrl-C).",
+        description=DESCRIPTION,
     )
     watch.add_argument(
         "build_dir", nargs="?", type=Path, metavar="BUILD_DIR", help="the build folder to watch"
     )
-    watch.add_argument(
-        "-p", "--path", action="append", default=[], metavar="PORT",
-        help="only the board at this USB port path; repeatable",
-    )  # fmt: skip
+    add_paths(watch, "only the board")
     watch.add_argument(
         "--all",
         action="store_true",
         help="every board that can take the file (the default; kept for scripts)",
     )
-    watch.add_argument(
-        "--sim", metavar="SPEC", help=f"use virtual boards instead of USB (or ${SIM_ENV})"
-    )
+    add_sim(watch)
     watch.add_argument(
         "--no-make-dfu", action="store_true",
         help="do not make dfu.bin from flasher_args.json after a plain `idf.py build`",
@@ -52,43 +48,37 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def _watch(args: argparse.Namespace) -> int:
     # Imported here: the workbench, watchdog and the config are not needed by other commands.
+    from ..benchsetup import workbench_settings
     from ..build import find_project
     from ..config import load_settings
-    from ..flasher import FlashOptions
     from ..transport import open_usb
-    from ..workbench import Workbench, WorkbenchSettings
+    from ..workbench import Workbench
     from .eventlines import EventLines
 
     if args.path and args.all:
         raise InputError("Give either --path or --all, not both.")
-    project_dir = find_project(Path.cwd())
-    overrides: dict[str, object] = {"build_dir": args.build_dir}
+    # Every board is armed (or those at --path), and every new dfu.bin flashed to them.
+    overrides: dict[str, object] = {
+        "build_dir": args.build_dir,
+        "auto_flash": True,
+        "arm_new_boards": True,
+    }
     if args.no_make_dfu:
         overrides["make_dfu"] = False
-    config = load_settings(project_dir, overrides=overrides)
-    build_dir = config.build_dir or (project_dir or Path.cwd()) / "build"
+    config = load_settings(find_project(Path.cwd()), overrides=overrides)
+    settings = workbench_settings(config, arm_only=args.path)
     printer = EventLines()
-    settings = WorkbenchSettings(
-        build_dir=build_dir,
-        project_dir=project_dir,
-        auto_flash=True,
-        make_dfu=config.make_dfu,
-        arm_only=frozenset(args.path),
-        labels=dict(config.labels),
-        flash=FlashOptions(detach_wait_s=config.detach_wait_s),
-        monitor_interval_s=config.monitor_interval_s,
-    )
     workbench = Workbench(open_usb(args.sim), settings)
-    print(f"Watching {build_dir} (Ctrl-C to stop).", flush=True)
+    print(f"Watching {settings.build_dir} (Ctrl-C to stop).", flush=True)
     # The main thread only waits; a stop signal breaks that wait off (the handler raises there).
     with StopSignals(_break_off) as stop:
         try:
             workbench.start(printer.show)
             threading.Event().wait()
         except _Stop:
-            note(stopped_line(stop.signum, workbench.stop_and_say()))
+            parts = workbench.stop_and_say()
     assert stop.signum is not None  # the wait above only ends by a signal
-    return signal_exit_code(stop.signum)
+    return say_stopped(stop.signum, parts)
 
 
 class _Stop(Exception):

@@ -7,16 +7,16 @@ the ESP ROM, with faults on demand.
 
 from .backend import SimBackend, SimBus
 from .board import BoardKind, Fault, FaultAction, VirtualBoard
-from .descriptors import Mode
+from .descriptors import BusMode
 from .receiver import ReceivedFile
 from .spec import parse_spec
 from .timing import TimeModel
 
 __all__ = [
     "BoardKind",
+    "BusMode",
     "Fault",
     "FaultAction",
-    "Mode",
     "ReceivedFile",
     "SimBackend",
     "SimBus",

@@ -37,10 +37,10 @@ from ..protocol import (
 from .descriptors import (
     LANGIDS,
     TRANSFER_SIZE,
+    BusMode,
     DeviceDescriptor,
     Layout,
     Libusb,
-    Mode,
     jtag_serial,
     layout,
     string_descriptor,
@@ -78,7 +78,7 @@ class BoardKind(enum.Enum):
     """Like ROM, on Windows with WinUSB on interface 2 only: the board detaches, but the
     DFU-mode device that appears then has no driver (every first flash on Windows)."""
 
-    def lacks_driver(self, mode: Mode) -> bool:
+    def lacks_driver(self, mode: BusMode) -> bool:
         """Whether the host has no driver for this board's face in ``mode``.
 
         Windows binds a driver to a USB ID and, in a composite device, to one interface: the
@@ -89,12 +89,12 @@ class BoardKind(enum.Enum):
         return self is BoardKind.NO_DRIVER or (self is BoardKind.NO_DFU_DRIVER and mode == "dfu")
 
     @property
-    def start_mode(self) -> Mode:
+    def start_mode(self) -> BusMode:
         """The mode the board is in when it is plugged in."""
         return _START_MODES[self]
 
 
-_START_MODES: dict[BoardKind, Mode] = {
+_START_MODES: dict[BoardKind, BusMode] = {
     BoardKind.ROM: "rom",
     BoardKind.DFU: "dfu",
     BoardKind.APP: "app",
@@ -272,7 +272,7 @@ class VirtualBoard:
         self._receiver: Receiver | None = None
         self._plugged = False
         self._enumeration: Enumeration | None = None
-        self._arrival: tuple[float, Mode] | None = None
+        self._arrival: tuple[float, BusMode] | None = None
         self._stuck = False
         self._reset_dfu(State.APP_IDLE)
 
@@ -294,7 +294,7 @@ class VirtualBoard:
         return self.enumeration() is not None
 
     @property
-    def mode(self) -> Mode | None:
+    def mode(self) -> BusMode | None:
         """The mode it shows on the bus now, None while it is off the bus."""
         current = self.enumeration()
         return current.layout.mode if current else None
@@ -344,7 +344,7 @@ class VirtualBoard:
             if not self._plugged:
                 return
             if self.kind is BoardKind.JTAG:
-                mode: Mode | None = "jtag"
+                mode: BusMode | None = "jtag"
             elif boot:
                 mode = "rom"
             else:
@@ -462,7 +462,7 @@ class VirtualBoard:
         self.requests.clear()
         self._arrive(self.kind.start_mode)
 
-    def _arrive(self, mode: Mode) -> None:
+    def _arrive(self, mode: BusMode) -> None:
         assert self._bus is not None
         bus_number, ports = self._location
         address = self._bus._allocate_address(bus_number)
@@ -473,7 +473,7 @@ class VirtualBoard:
         self._enumeration = Enumeration(self, shape.device(bus_number, address, ports), shape)
         self._reset_dfu(State.DFU_IDLE if mode == "dfu" else State.APP_IDLE)
 
-    def _leave(self, *, plugged: bool, arrival: tuple[float, Mode] | None = None) -> None:
+    def _leave(self, *, plugged: bool, arrival: tuple[float, BusMode] | None = None) -> None:
         """Leave the bus (if on it), to come back as ``arrival`` says: (when, in which mode)."""
         current, self._enumeration = self._enumeration, None
         if current is not None:

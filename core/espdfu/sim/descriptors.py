@@ -23,7 +23,9 @@ from ..protocol import (
     PROTOCOL_RUNTIME,
 )
 
-Mode = Literal["rom", "dfu", "app", "jtag"]
+BusMode = Literal["rom", "dfu", "app", "jtag"]
+"""What a virtual board shows on the bus: ROM download mode, the ROM's DFU mode, an application
+with a DFU runtime, or USB-Serial-JTAG alone (how a host sees it: :class:`espdfu.boards.Mode`)."""
 TRANSFER_SIZE = rom.TRANSFER_SIZE
 APP_PID = 0x4002
 JTAG_PID = 0x1001
@@ -211,7 +213,7 @@ class DeviceDescriptor(_Packed):
 class Layout:
     """What a board shows on the bus in one mode."""
 
-    mode: Mode
+    mode: BusMode
     product_id: int
     bcd_device: int
     device_class: tuple[int, int, int]
@@ -272,7 +274,7 @@ _DFU_MODE = rom.dfu_mode_descriptor()
 
 def layout(
     chip: Chip,
-    mode: Mode,
+    mode: BusMode,
     *,
     serial: str = "0",
     broken: bool = False,

@@ -1,7 +1,8 @@
 """A minimal DFU host for the simulator's tests: pyusb control transfers, poll timeouts honoured.
 
-It drives the project's own sans-IO download (``protocol.download``) or single requests, so
-the tests see exactly what the flasher will see, STALLs and all.
+It drives the project's own sans-IO download (``protocol.download``) with the flasher's own
+loop (``driver.drive``), or single requests, so the tests see exactly what the flasher will
+see, STALLs and all.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import usb.core
 
 from espdfu import dfufile
 from espdfu.dfufile import FlashFile
+from espdfu.driver import drive
 from espdfu.protocol import (
     REQUEST_IN,
     REQUEST_OUT,
@@ -102,23 +104,16 @@ class Host:
 
 
 def run(dev: usb.core.Device, steps: Generator[Step, Reply, Ending], interface: int = 0) -> Ending:
-    """Drive a protocol generator over pyusb, sleeping each step's wait."""
-    reply: StatusReply | None = None
-    try:
-        step = next(steps)
-        while True:
-            if step.wait_ms:
-                time.sleep(step.wait_ms / 1000)
-            if step.request is Request.GETSTATUS:
-                raw = dev.ctrl_transfer(REQUEST_IN, step.request, 0, interface, STATUS_LENGTH)
-                reply = StatusReply.decode(bytes(raw))
-            else:
-                dev.ctrl_transfer(REQUEST_OUT, step.request, step.value, interface, step.data)
-                reply = None
-            step = steps.send(reply)
-    except StopIteration as stop:
-        ending: Ending = stop.value
-        return ending
+    """Drive a protocol generator over pyusb with the flasher's driver (poll timeouts waited)."""
+
+    def perform(step: Step) -> Reply:
+        if step.request is Request.GETSTATUS:
+            raw = dev.ctrl_transfer(REQUEST_IN, step.request, 0, interface, STATUS_LENGTH)
+            return StatusReply.decode(bytes(raw))
+        dev.ctrl_transfer(REQUEST_OUT, step.request, step.value, interface, step.data)
+        return None
+
+    return drive(steps, perform)
 
 
 def image(
@@ -132,7 +127,7 @@ def image(
         FlashFile(0x8000, "partition-table.bin", rng.randbytes(3072)),
         FlashFile(0x10000, "app.bin", rng.randbytes(150_001)),
     ]
-    return dfufile.build(files, pid=pid, flash_size=4 * MB, part_size=part_size), files
+    return dfufile.pack(files, pid=pid, flash_size=4 * MB, part_size=part_size), files
 
 
 def payload_of(dfu_bin: bytes) -> bytes:

@@ -162,13 +162,13 @@ def test_a_raw_firmware_image_is_err_file() -> None:
 
 def test_beyond_the_flash_is_err_address() -> None:
     files = [FlashFile(4 * MB - 4096, "app.bin", bytes(8192))]
-    dfu_bin = dfufile.build(files, pid=2, flash_size=8 * MB)  # a bigger flash than the board's
+    dfu_bin = dfufile.pack(files, pid=2, flash_size=8 * MB)  # a bigger flash than the board's
     assert download_error(payload_of(dfu_bin)) is Status.ADDRESS
 
 
 def test_flash_params_limit_the_flash() -> None:
     files = [FlashFile(2 * MB, "data.bin", bytes(4096))]
-    dfu_bin = dfufile.build(files, pid=2, flash_size=2 * MB)
+    dfu_bin = dfufile.pack(files, pid=2, flash_size=2 * MB)
     big = VirtualBoard("esp32s2", BoardKind.DFU, flash_size=16 * MB)
     assert download_error(payload_of(dfu_bin), big) is Status.ADDRESS
 

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import usb.core
 
-from espdfu.dfufile import FlashFile, build
+from espdfu.dfufile import FlashFile, pack
 from espdfu.protocol import Ending, Request
 from espdfu.sim import BoardKind, SimBackend, SimBus, TimeModel
 
@@ -53,7 +53,7 @@ def test_eight_boards_flashed_from_eight_threads_under_a_monitor() -> None:
 
 def test_boards_sleep_their_latencies_in_parallel() -> None:
     model = TimeModel(request_s=0.0005, erase_ms_per_sector=0, manifest_ms=0)
-    payload = payload_of(build([FlashFile(0, "a.bin", bytes(2048))], pid=2))
+    payload = payload_of(pack([FlashFile(0, "a.bin", bytes(2048))], pid=2))
     bus = SimBus.from_spec("esp32s2-dfu*8", time=model)
     backend = SimBackend(bus)
     started = time.monotonic()

@@ -9,7 +9,7 @@ import pytest
 import usb.core
 
 from espdfu import dfufile, rom
-from espdfu.dfufile import FlashFile, build
+from espdfu.dfufile import FlashFile, pack
 from espdfu.protocol import Request, State, Status
 from espdfu.sim import BoardKind, SimBackend, SimBus, TimeModel, VirtualBoard
 
@@ -42,7 +42,7 @@ def test_erasing_costs_the_same_for_every_4_kib_sector() -> None:
 def test_a_1_mib_dfu_bin_takes_about_40_seconds_realistically() -> None:
     """32.8 s for the 16,400 blocks (two 1 ms requests each) and 7.7 s of erasing."""
     app = bytes(range(256)) * 4096  # 1 MiB
-    dfu_bin = build([FlashFile(0x10000, "app.bin", app)], pid=2)
+    dfu_bin = pack([FlashFile(0x10000, "app.bin", app)], pid=2)
     model = TimeModel.scaled(0.01)
     _, board, dev = one_board(time_model=model)
     Host(dev).download(payload_of(dfu_bin))
@@ -159,7 +159,7 @@ def test_a_host_with_a_short_request_timeout_fails_on_the_erase_as_dfu_util_does
     """The ROM holds every request while it erases (esp-idf issue 6999): the GETSTATUS after the
     block that starts a large part times out, and the board answers again once it is done."""
     app = bytes(range(256)) * 1024  # 256 KiB, one part: 64 sectors at 5 ms = 0.32 s
-    parsed = dfufile.parse(build([FlashFile(0x10000, "app.bin", app)], pid=2, part_size=MB))
+    parsed = dfufile.parse(pack([FlashFile(0x10000, "app.bin", app)], pid=2, part_size=MB))
     (entry,) = parsed.entries
     _, board, dev = one_board(time_model=TimeModel(request_s=0, erase_ms_per_sector=5.0))
     host = Host(dev)
