@@ -99,7 +99,7 @@ def start_pane(tmp_path: Path) -> Iterator[Callable[..., Pane]]:
             f"stty cols 160 rows 30; cd {tmp_path} && env {exports} {APP} --demo {' '.join(args)}; "
             "echo EXIT=$?; exec sh",
         )  # fmt: skip
-        pane.wait_for(lambda s: "1-2.1" in s and "press b to build" in s, "the panels")
+        pane.wait_for(lambda s: "─ 1-2.1 " in s and "press b to build" in s, "the panels")
         return pane
 
     yield start

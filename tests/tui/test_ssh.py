@@ -27,7 +27,7 @@ def test_over_ssh_keys_arrive_and_a_build_then_flash_completes(tmp_path: Path) -
             f"stty cols 100 rows 30; {loop.app(env, '--demo')}; echo EXIT=$?; sleep 30",
         )  # fmt: skip
         try:
-            tmux.wait_for(lambda s: "1-2.1" in s and "press b to build" in s, "the panels")
+            tmux.wait_for(lambda s: "─ 1-2.1 " in s and "press b to build" in s, "the panels")
             tmux.run("send-keys", "-t", "app", "x")
             done = tmux.wait_for(
                 lambda s: s.count("press RESET to run the new firmware") == 4, "the flashes"

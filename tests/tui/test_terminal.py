@@ -44,8 +44,10 @@ def test_x_builds_and_flashes_every_board_that_can_take_it(
     start_demo: Callable[[int, int], Tmux],
 ) -> None:
     demo = start_demo(100, 30)
-    start = demo.wait_for(lambda s: "1-2.1" in s and "press b to build" in s, "the panels")
-    assert start.count("· ROM download") == 4 and "· app (DFU runtime)" in start
+    start = demo.wait_for(
+        lambda s: s.count("· ROM download") == 4 and "press b to build" in s, "the panels"
+    )
+    assert "─ 1-2.1 " in start and "· app (DFU runtime)" in start
     demo.run("send-keys", "-t", "app", "x")
     done = demo.wait_for(lambda s: s.count("press RESET to run the new firmware") == 4, "flashes")
     assert done.count("flashed") >= 4  # the three ESP32-S2 in ROM mode and the app board

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from espdfu import __version__
 from espdfu.build import DEFAULT_COMMAND
+from espdfu.cli.common import add_sim
 from espdfu.errors import DfuFormatError, EspdfuError, InputError
 from espdfu.instance import AlreadyRunning, take_instance_lock
 
@@ -53,9 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--auto-flash", action="store_true", help="re-flash armed boards after every rebuild"
     )
-    parser.add_argument(
-        "--sim", metavar="SPEC", help="virtual boards instead of USB, e.g. 'esp32s2*3,esp32s3'"
-    )
+    add_sim(parser)
     parser.add_argument(
         "--demo", action="store_true",
         help="virtual boards and a throw-away demo project: try every key without hardware",

@@ -3,7 +3,9 @@
 All flashing, watching and building happens in the core's workbench on its own threads; its
 events arrive here as typed messages (``post_message`` is the thread-safe way in) and their
 handlers, on the UI thread, render what the events carry: a board's view, the summary, a log
-line. Nothing here asks the workbench back for its state, reads the disk or blocks.
+line. Nothing here asks the workbench back for its state, and the commands go to it from one
+thread of their own, in order, since some touch the disk (a label saved, a build started):
+the UI thread never blocks.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import queue
 import signal
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any, ClassVar
@@ -165,6 +169,8 @@ class EspdfuApp(App[int]):
         settings = workbench.settings  # resolved here, before the app runs: it reads the disk
         self.build_dir_shown = _short(settings.build_dir, settings.project_dir or Path.cwd())
         self.summary: Summary = workbench.summary
+        self._commands: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
+        """What the keys ask of the workbench, for :meth:`_serve_workbench`; None ends it."""
         """The last summary shown (the keys that build or flash look at it)."""
         self.stopped = False
         self.leaving = False
@@ -194,12 +200,18 @@ class EspdfuApp(App[int]):
         self.query_one(StatusBar).show(self.summary, self.clock())
         self._catch_stop_signals()
         self.set_interval(AGE_REFRESH_S, self.refresh_ages)
-        self._start_workbench()
+        self._serve_workbench()
 
-    @work(thread=True, group="start")
-    def _start_workbench(self) -> None:
-        """Off the UI thread: starting scans the USB bus and reads the dfu.bin there is."""
+    @work(thread=True, group="workbench")
+    def _serve_workbench(self) -> None:
+        """Start the workbench (it scans the bus and reads the dfu.bin there is), then hand
+        it the commands in the order the keys gave them, until None comes."""
         self.workbench.start(self._relay)
+        while (command := self._commands.get()) is not None:
+            command()
+
+    def _send(self, command: Callable[[], object]) -> None:
+        self._commands.put(command)
 
     def refresh_ages(self) -> None:
         """Bring the "flashed 12 s ago" and the dfu.bin's age up to now."""
@@ -333,28 +345,29 @@ class EspdfuApp(App[int]):
         )
 
     def action_build(self) -> None:
-        self.workbench.build()
+        self._send(self.workbench.build)
 
     def action_build_flash(self) -> None:
-        self.workbench.build(then_flash=True)
+        self._send(partial(self.workbench.build, then_flash=True))
 
     def action_flash(self) -> None:
         if self.selected is not None:
-            self.workbench.flash([self.selected.view.path])
+            self._send(partial(self.workbench.flash, [self.selected.view.path]))
 
     def action_flash_all(self) -> None:
-        self.workbench.flash_all()
+        self._send(self.workbench.flash_all)
 
     def action_arm(self) -> None:
         if self.selected is not None:
-            self.workbench.set_armed(self.selected.view.path)
+            self._send(partial(self.workbench.set_armed, self.selected.view.path))
 
     def action_auto_flash(self) -> None:
-        self.workbench.set_auto_flash(not self.summary.auto_flash)
+        self._send(partial(self.workbench.set_auto_flash, not self.summary.auto_flash))
 
     def action_cancel(self) -> None:
         selected = self.selected
-        self.workbench.cancel(selected.view.path if selected and selected.view.flashing else None)
+        path = selected.view.path if selected and selected.view.flashing else None
+        self._send(partial(self.workbench.cancel, path))
 
     def action_label(self) -> None:
         selected = self.selected
@@ -364,7 +377,7 @@ class EspdfuApp(App[int]):
 
         def save(label: str | None) -> None:
             if label is not None:
-                self.workbench.set_label(path, label)
+                self._send(partial(self.workbench.set_label, path, label))
 
         self.push_screen(LabelScreen(path, selected.view.label), save)
 
@@ -458,6 +471,7 @@ class EspdfuApp(App[int]):
         if self.stopped:
             return []
         self.stopped = True
+        self._commands.put(None)
         return self.workbench.stop_and_say()
 
     def on_unmount(self) -> None:
