@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 from collections.abc import Collection, Mapping
 
-from .build import BuildState
 from .flasher import Failure, FlashResult
 
 STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
@@ -41,15 +40,6 @@ def flash_endings(
     if off_the_bus:
         parts.append(f"ended with the board off the bus: {', '.join(off_the_bus)} (see the log)")
     return parts
-
-
-def build_ending(state: BuildState) -> str:
-    """What a stop did to the build that was running."""
-    if state is BuildState.CANCELLED:
-        return "the build was stopped"
-    if state is BuildState.RUNNING:
-        return "the build is still running"
-    return f"the build {state.value}"
 
 
 def _ending(result: FlashResult | None) -> str:

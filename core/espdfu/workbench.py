@@ -30,7 +30,7 @@ from .errors import EspdfuError
 from .flasher import Failure, FlashOptions, FlashResult, Phase, Progress, flash, incompatibility
 from .idfbuild import project_target
 from .jobs import FlashJobs
-from .stopping import build_ending, flash_endings
+from .stopping import flash_endings
 from .transport import Usb, port_order
 from .watch import Artifact, ArtifactWatcher
 
@@ -118,6 +118,15 @@ def _reset_advice(titles: list[str]) -> str:
     return (
         f"Press RESET on {boards} to run the new firmware: the ESP ROM does not start it by itself."
     )
+
+
+def build_ending(state: BuildState) -> str:
+    """What a stop did to the build that was running."""
+    if state is BuildState.CANCELLED:
+        return "the build was stopped"
+    if state is BuildState.RUNNING:
+        return "the build is still running"
+    return f"the build {state.value}"
 
 
 @dataclass(frozen=True)
