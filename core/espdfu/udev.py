@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -52,6 +51,8 @@ def install(path: Path = RULE_PATH) -> list[str]:
     done = [f"Installed {path}."]
     if shutil.which("udevadm") is None:
         return [*done, f"udevadm was not found: apply the rule with {APPLY_COMMAND}."]
+    import subprocess  # here: every espdfu command loads this module, only this runs udevadm
+
     for command in APPLY:
         result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
         outcome = "done" if result.returncode == 0 else f"failed: {result.stderr.strip()}"

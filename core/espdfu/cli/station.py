@@ -8,14 +8,18 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import dfufile
 from ..flasher import FlashResult
-from ..station import Skipped, Station
 from ..stopping import flash_endings
 from ..transport import open_usb
 from ..units import format_size
 from .boards import report_line, report_result
+
+if TYPE_CHECKING:
+    from ..station import Skipped
+
 from .common import (
     STOP_HELP,
     StopSignals,
@@ -85,9 +89,11 @@ class _Lines:
 
 
 def _station(args: argparse.Namespace) -> int:
-    # Imported here, as in `espdfu watch`: the configuration is not needed by other commands.
+    # Imported here, as in `espdfu watch`: the station and the configuration are not needed by
+    # other commands (`espdfu flash` loads less before its DETACH).
     from ..build import find_project
     from ..config import load_settings
+    from ..station import Station
 
     image = dfufile.load(args.file)
     labels = load_settings(find_project(Path.cwd())).labels
