@@ -2,7 +2,9 @@
 
 The backend is the libusb that libusb-package ships, else the system's libusb, else the
 virtual boards of :mod:`espdfu.sim` when a simulation spec is given (``--sim`` or
-``ESPDFU_SIM``). Everything above this module runs unchanged on all three.
+``ESPDFU_SIM``). Everything above this module runs unchanged on all three. On Linux, once an
+interface is claimed, its requests go straight to the kernel through libusb's own usbfs file
+(one system call each, see :func:`_usbfs_control`).
 """
 
 from __future__ import annotations
@@ -11,16 +13,24 @@ import contextlib
 import ctypes
 import errno
 import os
+import struct
+import sys
 import threading
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import usb.core
 import usb.util
 
 from .errors import EspdfuError, InputError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no usbfs either
+    fcntl = None  # type: ignore[assignment]
 from .protocol import (
     FUNCTIONAL_DESCRIPTOR_TYPE,
     REQUEST_IN,
@@ -175,16 +185,20 @@ def _load_libusb() -> Usb:
     """libusb-package's own libusb if it has one for this platform, else the system's."""
     import usb.backend.libusb1
 
-    source = "the system"
-    backend = None
-    try:
-        import libusb_package
+    source = "libusb-package"
+    packaged = _packaged_libusb()
+    if packaged is not None:
+        backend = usb.backend.libusb1.get_backend(find_library=lambda _: packaged)
+    else:
+        backend = None
+        try:
+            import libusb_package
 
-        if libusb_package.get_library_path() is not None:
-            source = "libusb-package"
-        backend = libusb_package.get_libusb1_backend()
-    except ImportError:
-        pass
+            if libusb_package.get_library_path() is None:
+                source = "the system"
+            backend = libusb_package.get_libusb1_backend()
+        except ImportError:
+            pass
     if backend is None:
         source = "the system"
         backend = usb.backend.libusb1.get_backend()
@@ -195,6 +209,26 @@ def _load_libusb() -> Usb:
             "(Debian/Ubuntu: sudo apt install libusb-1.0-0; macOS: brew install libusb).",
         )
     return Usb(backend, f"libusb {_libusb_version(backend)} from {source}")
+
+
+_LIBUSB_FILE = {"darwin": "libusb-1.0.dylib", "win32": "libusb-1.0.dll"}.get(
+    sys.platform, "libusb-1.0.so"
+)
+
+
+def _packaged_libusb() -> str | None:
+    """The library file in libusb-package's folder, found as Python would find the package.
+
+    Importing libusb-package to ask it imports importlib_resources too: a third of espdfu's
+    start-up on a slow host, before the DETACH. When the package is not a plain folder (a zip,
+    say), None: then the package itself is asked.
+    """
+    for entry in sys.path:
+        folder = Path(entry or ".", "libusb_package")
+        if folder.is_dir():
+            library = folder / _LIBUSB_FILE
+            return str(library) if library.is_file() else None
+    return None
 
 
 def _libusb_version(backend: Any) -> str:
@@ -226,7 +260,7 @@ def port_path(device: usb.core.Device) -> str | None:
 
 # --- control transfers, the shortest way ------------------------------------------------------
 
-_Control = Callable[[int, int, int, int, bytes, int, int], bytes]
+_Control = Callable[[int, int, int, int, "bytes | memoryview", int, int], bytes]
 """(request type, request, value, index, data out, length, timeout ms) → data in."""
 
 _LIBUSB_ERRORS: dict[int, type[Exception]] = {
@@ -247,14 +281,15 @@ def _libusb_control(backend: Any, handle: Any) -> _Control | None:
     if lib is None or device is None or not hasattr(lib, "libusb_control_transfer"):
         return None
     buffer = (ctypes.c_ubyte * 4096)()
+    view = memoryview(buffer).cast("B")
     call = lib.libusb_control_transfer
 
     def control(
-        request_type: int, request: int, value: int, index: int, data: bytes, length: int,
-        timeout: int,
+        request_type: int, request: int, value: int, index: int, data: bytes | memoryview,
+        length: int, timeout: int,
     ) -> bytes:  # fmt: skip
         if data:
-            ctypes.memmove(buffer, data, length)
+            view[:length] = data
         result: int = call(device, request_type, request, value, index, buffer, length, timeout)
         if result < 0:
             raise _LIBUSB_ERRORS.get(result, UsbFault)(f"libusb error {result}")
@@ -263,12 +298,93 @@ def _libusb_control(backend: Any, handle: Any) -> _Control | None:
     return control
 
 
+_USBFS_CONTROL = struct.Struct("@BBHHHIP")
+"""struct usbdevfs_ctrltransfer (linux/usbdevice_fs.h): request type, request, value, index,
+length, timeout in ms, and the address of the data; native layout, as the kernel's."""
+_USBDEVFS_CONTROL = (3 << 30) | (_USBFS_CONTROL.size << 16) | (ord("U") << 8)
+"""_IOWR('U', 0, struct usbdevfs_ctrltransfer), in the encoding of x86, Arm and RISC-V (where
+another encoding applies, the probe in :func:`_usbfs_control` fails and libusb is used)."""
+_USBFS_ERRORS: dict[int, type[Exception]] = {
+    errno.EPIPE: Stalled,
+    errno.ETIMEDOUT: TimedOut,
+    errno.ENODEV: DeviceGone,
+    errno.ESHUTDOWN: DeviceGone,
+    errno.ENOENT: DeviceGone,
+    errno.EACCES: NoPermission,
+    errno.EPERM: NoPermission,
+    errno.EBUSY: InUse,
+}
+_GET_STATUS = 0x00
+_STANDARD_IN_DEVICE = 0x80
+_PROBE_TIMEOUT_MS = 1000
+
+
+def _usbfs_file(device: usb.core.Device) -> int | None:
+    """The file descriptor libusb holds for ``device`` (Linux: its usbfs node), else None.
+
+    libusb's Linux backend opens /dev/bus/usb/BBB/DDD and claims interfaces through that file;
+    usbfs takes an interface's requests only from the file that claimed it, so the short way
+    must use the same one. libusb does not hand it out: /proc/self/fd names it.
+    """
+    bus, address = getattr(device, "bus", None), getattr(device, "address", None)
+    if fcntl is None or bus is None or address is None:
+        return None
+    node = Path(f"/dev/bus/usb/{bus:03d}/{address:03d}")
+    with contextlib.suppress(OSError):
+        for link in Path("/proc/self/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if link.readlink() == node:
+                    return int(link.name)
+    return None
+
+
+def _usbfs_control(device: usb.core.Device) -> _Control | None:
+    """Control transfers as USBDEVFS_CONTROL ioctls on libusb's usbfs file, when there is one.
+
+    libusb's synchronous transfer submits an URB, polls and reaps it (six system calls and its
+    event loop's locks per request); the kernel's synchronous USBDEVFS_CONTROL does the same
+    transfer in one. libusb keeps discovery, the claim and everything else. One standard
+    GET_STATUS to the device (which every USB device answers, USB 2.0 §9.4.5) proves the
+    route before it is used; when it fails the route is not taken.
+    """
+    file = _usbfs_file(device)
+    if file is None:
+        return None
+    buffer = array("B", bytes(4096))
+    view = memoryview(buffer)
+    request_block = bytearray(_USBFS_CONTROL.size)
+    pack = _USBFS_CONTROL.pack_into
+    address = buffer.buffer_info()[0]
+    ioctl = fcntl.ioctl
+
+    def control(
+        request_type: int, request: int, value: int, index: int, data: bytes | memoryview,
+        length: int, timeout: int,
+    ) -> bytes:  # fmt: skip
+        if data:
+            view[:length] = data
+        pack(request_block, 0, request_type, request, value, index, length, timeout, address)
+        try:
+            count: int = ioctl(file, _USBDEVFS_CONTROL, request_block, True)
+        except OSError as error:
+            raise _USBFS_ERRORS.get(error.errno or 0, UsbFault)(
+                f"usbfs: {error.strerror}"
+            ) from None
+        return view[:count].tobytes() if request_type & 0x80 else b""
+
+    try:
+        control(_STANDARD_IN_DEVICE, _GET_STATUS, 0, 0, b"", 2, _PROBE_TIMEOUT_MS)
+    except UsbFault:
+        return None
+    return control
+
+
 def _backend_control(backend: Any, handle: Any) -> _Control:
     """The backend's own ctrl_transfer (virtual boards, other backends)."""
 
     def control(
-        request_type: int, request: int, value: int, index: int, data: bytes, length: int,
-        timeout: int,
+        request_type: int, request: int, value: int, index: int, data: bytes | memoryview,
+        length: int, timeout: int,
     ) -> bytes:  # fmt: skip
         buffer = array("B", data if data or not request_type & 0x80 else bytes(length))
         try:
@@ -284,6 +400,20 @@ def _backend_control(backend: Any, handle: Any) -> _Control:
     return control
 
 
+def _unclaimed(*_: object) -> bytes:
+    raise ProtocolError("the interface was not claimed")
+
+
+def _fastest_control(device: usb.core.Device) -> tuple[str, _Control]:
+    """The shortest way to ``device``'s claimed interfaces, and its name."""
+    context = device._ctx
+    direct = _libusb_control(context.backend, context.handle)
+    if direct is None:
+        return "backend", _backend_control(context.backend, context.handle)
+    usbfs = _usbfs_control(device)
+    return ("usbfs", usbfs) if usbfs is not None else ("libusb", direct)
+
+
 # --- one open DFU interface -------------------------------------------------------------------
 
 
@@ -296,7 +426,9 @@ class DfuInterface:
         self.device = device
         self.interface = interface
         self.timeout_ms = timeout_ms
-        self._control: _Control | None = None
+        self._control: _Control = _unclaimed
+        self.route = ""
+        """How requests travel once claimed: "usbfs", "libusb" or "backend" (virtual boards)."""
 
     def claim(self) -> None:
         """Claim the interface; from then on requests take the shortest way to the device."""
@@ -304,12 +436,10 @@ class DfuInterface:
         self._call(usb.util.claim_interface, self.device, self.interface)
         # pyusb's Device.ctrl_transfer re-checks the handle and the claim and converts the
         # buffers on every call, and its libusb backend casts a pointer each time; a download
-        # makes two calls per 64-byte block, so once claimed the open handle is used directly
-        # (with libusb: libusb_control_transfer itself, on a buffer kept for the job).
-        context = self.device._ctx
-        self._control = _libusb_control(context.backend, context.handle) or _backend_control(
-            context.backend, context.handle
-        )
+        # makes two calls per 64-byte block, so once claimed the open handle is used directly:
+        # on Linux the kernel's usbfs, else libusb_control_transfer on a buffer kept for the
+        # job, else the backend's own call (virtual boards).
+        self.route, self._control = _fastest_control(self.device)
 
     def send(
         self, request: Request, value: int = 0, data: bytes | memoryview = b"", timeout_ms: int = 0
@@ -318,27 +448,17 @@ class DfuInterface:
 
         ``timeout_ms``: how long the device may take to answer, when not the usual time.
         """
-        self._transfer(REQUEST_OUT, request, value, bytes(data), len(data), timeout_ms)
-
-    def get_status(self, timeout_ms: int = 0) -> StatusReply:
-        reply = self._transfer(REQUEST_IN, Request.GETSTATUS, 0, b"", STATUS_LENGTH, timeout_ms)
-        return StatusReply.decode(reply)
-
-    def _transfer(
-        self,
-        request_type: int,
-        request: Request,
-        value: int,
-        data: bytes,
-        length: int,
-        timeout_ms: int = 0,
-    ) -> bytes:
-        if self._control is None:
-            raise ProtocolError("the interface was not claimed")
-        return self._control(
-            request_type, request, value, self.interface, data, length,
+        self._control(
+            REQUEST_OUT, request, value, self.interface, data, len(data),
             timeout_ms or self.timeout_ms,
         )  # fmt: skip
+
+    def get_status(self, timeout_ms: int = 0) -> StatusReply:
+        reply = self._control(
+            REQUEST_IN, Request.GETSTATUS, 0, self.interface, b"", STATUS_LENGTH,
+            timeout_ms or self.timeout_ms,
+        )  # fmt: skip
+        return StatusReply.decode(reply)
 
     def functional_descriptor(self) -> FunctionalDescriptor | None:
         """Ask the device for its DFU functional descriptor (when the config does not carry it)."""
