@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import usb.backend
 
+from espdfu import transport
 from espdfu.protocol import Request
 from espdfu.transport import (
     DfuInterface,
@@ -56,3 +60,27 @@ def test_the_direct_libusb_path_says_no_driver() -> None:
     assert control is not None
     with pytest.raises(NoDriver):
         control(0xA1, Request.GETSTATUS, 0, 0, b"", 6, 1000)
+
+
+def test_usbfs_is_taken_only_through_a_file_libusb_holds_for_the_device() -> None:
+    assert transport._usbfs_file(SimpleNamespace(bus=1, address=99)) is None
+    assert transport._usbfs_control(SimpleNamespace(bus=None, address=None)) is None
+
+
+def test_usbfs_is_not_taken_when_its_probe_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file that takes no USBDEVFS_CONTROL (an ioctl number wrong for the platform would fail
+    the same way): the probe fails and libusb keeps the requests."""
+    with Path(os.devnull).open("rb") as null:
+        monkeypatch.setattr(transport, "_usbfs_file", lambda device: null.fileno())
+        assert transport._usbfs_control(SimpleNamespace()) is None
+
+
+def test_libusb_packages_library_is_found_without_importing_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    found = transport._packaged_libusb()
+    assert found is not None and Path(found).is_file(), found
+    assert Path(found).parent.name == "libusb_package", found
+    (tmp_path / "libusb_package").mkdir()  # a copy without a library for this platform
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    assert transport._packaged_libusb() is None

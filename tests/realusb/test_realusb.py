@@ -42,7 +42,21 @@ def corrupted_md5(image: Image) -> bytes:
     return bytes(data)
 
 
+ROUTE_PROBE = """
+import sys
+from espdfu.boards import scan
+from espdfu.transport import DfuInterface, open_usb
+usb = open_usb()
+board = next(board for board in scan(usb) if board.path == sys.argv[1])
+dfu = DfuInterface(usb.find(board.path), board.interface)
+dfu.claim()
+print(dfu.route, dfu.get_status().state.name)
+dfu.close()
+"""
+"""Claims board 0's DFU interface as the flasher does and says which way its requests go."""
+
 BARE_SCENARIO = """
+step route python3 "$INPUTS/route.py" "$(board_path 0)"
 step list espdfu list
 step list_json espdfu list --json
 step list_verbose espdfu list -v
@@ -90,7 +104,7 @@ def bare(realusb: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gu
         BoardSpec("esp32s2", faults={"corrupt_byte": CORRUPT_AT}),
         BoardSpec("esp32s2", faults={"error_at_block": ERROR_BLOCK, "error_status": "PROG"}),
     ]
-    inputs = {"s2.dfu.bin": S2.data, "s3.dfu.bin": S3.data}
+    inputs = {"s2.dfu.bin": S2.data, "s3.dfu.bin": S3.data, "route.py": ROUTE_PROBE.encode()}
     yield boot(BARE_SCENARIO, boards=boards, inputs=inputs, workdir=tmp_path_factory.mktemp("bare"))
 
 
@@ -182,6 +196,12 @@ def test_espdfu_uses_the_libusb_of_libusb_package(bare: GuestRun) -> None:
     assert step.rc == 0, step
     first = step.stdout.splitlines()[0]
     assert "libusb_package/libusb-1.0.so) from libusb-package" in first, step
+
+
+def test_on_linux_requests_go_through_libusbs_usbfs_file_in_one_ioctl(bare: GuestRun) -> None:
+    step = bare.step("route")
+    assert step.rc == 0, step
+    assert step.stdout.split() == ["usbfs", "APP_IDLE"], step
 
 
 def test_flash_follows_the_reenumeration_and_writes_the_files_esp32s3(bare: GuestRun) -> None:
