@@ -386,7 +386,8 @@ def _backend_control(backend: Any, handle: Any) -> _Control:
         request_type: int, request: int, value: int, index: int, data: bytes | memoryview,
         length: int, timeout: int,
     ) -> bytes:  # fmt: skip
-        buffer = array("B", data if data or not request_type & 0x80 else bytes(length))
+        buffer = array("B")  # frombytes takes a memoryview whole; the constructor iterates it
+        buffer.frombytes(data if data or not request_type & 0x80 else bytes(length))
         try:
             count = backend.ctrl_transfer(
                 handle, request_type, request, value, index, buffer, timeout
