@@ -39,7 +39,7 @@ PACKAGES = {
     CORE: ("espdfu", ROOT / "core" / "espdfu"),
     APP: ("espdfu_tui", ROOT / "tui" / "espdfu_tui"),
 }
-CORE_NEEDS = {"pyusb", "watchdog", "libusb-package", "platformdirs", "tomli", "tomli-w"}
+CORE_NEEDS = {"pyusb", "watchdog", "libusb-package", "platformdirs", "pyserial", "tomli", "tomli-w"}
 UI = {"textual", "textual-serve", "rich", "espdfu-tui"}
 
 
@@ -206,9 +206,13 @@ def test_the_commands_run_from_the_wheels(wheels: dict[str, Path], tmp_path: Pat
 def repack(dist: importlib.metadata.Distribution, out: Path) -> None:
     """A wheel of an installed distribution, from its files (offline: no package index)."""
     wheel_info = dist.read_text("WHEEL") or ""
-    (tag, *_) = [
+    tags = [
         line.split(":", 1)[1].strip() for line in wheel_info.splitlines() if line.startswith("Tag:")
     ]
+    # A wheel of several tags (pyserial: py2-none-any and py3-none-any) is named by their
+    # compressed set: py2.py3-none-any.
+    pythons = ".".join(dict.fromkeys(tag.split("-")[0] for tag in tags))
+    tag = "-".join([pythons, *tags[0].split("-")[1:]])
     name = re.sub(r"[-_.]+", "_", dist.metadata["Name"]).lower()
     files = [
         file

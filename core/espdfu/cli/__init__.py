@@ -43,6 +43,7 @@ _MODULES = {
     "boards": ("list", "flash"),
     "watch": ("watch",),
     "station": ("station",),
+    "monitor": ("monitor",),
     "files": ("info", "mkdfu"),
     "udev": ("udev-rule",),
 }

@@ -1,0 +1,195 @@
+"""``espdfu monitor``: the boards' consoles, prefixed, as text or JSON, until a pattern says."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import re
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TextIO
+
+from .. import serialport
+from ..console import Health, Line
+from ..errors import InputError
+from ..serialport import Back, Event, Gone, Reader
+from .common import EXIT_FAILED, EXIT_OK, STOP_HELP, StopSignals, say_stopped
+
+DESCRIPTION = (
+    "Print the console of one or more boards, each line prefixed with its board, until "
+    "stopped or until --until matches. A board is named by its USB port path (-p, as in "
+    "`espdfu list`: its app's USB console is found there after each RESET) or by a serial "
+    "port (PORT: a USB-UART bridge, the S3's USB-Serial-JTAG). A port that vanishes (RESET, "
+    "download mode, a cable) is said and followed. Exit 0 when every board printed a line "
+    "matching the first alternative of --until, 1 when one matched another alternative or "
+    "--timeout passed first. " + STOP_HELP
+)
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    monitor = commands.add_parser(
+        "monitor", help="print the boards' consoles", description=DESCRIPTION
+    )
+    monitor.add_argument("port", nargs="*", metavar="PORT", help="a serial port (/dev/ttyUSB0)")
+    monitor.add_argument(
+        "-p", "--path", action="append", default=[], metavar="USB_PATH",
+        help="the board at this USB port path (its app's USB console); repeatable",
+    )  # fmt: skip
+    monitor.add_argument(
+        "--all", action="store_true", help="every Espressif USB console there is now"
+    )
+    monitor.add_argument("--list", action="store_true", help="list the serial ports and stop")
+    monitor.add_argument(
+        "--baud", type=int, default=serialport.DEFAULT_BAUD,
+        help="the speed of a UART port (default %(default)d; USB consoles ignore it)",
+    )  # fmt: skip
+    monitor.add_argument(
+        "--until", metavar="REGEX",
+        help="stop once each board printed a line matching REGEX; with alternatives "
+        "('PASS|FAIL'), the first means success, any other failure",
+    )  # fmt: skip
+    monitor.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help="give up after SECONDS (exit 1)"
+    )
+    monitor.add_argument("--json", action="store_true", help="print one JSON object per line")
+    monitor.add_argument(
+        "--log-dir",
+        type=Path,
+        metavar="DIR",
+        help="also append each board's lines to DIR/<board>.log",
+    )
+    monitor.set_defaults(run=_monitor)
+
+
+def alternatives(pattern: str) -> list[re.Pattern[str]]:
+    """The top-level alternatives of ``pattern`` ("PASS|FAIL" → PASS, FAIL), each compiled;
+    a ``|`` inside brackets, a group or after a backslash does not split."""
+    parts, depth, start, escaped, in_class = [], 0, 0, False, False
+    for index, char in enumerate(pattern):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            parts.append(pattern[start:index])
+            start = index + 1
+    parts.append(pattern[start:])
+    try:
+        re.compile(pattern)
+        return [re.compile(part) for part in parts]
+    except re.error as error:
+        raise InputError(
+            f"--until {pattern!r} is not a regular expression: {error}.",
+            "Use Python's syntax, e.g. --until 'PASS|FAIL'.",
+        ) from None
+
+
+def _monitor(args: argparse.Namespace) -> int:
+    if args.list:
+        for port in serialport.ports():
+            print(f"{port.device}  {port.usb_path or '-'}  {port.description}")
+        return EXIT_OK
+    boards = _boards(args)
+    until = alternatives(args.until) if args.until else None
+    if args.log_dir is not None:
+        args.log_dir.mkdir(parents=True, exist_ok=True)
+    events: queue.Queue[tuple[str, Event]] = queue.Queue()
+    readers = [
+        Reader(
+            lambda event, label=label: events.put((label, event)),  # type: ignore[misc]
+            device=device,
+            usb_path=usb_path,
+            baud=args.baud,
+        )
+        for label, (device, usb_path) in boards.items()
+    ]
+    logs = {
+        label: (args.log_dir / f"{_file_name(label)}.log").open("a", encoding="utf-8")
+        for label in boards
+        if args.log_dir is not None
+    }
+    outcome: dict[str, int] = {}
+    health = {label: Health() for label in boards}
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    with StopSignals(lambda: None) as stop:
+        for reader in readers:
+            reader.start()
+        try:
+            while stop.signum is None and (until is None or len(outcome) < len(boards)):
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    _say(args.json, {"event": "timeout"}, "espdfu: --timeout passed.")
+                    return EXIT_FAILED
+                try:
+                    label, event = events.get(timeout=min(left or 0.2, 0.2))
+                except queue.Empty:
+                    continue
+                _show(args.json, label, event, health[label], logs.get(label))
+                if until is not None and isinstance(event, Line) and label not in outcome:
+                    matched = next((i for i, p in enumerate(until) if p.search(event.text)), None)
+                    if matched is not None:
+                        outcome[label] = matched
+        finally:
+            for reader in readers:
+                reader.stop()
+            for log in logs.values():
+                log.close()
+        if stop.signum is not None:
+            lines = f"{len(outcome)} of {len(boards)} boards matched --until" if until else ""
+            return say_stopped(stop.signum, [lines] if lines else [])
+    return EXIT_OK if all(index == 0 for index in outcome.values()) else EXIT_FAILED
+
+
+def _boards(args: argparse.Namespace) -> dict[str, tuple[str | None, str | None]]:
+    """Each board to read, by label: (serial port, USB port path), one of them given."""
+    boards: dict[str, tuple[str | None, str | None]] = {path: (None, path) for path in args.path}
+    for device in args.port:
+        serialport.open_port(device, args.baud).close()  # a clear error now, not a silent wait
+        boards[device] = (device, None)
+    if args.all:
+        for port in serialport.ports():
+            if port.vid == serialport.ESPRESSIF_VID and port.usb_path:
+                boards.setdefault(port.usb_path, (None, port.usb_path))
+    if not boards:
+        raise InputError(
+            "No board to monitor.",
+            "Name one: -p USB_PATH (see espdfu list), a serial port, or --all "
+            "(espdfu monitor --list shows the ports there are now).",
+        )
+    return boards
+
+
+def _file_name(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", label.strip("/"))
+
+
+def _show(as_json: bool, label: str, event: Event, health: Health, log: TextIO | None) -> None:
+    if isinstance(event, Line):
+        state = health.see(event)
+        if log is not None:
+            log.write(event.text + "\n")
+            log.flush()
+        record = {"board": label, "level": event.level.value if event.level else None}
+        record |= {"text": event.text, "state": state.value}
+        _say(as_json, record, f"{label}  {event.text}")
+    elif isinstance(event, Gone):
+        gone = f"{label}  -- console gone (reset or unplugged); waiting for it"
+        _say(as_json, {"board": label, "event": "gone"}, gone)
+    elif isinstance(event, Back):
+        record = {"board": label, "event": "open", "port": event.device}
+        _say(as_json, record, f"{label}  -- console open on {event.device}")
+
+
+def _say(as_json: bool, record: Mapping[str, object], text: str) -> None:
+    print(json.dumps(record) if as_json else text, file=sys.stdout, flush=True)

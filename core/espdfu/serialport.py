@@ -1,0 +1,166 @@
+"""Board consoles through pyserial: found by USB port path, read as lines, followed across resets.
+
+An ESP32-S2/S3 app whose console is the chip's own USB (ESP-IDF's USB-CDC console, TinyUSB's
+CDC) comes back after RESET as a CDC-ACM port at the board's USB port path; pyserial's
+``location`` names that path (``1-1.2:1.0``). A port that vanishes (RESET, download mode, a
+cable) is a state: the reader says so and opens it again when it is back.
+"""
+
+from __future__ import annotations
+
+import errno
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import serial
+import serial.tools.list_ports
+
+from .console import Line, Splitter
+from .errors import EspdfuError
+
+ESPRESSIF_VID = 0x303A
+DEFAULT_BAUD = 115200
+"""ESP-IDF's default console speed (CONFIG_ESP_CONSOLE_UART_BAUDRATE); a USB CDC port ignores it."""
+_REOPEN_S = 0.2
+_READ_TIMEOUT_S = 0.1
+
+
+class PortError(EspdfuError):
+    """A console port cannot be read (not there, no permission, held by another program)."""
+
+
+@dataclass(frozen=True)
+class Port:
+    """A serial port the system has now."""
+
+    device: str
+    """What opens it: /dev/ttyACM0, COM3."""
+    usb_path: str | None
+    """The USB port path of the device it belongs to, in ``espdfu list``'s form."""
+    vid: int | None
+    description: str
+
+
+def ports() -> list[Port]:
+    """Every serial port there is now."""
+    found = []
+    for info in serial.tools.list_ports.comports():
+        location = info.location or ""
+        found.append(
+            Port(info.device, location.split(":")[0] or None, info.vid, info.description or "")
+        )
+    return found
+
+
+def port_at(usb_path: str) -> str | None:
+    """The serial port of the board at ``usb_path``, if it has one now (its app's CDC console)."""
+    return next((port.device for port in ports() if port.usb_path == usb_path), None)
+
+
+def open_port(device: str, baud: int = DEFAULT_BAUD) -> serial.Serial:
+    """Open ``device`` for reading, alone (as other well-behaved programs, idf.py monitor among
+    them, lock it), or raise :class:`PortError` saying why not."""
+    try:
+        return serial.Serial(device, baud, timeout=_READ_TIMEOUT_S, exclusive=True)
+    except (serial.SerialException, OSError, ValueError) as error:
+        code = getattr(error, "errno", None)
+        if code in (errno.EACCES, errno.EPERM):
+            raise PortError(
+                f"No permission to open {device}.",
+                "On Linux, add yourself to the group that owns it (often dialout: "
+                "sudo usermod -aG dialout $USER, then log in again).",
+            ) from None
+        if code in (errno.EBUSY, errno.EAGAIN, errno.EWOULDBLOCK) or "lock" in str(error):
+            raise PortError(
+                f"{device} is in use by another program.",
+                "Close the other serial monitor (idf.py monitor, screen, minicom) and try again.",
+            ) from None
+        raise PortError(
+            f"{device} cannot be opened: {getattr(error, 'strerror', None) or error}.",
+            "Check the name (espdfu monitor --list shows the ports there are now).",
+        ) from None
+
+
+@dataclass(frozen=True)
+class Gone:
+    """The port went away (RESET, download mode, a cable); the reader waits for it."""
+
+    at: float
+
+
+@dataclass(frozen=True)
+class Back:
+    """The port is there again (or for the first time) and open."""
+
+    device: str
+    at: float
+
+
+Event = Line | Gone | Back
+
+
+class Reader:
+    """Reads one board's console on a thread of its own and hands each line and each change to
+    ``deliver``; follows the port across resets (by USB port path when it has one, else by
+    device name). :meth:`stop` closes the port: it is held only while read."""
+
+    def __init__(
+        self,
+        deliver: Callable[[Event], None],
+        *,
+        device: str | None = None,
+        usb_path: str | None = None,
+        baud: int = DEFAULT_BAUD,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if device is None and usb_path is None:
+            raise ValueError("a reader needs a device or a USB port path")
+        self._deliver = deliver
+        self._device = device
+        self._usb_path = usb_path
+        self._baud = baud
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="espdfu-console")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _find(self) -> str | None:
+        if self._usb_path is not None:
+            return port_at(self._usb_path)
+        return self._device
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            device = self._find()
+            try:
+                port = open_port(device, self._baud) if device else None
+            except PortError:
+                port = None  # not there (yet): a state, looked at again shortly
+            if port is None:
+                self._stop.wait(_REOPEN_S)
+                continue
+            self._deliver(Back(port.port or "", self._clock()))
+            self._read(port)
+            if not self._stop.is_set():
+                self._deliver(Gone(self._clock()))
+
+    def _read(self, port: serial.Serial) -> None:
+        splitter = Splitter()
+        with port:
+            while not self._stop.is_set():
+                try:
+                    data = port.read(max(1, port.in_waiting))
+                except (serial.SerialException, OSError):
+                    break
+                for line in splitter.feed(data, self._clock()):
+                    self._deliver(line)
+        for line in splitter.flush(self._clock()):
+            self._deliver(line)

@@ -1,0 +1,137 @@
+"""`espdfu monitor` as a script runs it: a real process reading a real pseudo-terminal.
+
+The test holds the terminal's other end, as a board's USB console would: it writes what the
+firmware prints, and closes it as a RESET would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import serial
+
+MONITOR = [sys.executable, "-m", "espdfu", "monitor"]
+
+
+class Console:
+    """A pseudo-terminal whose other end the test writes to, as the board."""
+
+    def __init__(self) -> None:
+        self.master, slave = os.openpty()
+        self.path = os.ttyname(slave)
+        os.close(slave)
+
+    def print(self, *lines: str) -> None:
+        os.write(self.master, "".join(line + "\r\n" for line in lines).encode())
+
+    def reset(self) -> None:
+        os.close(self.master)
+
+
+@pytest.fixture
+def console() -> Iterator[Console]:
+    board = Console()
+    yield board
+    with contextlib.suppress(OSError):
+        os.close(board.master)
+
+
+def start(*args: str | Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*MONITOR, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_for(process: subprocess.Popen[str], text: str, seen: list[str]) -> None:
+    """Read the monitor's stdout until a line holds ``text`` (or fail after 20 s)."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen.append(line.rstrip("\n"))
+        if text in line:
+            return
+    raise AssertionError(f"no {text!r} in {seen}")
+
+
+def finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=20)
+    assert "Traceback" not in err
+    return process.returncode, out, err
+
+
+@pytest.mark.parametrize(("verdict", "code"), [("SELFTEST PASS", 0), ("SELFTEST FAIL: adc", 1)])
+def test_until_ends_with_the_exit_code_of_the_alternative_that_matched(
+    console: Console, verdict: str, code: int
+) -> None:
+    process = start(console.path, "--until", "PASS|FAIL", "--timeout", "30")
+    seen: list[str] = []
+    wait_for(process, "console open", seen)
+    console.print("ESP-ROM:esp32s2-rc4-20191025", "\x1b[0;32mI (310) app: testing\x1b[0m", verdict)
+    returncode, out, _ = finish(process)
+    assert returncode == code
+    shown = seen + out.splitlines()
+    assert f"{console.path}  I (310) app: testing" in shown
+    assert f"{console.path}  {verdict}" in shown
+
+
+def test_json_lines_carry_board_level_text_and_state_and_a_log_file_keeps_the_lines(
+    console: Console, tmp_path: Path
+) -> None:
+    logs = tmp_path / "logs"
+    process = start(console.path, "--json", "--until", "ready", "--log-dir", logs)
+    seen: list[str] = []
+    wait_for(process, '"open"', seen)
+    console.print("ESP-ROM:esp32s3-20210327", "W (20) boot: slow flash", "I (400) app: ready")
+    returncode, out, _ = finish(process)
+    assert returncode == 0
+    records = [json.loads(line) for line in seen + out.splitlines()]
+    warn = next(record for record in records if record.get("level") == "W")
+    assert warn == {"board": console.path, "level": "W", "text": "W (20) boot: slow flash",
+                    "state": "booting"}  # fmt: skip
+    (log,) = logs.iterdir()
+    assert log.read_text().splitlines() == [
+        "ESP-ROM:esp32s3-20210327", "W (20) boot: slow flash", "I (400) app: ready"
+    ]  # fmt: skip
+
+
+def test_a_console_that_vanishes_is_said_and_the_timeout_still_ends_it(console: Console) -> None:
+    process = start(console.path, "--until", "never", "--timeout", "3")
+    seen: list[str] = []
+    wait_for(process, "console open", seen)
+    console.print("I (1) app: half a li")
+    time.sleep(0.5)
+    console.reset()
+    returncode, out, _ = finish(process)
+    shown = seen + out.splitlines()
+    assert returncode == 1
+    assert any("console gone" in line for line in shown), shown
+    assert f"{console.path}  I (1) app: half a li" in shown  # the part line is not lost
+
+
+def test_a_port_another_program_holds_is_refused_in_words(console: Console) -> None:
+    with serial.Serial(console.path, exclusive=True):
+        result = subprocess.run(
+            [*MONITOR, console.path], capture_output=True, text=True, timeout=30
+        )
+    assert result.returncode == 1
+    assert "in use by another program" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_port_that_is_not_there_is_refused_in_words(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*MONITOR, tmp_path / "ttyACM9"], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 1
+    assert "cannot be opened" in result.stderr and "--list" in result.stderr
