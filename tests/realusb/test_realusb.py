@@ -57,6 +57,13 @@ dfu.close()
 
 BARE_SCENARIO = """
 step route python3 "$INPUTS/route.py" "$(board_path 0)"
+start console espdfu monitor -p "$(board_path 0)" --until 'PASS|FAIL' --timeout 60 --json
+wait_text "$OUT/steps/console.out" '"open"' 60
+acm=/sys/kernel/config/usb_gadget/rom0/functions/acm.rom0
+printf 'ESP-ROM:esp32s2-rc4-20191025\\r\\nI (310) main_task: Calling app_main()\\r\\n' \\
+    >"/dev/ttyGS$(cat "$acm/port_num")"
+printf 'SELFTEST PASS\\r\\n' >"/dev/ttyGS$(cat "$acm/port_num")"
+finish console
 step list espdfu list
 step list_json espdfu list --json
 step list_verbose espdfu list -v
@@ -202,6 +209,26 @@ def test_on_linux_requests_go_through_libusbs_usbfs_file_in_one_ioctl(bare: Gues
     step = bare.step("route")
     assert step.rc == 0, step
     assert step.stdout.split() == ["usbfs", "APP_IDLE"], step
+
+
+def test_monitor_reads_a_boards_cdc_console_at_its_port_path_through_cdc_acm(
+    bare: GuestRun,
+) -> None:
+    """The gadget's /dev/ttyGS0 to the host's cdc_acm /dev/ttyACM*: found by USB port path
+    (pyserial's port list, from sysfs), read until --until matched."""
+    step = bare.step("console")
+    assert step.rc == 0, step
+    records = [json.loads(line) for line in step.stdout.splitlines()]
+    path = bare.boards[0].path
+    opened = records[0]
+    assert opened["event"] == "open" and opened["board"] == path, step
+    assert re.fullmatch(r"/dev/ttyACM\d+", opened["port"]), step
+    texts = [(record["text"], record["state"]) for record in records if "text" in record]
+    assert texts == [
+        ("ESP-ROM:esp32s2-rc4-20191025", "booting"),
+        ("I (310) main_task: Calling app_main()", "running"),
+        ("SELFTEST PASS", "running"),
+    ], step
 
 
 def test_flash_follows_the_reenumeration_and_writes_the_files_esp32s3(bare: GuestRun) -> None:
