@@ -136,7 +136,8 @@ class Health:
     boots: list[float] = field(default_factory=list)
     """When the boot banners of the last :data:`REBOOT_LOOP_S` came."""
     panic: list[Line] = field(default_factory=list)
-    """The last panic's lines, from its first line to its backtrace."""
+    """The last panic's lines, from its first line to its backtrace (or the next boot)."""
+    _reporting: bool = field(default=False, repr=False)
 
     def see(self, line: Line) -> RunState:
         text = line.text
@@ -144,11 +145,14 @@ class Health:
         if text.startswith(_BOOT_MARKS):
             self.boots.append(line.at)
             self.state = RunState.BOOTING
+            self._reporting = False
         elif any(mark in text for mark in _PANIC_MARKS):
             self.state = RunState.PANICKED
             self.panic = [line]
-        elif self.panic and self.state is RunState.PANICKED and not self.panic[-1].backtrace:
+            self._reporting = True
+        elif self._reporting:  # the panic report goes on to its backtrace
             self.panic.append(line)
+            self._reporting = not line.backtrace
         elif any(mark in text for mark in _RUN_MARKS):
             self.state = RunState.RUNNING
         if len(self.boots) >= REBOOT_LOOP_BOOTS:

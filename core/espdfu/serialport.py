@@ -13,12 +13,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import serial
 import serial.tools.list_ports
 
 from .console import Line, Splitter
 from .errors import EspdfuError
+
+if TYPE_CHECKING:
+    from .sim import SimBus
 
 ESPRESSIF_VID = 0x303A
 DEFAULT_BAUD = 115200
@@ -57,6 +61,19 @@ def ports() -> list[Port]:
 def port_at(usb_path: str) -> str | None:
     """The serial port of the board at ``usb_path``, if it has one now (its app's CDC console)."""
     return next((port.device for port in ports() if port.usb_path == usb_path), None)
+
+
+def console_finder(usb_path: str, sim: SimBus | None = None) -> Callable[[], str | None]:
+    """Where the console of the board at ``usb_path`` is, each time it is asked: a virtual
+    board's own pseudo-terminal, or the serial port the system has at that path."""
+    if sim is None:
+        return lambda: port_at(usb_path)
+
+    def virtual() -> str | None:
+        board = sim.boards.get(usb_path)
+        return board.console_port if board is not None else None
+
+    return virtual
 
 
 def open_port(device: str, baud: int = DEFAULT_BAUD) -> serial.Serial:
@@ -103,23 +120,20 @@ Event = Line | Gone | Back
 
 class Reader:
     """Reads one board's console on a thread of its own and hands each line and each change to
-    ``deliver``; follows the port across resets (by USB port path when it has one, else by
-    device name). :meth:`stop` closes the port: it is held only while read."""
+    ``deliver``. ``find`` says where the console is now (None: not there); it is asked again
+    each time the port vanishes, so the reader follows a board across resets. :meth:`stop`
+    closes the port: it is held only while read."""
 
     def __init__(
         self,
         deliver: Callable[[Event], None],
+        find: Callable[[], str | None],
         *,
-        device: str | None = None,
-        usb_path: str | None = None,
         baud: int = DEFAULT_BAUD,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if device is None and usb_path is None:
-            raise ValueError("a reader needs a device or a USB port path")
         self._deliver = deliver
-        self._device = device
-        self._usb_path = usb_path
+        self._find = find
         self._baud = baud
         self._clock = clock
         self._stop = threading.Event()
@@ -131,11 +145,6 @@ class Reader:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-
-    def _find(self) -> str | None:
-        if self._usb_path is not None:
-            return port_at(self._usb_path)
-        return self._device
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -135,3 +135,21 @@ def test_a_port_that_is_not_there_is_refused_in_words(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "cannot be opened" in result.stderr and "--list" in result.stderr
+
+
+def test_virtual_boards_print_through_their_own_consoles() -> None:
+    """`--sim`: an app board runs at once; its console, a pseudo-terminal, holds the start-up
+    output until the monitor has it open."""
+    result = subprocess.run(
+        [*MONITOR, "--sim", "esp32s2-app,esp32s3-app:panic", "--all", "--json",
+         "--until", "tick 0|Backtrace", "--timeout", "30"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1, result  # the panicking board matched the second alternative
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    texts = {board: [r["text"] for r in records if r.get("board") == board and "text" in r]
+             for board in ("1-1.1", "1-1.2")}  # fmt: skip
+    assert texts["1-1.1"][0] == "ESP-ROM:esp32s2-rc4-20191025"
+    assert "I (1000) app: tick 0" in texts["1-1.1"]
+    assert texts["1-1.2"][0] == "ESP-ROM:esp32s3-20210327"
+    assert any(text.startswith("Backtrace: 0x40081234:") for text in texts["1-1.2"])

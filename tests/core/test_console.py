@@ -80,6 +80,7 @@ def test_three_boots_within_thirty_seconds_are_a_reboot_loop_until_they_stop() -
         health.see(parse("rst:0xc (RTC_SW_CPU_RST),boot:0x8 (SPI_FAST_FLASH_BOOT)", at))
         health.see(parse("abort() was called at PC 0x40081234 on core 0", at + 1))
     assert health.state is RunState.REBOOT_LOOP
+    assert health.see(parse("ESP-ROM:esp32s2-rc4-20191025", 41)) is RunState.BOOTING
     assert health.see(parse("I (310) main_task: Calling app_main()", 41)) is RunState.RUNNING
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import queue
 import re
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TextIO
 
@@ -16,7 +17,8 @@ from .. import serialport
 from ..console import Health, Line
 from ..errors import InputError
 from ..serialport import Back, Event, Gone, Reader
-from .common import EXIT_FAILED, EXIT_OK, STOP_HELP, StopSignals, say_stopped
+from ..transport import SIM_ENV, open_usb
+from .common import EXIT_FAILED, EXIT_OK, STOP_HELP, StopSignals, add_sim, say_stopped
 
 DESCRIPTION = (
     "Print the console of one or more boards, each line prefixed with its board, until "
@@ -61,6 +63,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="DIR",
         help="also append each board's lines to DIR/<board>.log",
     )
+    add_sim(monitor)
     monitor.set_defaults(run=_monitor)
 
 
@@ -106,13 +109,8 @@ def _monitor(args: argparse.Namespace) -> int:
         args.log_dir.mkdir(parents=True, exist_ok=True)
     events: queue.Queue[tuple[str, Event]] = queue.Queue()
     readers = [
-        Reader(
-            lambda event, label=label: events.put((label, event)),  # type: ignore[misc]
-            device=device,
-            usb_path=usb_path,
-            baud=args.baud,
-        )
-        for label, (device, usb_path) in boards.items()
+        Reader(lambda event, label=label: events.put((label, event)), find, baud=args.baud)  # type: ignore[misc]
+        for label, find in boards.items()
     ]
     logs = {
         label: (args.log_dir / f"{_file_name(label)}.log").open("a", encoding="utf-8")
@@ -151,16 +149,21 @@ def _monitor(args: argparse.Namespace) -> int:
     return EXIT_OK if all(index == 0 for index in outcome.values()) else EXIT_FAILED
 
 
-def _boards(args: argparse.Namespace) -> dict[str, tuple[str | None, str | None]]:
-    """Each board to read, by label: (serial port, USB port path), one of them given."""
-    boards: dict[str, tuple[str | None, str | None]] = {path: (None, path) for path in args.path}
+def _boards(args: argparse.Namespace) -> dict[str, Callable[[], str | None]]:
+    """Each board to read, by label, with where its console is now."""
+    spec = args.sim if args.sim is not None else os.environ.get(SIM_ENV, "")
+    sim = open_usb(spec).sim if spec else None
+    boards = {path: serialport.console_finder(path, sim) for path in args.path}
     for device in args.port:
         serialport.open_port(device, args.baud).close()  # a clear error now, not a silent wait
-        boards[device] = (device, None)
+        boards[device] = lambda device=device: device  # type: ignore[misc]
     if args.all:
-        for port in serialport.ports():
-            if port.vid == serialport.ESPRESSIF_VID and port.usb_path:
-                boards.setdefault(port.usb_path, (None, port.usb_path))
+        paths = list(sim.boards) if sim is not None else [
+            port.usb_path for port in serialport.ports()
+            if port.vid == serialport.ESPRESSIF_VID and port.usb_path
+        ]  # fmt: skip
+        for path in paths:
+            boards.setdefault(path, serialport.console_finder(path, sim))
     if not boards:
         raise InputError(
             "No board to monitor.",

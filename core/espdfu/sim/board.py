@@ -13,6 +13,7 @@ exactly what it would see on hardware.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
 import threading
@@ -34,6 +35,7 @@ from ..protocol import (
     Status,
     StatusReply,
 )
+from . import firmware
 from .descriptors import (
     LANGIDS,
     TRANSFER_SIZE,
@@ -53,6 +55,8 @@ if TYPE_CHECKING:
     from .backend import SimBus
 
 MAX_FLASH_SIZE = 128 * 1024 * 1024
+_NOT_THE_APP = ("bootloader.bin", "partition-table.bin")
+"""The files `idf.py dfu` puts beside the app (ESP-IDF's names)."""
 _JTAG_CHIPS = ("esp32s3",)
 
 
@@ -235,6 +239,7 @@ class VirtualBoard:
         manifest_poll: bool = not rom.MANIFEST_TO_IDLE,
         dfu_pid: int | None = None,
         erase_ms_per_sector: float | None = None,
+        panic: bool = False,
         faults: Iterable[Fault] = (),
     ) -> None:
         self.chip = resolve_chip(chip)
@@ -255,6 +260,8 @@ class VirtualBoard:
         """The DFU-mode face's PID; None: :func:`espdfu.rom.dfu_mode_pid`'s."""
         self.erase_ms_per_sector = erase_ms_per_sector
         """This board's erase time per sector (a slow flash chip); None: the bus's time model's."""
+        self.panic = panic
+        """Its app panics at start (and so reboots in a loop): :mod:`espdfu.sim.firmware`."""
         self.faults: list[Fault] = list(faults)
         self.requests: Counter[Request] = Counter()
         """Class requests to the DFU interface since the board was (re)plugged."""
@@ -274,6 +281,7 @@ class VirtualBoard:
         self._enumeration: Enumeration | None = None
         self._arrival: tuple[float, BusMode] | None = None
         self._stuck = False
+        self._firmware: firmware.Firmware | None = None
         self._reset_dfu(State.APP_IDLE)
 
     def __repr__(self) -> str:
@@ -318,6 +326,13 @@ class VirtualBoard:
         with self._lock:
             return list(self._receiver.files) if self._receiver else []
 
+    @property
+    def console_port(self) -> str | None:
+        """The serial port its running app prints to (a pseudo-terminal), None while no app
+        runs: in download or DFU mode, unplugged."""
+        with self._lock:
+            return self._firmware.port if self._firmware else None
+
     # --- the cable and the buttons --------------------------------------------------------------
 
     def unplug(self) -> None:
@@ -351,6 +366,8 @@ class VirtualBoard:
                 mode = "app" if self.kind is BoardKind.APP else None
             due = time.monotonic() + self._time.reenumerate_delay_s
             self._leave(plugged=True, arrival=(due, mode) if mode else None)
+            if not boot:
+                self._run_app()
 
     # --- for SimBus and SimBackend ----------------------------------------------------------------
 
@@ -461,6 +478,18 @@ class VirtualBoard:
         self._leave(plugged=True)
         self.requests.clear()
         self._arrive(self.kind.start_mode)
+        if self.kind is BoardKind.APP:
+            self._run_app()
+
+    def _run_app(self) -> None:
+        """Start the app the last download wrote (its console: :attr:`console_port`)."""
+        if not firmware.SUPPORTED:
+            return
+        files = self._receiver.files if self._receiver else []
+        app = next((f for f in files if f.name not in _NOT_THE_APP), None)
+        image = bytes(self._memory()[app.address : app.address + app.size]) if app else None
+        with contextlib.suppress(OSError):  # no pseudo-terminal left: an app without console
+            self._firmware = firmware.Firmware(self.chip, image, panic=self.panic)
 
     def _arrive(self, mode: BusMode) -> None:
         assert self._bus is not None
@@ -474,7 +503,11 @@ class VirtualBoard:
         self._reset_dfu(State.DFU_IDLE if mode == "dfu" else State.APP_IDLE)
 
     def _leave(self, *, plugged: bool, arrival: tuple[float, BusMode] | None = None) -> None:
-        """Leave the bus (if on it), to come back as ``arrival`` says: (when, in which mode)."""
+        """Leave the bus (if on it), to come back as ``arrival`` says: (when, in which mode).
+        The app, if it ran, stops: a reset, download mode or no power."""
+        if self._firmware is not None:
+            self._firmware.stop()
+            self._firmware = None
         current, self._enumeration = self._enumeration, None
         if current is not None:
             current.gone = True

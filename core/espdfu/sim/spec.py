@@ -32,6 +32,8 @@ _AT_FAULTS: dict[str, FaultAction] = {
     "timeout": "timeout",
     "busy": "busy",
 }
+_SWITCHES = {"dnbusy": "erase_busy", "manifest": "manifest_poll", "panic": "panic"}
+"""Settings a word turns on, and the VirtualBoard argument each sets."""
 _STATUSES = {status.name.lower(): status for status in Status if status is not Status.OK}
 _FORMS = (
     "Write terms CHIP[-KIND][*COUNT][:FAULT...] separated by commas, such as "
@@ -42,7 +44,8 @@ _FORMS = (
     "number of bytes, or with K or M for KiB or MiB): pull@BYTE (the cable is pulled), stall@BYTE, "
     "timeout@BYTE, busy@BYTE (stuck busy), status=errNAME@BYTE (such as status=errVERIFY@4K); "
     f"slowerase=MS (ms per 4 KiB sector, up to {MAX_ERASE_MS}), dnbusy (the erase reported "
-    "as dfuDNBUSY), manifest (a dfuMANIFEST phase)."
+    "as dfuDNBUSY), manifest (a dfuMANIFEST phase), panic (its app panics at start, and so "
+    "reboots in a loop)."
 )
 
 
@@ -117,8 +120,8 @@ def _read_term(term: str) -> list[BoardSpec]:
 def _read_option(term: str, option: str, faults: list[Fault], settings: dict[str, Any]) -> None:
     """Add what one ``:OPTION`` of ``term`` says to ``faults`` or ``settings``."""
     word, _, value = option.lower().partition("=")
-    if word in ("dnbusy", "manifest") and not value:
-        settings["erase_busy" if word == "dnbusy" else "manifest_poll"] = True
+    if word in _SWITCHES and not value:
+        settings[_SWITCHES[word]] = True
     elif word == "slowerase" and value:
         if not _ERASE_MS.fullmatch(value) or int(value) > MAX_ERASE_MS:
             raise InputError(

@@ -1,0 +1,98 @@
+"""A virtual board's app and its console: a real pseudo-terminal read as any serial port."""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+from collections.abc import Iterator
+
+import pytest
+
+from espdfu.console import Health, Line, RunState
+from espdfu.flasher import flash
+from espdfu.serialport import Back, Event, Gone, Reader, console_finder
+from espdfu.sim import SimBus
+from tests.core.boardworld import image, image_files, world
+
+
+class Console:
+    """A reader of one virtual board's console, its events in a queue."""
+
+    def __init__(self, bus: SimBus, path: str) -> None:
+        self.events: queue.Queue[Event] = queue.Queue()
+        self.reader = Reader(self.events.put, console_finder(path, bus))
+        self.reader.start()
+
+    def until(self, wanted: type[Event] | str, seconds: float = 10.0) -> list[Event]:
+        """Events up to the first of type ``wanted`` (or the first line holding it)."""
+        seen: list[Event] = []
+        while True:
+            try:
+                event = self.events.get(timeout=seconds)
+            except queue.Empty:
+                raise AssertionError(f"no {wanted!r} within {seconds} s after {seen}") from None
+            seen.append(event)
+            if isinstance(wanted, str):
+                if isinstance(event, Line) and wanted in event.text:
+                    return seen
+            elif isinstance(event, wanted):
+                return seen
+
+
+@pytest.fixture
+def consoles() -> Iterator[list[Console]]:
+    made: list[Console] = []
+    yield made
+    for console in made:
+        console.reader.stop()
+
+
+def test_after_a_flash_and_reset_the_new_image_runs_and_says_which_it_is(
+    consoles: list[Console],
+) -> None:
+    w = world("esp32s2")
+    (path,) = w.paths
+    board = w.board(path)
+    files = image_files(seed=7)
+    assert flash(w.usb, path, image(files=files)).ok
+    assert board.console_port is None  # DFU mode: no app runs
+    console = Console(w.usb.sim or SimBus(), path)
+    consoles.append(console)
+    board.press_reset()
+    seen = console.until("App image SHA256")
+    app = next(file for file in files if file.name not in ("bootloader.bin", "partition-table.bin"))
+    assert isinstance(seen[0], Back)
+    lines = [event.text for event in seen if isinstance(event, Line)]
+    assert lines[0] == "ESP-ROM:esp32s2-rc4-20191025"
+    assert lines[-1].endswith(f"App image SHA256: {hashlib.sha256(app.data).hexdigest()}")
+    console.until("app: tick 0")  # then a line at each level, one a second
+
+
+def test_download_mode_takes_the_console_away_and_the_reader_says_so(
+    consoles: list[Console],
+) -> None:
+    w = world("esp32s2-app")
+    (path,) = w.paths
+    console = Console(w.usb.sim or SimBus(), path)
+    consoles.append(console)
+    console.until(Back)
+    w.board(path).press_reset(boot=True)
+    console.until(Gone)
+    assert w.board(path).console_port is None
+
+
+def test_a_panicking_app_reboots_in_a_loop_with_its_backtrace(consoles: list[Console]) -> None:
+    w = world("esp32s3-app:panic")
+    (path,) = w.paths
+    console = Console(w.usb.sim or SimBus(), path)
+    consoles.append(console)
+    health = Health()
+    events: list[Event] = []
+    while health.state is not RunState.REBOOT_LOOP:
+        events += console.until("Rebooting...")
+        for event in events:
+            if isinstance(event, Line):
+                health.see(event)
+        events.clear()
+    assert health.panic[0].text.startswith("Guru Meditation Error")
+    assert health.panic[-1].backtrace == (0x40081234, 0x400D1234, 0x40085678)
