@@ -39,7 +39,16 @@ PACKAGES = {
     CORE: ("espdfu", ROOT / "core" / "espdfu"),
     APP: ("espdfu_tui", ROOT / "tui" / "espdfu_tui"),
 }
-CORE_NEEDS = {"pyusb", "watchdog", "libusb-package", "platformdirs", "pyserial", "tomli", "tomli-w"}
+CORE_NEEDS = {
+    "pyusb",
+    "watchdog",
+    "libusb-package",
+    "platformdirs",
+    "pyserial",
+    "pyelftools",
+    "tomli",
+    "tomli-w",
+}
 UI = {"textual", "textual-serve", "rich", "espdfu-tui"}
 
 

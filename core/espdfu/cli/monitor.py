@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .. import serialport
+from ..backtrace import Symbols, project_elf
 from ..console import Health, Line
 from ..errors import InputError
 from ..serialport import Back, Event, Gone, Reader
@@ -63,6 +64,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="DIR",
         help="also append each board's lines to DIR/<board>.log",
     )
+    monitor.add_argument(
+        "--elf", type=Path, metavar="FILE",
+        help="the app's ELF, to decode panic backtraces (default: the one "
+        "build/project_description.json names, when there is one)",
+    )  # fmt: skip
     add_sim(monitor)
     monitor.set_defaults(run=_monitor)
 
@@ -105,6 +111,8 @@ def _monitor(args: argparse.Namespace) -> int:
         return EXIT_OK
     boards = _boards(args)
     until = alternatives(args.until) if args.until else None
+    elf = args.elf or project_elf(Path("build"))
+    symbols = Symbols(elf) if elf is not None else None
     if args.log_dir is not None:
         args.log_dir.mkdir(parents=True, exist_ok=True)
     events: queue.Queue[tuple[str, Event]] = queue.Queue()
@@ -133,7 +141,7 @@ def _monitor(args: argparse.Namespace) -> int:
                     label, event = events.get(timeout=min(left or 0.2, 0.2))
                 except queue.Empty:
                     continue
-                _show(args.json, label, event, health[label], logs.get(label))
+                _show(args.json, label, event, health[label], logs.get(label), symbols)
                 if until is not None and isinstance(event, Line) and label not in outcome:
                     matched = next((i for i, p in enumerate(until) if p.search(event.text)), None)
                     if matched is not None:
@@ -177,15 +185,26 @@ def _file_name(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", label.strip("/"))
 
 
-def _show(as_json: bool, label: str, event: Event, health: Health, log: TextIO | None) -> None:
+def _show(
+    as_json: bool,
+    label: str,
+    event: Event,
+    health: Health,
+    log: TextIO | None,
+    symbols: Symbols | None,
+) -> None:
     if isinstance(event, Line):
         state = health.see(event)
+        places = [str(symbols.lookup(pc)) for pc in event.backtrace] if symbols else []
         if log is not None:
-            log.write(event.text + "\n")
+            log.write("".join(f"{text}\n" for text in [event.text, *places]))
             log.flush()
-        record = {"board": label, "level": event.level.value if event.level else None}
+        record: dict[str, object] = {"board": label, "level": event.level and event.level.value}
         record |= {"text": event.text, "state": state.value}
-        _say(as_json, record, f"{label}  {event.text}")
+        if places:
+            record["decoded"] = places
+        lines = [event.text, *(f"  {place}" for place in places)]
+        _say(as_json, record, "\n".join(f"{label}  {line}" for line in lines))
     elif isinstance(event, Gone):
         gone = f"{label}  -- console gone (reset or unplugged); waiting for it"
         _say(as_json, {"board": label, "event": "gone"}, gone)
