@@ -9,14 +9,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import serial
+
+from espdfu.console import MAX_LINE
 
 MONITOR = [sys.executable, "-m", "espdfu", "monitor"]
 
@@ -153,3 +157,33 @@ def test_virtual_boards_print_through_their_own_consoles() -> None:
     assert "I (1000) app: tick 0" in texts["1-1.1"]
     assert texts["1-1.2"][0] == "ESP-ROM:esp32s3-20210327"
     assert any(text.startswith("Backtrace: 0x40081234:") for text in texts["1-1.2"])
+
+
+def test_a_ten_megabyte_burst_of_garbage_is_read_through_to_the_line_after_it(
+    console: Console,
+) -> None:
+    """Random bytes (no newline for thousands of bytes at a time, every control character)
+    as fast as the terminal takes them, then a line: the monitor keeps up and stops on it."""
+    process = subprocess.Popen(
+        [*MONITOR, console.path, "--until", "^DONE$", "--timeout", "120"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    seen: list[str] = []
+    wait_for(process, "console open", seen)
+    burst = random.Random(3).randbytes(10 * 1024 * 1024).replace(b"\n", b"\0")
+    writer = threading.Thread(target=_write_all, args=(console.master, burst + b"\nDONE\r\n"))
+    writer.start()
+    out, err = process.communicate(timeout=180)
+    writer.join()
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+    shown = out.splitlines()
+    assert shown[-1] == f"{console.path}  DONE"
+    assert len(shown) >= 10 * 1024 * 1024 // MAX_LINE  # cut into bounded lines, none lost
+    assert not any(char in out for char in "\x00\x07\x08\x1b\x7f")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view[:65536]) :]
