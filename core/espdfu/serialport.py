@@ -58,9 +58,26 @@ def ports() -> list[Port]:
     return found
 
 
+_PORTS_FRESH_S = 0.5
+_ports_lock = threading.Lock()
+_ports_seen: tuple[float, list[Port]] = (float("-inf"), [])
+
+
+def recent_ports() -> list[Port]:
+    """:func:`ports`, at most :data:`_PORTS_FRESH_S` old: readers waiting for their boards'
+    consoles share one look at the system (pyserial reads sysfs for every tty each time)."""
+    global _ports_seen
+    with _ports_lock:
+        at, found = _ports_seen
+        if time.monotonic() - at >= _PORTS_FRESH_S:
+            found = ports()
+            _ports_seen = (time.monotonic(), found)
+        return found
+
+
 def port_at(usb_path: str) -> str | None:
     """The serial port of the board at ``usb_path``, if it has one now (its app's CDC console)."""
-    return next((port.device for port in ports() if port.usb_path == usb_path), None)
+    return next((port.device for port in recent_ports() if port.usb_path == usb_path), None)
 
 
 def console_finder(usb_path: str, sim: SimBus | None = None) -> Callable[[], str | None]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import serial.tools.list_ports
 
+from espdfu import serialport
 from espdfu.cli.monitor import alternatives
 from espdfu.console import MAX_LINE, Health, Level, RunState, Splitter, parse
 from espdfu.errors import InputError
@@ -101,3 +103,18 @@ def test_until_splits_only_top_level_alternatives(pattern: str, count: int) -> N
 def test_until_refuses_a_pattern_that_is_not_a_regular_expression() -> None:
     with pytest.raises(InputError, match="not a regular expression"):
         alternatives("PASS|(FAIL")
+
+
+def test_readers_waiting_for_consoles_share_one_look_at_the_ports(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    looks: list[int] = []
+
+    def comports() -> list[object]:
+        looks.append(1)
+        return []
+
+    monkeypatch.setattr(serialport, "_ports_seen", (float("-inf"), []))
+    monkeypatch.setattr(serial.tools.list_ports, "comports", comports)
+    assert [serialport.port_at(f"1-1.{n}") for n in range(8)] == [None] * 8
+    assert len(looks) == 1
