@@ -187,3 +187,13 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view[:65536]) :]
+
+
+def test_a_bad_until_pattern_is_invalid_input_before_any_port_is_opened(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*MONITOR, tmp_path / "ttyACM9", "--until", "PASS|(FAIL"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "is not a regular expression" in result.stderr
+    assert "cannot be opened" not in result.stderr

@@ -109,8 +109,8 @@ def _monitor(args: argparse.Namespace) -> int:
         for port in serialport.ports():
             print(f"{port.device}  {port.usb_path or '-'}  {port.description}")
         return EXIT_OK
-    boards = _boards(args)
     until = alternatives(args.until) if args.until else None
+    boards = _boards(args)
     elf = args.elf or project_elf(Path("build"))
     symbols = Symbols(elf) if elf is not None else None
     if args.log_dir is not None:
