@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import serial
@@ -132,7 +133,16 @@ class Back:
     at: float
 
 
-Event = Line | Gone | Back
+@dataclass(frozen=True)
+class Refused:
+    """The port is there but cannot be opened (no permission, another program holds it);
+    said once until that changes, and looked at again meanwhile."""
+
+    error: PortError
+    at: float
+
+
+Event = Line | Gone | Back | Refused
 
 
 class Reader:
@@ -164,15 +174,20 @@ class Reader:
         self._thread.join()
 
     def _run(self) -> None:
+        said: str | None = None  # the refusal last delivered
         while not self._stop.is_set():
             device = self._find()
             try:
                 port = open_port(device, self._baud) if device else None
-            except PortError:
+            except PortError as error:
                 port = None  # not there (yet): a state, looked at again shortly
+                if device and Path(device).exists() and error.message != said:
+                    said = error.message
+                    self._deliver(Refused(error, self._clock()))
             if port is None:
                 self._stop.wait(_REOPEN_S)
                 continue
+            said = None
             self._deliver(Back(port.port or "", self._clock()))
             self._read(port)
             if not self._stop.is_set():

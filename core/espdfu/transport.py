@@ -26,11 +26,6 @@ import usb.core
 import usb.util
 
 from .errors import EspdfuError, InputError
-
-try:
-    import fcntl
-except ImportError:  # Windows: no usbfs either
-    fcntl = None  # type: ignore[assignment]
 from .protocol import (
     FUNCTIONAL_DESCRIPTOR_TYPE,
     REQUEST_IN,
@@ -42,6 +37,11 @@ from .protocol import (
     Request,
     StatusReply,
 )
+
+try:
+    import fcntl
+except ImportError:  # Windows: no usbfs either
+    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from .sim import SimBus
@@ -85,20 +85,24 @@ class NoDriver(UsbFault):
     """
 
 
+_ERRNO_FAULTS: dict[int, type[Exception]] = {
+    errno.ETIMEDOUT: TimedOut,
+    errno.EPIPE: Stalled,
+    errno.ENODEV: DeviceGone,
+    errno.ENOENT: DeviceGone,
+    errno.ESHUTDOWN: DeviceGone,
+    errno.EACCES: NoPermission,
+    errno.EPERM: NoPermission,
+    errno.EBUSY: InUse,
+}
+"""A failed request's errno (pyusb's, or usbfs's own) as one of ours."""
+
+
 def _translate(error: usb.core.USBError) -> Exception:
     """The USB failure as one of ours; a vanished device is :class:`DeviceGone`."""
-    code = error.errno
-    if isinstance(error, usb.core.USBTimeoutError) or code == errno.ETIMEDOUT:
+    if isinstance(error, usb.core.USBTimeoutError):
         return TimedOut(str(error))
-    if code == errno.EPIPE:
-        return Stalled(str(error))
-    if code in (errno.ENODEV, errno.ENOENT, errno.ESHUTDOWN):
-        return DeviceGone(str(error))
-    if code in (errno.EACCES, errno.EPERM):
-        return NoPermission(str(error))
-    if code == errno.EBUSY:
-        return InUse(str(error))
-    return UsbFault(str(error))
+    return _ERRNO_FAULTS.get(error.errno or 0, UsbFault)(str(error))
 
 
 _LIBUSB_ERROR_NOT_FOUND = -5
@@ -219,9 +223,9 @@ _LIBUSB_FILE = {"darwin": "libusb-1.0.dylib", "win32": "libusb-1.0.dll"}.get(
 def _packaged_libusb() -> str | None:
     """The library file in libusb-package's folder, found as Python would find the package.
 
-    Importing libusb-package to ask it imports importlib_resources too: a third of espdfu's
-    start-up on a slow host, before the DETACH. When the package is not a plain folder (a zip,
-    say), None: then the package itself is asked.
+    Importing libusb-package to ask it imports importlib_resources too: 0.2 s of espdfu's
+    start-up before the DETACH in the QEMU guest (docs/real-usb.md). When the package is not
+    a plain folder (a zip, say), None: then the package itself is asked.
     """
     for entry in sys.path:
         folder = Path(entry or ".", "libusb_package")
@@ -304,16 +308,6 @@ length, timeout in ms, and the address of the data; native layout, as the kernel
 _USBDEVFS_CONTROL = (3 << 30) | (_USBFS_CONTROL.size << 16) | (ord("U") << 8)
 """_IOWR('U', 0, struct usbdevfs_ctrltransfer), in the encoding of x86, Arm and RISC-V (where
 another encoding applies, the probe in :func:`_usbfs_control` fails and libusb is used)."""
-_USBFS_ERRORS: dict[int, type[Exception]] = {
-    errno.EPIPE: Stalled,
-    errno.ETIMEDOUT: TimedOut,
-    errno.ENODEV: DeviceGone,
-    errno.ESHUTDOWN: DeviceGone,
-    errno.ENOENT: DeviceGone,
-    errno.EACCES: NoPermission,
-    errno.EPERM: NoPermission,
-    errno.EBUSY: InUse,
-}
 _GET_STATUS = 0x00
 _STANDARD_IN_DEVICE = 0x80
 _PROBE_TIMEOUT_MS = 1000
@@ -367,7 +361,7 @@ def _usbfs_control(device: usb.core.Device) -> _Control | None:
         try:
             count: int = ioctl(file, _USBDEVFS_CONTROL, request_block, True)
         except OSError as error:
-            raise _USBFS_ERRORS.get(error.errno or 0, UsbFault)(
+            raise _ERRNO_FAULTS.get(error.errno or 0, UsbFault)(
                 f"usbfs: {error.strerror}"
             ) from None
         return view[:count].tobytes() if request_type & 0x80 else b""

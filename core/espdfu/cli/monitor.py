@@ -17,9 +17,9 @@ from .. import serialport
 from ..backtrace import Symbols, project_elf
 from ..console import Health, Line
 from ..errors import InputError
-from ..serialport import Back, Event, Gone, Reader
+from ..serialport import Back, Event, Gone, Reader, Refused
 from ..transport import SIM_ENV, open_usb
-from .common import EXIT_FAILED, EXIT_OK, STOP_HELP, StopSignals, add_sim, say_stopped
+from .common import EXIT_FAILED, EXIT_OK, STOP_HELP, StopSignals, add_sim, note, say_stopped
 
 DESCRIPTION = (
     "Print the console of one or more boards, each line prefixed with its board, until "
@@ -135,7 +135,10 @@ def _monitor(args: argparse.Namespace) -> int:
             while stop.signum is None and (until is None or len(outcome) < len(boards)):
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
-                    _say(args.json, {"event": "timeout"}, "espdfu: --timeout passed.")
+                    if args.json:
+                        _say(True, {"event": "timeout"}, "")
+                    else:
+                        note("--timeout passed.")
                     return EXIT_FAILED
                 try:
                     label, event = events.get(timeout=min(left or 0.2, 0.2))
@@ -211,6 +214,10 @@ def _show(
     elif isinstance(event, Back):
         record = {"board": label, "event": "open", "port": event.device}
         _say(as_json, record, f"{label}  -- console open on {event.device}")
+    elif isinstance(event, Refused):
+        error = event.error
+        record = {"board": label, "event": "refused", "message": error.message, "hint": error.hint}
+        _say(as_json, record, f"{label}  -- {error.message} {error.hint}")
 
 
 def _say(as_json: bool, record: Mapping[str, object], text: str) -> None:

@@ -90,6 +90,8 @@ class Firmware:
         """The serial port to open (/dev/pts/N)."""
         os.close(slave)  # from now on the master sees POLLHUP while no host has it open
         os.set_blocking(self._master, False)
+        self._poller = select.poll()
+        self._poller.register(self._master, select.POLLHUP)
         self._held: collections.deque[bytes] = collections.deque(maxlen=HELD_LINES)
         self._open_since: float | None = None
         self._stop = threading.Event()
@@ -131,9 +133,7 @@ class Firmware:
 
     def _send(self, now: float) -> None:
         """What is held goes out once a host has had the port open for SETTLE_S."""
-        poller = select.poll()
-        poller.register(self._master, select.POLLHUP)
-        if any(mask & select.POLLHUP for _, mask in poller.poll(0)):
+        if any(mask & select.POLLHUP for _, mask in self._poller.poll(0)):
             self._open_since = None
             return
         if self._open_since is None:

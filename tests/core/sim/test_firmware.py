@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import queue
+import time
 from collections.abc import Iterator
 
 import pytest
+import serial
 
 from espdfu.console import Health, Line, RunState
 from espdfu.flasher import flash
-from espdfu.serialport import Back, Event, Gone, Reader, console_finder
+from espdfu.serialport import Back, Event, Gone, Reader, Refused, console_finder
 from espdfu.sim import SimBus
 from tests.core.boardworld import image, image_files, world
 
@@ -96,3 +98,21 @@ def test_a_panicking_app_reboots_in_a_loop_with_its_backtrace(consoles: list[Con
         events.clear()
     assert health.panic[0].text.startswith("Guru Meditation Error")
     assert health.panic[-1].backtrace == (0x40081234, 0x400D1234, 0x40085678)
+
+
+def test_a_console_another_program_holds_is_said_once_then_read_when_freed(
+    consoles: list[Console],
+) -> None:
+    w = world("esp32s2-app")
+    (path,) = w.paths
+    port = w.board(path).console_port
+    assert port is not None
+    with serial.Serial(port, exclusive=True):
+        console = Console(w.usb.sim or SimBus(), path)
+        consoles.append(console)
+        (refused,) = console.until(Refused)
+        assert isinstance(refused, Refused)
+        assert "in use by another program" in refused.error.message
+        time.sleep(1)  # the reader keeps trying meanwhile, without saying it again
+        assert console.events.empty()
+    console.until(Back)
