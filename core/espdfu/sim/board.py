@@ -449,8 +449,8 @@ class VirtualBoard:
             if enumeration.gone:
                 raise usb_error(Libusb.NO_DEVICE)
             time.sleep(min(_HOLD_SLICE_S, end - now))
-        with self._lock:
-            self.device_time_s += now - arrival
+        with self._lock:  # the board's time, not how late the sleep woke (a loaded host)
+            self.device_time_s += end - arrival
         if until > give_up:
             raise usb_error(Libusb.TIMEOUT)
         return now
