@@ -50,7 +50,7 @@ class RunState(enum.Enum):
     REBOOT_LOOP = "rebooting in a loop"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Line:
     """One console line, without its colour codes or line end."""
 

@@ -169,9 +169,12 @@ class Reader:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """Stop reading; with ``wait``, return once the port is closed (within a read's
+        timeout, a tenth of a second)."""
         self._stop.set()
-        self._thread.join()
+        if wait and self._thread.ident is not None:
+            self._thread.join()
 
     def _run(self) -> None:
         said: str | None = None  # the refusal last delivered

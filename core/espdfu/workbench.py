@@ -22,19 +22,28 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import rom
+from .backtrace import project_elf
 from .boards import Board, BoardEvent, Change, Mode, Monitor
 from .build import DEFAULT_COMMAND, BuildResult, BuildRunner, BuildState
+from .console import Line
+from .consoles import Consoles, ConsoleView
 from .dfufile import DfuImage
 from .dispatch import Dispatcher
 from .errors import EspdfuError
 from .flasher import Failure, FlashOptions, FlashResult, Phase, Progress, flash, incompatibility
 from .idfbuild import project_target
 from .jobs import FlashJobs
+from .serialport import console_finder
 from .stopping import flash_endings
 from .transport import Usb, port_order
 from .watch import Artifact, ArtifactWatcher
 
 JOIN_TIMEOUT_S = 5.0
+AWAY_S = 5.0
+"""How long a board that leaves by a RESET may take to come back (its app's console after a
+flash, download mode after its app) before it counts as unplugged: its panel stays meanwhile."""
+_NO_CONSOLE_MODES = (Mode.ROM, Mode.DFU)
+"""Modes whose serial port, if any, is the ROM's (the serial bootloader), not the app's."""
 
 
 # --- what the model reports -------------------------------------------------------------------
@@ -57,6 +66,15 @@ class BoardView:
     """The current artifact may go to this board now."""
     artifact_chip: str | None = None
     """The chip the current artifact is for (None: no usable artifact)."""
+    console: ConsoleView | None = None
+    """Its app's console, while it is read (None: not read: in DFU mode, flashing)."""
+    away: bool = False
+    """It left by what may be a RESET and is looked for (see AWAY_S)."""
+
+    @property
+    def running_app(self) -> bool:
+        """Its app's console is open."""
+        return self.console is not None and self.console.open
 
     @property
     def path(self) -> str:
@@ -98,7 +116,9 @@ class BoardView:
                 return f"flashing {self.progress.fraction:.0%}"
             return self.progress.activity
         if not self.present:
-            return "unplugged"
+            if self.console is not None and (self.running_app or self.console.problem):
+                return self.console.words
+            return "reset? looking for it" if self.away else "unplugged"
         if self.last is not None:
             return self.last_state
         if not self.board.accessible:
@@ -190,6 +210,14 @@ class AutoFlashChanged(SummaryChanged):
 
 
 @dataclass(frozen=True)
+class ConsoleOutput(Event):
+    """Lines a board's app printed since the last ones (batched: a front end keeps them)."""
+
+    path: str
+    lines: tuple[Line, ...]
+
+
+@dataclass(frozen=True)
 class Logged(Event):
     """A line for the log: build output (``source="build"``) or what the workbench did."""
 
@@ -212,6 +240,11 @@ class WorkbenchSettings:
     flash: FlashOptions = field(default_factory=FlashOptions)
     monitor_interval_s: float = 0.5
     settle_s: float = 0.25
+    consoles: bool = True
+    """Read each board's app console when it has one (its USB CDC port at the board's path)."""
+    demo_reset_s: float | None = None
+    """Virtual boards only (the demo): press RESET this long after a good flash, as a user
+    would, so that the app runs and its console shows."""
 
 
 # --- the model ---
@@ -231,6 +264,9 @@ class _Port:
     last_at: float | None = None
     flashed: str | None = None
     """The digest of the artifact last flashed there successfully."""
+    console: ConsoleView | None = None
+    away: threading.Timer | None = None
+    """Running while the board is away and looked for (see AWAY_S)."""
 
     def view(self, image: DfuImage | None, force: bool) -> BoardView:
         """The board as the user sees it, with whether ``image`` (the usable artifact's) fits."""
@@ -248,6 +284,8 @@ class _Port:
             last_at=self.last_at,
             fits=fits,
             artifact_chip=image.chip_name if image else None,
+            console=self.console,
+            away=self.away is not None,
         )
 
 
@@ -273,6 +311,7 @@ class Workbench:
         self._jobs: FlashJobs[Artifact, FlashResult] = FlashJobs(
             self._flash, self._flashed, guard=self._changes, name="espdfu-job"
         )
+        self._demo_resets: list[threading.Timer] = []
         self._to_reset: dict[str, str] = {}
         """Port path → title of the boards flashed in this round of flashes that wait for RESET:
         said once, when the round ends."""
@@ -280,6 +319,11 @@ class Workbench:
         """Our build while it runs; what it is for is in the summary's ``build.then_flash``."""
         self._summary = Summary(target=self._target(), auto_flash=settings.auto_flash)
         self.monitor = Monitor(usb_world, self._on_board_event, settings.monitor_interval_s)
+        self.consoles = Consoles(
+            lambda path: console_finder(path, usb_world.sim),
+            self._on_console,
+            elf=lambda: project_elf(settings.build_dir),
+        )
         self.watcher = ArtifactWatcher(
             settings.build_dir,
             self._on_artifact,
@@ -313,6 +357,12 @@ class Workbench:
             self._stopping = True
             self._jobs.close()
             runner = self._runner
+            timers = [p.away for p in self._ports.values() if p.away] + self._demo_resets
+            for timer in timers:
+                timer.cancel()
+        for timer in timers:
+            timer.join()  # at once: cancelled
+        self.consoles.close()
         self.monitor.stop()
         self.watcher.stop()
         if runner is not None and runner.running:
@@ -409,6 +459,7 @@ class Workbench:
             self.watcher.paused = True
             self._set_build(BuildStatus(BuildState.RUNNING, then_flash=then_flash))
             self._log(f"Build started: {' '.join(self.settings.build_command)}")
+            self._demo_download_mode()
 
     def flash(self, paths: Iterable[str]) -> list[str]:
         """Flash the current artifact to these boards now; return the ones started."""
@@ -482,7 +533,10 @@ class Workbench:
                 if not port.present:
                     return
                 port.present = False
-                if path in self._jobs:  # re-enumerating in the middle of its flash
+                if port.last is not None and port.last.ok and path not in self._jobs:
+                    self._look_for(path)  # RESET after the flash: its app is coming
+                self._read_console(path)
+                if self._shown(path):  # re-enumerating in its flash, or off to run its app
                     self._changed(path)
                 else:
                     self._changes.post(BoardRemoved(path))
@@ -496,6 +550,8 @@ class Workbench:
                     else self.settings.arm_new_boards
                 )
             port.board, port.present = board, True
+            self._back(port)
+            self._read_console(path)
             self._changed(path)
             if new and path not in self._jobs:
                 where = f"{port.label} ({path})" if port.label else path
@@ -603,6 +659,7 @@ class Workbench:
                 return False
             if not self._jobs.start(path, artifact):
                 return False  # it waits for the running flash (latest wins)
+            self._read_console(path)
             port.progress = Progress(path, Phase.CONNECTING, 0, len(image.payload))
             self._changed(path)
             return True
@@ -610,6 +667,7 @@ class Workbench:
     def _flash(self, path: str, artifact: Artifact, cancel: threading.Event) -> FlashResult:
         """A job, on its own thread."""
         assert artifact.image is not None
+        self.consoles.release(path)  # a console port is never held across a flash
         return flash(
             self.usb,
             path,
@@ -625,11 +683,13 @@ class Workbench:
         """A job ended (inside the model's lock): record it, then start what waited."""
         port = self._ports[path]
         port.progress, port.last, port.last_at = None, result, time.time()
+        self._read_console(path)
         if result.ok:
             port.flashed = artifact.digest
             self._log(f"{self._title(path)}: {result.headline}")  # RESET advice: once, below
             if result.next_step:
                 self._to_reset[path] = self._title(path)
+                self._press_reset_later(path)
         else:
             cancelled = result.error is not None and result.error.kind is Failure.CANCELLED
             self._log(
@@ -658,11 +718,109 @@ class Workbench:
         with self._changes:
             self._log(text, level="warning")
 
+    # --- consoles -----------------------------------------------------------------------------
+
+    def _read_console(self, path: str) -> None:
+        """Read the board's console when its app may be running: not in the ROM's download or
+        DFU mode, not while it is flashed. Inside the model's lock."""
+        port = self._ports[path]
+        board = port.board
+        wanted = (
+            self.settings.consoles
+            and not self._stopping
+            and board is not None
+            and path not in self._jobs
+            and not (port.present and board.mode in _NO_CONSOLE_MODES)
+        )
+        self.consoles.read(path, wanted)
+        if not wanted:
+            port.console = None
+        elif port.console is None:
+            port.console = ConsoleView()
+
+    def _on_console(self, path: str, view: ConsoleView, lines: tuple[Line, ...]) -> None:
+        """A batch from the consoles' thread."""
+        with self._changes:
+            port = self._ports.get(path)
+            if self._stopping or port is None or port.console is None:
+                return  # no longer read (a flash started): what it said before is moot
+            shown = self._shown(path)
+            port.console = view
+            if view.open:
+                self._back(port)
+                if not shown:
+                    self._log(f"{self._title(path)}: its app's console is on {view.device}.")
+            elif shown and not self._shown(path):
+                self._look_for(path)  # RESET into download mode, or the cable
+            if self._shown(path):
+                self._changed(path)
+            if lines:
+                self._changes.post(ConsoleOutput(path, lines))
+
+    def _look_for(self, path: str) -> None:
+        """Keep the board shown for :data:`AWAY_S` while it is away, as after a RESET."""
+        port = self._ports[path]
+        if not self.settings.consoles or self._stopping or port.away is not None:
+            return
+        port.away = threading.Timer(AWAY_S, self._not_back, (path,))
+        port.away.daemon = True
+        port.away.start()
+
+    def _not_back(self, path: str) -> None:
+        """The board did not come back, in any mode: it was unplugged."""
+        with self._changes:
+            port = self._ports[path]
+            if port.away is None or self._stopping:
+                return
+            port.away = None
+            if not self._shown(path):
+                self._changes.post(BoardRemoved(path))
+                self._log(f"{self._title(path)} unplugged.")
+
+    def _press_reset_later(self, path: str) -> None:
+        """The demo's virtual finger on RESET (see ``demo_reset_s``)."""
+        delay = self.settings.demo_reset_s
+        if delay is None or self.usb.sim is None:
+            return
+        timer = threading.Timer(delay, self._demo_reset, (path,))
+        timer.daemon = True
+        self._demo_resets = [t for t in self._demo_resets if t.is_alive()] + [timer]
+        timer.start()
+
+    def _demo_reset(self, path: str) -> None:
+        assert self.usb.sim is not None
+        board = self.usb.sim.boards.get(path)
+        with self._changes:
+            port = self._ports[path]
+            if self._stopping or board is None or path in self._jobs or not port.present:
+                return
+            self._log(f"Demo: RESET tapped on {self._title(path)} for you, to run its new app.")
+        board.press_reset()
+
+    def _demo_download_mode(self) -> None:
+        """The demo's finger again, as a build starts: boards running an app without a DFU
+        runtime go back to download mode (BOOT held, RESET tapped) for the flash after it."""
+        if self.settings.demo_reset_s is None or self.usb.sim is None:
+            return
+        for path, port in self._ports.items():
+            board = self.usb.sim.boards.get(path)
+            if board is not None and not port.present and self._shown(path):
+                self._log(f"Demo: BOOT held and RESET tapped on {self._title(path)} for you.")
+                board.press_reset(boot=True)
+
+    @staticmethod
+    def _back(port: _Port) -> None:
+        """It is there again (or the workbench stops): no longer looked for."""
+        if port.away is not None:
+            port.away.cancel()
+            port.away = None
+
     # --- views and events ---------------------------------------------------------------------
 
     def _shown(self, path: str) -> bool:
         port = self._ports[path]
-        return port.board is not None and (port.present or path in self._jobs)
+        away = port.away is not None or (port.console is not None and port.console.open)
+        return port.board is not None and (port.present or path in self._jobs or away)
 
     def _view(self, path: str) -> BoardView:
         artifact = self._summary.artifact

@@ -1,5 +1,5 @@
-"""Panic backtraces decoded from the project's ELF, without a toolchain: a small ELF built here
-puts its functions at the addresses a virtual board's panic prints."""
+"""Panic backtraces decoded from the project's ELF, without a toolchain: a small ELF (the ``elf``
+fixture) puts its functions at the addresses a virtual board's panic prints."""
 
 from __future__ import annotations
 
@@ -15,47 +15,9 @@ from espdfu.backtrace import Symbols, project_elf
 from espdfu.console import parse
 from espdfu.errors import InputError
 from espdfu.sim.firmware import PANIC_LINES
-from tests.conftest import require_tool
 
-SOURCE = """\
-int sensor_read(int *p) {
-    return *p;
-}
-
-int app_main(void) {
-    int *p = 0;
-    return sensor_read(p) + 1;
-}
-
-void _start(void) {
-    app_main();
-}
-"""
-LINKER_SCRIPT = """\
-SECTIONS
-{
-  .text.sensor 0x40081230 : { *(.text.sensor_read) }
-  .text.main 0x400d1230 : { *(.text.app_main) }
-  .text.start 0x40085670 : { *(.text._start) }
-}
-"""
-"""Each function a few bytes before the address the virtual panic names in it."""
 FUNCTION_LINES = (range(1, 4), range(5, 9), range(10, 13))
 """The source lines of sensor_read, app_main and _start."""
-
-
-@pytest.fixture(scope="module")
-def elf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    gcc = require_tool("gcc")
-    folder = tmp_path_factory.mktemp("elf")
-    (folder / "app.c").write_text(SOURCE)
-    (folder / "app.ld").write_text(LINKER_SCRIPT)
-    subprocess.run(
-        [gcc, "-g", "-O0", "-ffunction-sections", "-nostdlib", "-static", "-no-pie",
-         "-T", "app.ld", "-o", "app.elf", "app.c"],
-        cwd=folder, check=True, capture_output=True,
-    )  # fmt: skip
-    return folder / "app.elf"
 
 
 def test_each_backtrace_address_is_named_with_its_function_and_line(elf: Path) -> None:

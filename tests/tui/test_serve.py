@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -30,7 +31,8 @@ def panels_shown(screen: str) -> bool:
 
 
 def all_flashed(screen: str) -> bool:
-    return screen.count("press RESET to run the new firmware") == 4
+    """The four S2 boards flashed and, RESET by the demo, running their new apps."""
+    return len(re.findall(r"esp32s2 · app\s", screen)) == 3 and screen.count("app running") == 4
 
 
 class Served:

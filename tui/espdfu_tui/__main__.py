@@ -10,6 +10,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 
 PROGRESS_INTERVAL_S = 0.5
 """Two updates a second per board: smooth enough to watch, light enough for SSH."""
+DEMO_RESET_S = 2.0
+"""In the demo, how long after a good flash the virtual finger taps RESET."""
 EXIT_ALREADY_RUNNING = 3
 """Another espdfu-tui owns the boards (see espdfu.instance)."""
 RELOAD_WAIT_S = 2.0
@@ -209,6 +212,8 @@ def make_app_from_args(args: argparse.Namespace, demo_root: Path | None) -> tupl
         labels=load_labels(labels_dir) if demo_root else None,
         flash=FlashOptions(progress_interval_s=PROGRESS_INTERVAL_S),
     )
+    if demo_root is not None:
+        bench = replace(bench, demo_reset_s=DEMO_RESET_S)
     usb_world = open_usb(sim)
     workbench = Workbench(
         usb_world,

@@ -39,6 +39,7 @@ from espdfu.workbench import (
     BoardChanged,
     BoardRemoved,
     BoardView,
+    ConsoleOutput,
     Event,
     Logged,
     Summary,
@@ -46,6 +47,7 @@ from espdfu.workbench import (
     Workbench,
 )
 
+from .console import ConsoleScreen, Scrollback
 from .panels import BoardGrid, BoardPanel, panel_id
 from .screens import ConfirmScreen, HelpScreen, LabelScreen
 from .status import StatusBar
@@ -60,6 +62,8 @@ AGE_REFRESH_S = 1.0
 """How often the "12 s ago" texts are looked at; a line is redrawn only when its text changed."""
 _SAYS_WHY = ("build", "build_flash", "flash", "flash_all")
 """Commands that, run while greyed out, say in the log why they cannot act."""
+_OVER_CONSOLE = ("build", "build_flash", "help", "quit")
+"""The app's commands a console screen keeps (build and watch the new app come up)."""
 
 
 class BoardShown(Message):
@@ -91,6 +95,15 @@ class SummaryShown(Message):
         return isinstance(message, SummaryShown)
 
 
+class ConsoleLines(Message):
+    """A board's app printed these lines."""
+
+    def __init__(self, event: ConsoleOutput) -> None:
+        super().__init__()
+        self.path = event.path
+        self.lines = event.lines
+
+
 class LogLine(Message):
     def __init__(self, event: Logged) -> None:
         super().__init__()
@@ -102,6 +115,7 @@ _MESSAGES: dict[type[Event], Callable[[Any], Message]] = {
     BoardRemoved: BoardGone,
     SummaryChanged: SummaryShown,
     Logged: LogLine,
+    ConsoleOutput: ConsoleLines,
 }
 """The message each kind of event is carried in (a SummaryChanged's kinds by their base)."""
 
@@ -124,6 +138,7 @@ class EspdfuApp(App[int]):
         Binding("space", "arm", "Arm", id="arm"),
         Binding("w", "auto_flash", "Auto", id="auto_flash"),
         Binding("c", "cancel", "Cancel", id="cancel"),
+        Binding("m", "console", "Console", id="console", show=False),
         Binding("n", "label", "Label", id="label", show=False),
         Binding("l", "log", "Log", id="log", show=False),
         Binding("question_mark", "help", "Help", id="help", key_display="?"),
@@ -141,6 +156,7 @@ class EspdfuApp(App[int]):
         "arm": "Arm/disarm the selected board (auto-flash)",
         "auto_flash": "Auto-flash armed boards on rebuild: on/off",
         "cancel": "Cancel the selected flash, or the build",
+        "console": "The selected board's console: scroll, pause, clear, save",
         "label": "Label the selected board (kept by port)",
         "log": "Show or hide the log",
         "help": "Help: the keys and the setup",
@@ -169,6 +185,8 @@ class EspdfuApp(App[int]):
         settings = workbench.settings  # resolved here, before the app runs: it reads the disk
         self.build_dir_shown = _short(settings.build_dir, settings.project_dir or Path.cwd())
         self.summary: Summary = workbench.summary
+        self.scrollbacks: dict[str, Scrollback] = {}
+        """Each board's console lines, kept whether or not its console screen is open."""
         self._commands: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
         """What the keys ask of the workbench, for :meth:`_serve_workbench`; None ends it."""
         """The last summary shown (the keys that build or flash look at it)."""
@@ -231,9 +249,23 @@ class EspdfuApp(App[int]):
     # Flashes still report while the app closes, after its widgets are gone: NoMatches then.
 
     def on_board_shown(self, message: BoardShown) -> None:
+        screen = self._console_screen(message.view.path)
+        if screen is not None:
+            screen.show_view(message.view)
         with contextlib.suppress(NoMatches):
             self._show_board(message.view)
             self.refresh_bindings()
+
+    def on_console_lines(self, message: ConsoleLines) -> None:
+        self.scrollbacks.setdefault(message.path, Scrollback()).add(message.lines)
+        screen = self._console_screen(message.path)
+        if screen is not None:
+            screen.catch_up()
+
+    def _console_screen(self, path: str) -> ConsoleScreen | None:
+        """The console screen of ``path``, if it is the one shown (none once the app closes)."""
+        screen = self.screen_stack[-1] if self.screen_stack else None
+        return screen if isinstance(screen, ConsoleScreen) and screen.path == path else None
 
     def on_board_gone(self, message: BoardGone) -> None:
         with contextlib.suppress(NoMatches):
@@ -306,7 +338,11 @@ class EspdfuApp(App[int]):
     # --- commands -----------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Grey out what cannot be done now (None: shown, disabled)."""
+        """Grey out what cannot be done now (None: shown, disabled); over a board's console,
+        only building and the keys that leave are there (False: hidden)."""
+        over_console = self.screen_stack and isinstance(self.screen_stack[-1], ConsoleScreen)
+        if over_console and action not in _OVER_CONSOLE:
+            return False
         building = self.summary.build.state is BuildState.RUNNING
         selected = self.selected
         if action in ("build", "build_flash"):
@@ -319,6 +355,11 @@ class EspdfuApp(App[int]):
             return True if any(panel.view.fits for panel in self.query(BoardPanel)) else None
         if action in ("arm", "label"):
             return True if selected is not None else None
+        if action == "console":
+            if selected is None:
+                return None
+            path = selected.view.path
+            return True if selected.view.console or path in self.scrollbacks else None
         if action == "cancel":  # shown only when there is something to cancel
             return building or (selected is not None and selected.view.flashing)
         return True
@@ -380,6 +421,14 @@ class EspdfuApp(App[int]):
                 self._send(partial(self.workbench.set_label, path, label))
 
         self.push_screen(LabelScreen(path, selected.view.label), save)
+
+    def action_console(self) -> None:
+        selected = self.selected
+        if selected is None:
+            return
+        view = selected.view
+        scrollback = self.scrollbacks.setdefault(view.path, Scrollback())
+        self.push_screen(ConsoleScreen(view, scrollback, save_dir=Path.cwd(), clock=self.clock))
 
     def action_log(self) -> None:
         log = self.query_one("#log")

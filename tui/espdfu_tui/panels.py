@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widget import Widget
 from textual.widgets import ProgressBar, Static
 
 from espdfu.boards import Mode
+from espdfu.console import RunState
 from espdfu.flasher import Phase
 from espdfu.protocol import Ending
 from espdfu.workbench import BoardView
+
+from .console import styled
 
 PANEL_WIDTH = 38
 """The narrowest a panel may be: two fit side by side in 80 columns."""
@@ -69,8 +73,11 @@ class BoardPanel(Widget, can_focus=True):
         self.set_class(view.flashing, "flashing")
         failed = view.last is not None and not view.last.ok and not view.cancelled
         self.set_class(failed and not view.flashing, "failed")
-        self.set_class(not view.present or not board.flashable, "inactive")
-        what = f"{board.chip_name} · {board.mode.value}"
+        app = view.running_app and not view.flashing
+        self.set_class(not app and (not view.present or not board.flashable), "inactive")
+        troubled = view.console is not None and view.console.state in _TROUBLE
+        self.set_class(app and troubled, "failed")
+        what = f"{board.chip_name} · {board.mode.value if view.present else 'app'}"
         if view.label:
             what = f"{board.path} · {what}"
         self.query_one("#what", Static).update(what)
@@ -90,6 +97,10 @@ class BoardPanel(Widget, can_focus=True):
 
     def _state_line(self) -> str:
         view = self.view
+        console = view.console
+        if console is not None and view.running_app and not view.flashing:
+            rate = f" · {console.rate_words}" if console.rate >= 1 else ""
+            return f"{console.words}{rate}"
         text = view.state
         if view.last is not None and view.last_at is not None and text == view.last_state:
             age = ago(view.last_at, self.now)
@@ -111,12 +122,17 @@ class BoardPanel(Widget, can_focus=True):
             text += f" · the dfu.bin is for {view.artifact_chip}"
         return text
 
-    def _after_line(self) -> str:
-        """What to do next, if anything."""
+    def _after_line(self) -> str | Text:
+        """The app's last line while it runs; else what to do next, if anything."""
         view = self.view
         last = view.last
         if view.flashing:
             return ""
+        if view.console is not None and view.running_app:
+            tail = view.console.tail
+            return styled(tail[-1]) if tail else "(its console is open; nothing printed yet)"
+        if view.away:
+            return "looked for at the same USB port a moment"
         if view.cancelled:
             return "the board is ready to flash again"
         if last is not None and not last.ok:
@@ -124,6 +140,9 @@ class BoardPanel(Widget, can_focus=True):
         if last is not None and last.ending is Ending.IDLE and view.board.mode is Mode.DFU:
             return "press RESET to run the new firmware"
         return view.board.hint
+
+
+_TROUBLE = (RunState.PANICKED, RunState.REBOOT_LOOP)
 
 
 def panel_id(path: str) -> str:
