@@ -99,8 +99,7 @@ class BoardPanel(Widget, can_focus=True):
         view = self.view
         console = view.console
         if console is not None and view.running_app and not view.flashing:
-            rate = f" · {console.rate_words}" if console.rate >= 1 else ""
-            return f"{console.words}{rate}"
+            return " · ".join(filter(None, (console.words, console.rate_words)))
         text = view.state
         if view.last is not None and view.last_at is not None and text == view.last_state:
             age = ago(view.last_at, self.now)

@@ -1,0 +1,84 @@
+"""Each board's console in the app: the panel shows its app running, m the whole console."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import RichLog, Static
+
+from espdfu_tui.console import ConsoleScreen
+from tests.tui.harness import make_app, panel, panel_text, until
+
+S2 = "1-1.1"
+
+
+def _shown(screen: ConsoleScreen) -> str:
+    return "\n".join(str(line.text) for line in screen.query_one(RichLog).lines)
+
+
+@pytest.fixture(autouse=True)
+def _instant_demo_builds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ESPDFU_DEMO_BUILD_S", "0")
+    monkeypatch.chdir(tmp_path)  # where a saved console goes
+
+
+async def test_after_a_flash_and_reset_the_panel_shows_the_running_app(tmp_path: Path) -> None:
+    app, bus = make_app(tmp_path, spec="esp32s2")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: bool(app.query(f"#board-{S2.replace('.', '_')}")), "the panel")
+        await pilot.press("x")
+        await until(pilot, lambda: "press RESET" in panel_text(app, S2), "the flash")
+        assert not app.check_action("console", ())  # no console read in DFU mode
+        bus.board(S2).press_reset()
+        await until(pilot, lambda: "app: tick 0" in panel_text(app, S2), "the app's lines")
+        text = panel_text(app, S2)
+        assert "esp32s2 · app" in text and "app running" in text
+        assert app.focused is panel(app, S2)  # the board stayed selected across its RESET
+
+
+async def test_m_opens_the_whole_console_to_pause_save_and_clear_it(tmp_path: Path) -> None:
+    app, _ = make_app(tmp_path, spec="esp32s2-app")  # its app runs as it is plugged in
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: "app running" in panel_text(app, S2), "the app's console")
+        await pilot.press("m")
+        assert isinstance(app.screen, ConsoleScreen)
+        screen = app.screen
+        await until(pilot, lambda: "app: tick 0" in _shown(screen), "the lines so far")
+        shown = _shown(screen)
+        assert shown.startswith("ESP-ROM:esp32s2") and "App image SHA256" in shown
+        assert not app.check_action("flash_all", ())  # the boards' keys are hidden here
+        assert app.check_action("build", ())  # building is not: watch the new app come up
+
+        await pilot.press("p")
+        frozen = _shown(screen)
+        scrollback = app.scrollbacks[S2]
+        total = scrollback.total
+        await until(pilot, lambda: scrollback.total > total, "a line while paused")
+        assert _shown(screen) == frozen and "PAUSED, " in str(
+            screen.query_one("#console-title", Static).content
+        )
+        await pilot.press("p")
+        assert _shown(screen).startswith(frozen) and len(_shown(screen)) > len(frozen)
+
+        await pilot.press("s")
+        await until(pilot, lambda: bool(list(tmp_path.glob("console-1-1.1-*.log"))), "the file")
+        (saved,) = tmp_path.glob("console-1-1.1-*.log")
+        assert (
+            saved.read_text().startswith("ESP-ROM:esp32s2")
+            and "App image SHA256" in saved.read_text()
+        )
+
+        await pilot.press("c")
+        assert _shown(screen) == "" and len(scrollback.lines) == 0
+        await pilot.press("escape")
+        assert not isinstance(app.screen, ConsoleScreen)
+        assert app.focused is panel(app, S2)
+
+
+async def test_a_panicking_app_is_shown_in_trouble(tmp_path: Path) -> None:
+    app, _ = make_app(tmp_path, spec="esp32s2-app:panic")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: "app panicked" in panel_text(app, S2), "the panic")
+        assert panel(app, S2).has_class("failed")
+        await until(pilot, lambda: "rebooting in a loop" in panel_text(app, S2), "the third boot")
