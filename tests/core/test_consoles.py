@@ -16,6 +16,7 @@ from espdfu import workbench as workbench_module
 from espdfu.console import Line, RunState
 from espdfu.consoles import BATCH_S, Consoles, ConsoleView
 from espdfu.flasher import FlashResult
+from espdfu.flasher import flash as real_flash
 from espdfu.idfbuild import flash_files_from_json, read_flash_files
 from espdfu.sim import TimeModel
 from espdfu.sim.firmware import PANIC_LINES
@@ -79,7 +80,6 @@ def test_a_running_apps_console_is_closed_before_it_is_flashed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     readers_at_flash: list[list[str]] = []
-    real_flash = workbench_module.flash
 
     def flash(*args: object, **kwargs: object) -> FlashResult:
         readers_at_flash.append(

@@ -72,7 +72,7 @@ async def test_m_opens_the_whole_console_to_pause_save_and_clear_it(tmp_path: Pa
         await pilot.press("c")
         assert _shown(screen) == "" and len(scrollback.lines) == 0
         await pilot.press("escape")
-        assert not isinstance(app.screen, ConsoleScreen)
+        assert app.screen is app.screen_stack[0]  # the panels' screen again
         assert app.focused is panel(app, S2)
 
 
