@@ -744,6 +744,8 @@ class Workbench:
             port = self._ports.get(path)
             if self._stopping or port is None or port.console is None:
                 return  # no longer read (a flash started): what it said before is moot
+            if lines:  # before the state they brought about
+                self._changes.post(ConsoleOutput(path, lines))
             shown = self._shown(path)
             port.console = view
             if view.open:
@@ -754,8 +756,6 @@ class Workbench:
                 self._look_for(path)  # RESET into download mode, or the cable
             if self._shown(path):
                 self._changed(path)
-            if lines:
-                self._changes.post(ConsoleOutput(path, lines))
 
     def _look_for(self, path: str) -> None:
         """Keep the board shown for :data:`AWAY_S` while it is away, as after a RESET."""

@@ -104,3 +104,26 @@ def test_a_dropped_session_aborts_the_running_flash(tmp_path: Path, start_watch:
     err = watch.process.stderr.read()
     assert "espdfu: stopped by SIGHUP: 1 flash aborted, board left ready to flash (1-1.1)." in err
     assert "Traceback" not in err
+
+
+def test_a_running_apps_console_is_printed_under_its_board(
+    tmp_path: Path, start_watch: object
+) -> None:
+    watch = start_watch("--sim", "esp32s2-app")  # type: ignore[operator]
+    watch.expect("1-1.1: app running")  # after the batch of lines that said so
+    watch.expect("1-1.1 | W (2000) app: battery low (1)")
+    assert any("1-1.1 | ESP-ROM:esp32s2" in line for line in watch.seen)
+    _publish(tmp_path / "build", seed=1)  # flashed: its console closes first, for the flash
+    watch.expect("Flashed")
+    watch.process.send_signal(signal.SIGINT)
+    assert watch.process.wait(timeout=DEADLINE_S) == 130
+
+
+def test_no_console_reads_none(tmp_path: Path, start_watch: object) -> None:
+    watch = start_watch("--sim", "esp32s2-app", "--no-console")  # type: ignore[operator]
+    watch.expect("1-1.1: unknown, app (DFU runtime).")
+    _publish(tmp_path / "build", seed=1)
+    watch.expect("Flashed")
+    watch.process.send_signal(signal.SIGINT)
+    assert watch.process.wait(timeout=DEADLINE_S) == 130
+    assert not any(" | " in line for line in watch.seen)

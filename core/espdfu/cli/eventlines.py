@@ -1,19 +1,24 @@
-"""What ``espdfu watch`` prints: one timestamped line per event worth a line."""
+"""What ``espdfu watch`` prints: one timestamped line per event worth a line, and each board's
+console lines prefixed with the board."""
 
 from __future__ import annotations
 
 import threading
 import time
 
+from ..console import RunState
 from ..flasher import Phase
-from ..workbench import BoardChanged, Event, Logged
+from ..workbench import BoardChanged, ConsoleOutput, Event, Logged
 
 
 class EventLines:
-    """One timestamped line per event; progress only when a board's phase changes."""
+    """One timestamped line per event; progress only when a board's phase changes, its app's
+    state only when that changes."""
 
     def __init__(self) -> None:
         self.phase: dict[str, Phase | None] = {}
+        self.app: dict[str, RunState | None] = {}
+        self.titles: dict[str, str] = {}
         self.lock = threading.Lock()
 
     def show(self, event: Event) -> None:
@@ -22,6 +27,10 @@ class EventLines:
         elif isinstance(event, Logged):
             prefix = "build: " if event.source == "build" else ""
             self._line(f"{prefix}{event.text}")
+        elif isinstance(event, ConsoleOutput):
+            title = self.titles.get(event.path, event.path)
+            for line in event.lines:
+                self._line(f"{title} | {line.text}")
 
     def _board(self, event: BoardChanged) -> None:
         view = event.view
@@ -29,6 +38,12 @@ class EventLines:
         if phase is not None and self.phase.get(view.path) is not phase:
             self._line(f"{view.title}: {phase.value}")
         self.phase[view.path] = phase
+        self.titles[view.path] = view.title
+        console = view.console if view.running_app else None
+        state = console.state if console else None
+        if console and state is not RunState.UNKNOWN and self.app.get(view.path) is not state:
+            self._line(f"{view.title}: {console.words}")
+        self.app[view.path] = state
 
     def _line(self, text: str) -> None:
         with self.lock:

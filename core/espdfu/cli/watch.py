@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import InputError
@@ -43,6 +44,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--no-make-dfu", action="store_true",
         help="do not make dfu.bin from flasher_args.json after a plain `idf.py build`",
     )  # fmt: skip
+    watch.add_argument(
+        "--no-console", action="store_true",
+        help="do not read the boards' app consoles (by default their lines are printed, "
+        "prefixed with the board, once an app runs after its RESET)",
+    )  # fmt: skip
     watch.set_defaults(run=_watch)
 
 
@@ -67,6 +73,8 @@ def _watch(args: argparse.Namespace) -> int:
         overrides["make_dfu"] = False
     config = load_settings(find_project(Path.cwd()), overrides=overrides)
     settings = workbench_settings(config, arm_only=args.path)
+    if args.no_console:
+        settings = replace(settings, consoles=False)
     printer = EventLines()
     workbench = Workbench(open_usb(args.sim), settings)
     print(f"Watching {settings.build_dir} (Ctrl-C to stop).", flush=True)
