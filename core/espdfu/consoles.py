@@ -27,6 +27,8 @@ BATCH_S = 0.2
 TAIL_LINES = 2
 """The last lines a view carries (what a panel shows)."""
 _RATE_WINDOW_S = 2.0
+FAST_LINES_S = 10.0
+"""From this rate on, a view says how fast the app prints."""
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,8 @@ class ConsoleView:
 
     @property
     def rate_words(self) -> str:
-        """ "1 line/s", "120 lines/s"."""
-        rate = round(self.rate)
-        return f"{rate} line/s" if rate == 1 else f"{rate} lines/s"
+        """The rate in words when the app prints fast enough for it to matter (a flood)."""
+        return f"{self.rate:.0f} lines/s" if self.rate >= FAST_LINES_S else ""
 
     @property
     def words(self) -> str:
@@ -225,8 +226,15 @@ class Consoles:
                     state=console.health.state,
                     tail=tail,
                     lines=console.view.lines + len(lines),
-                    rate=sum(n for _, n in counts) / _RATE_WINDOW_S,
+                    rate=_rate(counts, now),
                     problem=console.view.problem,
                 )
                 batches.append((path, console.view, lines))
         return batches
+
+
+def _rate(counts: deque[tuple[float, int]], now: float) -> float:
+    """Lines per second since the oldest batch still counted (its own lines came before)."""
+    if len(counts) < 2 or now <= counts[0][0]:
+        return 0.0
+    return sum(n for _, n in list(counts)[1:]) / (now - counts[0][0])

@@ -185,6 +185,8 @@ class EspdfuApp(App[int]):
         settings = workbench.settings  # resolved here, before the app runs: it reads the disk
         self.build_dir_shown = _short(settings.build_dir, settings.project_dir or Path.cwd())
         self.summary: Summary = workbench.summary
+        self._held_views: dict[str, BoardView] = {}
+        """The boards' latest views while a console screen covers their panels."""
         self.scrollbacks: dict[str, Scrollback] = {}
         """Each board's console lines, kept whether or not its console screen is open."""
         self._commands: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
@@ -233,6 +235,8 @@ class EspdfuApp(App[int]):
 
     def refresh_ages(self) -> None:
         """Bring the "flashed 12 s ago" and the dfu.bin's age up to now."""
+        if self._covered():
+            return
         now = self.clock()
         with contextlib.suppress(NoMatches):  # the app may be closing
             self.query_one(StatusBar).refresh_age(now)
@@ -252,15 +256,29 @@ class EspdfuApp(App[int]):
         screen = self._console_screen(message.view.path)
         if screen is not None:
             screen.show_view(message.view)
+        if self._covered():  # drawn when the panels show again: a hidden redraw costs a frame
+            self._held_views[message.view.path] = message.view
+            return
         with contextlib.suppress(NoMatches):
-            self._show_board(message.view)
-            self.refresh_bindings()
+            if self._show_board(message.view):
+                self.refresh_bindings()
 
     def on_console_lines(self, message: ConsoleLines) -> None:
         self.scrollbacks.setdefault(message.path, Scrollback()).add(message.lines)
         screen = self._console_screen(message.path)
         if screen is not None:
-            screen.catch_up()
+            screen.more()
+
+    def _covered(self) -> bool:
+        """A console screen covers the panels."""
+        return any(isinstance(screen, ConsoleScreen) for screen in self.screen_stack)
+
+    def _show_held_views(self, _: object = None) -> None:
+        views, self._held_views = self._held_views, {}
+        for view in views.values():
+            with contextlib.suppress(NoMatches):
+                self._show_board(view)
+        self.refresh_bindings()
 
     def _console_screen(self, path: str) -> ConsoleScreen | None:
         """The console screen of ``path``, if it is the one shown (none once the app closes)."""
@@ -268,6 +286,7 @@ class EspdfuApp(App[int]):
         return screen if isinstance(screen, ConsoleScreen) and screen.path == path else None
 
     def on_board_gone(self, message: BoardGone) -> None:
+        self._held_views.pop(message.path, None)
         with contextlib.suppress(NoMatches):
             for panel in self.query(f"#{panel_id(message.path)}"):
                 panel.remove()
@@ -285,11 +304,14 @@ class EspdfuApp(App[int]):
         with contextlib.suppress(NoMatches):
             self._write_log(message.event)
 
-    def _show_board(self, view: BoardView) -> None:
+    def _show_board(self, view: BoardView) -> bool:
+        """Show ``view``; whether what the keys depend on may have changed (the footer's keys
+        are redrawn then only: not for each console line)."""
         panel = next(self.query(f"#{panel_id(view.path)}").results(BoardPanel), None)
         if panel is not None:
+            before = _keys_depend_on(panel.view)
             panel.show(view, self.clock())
-            return
+            return _keys_depend_on(view) != before
         grid = self.query_one(BoardGrid)
         self.query_one("#no-boards").display = False
         panels = list(grid.query(BoardPanel))
@@ -299,6 +321,7 @@ class EspdfuApp(App[int]):
         grid.mount(new, before=later[0] if later else None)
         if not panels:
             new.focus()
+        return True
 
     def _write_log(self, event: Logged) -> None:
         style = _LEVEL_STYLES.get(event.level, "dim" if event.source == "build" else "")
@@ -428,7 +451,8 @@ class EspdfuApp(App[int]):
             return
         view = selected.view
         scrollback = self.scrollbacks.setdefault(view.path, Scrollback())
-        self.push_screen(ConsoleScreen(view, scrollback, save_dir=Path.cwd(), clock=self.clock))
+        screen = ConsoleScreen(view, scrollback, save_dir=Path.cwd(), clock=self.clock)
+        self.push_screen(screen, self._show_held_views)
 
     def action_log(self) -> None:
         log = self.query_one("#log")
@@ -545,6 +569,11 @@ class EspdfuApp(App[int]):
                     f"key: {self.keymap.get(binding.id or '', binding.key_display or binding.key)}",
                     lambda action=binding.action: self.run_action(action),
                 )
+
+
+def _keys_depend_on(view: BoardView) -> tuple[bool, ...]:
+    """What of a board the keys' enabled state depends on (see ``check_action``)."""
+    return (view.fits, view.flashing, view.console is not None)
 
 
 def _short(path: Path, base: Path) -> str:

@@ -18,12 +18,15 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, RichLog, Static
 
 from espdfu.console import Level, Line
 from espdfu.fsutil import atomic_write
 from espdfu.workbench import BoardView
 
+FRAME_S = 0.25
+"""The most often new lines are drawn: four times a second."""
 SCROLLBACK_LINES = 10_000
 """Per board: about 2 MB of a chatty app's lines (docs/benchmarks.md measures it)."""
 
@@ -85,6 +88,8 @@ class ConsoleScreen(Screen[None]):
         self.paused = False
         self.shown = 0
         """Of the scrollback's lines so far, how many are on the screen."""
+        self._drawn_at = float("-inf")
+        self._later: Timer | None = None
 
     @property
     def path(self) -> str:
@@ -92,39 +97,66 @@ class ConsoleScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(id="console-title")
-        yield RichLog(id="console", max_lines=SCROLLBACK_LINES, wrap=True, markup=False)
+        yield RichLog(
+            id="console", max_lines=SCROLLBACK_LINES, wrap=True, markup=False, auto_scroll=False
+        )
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one(RichLog).focus()
         self.catch_up()
-        self.show_view(self.view)
 
     def show_view(self, view: BoardView) -> None:
-        """The title line: the board, its port and its app's state."""
+        """The board as it is now, for the title line (drawn with the next frame)."""
         self.view = view
-        console = view.console
+        self.more()
+
+    def more(self) -> None:
+        """Something new to show: drawn at once, or with the next frame when the last one was
+        drawn less than :data:`FRAME_S` ago (a flood scrolls a few times a second, each time
+        by many lines, instead of redrawing the screen for every batch)."""
+        wait = self._drawn_at + FRAME_S - time.monotonic()
+        if wait <= 0:
+            self.catch_up()
+        elif self._later is None:
+            self._later = self.set_timer(wait, self.catch_up)
+
+    def catch_up(self) -> None:
+        """Draw the title and the lines that came since the last frame (none while paused)."""
+        if self._later is not None:
+            self._later.stop()
+            self._later = None
+        self._drawn_at = time.monotonic()
+        with self.app.batch_update():  # one frame for the lines, the scroll and the title
+            if not self.paused:
+                self._write(self.scrollback.since(self.shown))
+                self.shown = self.scrollback.total
+            title = self.query_one("#console-title", Static)
+            words = self._title()
+            if title.content != words:
+                title.update(words, layout=False)  # one line, whatever it says (CSS)
+            self.set_class(self.paused, "paused")
+
+    def _write(self, lines: list[Line]) -> None:
+        log = self.query_one(RichLog)
+        follow = log.is_vertical_scroll_end  # not when the user scrolled up to read
+        for line in lines:
+            log.write(styled(line), scroll_end=False)
+        if follow and lines:
+            log.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    def _title(self) -> str:
+        """The board, its port, its app's state (and rate, in a flood); paused: how much waits."""
+        view, console = self.view, self.view.console
         parts = [view.title, view.state]
         if console is not None and console.device:
             parts.insert(1, console.device)
-        if console is not None and console.rate >= 1:
+        if console is not None and console.rate_words:
             parts.append(console.rate_words)
         if self.paused:
             missed = self.scrollback.total - self.shown
             parts.append(f"PAUSED, {missed:,} new lines kept (p to go on)")
-        self.query_one("#console-title", Static).update(" · ".join(parts))
-        self.set_class(self.paused, "paused")
-
-    def catch_up(self) -> None:
-        """Write what came since the screen last wrote (nothing while paused)."""
-        if self.paused:
-            self.show_view(self.view)
-            return
-        lines = self.scrollback.since(self.shown)
-        self.shown = self.scrollback.total
-        log = self.query_one(RichLog)
-        for line in lines:
-            log.write(styled(line))
+        return " · ".join(parts)
 
     def action_close(self) -> None:
         self.dismiss()
@@ -132,14 +164,13 @@ class ConsoleScreen(Screen[None]):
     def action_pause(self) -> None:
         self.paused = not self.paused
         self.catch_up()
-        self.show_view(self.view)
 
     def action_clear(self) -> None:
         """Clear the screen and the board's scrollback (a save after it starts from here)."""
         self.scrollback.clear()
         self.shown = self.scrollback.total
         self.query_one(RichLog).clear()
-        self.show_view(self.view)
+        self.catch_up()
 
     def action_follow(self) -> None:
         self.query_one(RichLog).scroll_end(animate=False)

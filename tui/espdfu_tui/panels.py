@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import ProgressBar, Static
 
@@ -16,6 +20,8 @@ from espdfu.workbench import BoardView
 
 from .console import styled
 
+CONSOLE_REDRAW_S = 0.5
+"""The most often a panel is redrawn for its console alone: two lines a second stay readable."""
 PANEL_WIDTH = 38
 """The narrowest a panel may be: two fit side by side in 80 columns."""
 
@@ -41,6 +47,10 @@ class BoardPanel(Widget, can_focus=True):
         self.view = view
         self.now = now
         """The time the "12 s ago" is counted to (the app's clock, when it last looked)."""
+        self._drawn_at = float("-inf")
+        """When the panel was last drawn (time.monotonic())."""
+        self._later: Timer | None = None
+        """The redraw of a console change that came too soon after the last one."""
 
     def compose(self) -> ComposeResult:
         yield Static(id="what")
@@ -58,30 +68,44 @@ class BoardPanel(Widget, can_focus=True):
         state = self.query_one("#state", Static)
         line = self._state_line()
         if str(state.content) != line:
-            state.update(line)
+            state.update(line, layout=False)
 
     def show(self, view: BoardView, now: float) -> None:
+        """Draw ``view``; a change of its console alone at most every :data:`CONSOLE_REDRAW_S`
+        (an app printing fast would otherwise redraw the panel with every batch)."""
+        console_only = replace(self.view, console=view.console) == view
         self.view, self.now = view, now
+        wait = self._drawn_at + CONSOLE_REDRAW_S - time.monotonic()
+        if console_only and wait > 0:
+            if self._later is None:
+                self._later = self.set_timer(wait, self.refresh_view)
+            return
         self.refresh_view()
 
     def refresh_view(self) -> None:
+        if self._later is not None:
+            self._later.stop()
+            self._later = None
+        self._drawn_at = time.monotonic()
         view = self.view
         board = view.board
-        self.border_title = view.title
-        self.border_subtitle = "armed" if view.armed else ""
+        if self.border_title != view.title:
+            self.border_title = view.title
+        subtitle = "armed" if view.armed else ""
+        if self.border_subtitle != subtitle:
+            self.border_subtitle = subtitle
         self.set_class(view.armed, "armed")
         self.set_class(view.flashing, "flashing")
-        failed = view.last is not None and not view.last.ok and not view.cancelled
-        self.set_class(failed and not view.flashing, "failed")
         app = view.running_app and not view.flashing
+        flash_failed = view.last is not None and not view.last.ok and not view.cancelled
+        troubled = app and view.console is not None and view.console.state in _TROUBLE
+        self.set_class((flash_failed and not view.flashing and not app) or troubled, "failed")
         self.set_class(not app and (not view.present or not board.flashable), "inactive")
-        troubled = view.console is not None and view.console.state in _TROUBLE
-        self.set_class(app and troubled, "failed")
         what = f"{board.chip_name} · {board.mode.value if view.present else 'app'}"
         if view.label:
             what = f"{board.path} · {what}"
-        self.query_one("#what", Static).update(what)
-        self.query_one("#state", Static).update(self._state_line())
+        self._update("#what", what)
+        self._update("#state", self._state_line())
         bar = self.query_one("#bar", ProgressBar)
         progress = view.progress
         bar.display = progress is not None and progress.phase in (
@@ -91,9 +115,14 @@ class BoardPanel(Widget, can_focus=True):
         )
         if progress is not None:
             bar.update(total=max(progress.total, 1), progress=progress.done)
-        after = self.query_one("#after", Static)
-        after.display = not bar.display
-        after.update(self._after_line())
+        self.query_one("#after", Static).display = not bar.display
+        self._update("#after", self._after_line())
+
+    def _update(self, selector: str, content: str | Text) -> None:
+        """Only a line whose content changed is redrawn (bytes over SSH)."""
+        static = self.query_one(selector, Static)
+        if static.content != content:
+            static.update(content, layout=False)  # one line, whatever it says (CSS)
 
     def _state_line(self) -> str:
         view = self.view

@@ -240,6 +240,7 @@ class VirtualBoard:
         dfu_pid: int | None = None,
         erase_ms_per_sector: float | None = None,
         panic: bool = False,
+        chatty: bool = False,
         faults: Iterable[Fault] = (),
     ) -> None:
         self.chip = resolve_chip(chip)
@@ -262,6 +263,8 @@ class VirtualBoard:
         """This board's erase time per sector (a slow flash chip); None: the bus's time model's."""
         self.panic = panic
         """Its app panics at start (and so reboots in a loop): :mod:`espdfu.sim.firmware`."""
+        self.chatty = chatty
+        """Its app prints :data:`~espdfu.sim.firmware.CHATTY_LINES_S` lines a second, not one."""
         self.faults: list[Fault] = list(faults)
         self.requests: Counter[Request] = Counter()
         """Class requests to the DFU interface since the board was (re)plugged."""
@@ -489,7 +492,9 @@ class VirtualBoard:
         app = next((f for f in files if f.name not in _NOT_THE_APP), None)
         image = bytes(self._memory()[app.address : app.address + app.size]) if app else None
         with contextlib.suppress(OSError):  # no pseudo-terminal left: an app without console
-            self._firmware = firmware.Firmware(self.chip, image, panic=self.panic)
+            self._firmware = firmware.Firmware(
+                self.chip, image, panic=self.panic, chatty=self.chatty
+            )
 
     def _arrive(self, mode: BusMode) -> None:
         assert self._bus is not None

@@ -29,6 +29,8 @@ SUPPORTED = hasattr(os, "openpty") and hasattr(select, "poll")
 """Pseudo-terminals exist on Linux and macOS; on Windows virtual boards have no console."""
 LINE_INTERVAL_S = 1.0
 SETTLE_S = 0.3
+CHATTY_LINES_S = 100
+"""How fast a chatty app prints (the spec word ``chatty``: a console's benchmark)."""
 HELD_LINES = 1000
 _TICK_S = 0.05
 _LEVELS = (
@@ -79,9 +81,12 @@ class Firmware:
     start-up output for a host is an assumption; a UART console loses it.
     """
 
-    def __init__(self, chip: Chip, app: bytes | None, *, panic: bool = False) -> None:
+    def __init__(
+        self, chip: Chip, app: bytes | None, *, panic: bool = False, chatty: bool = False
+    ) -> None:
         self._boot = boot_lines(chip, app)
         self._panic = panic
+        self._interval_s = 1 / CHATTY_LINES_S if chatty else LINE_INTERVAL_S
         import tty  # POSIX only, as pseudo-terminals are: see SUPPORTED
 
         self._master, slave = os.openpty()
@@ -128,7 +133,7 @@ class Firmware:
                 continue
             while True:
                 level, text = _LEVELS[n % len(_LEVELS)]
-                yield f"{level} ({1000 + n * 1000}) {text.format(n=n)}\x1b[0m", LINE_INTERVAL_S
+                yield f"{level} ({1000 + n * 1000}) {text.format(n=n)}\x1b[0m", self._interval_s
                 n += 1
 
     def _send(self, now: float) -> None:

@@ -32,7 +32,12 @@ _AT_FAULTS: dict[str, FaultAction] = {
     "timeout": "timeout",
     "busy": "busy",
 }
-_SWITCHES = {"dnbusy": "erase_busy", "manifest": "manifest_poll", "panic": "panic"}
+_SWITCHES = {
+    "dnbusy": "erase_busy",
+    "manifest": "manifest_poll",
+    "panic": "panic",
+    "chatty": "chatty",
+}
 """Settings a word turns on, and the VirtualBoard argument each sets."""
 _STATUSES = {status.name.lower(): status for status in Status if status is not Status.OK}
 _FORMS = (
@@ -45,7 +50,7 @@ _FORMS = (
     "timeout@BYTE, busy@BYTE (stuck busy), status=errNAME@BYTE (such as status=errVERIFY@4K); "
     f"slowerase=MS (ms per 4 KiB sector, up to {MAX_ERASE_MS}), dnbusy (the erase reported "
     "as dfuDNBUSY), manifest (a dfuMANIFEST phase), panic (its app panics at start, and so "
-    "reboots in a loop)."
+    "reboots in a loop), chatty (its app prints 100 lines a second)."
 )
 
 
