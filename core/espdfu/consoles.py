@@ -234,7 +234,6 @@ class Consoles:
 
 
 def _rate(counts: deque[tuple[float, int]], now: float) -> float:
-    """Lines per second since the oldest batch still counted (its own lines came before)."""
-    if len(counts) < 2 or now <= counts[0][0]:
-        return 0.0
-    return sum(n for _, n in list(counts)[1:]) / (now - counts[0][0])
+    """Lines per second over the last :data:`_RATE_WINDOW_S`: a start-up burst of a few lines
+    is not a flood."""
+    return sum(n for at, n in counts if now - at <= _RATE_WINDOW_S) / _RATE_WINDOW_S

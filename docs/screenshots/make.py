@@ -6,13 +6,17 @@ by Textual (``App.run_test``) at 100x30 and saved with Textual's own ``save_scre
 - ``idle.svg``: the boards, ready, with a dfu.bin found;
 - ``flashing.svg``: four boards flashing at once, their bars part-way;
 - ``failed.svg``: a board whose cable came out in the middle of a flash, plugged back in;
-- ``help.svg``: the help screen.
+- ``help.svg``: the help screen;
+- ``apps.svg``: the boards after a flash and a RESET, each panel showing its new app's state
+  and last console line (the log hidden: it would show each flash's speed on this machine);
+- ``console.svg``: the first board's whole console (``m``).
 
 Nothing on them depends on the clock or on the machine: the dfu.bin is made from a fixed seed
 and written once the boards are shown (so the log's order is fixed), the flashes run on a time
 model of the simulator chosen for it, and each board of the flashing picture stops at a chosen
 block because its simulator answers "busy" from there on (a fault) — so a picture changes only
-when the app does. Run it again after changing what the app shows, and commit the SVGs.
+when the app does (but for the pseudo-terminal's name in console.svg's title: the system's).
+Run it again after changing what the app shows, and commit the SVGs.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from textual.pilot import Pilot
+from textual.widgets import RichLog, Static
 
 from espdfu import dfufile
 from espdfu.chips import chip_by_name
@@ -37,6 +42,7 @@ from espdfu.sim import Fault, SimBackend, SimBus, TimeModel
 from espdfu.transport import Usb
 from espdfu.workbench import Workbench, WorkbenchSettings
 from espdfu_tui.app import EspdfuApp
+from espdfu_tui.console import ConsoleScreen
 from espdfu_tui.panels import BoardPanel, panel_id
 from espdfu_tui.screens import HelpScreen
 from espdfu_tui.status import StatusBar
@@ -193,10 +199,50 @@ async def shoot_failed(out: Path, root: Path) -> None:
         app.save_screenshot("failed.svg", str(out))
 
 
+async def shoot_apps(out: Path, root: Path) -> None:
+    app, bus = make_app(root, TimeModel.instant())
+    s2 = [path for path, board in bus.boards.items() if board.chip.name == "esp32s2"]
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, root)
+        await pilot.press("F")
+        await until(
+            pilot,
+            lambda: all("press RESET" in _panel_lines(app, p) for p in s2),
+            "the four flashes",
+        )
+        for path in s2:  # RESET pressed on all four at once: their apps keep step
+            bus.board(path).press_reset()
+        await pilot.press("l")  # the log hidden: it says how fast this machine flashed
+        await until(
+            pilot,
+            lambda: all("app: tick 0" in _panel_lines(app, p) for p in s2),
+            "the four apps' first log line",
+        )
+        app.save_screenshot("apps.svg", str(out))
+        await pilot.press("m")
+        await until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, ConsoleScreen) and "battery low (1)" in _console_lines(app)
+            ),
+            "the first board's console",
+        )
+        app.save_screenshot("console.svg", str(out))
+
+
+def _panel_lines(app: EspdfuApp, path: str) -> str:
+    panel = app.query_one(f"#{panel_id(path)}", BoardPanel)
+    return "\n".join(str(static.content) for static in panel.query(Static))
+
+
+def _console_lines(app: EspdfuApp) -> str:
+    return "\n".join(line.text for line in app.screen.query_one(RichLog).lines)
+
+
 async def make(out: Path) -> list[Path]:
     """Write every screenshot into ``out``; the files written."""
     out.mkdir(parents=True, exist_ok=True)
-    for shoot in (shoot_idle, shoot_flashing, shoot_failed):
+    for shoot in (shoot_idle, shoot_flashing, shoot_failed, shoot_apps):
         with tempfile.TemporaryDirectory(prefix="espdfu-shots-") as root:
             await shoot(out, Path(root))
     return sorted(out.glob("*.svg"))

@@ -28,6 +28,8 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "flashing.svg": ("flashing", "%", "the dfu.bin is for esp32s2"),
     "failed.svg": ("failed: device vanished", "replug the board"),
     "help.svg": ("Keys", "Flash every board that can take the dfu.bin", "Setup", "Build folder"),
+    "apps.svg": ("esp32s2 · app", "app running", "I (1000) app: tick 0"),
+    "console.svg": ("1-1.1 · /dev/", "ESP-ROM:esp32s2", "App image SHA256", "p Pause", "s Save"),
 }
 
 
@@ -73,6 +75,11 @@ def test_the_flashing_picture_has_four_bars_part_way(made: Path) -> None:
     assert len(percents) == 4, shown
     assert all(0 < p < 100 for p in percents)
     assert len(set(percents)) == 4  # each board stopped at its own block
+
+
+def test_the_apps_picture_shows_four_new_apps_running(made: Path) -> None:
+    shown = "\n".join(check(made / "apps.svg"))
+    assert shown.count("app running") == 4 and shown.count("app: tick 0") == 4
 
 
 def test_the_help_picture_is_the_help_over_the_boards(made: Path) -> None:

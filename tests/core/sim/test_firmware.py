@@ -100,6 +100,22 @@ def test_a_panicking_app_reboots_in_a_loop_with_its_backtrace(consoles: list[Con
     assert health.panic[-1].backtrace == (0x40081234, 0x400D1234, 0x40085678)
 
 
+def test_a_chatty_app_prints_its_lines_a_hundredth_of_a_second_apart(
+    consoles: list[Console],
+) -> None:
+    w = world("esp32s2-app:chatty")
+    (path,) = w.paths
+    assert w.board(path).chatty
+    console = Console(w.usb.sim or SimBus(), path)
+    consoles.append(console)
+    console.until("app: tick 0")
+    lines = [e for e in console.until("(201000)") if isinstance(e, Line)]  # 200 lines later
+    # Printed 10 ms apart by the app's clock (1 s apart without chatty): 200 lines in about
+    # 2 s, read as they come: the first and the last arrived well apart, not all at once.
+    assert len(lines) == 200
+    assert 1.0 < lines[-1].at - lines[0].at < 10.0
+
+
 def test_a_console_another_program_holds_is_said_once_then_read_when_freed(
     consoles: list[Console],
 ) -> None:
