@@ -41,6 +41,7 @@ def workbench_settings(
         arm_new_boards=config.arm_new_boards,
         arm_only=frozenset(arm_only),
         labels=dict(config.labels if labels is None else labels),
+        console_ports=dict(config.consoles),
         flash=replace(flash or FlashOptions(), detach_wait_s=config.detach_wait_s),
         monitor_interval_s=config.monitor_interval_s,
     )

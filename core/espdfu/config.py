@@ -30,8 +30,11 @@ default (docs/configuration.md says the same for users)::
     [labels]                     # USB port path = label ("" removes a label from a lower file)
     "1-1.2" = "left jig"
 
-Labels merge entry by entry, as do keys: config.toml < espdfu.toml < labels.toml, the last
-being what the user typed into the app most recently.
+    [consoles]                   # board (port path or label) = its console's serial port, when
+    "left jig" = "/dev/ttyUSB0"  # not its own USB: a device, or the USB port path of a bridge
+
+Labels merge entry by entry, as do keys and consoles: config.toml < espdfu.toml < labels.toml,
+the last being what the user typed into the app most recently.
 """
 
 from __future__ import annotations
@@ -94,6 +97,9 @@ class Settings:
     """Binding id → Textual key name(s)."""
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     """USB port path → label."""
+    consoles: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Board (USB port path or label) → its console's serial port (a device, or the USB port
+    path of the USB-UART bridge), for boards whose console is not on their own USB."""
     sources: tuple[Path, ...] = ()
     """The files that were read, lowest precedence first."""
 
@@ -291,11 +297,23 @@ def _label(value: object) -> str:
     return value.strip()
 
 
+def _console_port(value: object) -> str:
+    hint = 'Write the serial port in quotes, such as "/dev/ttyUSB0", "COM5" or "1-1.4".'
+    if not isinstance(value, str) or not value.isprintable() or "\0" in value:
+        raise _Invalid("must be a serial port on one line", hint)
+    return value.strip()
+
+
 _PORT_PATH = re.compile(r"\d+-\d+(?:\.\d+)*", re.ASCII)
 
 
+def is_port_path(text: str) -> bool:
+    """Whether ``text`` is a USB port path ("1-1.2": bus, dash, ports separated by dots)."""
+    return _PORT_PATH.fullmatch(text) is not None
+
+
 def _check_port_path(text: str) -> None:
-    if not _PORT_PATH.fullmatch(text):
+    if not is_port_path(text):
         raise _Invalid(
             "is not a USB port path",
             'Port paths look like "1-1.2" (bus, dash, ports separated by dots), as '
@@ -326,7 +344,7 @@ _OPTIONS: dict[str, dict[str, _Option]] = {
         "monitor_interval": _Option("monitor_interval_s", _seconds(0.05, 10)),
     },
 }
-_ALL_SECTIONS = (*_OPTIONS, "keys", "labels")
+_ALL_SECTIONS = (*_OPTIONS, "keys", "labels", "consoles")
 _BY_FIELD = {option.setting: option for section in _OPTIONS.values() for option in section.values()}
 
 
@@ -340,11 +358,13 @@ class _Layer:
     values: dict[str, object] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    consoles: dict[str, str] = field(default_factory=dict)
 
     def update(self, other: _Layer) -> None:
         self.values.update(other.values)
         self.keys.update(other.keys)
         self.labels.update(other.labels)
+        self.consoles.update(other.consoles)
 
 
 def _read_file(
@@ -425,6 +445,8 @@ def _set(layer: _Layer, section: str, key: str, value: object) -> None:
         layer.keys[key] = _key_names(value)
     elif section == "labels":
         layer.labels[key] = _label(value)
+    elif section == "consoles":
+        layer.consoles[key] = _console_port(value)
     else:
         option = _OPTIONS[section][key]
         layer.values[option.setting] = option.read(value)
@@ -458,10 +480,12 @@ def _settings(project_dir: Path | None, merged: _Layer, sources: tuple[Path, ...
     if "build_dir" not in values and project_dir is not None:
         values["build_dir"] = project_dir / "build"
     labels = {port: label for port, label in merged.labels.items() if label}
+    consoles = {board: port for board, port in merged.consoles.items() if port}
     return Settings(
         project_dir=project_dir,
         keys=MappingProxyType(dict(merged.keys)),
         labels=MappingProxyType(labels),
+        consoles=MappingProxyType(consoles),
         sources=sources,
         **values,
     )

@@ -25,6 +25,7 @@ from . import rom
 from .backtrace import project_elf
 from .boards import Board, BoardEvent, Change, Mode, Monitor
 from .build import DEFAULT_COMMAND, BuildResult, BuildRunner, BuildState
+from .config import is_port_path
 from .console import Line
 from .consoles import Consoles, ConsoleView
 from .dfufile import DfuImage
@@ -33,7 +34,7 @@ from .errors import EspdfuError
 from .flasher import Failure, FlashOptions, FlashResult, Phase, Progress, flash, incompatibility
 from .idfbuild import project_target
 from .jobs import FlashJobs
-from .serialport import console_finder
+from .serialport import console_finder, port_at
 from .stopping import flash_endings
 from .transport import Usb, port_order
 from .watch import Artifact, ArtifactWatcher
@@ -242,6 +243,9 @@ class WorkbenchSettings:
     settle_s: float = 0.25
     consoles: bool = True
     """Read each board's app console when it has one (its USB CDC port at the board's path)."""
+    console_ports: dict[str, str] = field(default_factory=dict)
+    """Board (port path or label) → its console's serial port when not on its own USB: a
+    device (/dev/ttyUSB0, COM5) or the USB port path of its USB-UART bridge."""
     demo_reset_s: float | None = None
     """Virtual boards only (the demo): press RESET this long after a good flash, as a user
     would, so that the app runs and its console shows."""
@@ -320,7 +324,7 @@ class Workbench:
         self._summary = Summary(target=self._target(), auto_flash=settings.auto_flash)
         self.monitor = Monitor(usb_world, self._on_board_event, settings.monitor_interval_s)
         self.consoles = Consoles(
-            lambda path: console_finder(path, usb_world.sim),
+            self._console_finder,
             self._on_console,
             elf=lambda: project_elf(settings.build_dir),
         )
@@ -737,6 +741,18 @@ class Workbench:
             port.console = None
         elif port.console is None:
             port.console = ConsoleView()
+
+    def _console_finder(self, path: str) -> Callable[[], str | None]:
+        """Where the console of the board at ``path`` is: the serial port the settings give it
+        (by port path or by its label), else its app's own USB port at ``path``."""
+        ports = self.settings.console_ports
+        label = self._ports[path].label
+        given = ports.get(path) or (ports.get(label) if label else None)
+        if given is None:
+            return console_finder(path, self.usb.sim)
+        if is_port_path(given):  # the USB-UART bridge's place: its port, whatever its name
+            return lambda: port_at(given)
+        return lambda: given
 
     def _on_console(self, path: str, view: ConsoleView, lines: tuple[Line, ...]) -> None:
         """A batch from the consoles' thread."""

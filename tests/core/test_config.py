@@ -164,6 +164,24 @@ def test_labels_merge_from_every_file(project: Path, user: Path) -> None:
     }
 
 
+def test_consoles_name_each_boards_serial_port_by_port_path_or_label(
+    project: Path, user: Path
+) -> None:
+    (user / USER_FILE).write_text(
+        '[consoles]\n"left jig" = "/dev/ttyUSB0"\n"1-2" = "1-4.1"\n"1-3" = "COM5"\n'
+    )
+    (project / PROJECT_FILE).write_text('[consoles]\n"1-3" = ""\n')  # not in this project
+    settings = _load(project, user)
+    assert settings.consoles == {"left jig": "/dev/ttyUSB0", "1-2": "1-4.1"}
+    assert workbench_settings(settings).console_ports == dict(settings.consoles)
+
+
+def test_a_console_port_that_is_not_text_is_refused_at_its_line(project: Path, user: Path) -> None:
+    (user / USER_FILE).write_text('[consoles]\n"1-2" = 115200\n')
+    with pytest.raises(ConfigError, match=r"line 2: \[consoles\] 1-2 must be a serial port"):
+        _load(project, user)
+
+
 def test_keys_merge_entry_by_entry(project: Path, user: Path) -> None:
     (user / USER_FILE).write_text('[keys]\nbuild = "B"\nquit = "ctrl+q"\n')
     (project / PROJECT_FILE).write_text('[keys]\nbuild = "f7"\n')

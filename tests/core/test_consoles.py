@@ -123,6 +123,31 @@ def test_the_demos_finger_resets_a_flashed_board_and_brings_it_back_for_the_next
     next(generator, None)
 
 
+def test_a_console_on_a_uart_bridge_is_read_from_the_port_the_config_gives_its_label(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pty: Pty
+) -> None:
+    generator = _bench(
+        tmp_path,
+        monkeypatch,
+        "esp32s2",
+        TimeModel.instant(),
+        labels={"1-1.1": "left jig"},
+        console_ports={"left jig": pty.name},
+    )
+    bench = next(generator)
+    (path,) = bench.world.paths
+    bench.workbench.build(then_flash=True)
+    bench.wait_flashed([path])
+    bench.world.board(path).press_reset()
+    bench.recorder.wait(lambda: bench.workbench.boards()[path].running_app, "the bridge's port")
+    view = bench.workbench.boards()[path]
+    assert view.console is not None and view.console.device == pty.name
+    pty.write(["I (5) uart: hello over the bridge"])
+    bench.recorder.wait(lambda: "hello over the bridge" in _printed(bench, path), "the line")
+    assert "App image SHA256" not in _printed(bench, path)  # not the board's own USB console
+    next(generator, None)
+
+
 # --- Consoles on a pseudo-terminal ---------------------------------------------------------------
 
 
