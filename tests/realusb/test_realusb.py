@@ -94,6 +94,13 @@ start watch espdfu watch /tmp/project/build --all
 wait_text "$OUT/steps/watch.out" esp32s3 60
 cp "$INPUTS/s3.dfu.bin" build/dfu.bin.tmp && mv build/dfu.bin.tmp build/dfu.bin
 wait_text "$OUT/steps/watch.out" Flashed 120
+gadget reset 1
+wait_text "$OUT/steps/watch.out" 'console on /dev/ttyACM' 60
+acm=/sys/kernel/config/usb_gadget/app1/functions/acm.app1
+printf 'ESP-ROM:esp32s3-20210327\\r\\nI (310) main_task: Calling app_main()\\r\\n' \\
+    >"/dev/ttyGS$(cat "$acm/port_num")"
+printf 'SELFTEST PASS\\r\\n' >"/dev/ttyGS$(cat "$acm/port_num")"
+wait_text "$OUT/steps/watch.out" 'SELFTEST PASS' 60
 stop watch
 """
 
@@ -383,6 +390,19 @@ def test_watch_flashes_each_new_dfu_bin(desktop: GuestRun) -> None:
     download = desktop.boards[1].downloads[-1]
     assert download["outcome"] == "manifested", download
     assert_flash(desktop, 1, S3)
+
+
+def test_watch_shows_the_new_apps_console_after_its_reset(desktop: GuestRun) -> None:
+    """After the flash, RESET: the app's own USB console (CDC-ACM, at the board's port path)
+    is found, opened and printed under the board, with the app's state."""
+    step = desktop.step("watch")
+    path = desktop.boards[1].path
+    lines = [line.split(" ", 1)[1] for line in step.stdout.splitlines() if " " in line]
+    opened = next(line for line in lines if line.startswith(f"{path}: console on "))
+    assert re.fullmatch(rf"{re.escape(path)}: console on /dev/ttyACM\d+", opened), step
+    assert f"{path} | SELFTEST PASS" in lines and f"{path}: app running" in lines, step
+    flashed = next(i for i, line in enumerate(lines) if "Flashed" in line)
+    assert lines.index(opened) > flashed, step
 
 
 # --- the ROM's long erase ------------------------------------------------------------------------

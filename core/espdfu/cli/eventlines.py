@@ -18,6 +18,7 @@ class EventLines:
     def __init__(self) -> None:
         self.phase: dict[str, Phase | None] = {}
         self.app: dict[str, RunState | None] = {}
+        self.device: dict[str, str | None] = {}
         self.titles: dict[str, str] = {}
         self.lock = threading.Lock()
 
@@ -39,6 +40,12 @@ class EventLines:
             self._line(f"{view.title}: {phase.value}")
         self.phase[view.path] = phase
         self.titles[view.path] = view.title
+        device = view.console.device if view.console else None
+        if device != self.device.get(view.path):
+            self._line(
+                f"{view.title}: console on {device}" if device else f"{view.title}: console gone"
+            )
+        self.device[view.path] = device
         console = view.console if view.running_app else None
         state = console.state if console else None
         if console and state is not RunState.UNKNOWN and self.app.get(view.path) is not state:

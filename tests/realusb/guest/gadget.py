@@ -88,6 +88,13 @@ def write_attributes(folder: Path, attributes: dict[str, str]) -> None:
         (folder / name).write_text(value)
 
 
+APP_PID = 0x4001
+"""The app's own USB console after a RESET: one CDC-ACM function under Espressif's VID, with
+the PID esp_tinyusb gives a device of one CDC interface (0x4000 | 1). That ESP-IDF's other
+console (CONFIG_ESP_CONSOLE_USB_CDC, the ROM's USB stack) shows the same PID is an assumption:
+espdfu finds a console by port path, whatever the PID."""
+
+
 class Gadget:
     """One configfs gadget: device descriptor, strings, one configuration and its functions."""
 
@@ -201,7 +208,9 @@ class Board:
                 f"dfu{index}", spec.get("dfu_pid") or rom.dfu_mode_pid(chip), (0, 0, 0), product
             ),
         }
+        self.gadgets["app"] = Gadget(f"app{index}", APP_PID, (0xEF, 0x02, 0x01), product)
         self.gadgets["rom"].add(f"acm.rom{index}")
+        self.gadgets["app"].add(f"acm.app{index}")
         self.gadgets["rom"].add(f"ffs.rt{index}")
         self.gadgets["dfu"].add(f"ffs.dfu{index}")
         runtime = functionfs_descriptors(PROTOCOL_RUNTIME, RUNTIME_DESCRIPTOR.encode())
@@ -216,7 +225,8 @@ class Board:
         return f"{hub.name[3:]}-1"
 
     def plug(self, mode: Mode) -> None:
-        """Plug the board in (again) in ``mode``: ROM download mode, or DFU mode after DETACH."""
+        """Plug the board in (again) in ``mode``: ROM download mode, DFU mode after DETACH, or
+        its app after a RESET without BOOT (its USB console only)."""
         with self.cable:
             self._unbind()
             with self.lock:
@@ -316,6 +326,7 @@ def serve_control(boards: list[Board]) -> None:
     os.mkfifo(CONTROL)
     actions: dict[str, Callable[[Board], None]] = {
         "replug": lambda board: board.plug("rom"),
+        "reset": lambda board: board.plug("app"),
         "unplug": Board.unplug,
         "wipe": Board.wipe,
     }

@@ -51,7 +51,7 @@ DFU_MODE_DESCRIPTOR = rom.dfu_mode_descriptor()
 _GET_DESCRIPTOR = 6
 _STANDARD_IN_INTERFACE = 0x81
 
-Mode = Literal["rom", "dfu"]
+Mode = Literal["rom", "dfu", "app"]
 
 
 def clock() -> float:
