@@ -152,14 +152,28 @@ def header(quick: bool) -> str:
     )
 
 
+def section_text(section: Section) -> str:
+    text = f"## {section.title}\n\n{section.body.strip()}"
+    if section.rows:
+        text += "\n\n" + rows_table(section.rows)
+    return text
+
+
 def document(quick: bool, sections: Sequence[Section]) -> str:
-    parts = [header(quick)]
+    return "\n\n".join([header(quick), *map(section_text, sections)]) + "\n"
+
+
+def updated(old: str, quick: bool, sections: Sequence[Section]) -> str:
+    """``old`` (a document this runner wrote) with ``sections`` in place of those of the same
+    title, or added at the end, and a line saying when they were run."""
+    head, *parts = old.rstrip("\n").split("\n\n## ")
+    texts = {part.split("\n", 1)[0]: f"## {part}" for part in parts}
     for section in sections:
-        text = f"## {section.title}\n\n{section.body.strip()}"
-        if section.rows:
-            text += "\n\n" + rows_table(section.rows)
-        parts.append(text)
-    return "\n\n".join(parts) + "\n"
+        texts[section.title] = section_text(section)
+    mode = "quick" if quick else "full"
+    names = ", ".join(section.title for section in sections)
+    head += f"\n- Re-run on {datetime.date.today().isoformat()} ({mode}): {names}"
+    return "\n\n".join([head, *texts.values()]) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -171,12 +185,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_OUTPUT,
         help="where to write the Markdown (default: docs/benchmarks.md)",
     )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="run only these benchmarks (bench_NAME.py) and replace their sections in the "
+        "existing document, saying so in its header",
+    )
     args = parser.parse_args(argv)
     set_up_paths()
 
     sections: list[Section] = []
     crashed: list[str] = []
-    for module_name in discover():
+    chosen = [f"bench_{name}" for name in args.only] if args.only else discover()
+    for module_name in chosen:
         print(f"running {module_name} ...", flush=True)
         section, crash = run_one(module_name, args.quick)
         sections.append(section)
@@ -189,7 +211,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     output: Path = args.output
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(document(args.quick, sections), encoding="utf-8")
+    if args.only and output.exists():
+        text = updated(output.read_text(encoding="utf-8"), args.quick, sections)
+    else:
+        text = document(args.quick, sections)
+    output.write_text(text, encoding="utf-8")
     print(f"wrote {output}")
     if crashed:
         print(f"crashed: {', '.join(crashed)}", file=sys.stderr)

@@ -45,6 +45,8 @@ class ConsoleView:
     """Lines per second lately."""
     problem: str = ""
     """Why the port is there but cannot be opened (another program holds it, permission)."""
+    hint: str = ""
+    """What to do about the problem."""
 
     @property
     def open(self) -> bool:
@@ -166,7 +168,8 @@ class Consoles:
             elif isinstance(event, Gone):
                 view = ConsoleView(lines=view.lines)
             elif isinstance(event, Refused):
-                view = ConsoleView(problem=event.error.message, lines=view.lines)
+                error = event.error
+                view = ConsoleView(problem=error.message, hint=error.hint, lines=view.lines)
             console.view = view
             if not console.dirty:
                 console.dirty = True
@@ -228,6 +231,7 @@ class Consoles:
                     lines=console.view.lines + len(lines),
                     rate=_rate(counts, now),
                     problem=console.view.problem,
+                    hint=console.view.hint,
                 )
                 batches.append((path, console.view, lines))
         return batches

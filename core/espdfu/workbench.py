@@ -835,7 +835,9 @@ class Workbench:
 
     def _shown(self, path: str) -> bool:
         port = self._ports[path]
-        away = port.away is not None or (port.console is not None and port.console.open)
+        console = port.console
+        there = console is not None and (console.open or bool(console.problem))  # or held
+        away = port.away is not None or there
         return port.board is not None and (port.present or path in self._jobs or away)
 
     def _view(self, path: str) -> BoardView:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import serial
 
 from espdfu import workbench as workbench_module
 from espdfu.console import Line, RunState
@@ -74,6 +75,27 @@ def test_a_board_that_leaves_after_its_flash_and_never_comes_back_was_unplugged(
     one.recorder.wait(lambda: path not in one.workbench.boards(), "the board given up")
     assert any(isinstance(e, BoardRemoved) and e.path == path for e in one.recorder.events)
     assert f"{path} unplugged." in one.recorder.logged()
+
+
+def test_a_console_another_program_holds_is_said_on_the_board_and_read_once_freed(
+    one: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workbench_module, "AWAY_S", 0.3)
+    (path,) = one.world.paths
+    one.workbench.build(then_flash=True)
+    one.wait_flashed([path])
+    board = one.world.board(path)
+    board.press_reset()
+    port = board.console_port
+    assert port is not None
+    with serial.Serial(port, exclusive=True):  # idf.py monitor got there first
+        one.recorder.wait(
+            lambda: "in use by another program" in one.workbench.boards()[path].state,
+            "the refusal",
+        )
+        time.sleep(0.5)  # past AWAY_S: a console that is there but held keeps the board shown
+        assert "in use by another program" in one.workbench.boards()[path].state
+    one.recorder.wait(lambda: one.workbench.boards()[path].running_app, "the console, freed")
 
 
 def test_a_running_apps_console_is_closed_before_it_is_flashed(

@@ -156,6 +156,8 @@ class BoardPanel(Widget, can_focus=True):
         last = view.last
         if view.flashing:
             return ""
+        if view.console is not None and view.console.problem and not view.present:
+            return view.console.hint
         if view.console is not None and view.running_app:
             tail = view.console.tail
             return styled(tail[-1]) if tail else "(its console is open; nothing printed yet)"
