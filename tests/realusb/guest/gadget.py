@@ -208,9 +208,8 @@ class Board:
                 f"dfu{index}", spec.get("dfu_pid") or rom.dfu_mode_pid(chip), (0, 0, 0), product
             ),
         }
-        self.gadgets["app"] = Gadget(f"app{index}", APP_PID, (0xEF, 0x02, 0x01), product)
+        self.product = product
         self.gadgets["rom"].add(f"acm.rom{index}")
-        self.gadgets["app"].add(f"acm.app{index}")
         self.gadgets["rom"].add(f"ffs.rt{index}")
         self.gadgets["dfu"].add(f"ffs.dfu{index}")
         runtime = functionfs_descriptors(PROTOCOL_RUNTIME, RUNTIME_DESCRIPTOR.encode())
@@ -227,6 +226,12 @@ class Board:
     def plug(self, mode: Mode) -> None:
         """Plug the board in (again) in ``mode``: ROM download mode, DFU mode after DETACH, or
         its app after a RESET without BOOT (its USB console only)."""
+        if mode == "app" and mode not in self.gadgets:  # made on the first RESET only: the
+            # kernel has 8 gadget serial ports (ttyGS0-7) for every board's ACM functions
+            self.gadgets[mode] = Gadget(
+                f"app{self.index}", APP_PID, (0xEF, 0x02, 0x01), self.product
+            )
+            self.gadgets[mode].add(f"acm.app{self.index}")
         with self.cable:
             self._unbind()
             with self.lock:
