@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,7 +43,7 @@ class Served:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}/"
+        self.base = f"http://127.0.0.1:{self.port}/"
         self.log = folder / "server.log"
         env = {
             **os.environ,
@@ -60,6 +61,20 @@ class Served:
             assert self.process.poll() is None, f"the server ended:\n{self.log.read_text()}"
             assert time.monotonic() < deadline, "the server did not start"
             time.sleep(0.05)
+        found = re.search(r"serving on (http://\S+\?token=([\w-]+)) ", self.log.read_text())
+        assert found is not None, self.log.read_text()
+        self.url, self.token = found.groups()
+        """The address it printed, with this run's token; and the token."""
+        self.cookie = f"espdfu-tui-{self.port}={self.token}"
+
+    def get(self, path: str = "", **headers: str) -> tuple[int, str]:
+        """A plain request (no browser): the status and the body."""
+        request = urllib.request.Request(self.base + path, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
 
     def apps(self) -> list[int]:
         """The app processes the server started (under their shells), oldest first."""
@@ -144,11 +159,80 @@ async def test_a_tabs_app_ends_with_its_server_even_killed(served: Served, tmp_p
 
 def test_the_page_links_back_to_the_address_the_browser_used(served: Served) -> None:
     """Through an SSH tunnel to another local port, the page must still find its websocket."""
-    request = urllib.request.Request(served.url, headers={"Host": "localhost:9123"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        page = response.read().decode()
+    status, page = served.get(Host="localhost:9123", Cookie=served.cookie)
+    assert status == 200, page
     assert 'data-session-websocket-url="ws://localhost:9123/ws"' in page
     assert "espdfu-tui" in page
+
+
+UPGRADE = {
+    "Connection": "Upgrade",
+    "Upgrade": "websocket",
+    "Sec-WebSocket-Version": "13",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+}
+"""A WebSocket upgrade's headers: what starts a tab's app."""
+
+
+def test_without_this_runs_token_nothing_is_served_and_no_app_starts(
+    served: Served, tmp_path: Path
+) -> None:
+    (tmp_path / "earlier").mkdir()
+    earlier = Served(tmp_path / "earlier")  # a token from an earlier run: stale now
+    stale = earlier.token
+    earlier.stop()
+    cookie = f"espdfu-tui-{served.port}"
+    for headers in ({}, {"Cookie": f"{cookie}=wrong"}, {"Cookie": f"{cookie}={stale}"}):
+        for path in ("", "ws", "static/css/xterm.css"):
+            status, body = served.get(path, **headers, **(UPGRADE if path == "ws" else {}))
+            assert status == 403, (path, headers, body)
+            assert "needs the address espdfu-tui printed when it started" in body
+    assert served.get(f"?token={stale}")[0] == 403
+    # The right token, from a page of another site: its Host (DNS rebinding) or its Origin.
+    status, body = served.get(Host=f"evil.example:{served.port}", Cookie=served.cookie)
+    assert status == 403 and "does not answer to 'evil.example:" in body
+    status, body = served.get("ws", Origin="http://evil.example", Cookie=served.cookie, **UPGRADE)
+    assert status == 403 and "a page from http://evil.example may not open the app" in body
+    assert served.apps() == []
+    assert served.get(Cookie=served.cookie)[0] == 200  # with it: the page
+
+
+def test_the_token_is_set_as_a_cookie_and_left_out_of_the_address(served: Served) -> None:
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: object, **kwargs: object) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        opener.open(served.url + "&fontsize=14", timeout=30)
+    assert answer.value.code == 302
+    assert answer.value.headers["Location"] == "/?fontsize=14"
+    cookie = answer.value.headers["Set-Cookie"]
+    assert cookie.startswith(f"{served.cookie};") and "HttpOnly" in cookie
+    assert "SameSite=Strict" in cookie
+
+
+async def test_a_user_without_the_token_gets_no_app_in_a_browser(
+    served: Served, tmp_path: Path
+) -> None:
+    """Another local user (root runs it as nobody), or a page of another site in the user's
+    own browser: the address without the token opens a refusal, and starts no app."""
+    probe = ["import sys, urllib.request as u, urllib.error as e",
+             "try: u.urlopen(sys.argv[1], timeout=30)",
+             "except e.HTTPError as r: print(r.code)"]  # fmt: skip
+    other_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    command = [*(other_user if os.geteuid() == 0 else []), sys.executable, "-c", "\n".join(probe)]
+    result = subprocess.run([*command, served.base], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "403", result
+    async with Chromium(require_tool("chromium"), tmp_path / "profile") as browser:
+        tab = await browser.open(served.base)
+        refusal = "document.body && document.body.innerText.includes('needs the address')"
+        await tab.wait_until(refusal, "the refusal")
+        assert served.apps() == []
+    log = served.log.read_text()
+    assert log.count(served.token) == 1  # the line that printed it, and no other
+    for pid in [served.process.pid, *served.apps()]:  # nor in what `ps` shows
+        assert served.token.encode() not in b" ".join(_cmdline(pid))
 
 
 def test_a_second_app_in_a_terminal_is_told_the_first_ones_pid(
@@ -178,8 +262,9 @@ def test_serving_beyond_this_machine_takes_allow_remote_and_warns() -> None:
     assert warned.returncode == 2
     lines = warned.stderr.splitlines()
     assert lines[0] == (
-        "espdfu-tui: warning: serving on 192.0.2.1: anyone who can reach port 8123 can flash "
-        "the boards; there is no password."
+        "espdfu-tui: warning: serving on 192.0.2.1: anyone who can reach port 8123 and has the "
+        "address with its token can flash the boards, and the token crosses the network "
+        "unencrypted (no TLS)."
     )
     assert lines[1:] == [
         "espdfu-tui: cannot serve on 192.0.2.1:8123: Cannot assign requested address.",

@@ -156,8 +156,9 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             )
             return 2
         print(
-            f"espdfu-tui: warning: serving on {host}: anyone who can reach port {port} can "
-            "flash the boards; there is no password.",
+            f"espdfu-tui: warning: serving on {host}: anyone who can reach port {port} and "
+            "has the address with its token can flash the boards, and the token crosses the "
+            "network unencrypted (no TLS).",
             file=sys.stderr,
         )
     return serve(app_arguments(parser, args), host, port)
