@@ -41,6 +41,14 @@ def _printed(bench: Bench, path: str) -> str:
     )
 
 
+def _flashed(bench: Bench) -> str:
+    """Build and flash the one board; its port path."""
+    (path,) = bench.world.paths
+    bench.workbench.build(then_flash=True)
+    bench.wait_flashed([path])
+    return path
+
+
 def _app_sha256(bench: Bench) -> str:
     specs = flash_files_from_json(bench.build_dir / "flasher_args.json")
     app = next(f for f in read_flash_files(specs) if f.name.endswith("app.bin"))
@@ -48,9 +56,7 @@ def _app_sha256(bench: Bench) -> str:
 
 
 def test_after_a_flash_and_reset_the_board_shows_its_new_apps_console(one: Bench) -> None:
-    (path,) = one.world.paths
-    one.workbench.build(then_flash=True)
-    one.wait_flashed([path])
+    path = _flashed(one)
     assert one.workbench.boards()[path].console is None  # DFU mode: the ROM's, not read
     one.world.board(path).press_reset()
     one.recorder.wait(lambda: "app: tick 0" in _printed(one, path), "the app's lines")
@@ -66,9 +72,7 @@ def test_a_board_that_leaves_after_its_flash_and_never_comes_back_was_unplugged(
     one: Bench, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(workbench_module, "AWAY_S", 0.3)
-    (path,) = one.world.paths
-    one.workbench.build(then_flash=True)
-    one.wait_flashed([path])
+    path = _flashed(one)
     one.world.board(path).unplug()
     one.recorder.wait(lambda: one.workbench.boards()[path].away, "the board looked for")
     assert one.workbench.boards()[path].state == "reset? looking for it"
@@ -81,9 +85,7 @@ def test_a_console_another_program_holds_is_said_on_the_board_and_read_once_free
     one: Bench, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(workbench_module, "AWAY_S", 0.3)
-    (path,) = one.world.paths
-    one.workbench.build(then_flash=True)
-    one.wait_flashed([path])
+    path = _flashed(one)
     board = one.world.board(path)
     board.press_reset()
     port = board.console_port
