@@ -74,7 +74,8 @@ class Served:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as error:
-            return error.code, error.read().decode()
+            with error:  # its response's socket: closed here, not whenever it is collected
+                return error.code, error.read().decode()
 
     def apps(self) -> list[int]:
         """The app processes the server started (under their shells), oldest first."""
@@ -205,9 +206,10 @@ def test_the_token_is_set_as_a_cookie_and_left_out_of_the_address(served: Served
     opener = urllib.request.build_opener(NoRedirect)
     with pytest.raises(urllib.error.HTTPError) as answer:
         opener.open(served.url + "&fontsize=14", timeout=30)
-    assert answer.value.code == 302
-    assert answer.value.headers["Location"] == "/?fontsize=14"
-    cookie = answer.value.headers["Set-Cookie"]
+    with answer.value as redirect:
+        assert redirect.code == 302
+        assert redirect.headers["Location"] == "/?fontsize=14"
+        cookie = redirect.headers["Set-Cookie"]
     assert cookie.startswith(f"{served.cookie};") and "HttpOnly" in cookie
     assert "SameSite=Strict" in cookie
 
