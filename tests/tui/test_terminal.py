@@ -48,10 +48,12 @@ def test_x_builds_and_flashes_every_board_that_can_take_it(
     # The four boards in ROM download mode and the one running an app with a DFU runtime (whose
     # panel may come a frame after its line in the log)
     demo.wait_for(
-        lambda s: s.count("· ROM download") == 4
-        and "─ 1-2.1 " in s
-        and "· app (DFU runtime)" in s
-        and "press b to build" in s,
+        lambda s: (
+            s.count("· ROM download") == 4
+            and "─ 1-2.1 " in s
+            and "· app (DFU runtime)" in s
+            and "press b to build" in s
+        ),
         "the panels",
     )
     demo.run("send-keys", "-t", "app", "x")
@@ -60,9 +62,11 @@ def test_x_builds_and_flashes_every_board_that_can_take_it(
     # their new apps, whose consoles the panels show.
     # (a panel shows its console's last line up to half a second after the app's state)
     done = demo.wait_for(
-        lambda s: len(re.findall(r"esp32s2 · app\s", s)) == 3
-        and s.count("app running") == 4
-        and re.search(r"[IWEDV] \(\d+\) ", s) is not None,
+        lambda s: (
+            len(re.findall(r"esp32s2 · app\s", s)) == 3
+            and s.count("app running") == 4
+            and re.search(r"[IWEDV] \(\d+\) ", s) is not None
+        ),
         "the new apps running, with their consoles' lines",
     )
     assert "Demo: RESET tapped on" in done
