@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import re
 import sys
 import tempfile
 import time
@@ -53,6 +54,8 @@ WAIT_S = 30.0
 STOPS = (11, 17, 23, 29)
 """Where each S2 board stops in the flashing picture, in KiB of its download (about 65 KiB)."""
 FAILED_BOARD, FAILED_AT_KIB = "1-1.2", 40
+APP_LINE = re.compile(r"[IWEDV] \(\d+\) app: .*")
+"""A line the virtual app prints after its start-up."""
 BLOCK = 64
 """The ESP ROM's transfer size: one DFU block."""
 
@@ -213,11 +216,9 @@ async def shoot_apps(out: Path, root: Path) -> None:
         for path in s2:  # RESET pressed on all four at once: their apps keep step
             bus.board(path).press_reset()
         await pilot.press("l")  # the log hidden: it says how fast this machine flashed
-        await until(
-            pilot,
-            lambda: all("app: tick 0" in _panel_lines(app, p) for p in s2),
-            "the four apps' first log line",
-        )
+        # Each panel shows its app's newest line, one a second: which one the picture catches
+        # depends on how soon this machine opened the consoles; the same on all four.
+        await until(pilot, lambda: _same_app_line(app, s2), "the four apps showing a line")
         app.save_screenshot("apps.svg", str(out))
         await pilot.press("m")
         await until(
@@ -233,6 +234,12 @@ async def shoot_apps(out: Path, root: Path) -> None:
 def _panel_lines(app: EspdfuApp, path: str) -> str:
     panel = app.query_one(f"#{panel_id(path)}", BoardPanel)
     return "\n".join(str(static.content) for static in panel.query(Static))
+
+
+def _same_app_line(app: EspdfuApp, paths: list[str]) -> bool:
+    """Whether the panels of ``paths`` all show the same line of their apps."""
+    shown = {APP_LINE.search(_panel_lines(app, path)) for path in paths}
+    return None not in shown and len({found.group() for found in shown if found}) == 1
 
 
 def _console_lines(app: EspdfuApp) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from time import time as wall_time
 
+from textual.css.query import NoMatches
 from textual.pilot import Pilot
 from textual.widgets import RichLog, Static
 
@@ -49,9 +50,14 @@ def make_app(
 
 
 async def until(pilot: Pilot[int], condition: Callable[[], bool], what: str) -> None:
-    """Let the app run until ``condition`` holds (bounded; the app's clock, not a bare sleep)."""
+    """Let the app run until ``condition`` holds (bounded; the app's clock, not a bare sleep).
+    A widget it reads that is not there yet (not yet mounted, or gone) is a "not yet"."""
     for _ in range(int(WAIT_S / 0.05)):
-        if condition():
+        try:
+            holds = condition()
+        except NoMatches:
+            holds = False
+        if holds:
             await pilot.pause()  # let the messages already queued be handled
             return
         await pilot.pause(0.05)
