@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import random
+import struct
 import sys
 import time
 from collections.abc import Sequence
@@ -238,8 +239,8 @@ def _write_build(project: Path, build_dir: Path) -> None:
     number = _next_build_number(build_dir)
     stamp = time.time_ns()
     noise = random.Random(stamp ^ number)
-    signature = f"{PROJECT_NAME} build {number} at {stamp} ns".encode()
-    app = b"\xe9\x06\x02\x20" + signature + noise.randbytes(_APP_SIZE - 4 - len(signature))
+    app = app_image(f"build {number}", time.localtime(stamp // 1_000_000_000))
+    app += noise.randbytes(_APP_SIZE - len(app))
     fixed = random.Random(PROJECT_NAME)  # the bootloader and partition table never change
     contents = {
         "bootloader/bootloader.bin": b"\xe9\x03\x02\x20" + fixed.randbytes(16 * 1024 - 4),
@@ -268,6 +269,28 @@ def _write_build(project: Path, build_dir: Path) -> None:
         },
     )
     dfufile.save(build_dir / "dfu.bin", BuildFolder.open(build_dir).make_dfu())
+
+
+def app_image(version: str, built: time.struct_time) -> bytes:
+    """The start of an ESP32-S2 app image as ESP-IDF lays it out (esp_app_format.h): the image
+    header, the first segment's header, then its esp_app_desc_t, which names the project and
+    the version (the app's start-up prints them)."""
+    header = struct.pack(
+        "<BBBBIB3sHBHHI?", 0xE9, 6, 2, 0x20, 0x40024000, 0xEE, bytes(3), 2, 0, 0, 0xFFFF, 0, True
+    )
+    desc = struct.pack(
+        "<II8x32s32s16s16s32s32s",
+        0xABCD5432,
+        0,
+        version.encode(),
+        PROJECT_NAME.encode(),
+        time.strftime("%H:%M:%S", built).encode(),
+        time.strftime("%b %d %Y", built).encode(),
+        b"v5.3",
+        bytes(32),
+    )
+    desc += bytes(256 - len(desc))
+    return header + struct.pack("<II", 0x3F000020, len(desc)) + desc
 
 
 def _next_build_number(build_dir: Path) -> int:

@@ -36,7 +36,7 @@ from textual.widgets import RichLog, Static
 
 from espdfu import dfufile
 from espdfu.chips import chip_by_name
-from espdfu.demo import DEMO_BOARDS, PROJECT_NAME, make_demo_project
+from espdfu.demo import DEMO_BOARDS, PROJECT_NAME, app_image, make_demo_project
 from espdfu.flasher import FlashOptions
 from espdfu.protocol import Request
 from espdfu.sim import Fault, SimBackend, SimBus, TimeModel
@@ -76,10 +76,11 @@ which the app would show a rate, which differs on every run. A board stuck busy 
 
 def demo_dfu() -> bytes:
     """A 64 KiB ESP32-S2 application at 0x10000 in a dfu.bin, the same bytes every time."""
-    body = random.Random(PROJECT_NAME).randbytes(64 * 1024 - 4)
+    start = app_image("build 1", time.gmtime(0))
+    body = random.Random(PROJECT_NAME).randbytes(64 * 1024 - len(start))
     chip = chip_by_name("esp32s2")
     assert chip is not None
-    app = dfufile.FlashFile(0x10000, "app.bin", b"\xe9\x06\x02\x20" + body)
+    app = dfufile.FlashFile(0x10000, "app.bin", start + body)
     return dfufile.pack([app], pid=chip.dfu_pid, flash_size=dfufile.FLASH_SIZES["4MB"])
 
 

@@ -12,6 +12,7 @@ import pytest
 from espdfu import dfufile
 from espdfu.demo import DEMO_BOARDS, DemoProject, main, make_demo_project
 from espdfu.idfbuild import BuildFolder
+from espdfu.sim.firmware import project_name
 from espdfu.sim.spec import parse_spec
 
 
@@ -68,6 +69,9 @@ def test_a_build_makes_a_dfu_bin_like_idf_py_dfu(demo: DemoProject) -> None:
     ]
     # The same bytes espdfu (and so idf.py) makes from that build folder.
     assert image.raw == BuildFolder.open(demo.build_dir).make_dfu()
+    # The app names its project, as an ESP-IDF app does in its esp_app_desc_t
+    app = (demo.build_dir / "app.bin").read_bytes()
+    assert app[0] == 0xE9 and project_name(app) == "espdfu-demo"
 
 
 def test_every_build_gives_new_content(demo: DemoProject) -> None:

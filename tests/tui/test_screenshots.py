@@ -29,7 +29,14 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "failed.svg": ("failed: device vanished", "replug the board"),
     "help.svg": ("Keys", "Flash every board that can take the dfu.bin", "Setup", "Build folder"),
     "apps.svg": ("esp32s2 · app", "app running", ") app: "),
-    "console.svg": ("1-1.1 · /dev/", "ESP-ROM:esp32s2", "App image SHA256", "p Pause", "s Save"),
+    "console.svg": (
+        "1-1.1 · /dev/",
+        "ESP-ROM:esp32s2",
+        "Project name:     espdfu-demo",
+        "App image SHA256",
+        "p Pause",
+        "s Save",
+    ),
 }
 
 
