@@ -25,6 +25,7 @@ from . import rom
 from .backtrace import project_elf
 from .boards import Board, BoardEvent, Change, Mode, Monitor
 from .build import DEFAULT_COMMAND, BuildResult, BuildRunner, BuildState
+from .chips import Chip
 from .config import is_port_path
 from .console import Line
 from .consoles import Consoles, ConsoleView
@@ -271,6 +272,9 @@ class _Port:
     console: ConsoleView | None = None
     away: threading.Timer | None = None
     """Running while the board is away and looked for (see AWAY_S)."""
+    chip: Chip | None = None
+    """The chip seen there since the board was plugged in: the application it runs after a
+    RESET has descriptors (a USB console, a DFU runtime) that do not name it."""
 
     def view(self, image: DfuImage | None, force: bool) -> BoardView:
         """The board as the user sees it, with whether ``image`` (the usable artifact's) fits."""
@@ -543,10 +547,13 @@ class Workbench:
                 if self._shown(path):  # re-enumerating in its flash, or off to run its app
                     self._changed(path)
                 else:
-                    self._changes.post(BoardRemoved(path))
+                    self._unplugged(path)
                     self._log(f"{self._title(path)} unplugged.")
                 return
             new = not port.present
+            if board.chip is None:
+                board = replace(board, chip=port.chip)
+            port.chip = board.chip
             if new and path not in self._jobs:  # a board (re)appears: armed as settings say
                 port.armed = board.flashable and (
                     path in self.settings.arm_only
@@ -704,7 +711,7 @@ class Workbench:
             if waiting is not None:
                 self._start(path, waiting, explicit=False)
         else:  # it left during the flash and has not come back
-            self._changes.post(BoardRemoved(path))
+            self._unplugged(path)
         if not len(self._jobs) and self._to_reset:  # the last flash of the round
             titles = [self._to_reset[p] for p in sorted(self._to_reset, key=port_order)]
             self._log(_reset_advice(titles))
@@ -790,8 +797,13 @@ class Workbench:
                 return
             port.away = None
             if not self._shown(path):
-                self._changes.post(BoardRemoved(path))
+                self._unplugged(path)
                 self._log(f"{self._title(path)} unplugged.")
+
+    def _unplugged(self, path: str) -> None:
+        """The board is no longer shown: whatever comes to its port next may be another."""
+        self._ports[path].chip = None
+        self._changes.post(BoardRemoved(path))
 
     def _press_reset_later(self, path: str) -> None:
         """The demo's virtual finger on RESET (see ``demo_reset_s``)."""

@@ -7,13 +7,14 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import serial
 
 from espdfu import workbench as workbench_module
+from espdfu.boards import Mode
 from espdfu.console import Line, RunState
 from espdfu.consoles import BATCH_S, Consoles, ConsoleView
 from espdfu.flasher import FlashResult
@@ -120,6 +121,32 @@ def test_a_running_apps_console_is_closed_before_it_is_flashed(
     bench.wait_flashed([path])
     assert bench.workbench.boards()[path].last.ok  # type: ignore[union-attr]
     assert readers_at_flash == [[]]  # no console reader alive as the flash began
+    next(generator, None)
+
+
+def _in_mode(bench: Bench, path: str, mode: Mode) -> Callable[[], bool]:
+    def there() -> bool:
+        view = bench.workbench.boards().get(path)
+        return view is not None and view.present and view.board.mode is mode
+
+    return there
+
+
+def test_a_board_back_from_its_reset_as_its_app_keeps_the_chip_it_had_in_download_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    generator = _bench(tmp_path, monkeypatch, "esp32s2-app", TimeModel.instant())
+    bench = next(generator)
+    (path,) = bench.world.paths
+    bench.recorder.wait(lambda: path in bench.workbench.boards(), "the board")
+    assert bench.workbench.boards()[path].board.chip_name == "unknown"  # an app's descriptors
+    bench.workbench.build(then_flash=True)
+    bench.wait_flashed([path])  # (the flash can be over before the bus is looked at again)
+    bench.recorder.wait(_in_mode(bench, path, Mode.DFU), "the board seen in DFU mode")
+    assert bench.workbench.boards()[path].board.chip_name == "esp32s2"  # the ROM's PID
+    bench.world.board(path).press_reset()
+    bench.recorder.wait(_in_mode(bench, path, Mode.APP), "the board back, running its app")
+    assert bench.workbench.boards()[path].board.chip_name == "esp32s2"
     next(generator, None)
 
 

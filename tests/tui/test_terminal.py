@@ -59,11 +59,12 @@ def test_x_builds_and_flashes_every_board_that_can_take_it(
     demo.run("send-keys", "-t", "app", "x")
     demo.wait_for(lambda s: s.count("press RESET to run the new firmware") == 4, "flashes")
     # The demo taps RESET for the user: the three ESP32-S2 in ROM mode and the app board run
-    # their new apps, whose consoles the panels show.
-    # (a panel shows its console's last line up to half a second after the app's state)
+    # their new apps, whose consoles the panels show; the app board is named by the chip its
+    # DFU mode showed. (A panel shows its console's last line up to 0.5 s after its state.)
     done = demo.wait_for(
         lambda s: (
-            len(re.findall(r"esp32s2 · app\s", s)) == 3
+            len(re.findall(r"esp32s2 · app\s", s)) == 4
+            and "esp32s2 · app (DFU runtime)" in s
             and s.count("app running") == 4
             and re.search(r"[IWEDV] \(\d+\) ", s) is not None
         ),
