@@ -52,15 +52,23 @@ def test_eight_boards_flashed_from_eight_threads_under_a_monitor() -> None:
 
 
 def test_boards_sleep_their_latencies_in_parallel() -> None:
+    """Eight boards downloaded from eight threads take far less than eight one after another.
+    Both runs are timed here, so a loaded host slows both (an absolute bound flaked)."""
     model = TimeModel(request_s=0.0005, erase_ms_per_sector=0, manifest_ms=0)
     payload = payload_of(pack([FlashFile(0, "a.bin", bytes(2048))], pid=2))
-    bus = SimBus.from_spec("esp32s2-dfu*8", time=model)
-    backend = SimBackend(bus)
-    started = time.monotonic()
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda path: Host(device_at(backend, path)).download(payload), bus.boards))
-    wall = time.monotonic() - started
-    each = [board.device_time_s for board in bus.boards.values()]
-    assert min(each) > 0.15  # 160 blocks, 2 requests each, 0.5 ms each
-    assert wall < 2 * max(each)  # not one after another (that would be 8×)
-    assert {board.kind for board in bus.boards.values()} == {BoardKind.DFU}
+
+    def eight(threads: int) -> float:
+        """The wall time of a download to each of eight boards from ``threads`` threads."""
+        bus = SimBus.from_spec("esp32s2-dfu*8", time=model)
+        backend = SimBackend(bus)
+        started = time.monotonic()
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(lambda p: Host(device_at(backend, p)).download(payload), bus.boards))
+        wall = time.monotonic() - started
+        each = [board.device_time_s for board in bus.boards.values()]
+        assert min(each) > 0.15  # 160 blocks, 2 requests each, 0.5 ms each
+        assert {board.kind for board in bus.boards.values()} == {BoardKind.DFU}
+        return wall
+
+    one_after_another = eight(1)
+    assert eight(8) < one_after_another / 2  # 0.14 here when nothing else runs, 0.19 when busy
