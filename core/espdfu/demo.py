@@ -31,7 +31,7 @@ from pathlib import Path
 from . import dfufile
 from .errors import EspdfuError
 from .fsutil import atomic_write
-from .idfbuild import FLASHER_ARGS, PROJECT_DESCRIPTION, BuildFolder
+from .idfbuild import APP_DESC_AT, APP_DESC_MAGIC, FLASHER_ARGS, PROJECT_DESCRIPTION, BuildFolder
 
 DEMO_BOARDS = "esp32s2*3,esp32s3,esp32s2-app"
 """Three S2 in ROM download mode, an S3 (the wrong chip for the demo's S2 build, so the app
@@ -280,7 +280,7 @@ def app_image(version: str, built: time.struct_time) -> bytes:
     )
     desc = struct.pack(
         "<II8x32s32s16s16s32s32s",
-        0xABCD5432,
+        APP_DESC_MAGIC,
         0,
         version.encode(),
         PROJECT_NAME.encode(),
@@ -290,7 +290,9 @@ def app_image(version: str, built: time.struct_time) -> bytes:
         bytes(32),
     )
     desc += bytes(256 - len(desc))
-    return header + struct.pack("<II", 0x3F000020, len(desc)) + desc
+    start = header + struct.pack("<II", 0x3F000020, len(desc))
+    assert len(start) == APP_DESC_AT
+    return start + desc
 
 
 def _next_build_number(build_dir: Path) -> int:

@@ -20,11 +20,9 @@ import time
 from collections.abc import Iterator
 
 from ..chips import Chip
+from ..idfbuild import APP_DESC_AT, APP_DESC_MAGIC
 
 _ROM_BANNERS = {"esp32s2": "ESP-ROM:esp32s2-rc4-20191025", "esp32s3": "ESP-ROM:esp32s3-20210327"}
-_APP_DESC_MAGIC = 0xABCD5432
-_APP_DESC_AT = 32
-"""esp_app_desc_t follows the image header (24 bytes) and the first segment's header (8)."""
 SUPPORTED = hasattr(os, "openpty") and hasattr(select, "poll")
 """Pseudo-terminals exist on Linux and macOS; on Windows virtual boards have no console."""
 LINE_INTERVAL_S = 1.0
@@ -44,8 +42,8 @@ _LEVELS = (
 
 def project_name(app: bytes) -> str:
     """The project name from the app's esp_app_desc_t (ESP-IDF's esp_app_format.h), if any."""
-    desc = app[_APP_DESC_AT : _APP_DESC_AT + 80]
-    if len(desc) < 80 or int.from_bytes(desc[:4], "little") != _APP_DESC_MAGIC:
+    desc = app[APP_DESC_AT : APP_DESC_AT + 80]
+    if len(desc) < 80 or int.from_bytes(desc[:4], "little") != APP_DESC_MAGIC:
         return "unknown"
     return desc[48:80].split(b"\0")[0].decode("ascii", "replace") or "unknown"
 
