@@ -20,13 +20,13 @@ import threading
 import time
 from pathlib import Path
 
-from espdfu import dfufile
-from espdfu.demo import make_demo_project
-from espdfu.flasher import FlashOptions
-from espdfu.protocol import Request
-from espdfu.sim import BoardKind, SimBackend, SimBus, TimeModel, VirtualBoard
-from espdfu.transport import Usb
-from espdfu.workbench import Workbench, WorkbenchSettings
+from espdfu.bench.settings import WorkbenchSettings
+from espdfu.bench.workbench import Workbench
+from espdfu.demo.project import make_demo_project
+from espdfu.files import dfufile
+from espdfu.flashing.flasher import FlashOptions
+from espdfu.sim import BoardKind, SimBus, TimeModel, VirtualBoard, virtual_usb
+from espdfu.usb.protocol import Request
 from espdfu_tui.app import EspdfuApp
 from espdfu_tui.panels import BoardPanel
 from ptyapp import PtyApp
@@ -43,7 +43,7 @@ def _rebuild_to_first_block(repeats: int) -> list[float]:
         bus = SimBus.from_spec("esp32s2-dfu", time=TimeModel.realistic())
         board = next(iter(bus.boards.values()))
         workbench = Workbench(
-            Usb(SimBackend(bus), "virtual boards", bus),
+            virtual_usb(bus, "virtual boards"),
             WorkbenchSettings(build_dir=build_dir, auto_flash=True, flash=FlashOptions()),
         )
         idle = threading.Event()
@@ -75,7 +75,7 @@ async def _plug_to_panel(repeats: int) -> list[float]:
         project = make_demo_project(Path(folder))
         bus = SimBus.from_spec("esp32s2", time=TimeModel.instant())
         workbench = Workbench(
-            Usb(SimBackend(bus), "virtual boards", bus),
+            virtual_usb(bus, "virtual boards"),
             WorkbenchSettings(build_dir=project.build_dir, project_dir=project.project_dir),
         )
         app = EspdfuApp(workbench, project="bench")

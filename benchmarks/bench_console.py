@@ -18,8 +18,8 @@ import tempfile
 import time
 import tracemalloc
 
-from espdfu.console import parse
-from espdfu_tui.console import SCROLLBACK_LINES, Scrollback
+from espdfu.consoles.lines import parse
+from espdfu_tui.console_screen import SCROLLBACK_LINES, Scrollback
 from ptyapp import PtyApp
 from run import Row, Section, markdown_table
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from espdfu import dfufile
+from espdfu.files import dfufile
 from run import Row, Section, markdown_table
 
 MIB = 1024 * 1024

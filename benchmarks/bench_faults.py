@@ -3,7 +3,7 @@
 Each case flashes a fresh virtual board that misbehaves once and checks the user's outcome:
 a failure in words (or a flash the host rightly recovered), within a time bound, nothing left
 behind, and a board that flashes right after. Goal: every case correct, none hung. The
-engine is tests/core/faultmatrix.py, which the test suite runs too.
+engine is tests/helpers/faultmatrix.py, which the test suite runs too.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for the tests package
 
-from tests.core import faultmatrix
+from tests.helpers import faultmatrix
 
 from run import Row, Section, markdown_table
 

@@ -16,10 +16,10 @@ import random
 import statistics
 import time
 
-from espdfu import dfufile
-from espdfu.flasher import flash, flash_many
-from espdfu.sim import SimBackend, SimBus, TimeModel
-from espdfu.transport import Usb
+from espdfu.files import dfufile
+from espdfu.flashing.flasher import flash, flash_many
+from espdfu.sim import SimBus, TimeModel, virtual_usb
+from espdfu.usb.transport import Usb
 from run import Row, Section, markdown_table
 
 KIB = 1024
@@ -39,7 +39,7 @@ def _image(size: int) -> dfufile.DfuImage:
 
 def _world(boards: int) -> tuple[Usb, SimBus]:
     bus = SimBus.from_spec(f"esp32s2*{boards}", time=TimeModel.realistic())
-    return Usb(SimBackend(bus), "virtual boards", bus), bus
+    return virtual_usb(bus, "virtual boards"), bus
 
 
 def _check(results: list[object]) -> None:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import time
 
-from espdfu.boards import BoardEvent, Monitor
-from espdfu.sim import SimBackend, SimBus, TimeModel
-from espdfu.transport import Usb
+from espdfu.sim import SimBus, TimeModel, virtual_usb
+from espdfu.usb.hotplug import BoardEvent, HotPlug
 from run import Row, Section
 
 BOARDS = 8
@@ -22,7 +21,7 @@ def run(quick: bool) -> Section:
     seconds = 5.0 if quick else 30.0
     bus = SimBus.from_spec(f"esp32s2*{BOARDS}", time=TimeModel.instant())
     events: list[BoardEvent] = []
-    monitor = Monitor(Usb(SimBackend(bus), "virtual boards", bus), events.append)
+    monitor = HotPlug(virtual_usb(bus, "virtual boards"), events.append)
     monitor.start()
     if len(monitor.boards()) != BOARDS:
         raise RuntimeError(f"the monitor sees {len(monitor.boards())} boards, not {BOARDS}")

@@ -7,7 +7,7 @@ the board replugged in ROM download mode before each flash. Goals (issue 14): th
 ≤ 0.8 × dfu-util's, the download phase ≤ 1.0 ×, CPU per MiB ≤ dfu-util's, start → DETACH sent
 ≤ dfu-util's + 0.3 s, and 8 boards at once ≤ 1.2 × one board.
 
-Two boards, both the ROM as ``espdfu.rom`` describes it (each file's erase holds the bus, no
+Two boards, both the ROM as ``espdfu.usb.rom`` describes it (each file's erase holds the bus, no
 dfuDNBUSY; dfuIDLE straight after the download, so no tool is made to sleep in dfuMANIFEST),
 differing in what the ROM does not publish: one reports a bwPollTimeout of 2 ms with every
 dfuDNLOAD-IDLE (as ROMs built on Zephyr's DFU class report a constant poll timeout), one 0.
@@ -239,7 +239,7 @@ def _section(run: GuestRun, parallel_run: GuestRun, repeats: int, size: int, sma
             "Both tools flash the same 1 MiB dfu.bin to the same emulated ESP32-S2 (an ESP ROM "
             "model on a Linux USB gadget in a QEMU guest, tests/realusb), from ROM download "
             "mode: the wall time includes the detach dance. The boards are the ROM as "
-            "espdfu.rom describes it: each file's erase holds the bus (30 ms per 4 KiB; the "
+            "espdfu.usb.rom describes it: each file's erase holds the bus (30 ms per 4 KiB; the "
             "file's 512 KiB parts take 3.8 s each), and the GETSTATUS after the download "
             "answers dfuIDLE (no dfuMANIFEST for either tool to sleep in). One board reports a "
             "bwPollTimeout of 2 ms with each dfuDNLOAD-IDLE, the other 0. Both tools send the "

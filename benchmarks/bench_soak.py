@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the scenarios live with the tests
     sys.path.insert(0, str(ROOT))
 
-from tests.core.soak import SoakReport, StormReport, soak, storm  # noqa: E402
+from tests.helpers.soak import SoakReport, StormReport, soak, storm  # noqa: E402
 
 BOARDS, ROUNDS = 16, 25
 STORM_BOARDS = 4

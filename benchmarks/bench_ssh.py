@@ -1,6 +1,6 @@
 """The app over SSH: the bytes a network carries, through a real sshd on loopback.
 
-The system's sshd on a free loopback port (tests/tui/sshloop.py: throw-away keys, its own
+The system's sshd on a free loopback port (tests/helpers/sshloop.py: throw-away keys, its own
 sshd_config); `ssh -t` runs the real `espdfu-tui --demo` there, in a tmux pane of 100x30, with
 the virtual boards in real time, as bench_app runs it. ssh connects to a relay in front of sshd
 that counts the bytes each way: encrypted, framed, what the network carries. Figures:
@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the SSH loop lives with the tests
     sys.path.insert(0, str(ROOT))
 
-from tests.tui.sshloop import SshLoop, unavailable  # noqa: E402
-from tests.tui.tmux import Tmux  # noqa: E402
+from tests.helpers.sshloop import SshLoop, unavailable  # noqa: E402
+from tests.helpers.tmux import Tmux  # noqa: E402
 
 KB = 1000
 GOAL = 30 * KB

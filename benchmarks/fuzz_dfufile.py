@@ -34,8 +34,8 @@ from pathlib import Path
 if __name__ == "__main__":  # run as a script: espdfu from the working tree's core/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
 
-from espdfu import dfufile
 from espdfu.errors import DfuFormatError
+from espdfu.files import dfufile
 
 MB = 1024 * 1024
 CORPUS_LIMIT = 2_000

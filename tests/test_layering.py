@@ -1,4 +1,5 @@
-"""The core/UI split, checked at run time, and the one test command the README gives.
+"""The core/UI split and the simulator's seam, checked at run time, and the one test command the
+README gives.
 
 import-linter checks the imports statically (`lint-imports`, the contract in
 pyproject.toml); this checks what actually ends up loaded, which also catches
@@ -19,11 +20,22 @@ ROOT = Path(__file__).resolve().parent.parent
 UI_PACKAGES = ("textual", "espdfu_tui", "rich")
 TEST_COMMAND = "bash .ci/test"
 
+SIMULATOR = ("espdfu.sim",)
+BELOW_THE_ENTRY_POINTS = (
+    "espdfu.bench.workbench",
+    "espdfu.flashing.station",
+    "espdfu.consoles.ports",
+    "espdfu.usb.hotplug",
+    "espdfu.files.idfbuild",
+)
+"""What the app and ``espdfu watch`` run on: none of it may name the virtual boards, which come
+in through the same seams as real ones (a pyusb backend, serial ports)."""
+
 # Runs in a fresh interpreter: imports the given modules (or, for "*", every module
-# of espdfu except __main__) and prints which modules of the UI packages got loaded.
+# of espdfu except __main__) and prints which modules of the given packages got loaded.
 PROBE = """
 import importlib, json, pkgutil, sys
-ui = set(json.loads(sys.argv[1]))
+packages = json.loads(sys.argv[1])
 names = sys.argv[2:]
 if names == ["*"]:
     import espdfu
@@ -34,13 +46,16 @@ if names == ["*"]:
     ]
 for name in names:
     importlib.import_module(name)
-print(json.dumps(sorted(m for m in sys.modules if m.partition(".")[0] in ui)))
+print(json.dumps(sorted(
+    m for m in sys.modules if any(m == p or m.startswith(p + ".") for p in packages)
+)))
 """
 
 
-def loaded_ui_modules(*modules: str) -> list[str]:
+def loaded_modules(packages: tuple[str, ...], *modules: str) -> list[str]:
+    """The modules of ``packages`` that importing ``modules`` loads, in a fresh interpreter."""
     result = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(UI_PACKAGES), *modules],
+        [sys.executable, "-c", PROBE, json.dumps(packages), *modules],
         capture_output=True,
         text=True,
         timeout=60,
@@ -58,14 +73,20 @@ def loaded_ui_modules(*modules: str) -> list[str]:
     ids=["espdfu", "espdfu.cli", "every-core-module"],
 )
 def test_core_does_not_load_the_ui(modules: tuple[str, ...]) -> None:
-    assert loaded_ui_modules(*modules) == []
+    assert loaded_modules(UI_PACKAGES, *modules) == []
 
 
 def test_the_probe_sees_the_ui_when_it_is_loaded() -> None:
     """The check above can fail: importing the app does load Textual."""
-    loaded = loaded_ui_modules("espdfu_tui.app")
+    loaded = loaded_modules(UI_PACKAGES, "espdfu_tui.app")
     assert "textual" in loaded
     assert "espdfu_tui" in loaded
+
+
+def test_only_the_entry_points_load_the_simulator() -> None:
+    assert loaded_modules(SIMULATOR, *BELOW_THE_ENTRY_POINTS) == []
+    # The probe can see it: the demo's finger presses virtual boards, and loads them.
+    assert "espdfu.sim" in loaded_modules(SIMULATOR, "espdfu.demo.finger")
 
 
 def readme_code_blocks() -> list[str]:

@@ -291,7 +291,8 @@ def test_the_core_alone_runs_its_commands_without_textual(
     assert "1-1.1" in listed.stdout
     # A real flash, of a small dfu.bin the core writes, to a virtual board (it takes a second).
     make = (
-        "import sys; from pathlib import Path; from espdfu import chips, dfufile; "
+        "import sys; from pathlib import Path; from espdfu import chips; "
+        "from espdfu.files import dfufile; "
         "data = dfufile.pack([dfufile.FlashFile(0x10000, 'app.bin', bytes(4096))], "
         "pid=chips.chip_by_name('esp32s2').dfu_pid); Path(sys.argv[1]).write_bytes(data)"
     )

@@ -11,7 +11,7 @@ The names in ``__all__`` are the library's public API, documented in docs/api.md
         print(result.path, result.message)
 
 They are imported on first use, so that importing one module of the package (the demo's
-build, ``espdfu.dfufile`` in a script) does not pay for pyusb and the flash engine.
+build, ``espdfu.files.dfufile`` in a script) does not pay for pyusb and the flash engine.
 """
 
 from __future__ import annotations
@@ -48,10 +48,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .boards import Access, Board, Mode, scan
-    from .dfufile import DfuImage, load
     from .errors import DfuFormatError, EspdfuError, InputError
-    from .flasher import (
+    from .files.dfufile import DfuImage, load
+    from .flashing.flasher import (
         Failure,
         FlashError,
         FlashOptions,
@@ -62,9 +61,11 @@ if TYPE_CHECKING:
         flash_many,
         incompatibility,
     )
-    from .transport import Usb, UsbUnavailable, open_usb
+    from .usb.boards import Access, Board, Mode, scan
+    from .usb.transport import Usb, UsbUnavailable
+    from .worlds import open_usb
 
-_HOMES = ("errors", "dfufile", "transport", "boards", "flasher")
+_HOMES = ("errors", "files.dfufile", "usb.transport", "worlds", "usb.boards", "flashing.flasher")
 """Where the public names live, the cheapest module to import first."""
 
 

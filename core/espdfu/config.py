@@ -54,9 +54,11 @@ from typing import Any
 import platformdirs
 import tomli_w
 
-from .build import DEFAULT_COMMAND
 from .errors import EspdfuError, InputError, printable
 from .fsutil import atomic_write, read_bytes
+
+DEFAULT_COMMAND = ("idf.py", "dfu")
+"""The build command: what makes build/dfu.bin in an ESP-IDF project."""
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -22,7 +22,7 @@ class Dispatcher(Generic[_E]):
         self._lock = threading.RLock()
         self._delivered = threading.Condition(self._lock)
         self._outbox: deque[_E] = deque()
-        self._emit: Callable[[_E], object] = lambda event: None
+        self._subscribers: list[Callable[[_E], object]] = []
         self._deliverer: threading.Thread | None = None
         self._depth = threading.local()
         """How deep this thread is in ``with`` blocks: events go out when it leaves the last."""
@@ -37,10 +37,10 @@ class Dispatcher(Generic[_E]):
         if self._depth.n == 0:
             self._deliver()
 
-    def connect(self, emit: Callable[[_E], object]) -> None:
-        """Hand every event posted from now on to ``emit``."""
+    def connect(self, subscriber: Callable[[_E], object]) -> None:
+        """Hand every event posted from now on to ``subscriber`` too (after those before it)."""
         with self._lock:
-            self._emit = emit
+            self._subscribers = [*self._subscribers, subscriber]
 
     def post(self, event: _E) -> None:
         """Queue ``event`` (inside ``with``): it goes out in the order posted."""
@@ -65,7 +65,7 @@ class Dispatcher(Generic[_E]):
             self._delivered.wait_for(
                 lambda: self._deliverer in (None, threading.current_thread()), timeout
             )
-            self._emit = lambda event: None
+            self._subscribers = []
             self._outbox.clear()
 
     def _deliver(self) -> None:
@@ -80,8 +80,9 @@ class Dispatcher(Generic[_E]):
                         self._end_delivery()
                         return
                     event = self._outbox.popleft()
-                    emit = self._emit
-                emit(event)
+                    subscribers = self._subscribers
+                for subscriber in subscribers:
+                    subscriber(event)
         except BaseException:
             with self._lock:
                 self._end_delivery()

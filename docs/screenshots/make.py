@@ -34,19 +34,18 @@ from pathlib import Path
 from textual.pilot import Pilot
 from textual.widgets import RichLog, Static
 
-from espdfu import dfufile
+from espdfu.bench.settings import WorkbenchSettings
+from espdfu.bench.workbench import Workbench
 from espdfu.chips import chip_by_name
-from espdfu.demo import DEMO_BOARDS, PROJECT_NAME, app_image, make_demo_project
-from espdfu.flasher import FlashOptions
-from espdfu.protocol import Request
-from espdfu.sim import Fault, SimBackend, SimBus, TimeModel
-from espdfu.transport import Usb
-from espdfu.workbench import Workbench, WorkbenchSettings
+from espdfu.demo.project import DEMO_BOARDS, PROJECT_NAME, app_image, make_demo_project
+from espdfu.files import dfufile
+from espdfu.flashing.flasher import FlashOptions
+from espdfu.sim import Fault, SimBus, TimeModel, virtual_usb
+from espdfu.usb.protocol import Request
 from espdfu_tui.app import EspdfuApp
-from espdfu_tui.console import ConsoleScreen
+from espdfu_tui.console_screen import ConsoleScreen
 from espdfu_tui.panels import BoardPanel, panel_id
 from espdfu_tui.screens import HelpScreen
-from espdfu_tui.status import StatusBar
 
 SIZE = (100, 30)
 HERE = Path(__file__).resolve().parent
@@ -90,7 +89,7 @@ def make_app(root: Path, time: TimeModel) -> tuple[EspdfuApp, SimBus]:
     project.build_dir.mkdir()
     bus = SimBus.from_spec(DEMO_BOARDS, time=time)
     workbench = Workbench(
-        Usb(SimBackend(bus), f"virtual boards ({DEMO_BOARDS})", bus),
+        virtual_usb(bus, f"virtual boards ({DEMO_BOARDS})"),
         WorkbenchSettings(
             build_dir=project.build_dir,
             project_dir=project.project_dir,
@@ -105,7 +104,7 @@ def make_app(root: Path, time: TimeModel) -> tuple[EspdfuApp, SimBus]:
     facts = [  # what `espdfu-tui --demo` lists, with its temporary folder shortened
         f"Project: …/{PROJECT_NAME} (demo: a throw-away copy)",
         f"Build folder: …/{PROJECT_NAME}/build",
-        f"Build command: {Path(sys.executable).name} -m espdfu.demo build …/{PROJECT_NAME}",
+        f"Build command: {Path(sys.executable).name} -m espdfu.demo.project build …/{PROJECT_NAME}",
         f"USB: virtual boards ({DEMO_BOARDS})",
         "Config files read: none",
         "Board labels are kept in ~/.config/espdfu/labels.toml",
@@ -128,9 +127,10 @@ async def until(pilot: Pilot[int], condition: Callable[[], bool], what: str) -> 
 async def ready(pilot: Pilot[int], root: Path) -> None:
     """The demo's five panels, then a dfu.bin, shown."""
     app = pilot.app
+    assert isinstance(app, EspdfuApp)
     await until(pilot, lambda: len(app.query(BoardPanel)) == 5, "five board panels")
     dfufile.save(root / PROJECT_NAME / "build" / "dfu.bin", demo_dfu())
-    await until(pilot, lambda: app.query_one(StatusBar).summary.artifact is not None, "the dfu.bin")
+    await until(pilot, lambda: app.summary.artifact is not None, "the dfu.bin")
 
 
 async def shoot_idle(out: Path, root: Path) -> None:

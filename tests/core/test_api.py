@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 import espdfu
-from espdfu import dfufile, flasher
-from tests.core.boardworld import image_files
+from espdfu.files import dfufile
+from espdfu.flashing import flasher
+from espdfu.sim import SimBackend
+from tests.helpers.boardworld import image_files
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "api.md"
@@ -69,9 +71,9 @@ def test_the_examples_run_in_order_on_virtual_boards(
         exec(compile(code, str(PAGE), "exec"), namespace)
     out = capsys.readouterr().out
     usb = namespace["usb"]
-    assert isinstance(usb, espdfu.Usb) and usb.sim is not None
+    assert isinstance(usb, espdfu.Usb) and isinstance(usb.backend, SimBackend)
     # The first example flashed the three S2 boards, the second the first of them again.
-    completed = {path: board.downloads_completed for path, board in usb.sim.boards.items()}
+    completed = {path: board.downloads_completed for path, board in usb.backend.bus.boards.items()}
     assert completed == {"1-1.1": 2, "1-1.2": 1, "1-1.3": 1, "1-1.4": 0}
     assert "skipping 1-1.4 (esp32s3, ROM download)" in out
     assert "3 of 3 boards flashed" in out

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from espdfu.benchsetup import workbench_settings
-from espdfu.build import DEFAULT_COMMAND
+from espdfu.bench.settings import workbench_settings
 from espdfu.config import (
+    DEFAULT_COMMAND,
     LABELS_FILE,
     PROJECT_FILE,
     SHELL,
@@ -19,7 +19,7 @@ from espdfu.config import (
     load_settings,
     save_label,
 )
-from espdfu.flasher import FlashOptions
+from espdfu.flashing.flasher import FlashOptions
 
 BINDINGS = {"build", "flash", "flash_all", "quit"}
 

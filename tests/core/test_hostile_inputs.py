@@ -19,13 +19,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from espdfu import dfufile
 from espdfu.cli import main
 from espdfu.config import PROJECT_FILE, ConfigError, load_settings, save_label
 from espdfu.errors import DfuFormatError, EspdfuError, InputError
-from espdfu.idfbuild import BuildFolder, flash_files_from_json
+from espdfu.files import dfufile
+from espdfu.files.idfbuild import BuildFolder, flash_files_from_json
 from tests.conftest import missing
-from tests.core.archive import archive, record, with_suffix
+from tests.helpers.archive import archive, record, with_suffix
 
 GB = 1024**3
 MB = 1024**2

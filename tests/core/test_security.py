@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from espdfu import dfufile
-from espdfu.build import BuildResult, BuildRunner
+from espdfu.bench.build import BuildResult, BuildRunner
 from espdfu.cli import main
 from espdfu.config import LABELS_FILE, PROJECT_FILE, load_settings, save_label
+from espdfu.files import dfufile
 from espdfu.fsutil import atomic_write
 from espdfu.udev import rule_text
 

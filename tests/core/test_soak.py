@@ -1,6 +1,6 @@
 """The workbench under load: rebuilds faster than flashes on 16 boards, and hot-plug storms.
 
-The counts come from tests/core/soak.py, which benchmarks/bench_soak.py reports too.
+The counts come from tests/helpers/soak.py, which benchmarks/bench_soak.py reports too.
 """
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from espdfu import dfufile
-from espdfu.flasher import FlashResult, flash
-from espdfu.sim import SimBus
-from espdfu.transport import Usb
-from tests.core.soak import FAST, TIMEOUT_S, RecordingBackend, dfu_bin, soak, storm
+from espdfu.files import dfufile
+from espdfu.flashing.flasher import FlashResult, flash
+from espdfu.sim import SimBus, VirtualSerial
+from espdfu.usb.transport import Usb
+from tests.helpers.soak import FAST, TIMEOUT_S, RecordingBackend, dfu_bin, soak, storm
 
 
 def test_auto_flash_keeps_up_with_rebuilds_faster_than_flashes_on_16_boards(
@@ -41,7 +41,7 @@ def test_the_overlap_count_sees_two_flashes_on_one_board() -> None:
     """The instrument itself: two flashes started at once on one board count as two."""
     bus = SimBus.from_spec("esp32s2-dfu", time=FAST)
     backend = RecordingBackend(bus)
-    usb = Usb(backend, "virtual boards", bus)
+    usb = Usb(backend, "virtual boards", VirtualSerial(bus))
     (path,) = bus.boards
     image = dfufile.parse(dfu_bin(0))
     together = threading.Barrier(2)

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from espdfu import dfufile
 from espdfu.chips import chip_by_name
-from espdfu.dfufile import FlashFile
+from espdfu.files import dfufile
+from espdfu.files.dfufile import FlashFile
 
 HERE = Path(__file__).resolve().parent
 GUEST = HERE / "guest"
@@ -115,7 +115,7 @@ class BoardSpec:
     timing: Mapping[str, object] = field(default_factory=dict)
     faults: Mapping[str, object] = field(default_factory=dict)
     dfu_pid: int | None = None
-    """The PID of the DFU-mode device, when not the one espdfu.rom assumes."""
+    """The PID of the DFU-mode device, when not the one espdfu.usb.rom assumes."""
 
     def config(self) -> dict[str, object]:
         return {

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from espdfu import dfufile
+from espdfu.files import dfufile
 from tests.realusb.harness import MIB, BoardSpec, GuestRun, Image, boot, make_image
 
 pytestmark = [pytest.mark.realusb, pytest.mark.timeout(900)]
@@ -44,9 +44,9 @@ def corrupted_md5(image: Image) -> bytes:
 
 ROUTE_PROBE = """
 import sys
-from espdfu.boards import scan
-from espdfu.transport import DfuInterface, open_usb
-usb = open_usb()
+from espdfu.usb.boards import scan
+from espdfu.usb.transport import DfuInterface, open_libusb
+usb = open_libusb()
 board = next(board for board in scan(usb) if board.path == sys.argv[1])
 dfu = DfuInterface(usb.find(board.path), board.interface)
 dfu.claim()
@@ -353,7 +353,7 @@ def test_dfu_util_flashes_the_same_board_as_espdfu_with_the_same_result(
     assert result["ok"], desktop.step("espdfu")
     step = desktop.step("dfu_util")
     assert step.rc == 0 and "Done!" in step.stdout, step
-    # What users' dfu-util logs of real boards show, and so the ROM model (espdfu.rom):
+    # What users' dfu-util logs of real boards show, and so the ROM model (espdfu.usb.rom):
     # WillDetach, DFU 1.1 and 64-byte blocks in both modes, dfuIDLE right after the download.
     for line in (
         "Run-Time device DFU version 0110",

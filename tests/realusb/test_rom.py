@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from espdfu import dfufile, rom
 from espdfu.chips import chip_by_name
-from espdfu.driver import drive
-from espdfu.protocol import (
+from espdfu.files import dfufile
+from espdfu.usb import rom
+from espdfu.usb.driver import drive
+from espdfu.usb.protocol import (
     DeviceStatusError,
     Ending,
     Reply,

@@ -7,21 +7,24 @@ import time
 from pathlib import Path
 
 import pytest
+from textual.binding import Binding
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import RichLog
 
-from espdfu import dfufile
-from espdfu.build import BuildState
+from espdfu.bench.build import BuildState
+from espdfu.bench.views import BoardChanged, BoardView
 from espdfu.config import config_dir, load_labels, save_label
-from espdfu.dfufile import FlashFile
+from espdfu.files import dfufile
+from espdfu.files.dfufile import FlashFile
 from espdfu.sim import BoardKind, TimeModel, VirtualBoard
 from espdfu_tui.__main__ import build_parser, main, make_app_from_args
-from espdfu_tui.app import NO_BOARDS_TEXT, EspdfuApp
-from espdfu_tui.panels import BoardGrid, BoardPanel, ago, panel_id
+from espdfu_tui.app import EspdfuApp
+from espdfu_tui.grid import NO_BOARDS_TEXT, BoardGrid
+from espdfu_tui.panels import BoardPanel, ago, panel_id
 from espdfu_tui.screens import ConfirmScreen, HelpScreen, LabelScreen
 from espdfu_tui.status import StatusBar
-from tests.tui.harness import log_text, make_app, panel, panel_text, text, until
+from tests.helpers.harness import log_text, make_app, panel, panel_text, text, until
 
 SIZE = (80, 24)
 
@@ -77,6 +80,36 @@ async def test_no_boards_says_how_to_get_one(tmp_path: Path) -> None:
         assert NO_BOARDS_TEXT in text(app, "#no-boards")
 
 
+async def test_a_flash_shows_each_boards_way_to_dfu_mode_and_never_an_app(tmp_path: Path) -> None:
+    """What a panel says of a board at each step of its flash, as the workbench reported it: a
+    board in ROM download never reads as an app on its way to DFU mode (it did: "esp32s2 ·
+    app" while DETACH took it off the bus, and "flashing 0%" before the bus saw DFU mode), and
+    an app with a DFU runtime keeps saying so until DFU mode (it did: "unknown · app")."""
+    rom, runtime = S2A, S2B
+    app, _ = make_app(tmp_path, spec="esp32s2,esp32s2-app", time=TimeModel.scaled(0.3))
+    views: list[BoardView] = []
+    app.workbench.subscribe(lambda e: views.append(e.view) if isinstance(e, BoardChanged) else None)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 2, "the panels")
+        await pilot.press("x")
+        await until(pilot, lambda: all(panel(app, p).view.last for p in (rom, runtime)), "flashes")
+        drawn: dict[str, list[tuple[str, str]]] = {rom: [], runtime: []}
+        for view in views:  # each step drawn, as a panel draws it
+            widget = panel(app, view.path)
+            widget.view = view
+            widget.refresh_view()
+            where = f"#{panel_id(view.path)}"
+            drawn[view.path].append((text(app, f"{where} #what"), text(app, f"{where} #state")))
+    for seen in drawn.values():
+        assert any(state.startswith("waiting for DFU") for _, state in seen), seen
+        flashing = [what for what, state in seen if state.startswith("flashing ")]
+        assert flashing and all(what.endswith(" · DFU") for what in flashing), seen
+        assert not any(what.endswith(" · app") for what, _ in seen), seen
+    assert drawn[rom][0][0] == "esp32s2 · ROM download"
+    assert drawn[runtime][0][0] == "unknown · app (DFU runtime)"
+    assert all("DFU" in what.split(" · ")[1] for what, _ in drawn[runtime]), drawn[runtime]
+
+
 async def test_x_builds_then_flashes_every_armed_board_that_can_take_it(tmp_path: Path) -> None:
     app, bus = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -102,7 +135,7 @@ async def test_b_builds_and_f_flashes_only_the_selected_board(tmp_path: Path) ->
         await until(pilot, lambda: len(app.query(BoardPanel)) == 3, "the panels")
         await pilot.press("b")
         await until(
-            pilot, lambda: app.workbench.build_status.state is BuildState.SUCCEEDED, "the build"
+            pilot, lambda: app.workbench.summary.build.state is BuildState.SUCCEEDED, "the build"
         )
         await until(pilot, lambda: app.workbench.compatible(S2B), "the artifact")
         assert all(bus.board(p).downloads_completed == 0 for p in (S2A, S2B))
@@ -285,10 +318,11 @@ async def test_every_command_is_in_the_palette(tmp_path: Path) -> None:
     app, _ = make_app(tmp_path)
     async with app.run_test(size=SIZE):
         commands = {command.title: command for command in app.get_system_commands(app.screen)}
-        for description in app.DESCRIPTIONS.values():
+        descriptions = {b.id: b.tooltip for b in app.BINDINGS if isinstance(b, Binding)}
+        for description in filter(None, descriptions.values()):
             if not description.startswith(("Help", "Quit")):
                 assert description in commands
-        assert commands["Quit"].help == app.DESCRIPTIONS["quit"]  # it asks first
+        assert commands["Quit"].help == descriptions["quit"]  # it asks first
 
 
 def test_command_line_options() -> None:
@@ -388,9 +422,7 @@ async def test_shift_f_with_no_board_for_the_dfu_bin_says_so(tmp_path: Path) -> 
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: len(app.query(BoardPanel)) == 1, "the panel")
         await pilot.press("b")
-        await until(
-            pilot, lambda: app.query_one(StatusBar).summary.artifact is not None, "the dfu.bin"
-        )
+        await until(pilot, lambda: app.summary.artifact is not None, "the dfu.bin")
         await pilot.press("F")
         reason = "Nothing to flash: no board here can take this dfu.bin."
         await until(pilot, lambda: reason in log_text(app), "the reason")

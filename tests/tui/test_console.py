@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from textual.widgets import RichLog, Static
 
-from espdfu_tui.console import ConsoleScreen
-from tests.tui.harness import make_app, panel, panel_text, until
+from espdfu_tui.console_screen import ConsoleScreen
+from tests.helpers.harness import make_app, panel, panel_text, until
 
 S2 = "1-1.1"
 APP_LINE = re.compile(r"[IWEDV] \(\d+\) app: ")

@@ -19,7 +19,7 @@ import pytest
 from espdfu.instance import LOCK_FILE_NAME, lock_path, take_instance_lock
 from espdfu_tui.__main__ import app_arguments, build_parser
 from tests.conftest import require_tool
-from tests.tui.chromium import Chromium
+from tests.helpers.chromium import Chromium
 
 APP = Path(sys.executable).parent / "espdfu-tui"
 PANELS = "the board panels"

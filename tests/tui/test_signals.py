@@ -24,8 +24,8 @@ import pytest
 from espdfu.sim import TimeModel
 from espdfu_tui.panels import BoardPanel
 from tests.conftest import require_tool
-from tests.tui.harness import make_app, until
-from tests.tui.tmux import Tmux
+from tests.helpers.harness import make_app, until
+from tests.helpers.tmux import Tmux
 
 DEADLINE_S = 30.0
 SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]

@@ -9,7 +9,7 @@ import pytest
 from textual.pilot import Pilot
 
 from espdfu_tui.panels import BoardPanel
-from tests.tui.harness import make_app, until
+from tests.helpers.harness import make_app, until
 
 Compare = Callable[..., bool]
 

@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 from tests.conftest import missing, require_tool
-from tests.tui.sshloop import SshLoop, unavailable
-from tests.tui.tmux import Tmux
+from tests.helpers.sshloop import SshLoop, unavailable
+from tests.helpers.tmux import Tmux
 
 
 def test_over_ssh_keys_arrive_and_a_build_then_flash_completes(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_tool
-from tests.tui.tmux import Tmux
+from tests.helpers.tmux import Tmux
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_tool
-from tests.tui.tmux import Tmux
+from tests.helpers.tmux import Tmux
 
 
 def test_a_pane_under_sh_has_its_own_size_despite_columns_and_lines_in_the_environment(

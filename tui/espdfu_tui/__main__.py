@@ -10,14 +10,13 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from espdfu import __version__
-from espdfu.build import DEFAULT_COMMAND
-from espdfu.cli.common import add_sim
-from espdfu.errors import DfuFormatError, EspdfuError, InputError
+from espdfu.cli.common import add_sim, print_error
+from espdfu.config import DEFAULT_COMMAND
+from espdfu.errors import EspdfuError
 from espdfu.instance import AlreadyRunning, take_instance_lock
 
 if TYPE_CHECKING:
@@ -25,8 +24,6 @@ if TYPE_CHECKING:
 
 PROGRESS_INTERVAL_S = 0.5
 """Two updates a second per board: smooth enough to watch, light enough for SSH."""
-DEMO_RESET_S = 2.0
-"""In the demo, how long after a good flash the virtual finger taps RESET."""
 EXIT_ALREADY_RUNNING = 3
 """Another espdfu-tui owns the boards (see espdfu.instance)."""
 RELOAD_WAIT_S = 2.0
@@ -106,14 +103,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         lock = take_instance_lock("espdfu-tui", wait_s=RELOAD_WAIT_S if in_browser else 0)
     except AlreadyRunning as error:
-        _fail(error)  # in a browser tab, this goes to the server's output
+        print_error(error, "espdfu-tui")  # in a browser tab, this goes to the server's output
         if in_browser:  # the tab shows the sentence too, instead of staying blank
             from .browser import AlreadyRunningApp
 
             AlreadyRunningApp(error.message, error.hint).run()
         return EXIT_ALREADY_RUNNING
     except EspdfuError as error:
-        return _fail(error)
+        return print_error(error, "espdfu-tui")
     with lock:
         return _run(args, in_browser)
 
@@ -135,7 +132,7 @@ def _run(args: argparse.Namespace, in_browser: bool) -> int:
                 print(f"espdfu-tui: {app.stop_report}", file=sys.stderr, flush=True)
         return app.return_code or 0
     except EspdfuError as error:
-        return _fail(error)
+        return print_error(error, "espdfu-tui")
     finally:
         if demo_root is not None:
             shutil.rmtree(demo_root, ignore_errors=True)
@@ -164,26 +161,17 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     return serve(app_arguments(parser, args), host, port)
 
 
-def _fail(error: EspdfuError) -> int:
-    """Say what went wrong and what to do; the exit code, as `espdfu` gives it: 2 for input
-    the user can correct (a config file, an option), 1 for the rest (no libusb, …)."""
-    print(f"espdfu-tui: {error.message}", file=sys.stderr)
-    if error.hint:
-        print(f"  {error.hint}", file=sys.stderr)
-    return 2 if isinstance(error, (InputError, DfuFormatError)) else 1
-
-
 def make_app_from_args(args: argparse.Namespace, demo_root: Path | None) -> tuple[EspdfuApp, bool]:
     """The app the command line asks for, and whether it takes the mouse."""
     from textual.binding import Binding
 
-    from espdfu.benchsetup import workbench_settings
-    from espdfu.build import find_project
+    from espdfu.bench.build import find_project
+    from espdfu.bench.settings import workbench_settings
+    from espdfu.bench.workbench import Workbench
     from espdfu.config import config_dir, load_labels, load_settings, save_label
-    from espdfu.demo import make_demo_project
-    from espdfu.flasher import FlashOptions
-    from espdfu.transport import open_usb
-    from espdfu.workbench import Workbench
+    from espdfu.demo.project import make_demo_project
+    from espdfu.flashing.flasher import FlashOptions
+    from espdfu.worlds import open_usb, virtual_world
 
     from .app import EspdfuApp
 
@@ -214,13 +202,18 @@ def make_app_from_args(args: argparse.Namespace, demo_root: Path | None) -> tupl
         flash=FlashOptions(progress_interval_s=PROGRESS_INTERVAL_S),
     )
     if demo_root is not None:
-        bench = replace(bench, demo_reset_s=DEMO_RESET_S)
-    usb_world = open_usb(sim)
+        usb_world, bus = virtual_world(sim)
+    else:
+        usb_world = open_usb(sim)
     workbench = Workbench(
         usb_world,
         bench,
         save_label=lambda path, label: save_label(path, label, config_dir=labels_dir),
     )
+    if demo_root is not None:  # the demo's finger presses the virtual boards' buttons
+        from espdfu.demo.finger import Finger
+
+        workbench.subscribe(Finger(bus, workbench).see)
     facts = [
         f"Project: {project_dir}" + (" (demo: a throw-away copy)" if demo_root else ""),
         f"Build folder: {bench.build_dir}",

@@ -1,11 +1,12 @@
-"""The Textual application: it shows the workbench and sends it the user's commands.
+"""The Textual application: it shows the workbench and sends it the user's intents.
 
 All flashing, watching and building happens in the core's workbench on its own threads; its
-events arrive here as typed messages (``post_message`` is the thread-safe way in) and their
+events arrive here as messages of their own names (:mod:`espdfu_tui.messages`) and their
 handlers, on the UI thread, render what the events carry: a board's view, the summary, a log
-line. Nothing here asks the workbench back for its state, and the commands go to it from one
-thread of their own, in order, since some touch the disk (a label saved, a build started):
-the UI thread never blocks.
+line. Nothing here asks the workbench back for its state: a key sends an intent ("flash this
+board", "cancel the flash of this board", "toggle auto-flash") that the workbench decides on,
+from one thread of its own, in order, since some touch the disk (a label saved, a build
+started): the UI thread never blocks and never takes the model's lock.
 """
 
 from __future__ import annotations
@@ -20,40 +21,36 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 from types import FrameType
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
-from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, RichLog, Static
+from textual.widgets import Footer, Header, RichLog
 
 from espdfu import __version__
-from espdfu.build import BuildState
-from espdfu.stopping import STOP_SIGNALS, signal_exit_code, stopped_line
-from espdfu.transport import port_order
-from espdfu.workbench import (
+from espdfu.bench.build import BuildState
+from espdfu.bench.views import BenchEvent, BoardView, Summary
+from espdfu.bench.workbench import Workbench
+from espdfu.flashing.stopping import STOP_SIGNALS, signal_exit_code, stopped_line
+
+from .console_screen import ConsoleScreen, Scrollback
+from .grid import BoardGrid
+from .messages import (
     BoardChanged,
     BoardRemoved,
-    BoardView,
     ConsoleOutput,
-    Event,
     Logged,
-    Summary,
     SummaryChanged,
-    Workbench,
+    message_for,
 )
-
-from .console import ConsoleScreen, Scrollback
-from .panels import BoardGrid, BoardPanel, panel_id
+from .panels import BoardPanel
 from .screens import ConfirmScreen, HelpScreen, LabelScreen
 from .status import StatusBar
 
-NO_BOARDS_TEXT = "No boards connected."
-DOWNLOAD_MODE_HINT = "Hold BOOT, tap RESET, release BOOT to put a board in download mode."
 LOG_LINES = 2000
 _TERMINAL_FD = 2
 """Textual draws on stderr."""
@@ -66,60 +63,6 @@ _OVER_CONSOLE = ("build", "build_flash", "help", "quit")
 """The app's commands a console screen keeps (build and watch the new app come up)."""
 
 
-class BoardShown(Message):
-    """A board as it is now."""
-
-    def __init__(self, event: BoardChanged) -> None:
-        super().__init__()
-        self.view = event.view
-
-    def can_replace(self, message: Message) -> bool:
-        """A board's newer state makes its older one, still queued, pointless."""
-        return isinstance(message, BoardShown) and message.view.path == self.view.path
-
-
-class BoardGone(Message):
-    def __init__(self, event: BoardRemoved) -> None:
-        super().__init__()
-        self.path = event.path
-
-
-class SummaryShown(Message):
-    """The artifact, the build and auto-flash as they are now."""
-
-    def __init__(self, event: SummaryChanged) -> None:
-        super().__init__()
-        self.summary = event.summary
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, SummaryShown)
-
-
-class ConsoleLines(Message):
-    """A board's app printed these lines."""
-
-    def __init__(self, event: ConsoleOutput) -> None:
-        super().__init__()
-        self.path = event.path
-        self.lines = event.lines
-
-
-class LogLine(Message):
-    def __init__(self, event: Logged) -> None:
-        super().__init__()
-        self.event = event
-
-
-_MESSAGES: dict[type[Event], Callable[[Any], Message]] = {
-    BoardChanged: BoardShown,
-    BoardRemoved: BoardGone,
-    SummaryChanged: SummaryShown,
-    Logged: LogLine,
-    ConsoleOutput: ConsoleLines,
-}
-"""The message each kind of event is carried in (a SummaryChanged's kinds by their base)."""
-
-
 class EspdfuApp(App[int]):
     """One live panel per board, the artifact and the build, and a log."""
 
@@ -129,39 +72,35 @@ class EspdfuApp(App[int]):
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]  # noqa: RUF012
     """Screen classes by height: "-short" (under 30 lines) has a shorter log, so that three rows
     of panels fit in 24; "-tall" only ends it."""
-    # Every binding has an id, so users can remap keys ([keys] in the config).
+    # Every binding has an id, so users can remap keys ([keys] in the config), and a tooltip:
+    # what it does, in the help screen and the command palette.
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("b", "build", "Build", id="build"),
-        Binding("x", "build_flash", "Build+flash", id="build_flash"),
-        Binding("f", "flash", "Flash", id="flash"),
-        Binding("F", "flash_all", "All", id="flash_all", key_display="F"),
-        Binding("space", "arm", "Arm", id="arm"),
-        Binding("w", "auto_flash", "Auto", id="auto_flash"),
-        Binding("c", "cancel", "Cancel", id="cancel"),
-        Binding("m", "console", "Console", id="console", show=False),
-        Binding("n", "label", "Label", id="label", show=False),
-        Binding("l", "log", "Log", id="log", show=False),
-        Binding("question_mark", "help", "Help", id="help", key_display="?"),
-        Binding("q", "quit", "Quit", id="quit"),
+        Binding("b", "build", "Build", id="build",
+                tooltip="Build (idf.py dfu, or your build command)"),
+        Binding("x", "build_flash", "Build+flash", id="build_flash",
+                tooltip="Build, then flash the armed boards"),
+        Binding("f", "flash", "Flash", id="flash", tooltip="Flash the selected board"),
+        Binding("F", "flash_all", "All", id="flash_all", key_display="F",
+                tooltip="Flash every board that can take the dfu.bin"),
+        Binding("space", "arm", "Arm", id="arm",
+                tooltip="Arm/disarm the selected board (auto-flash)"),
+        Binding("w", "auto_flash", "Auto", id="auto_flash",
+                tooltip="Auto-flash armed boards on rebuild: on/off"),
+        Binding("c", "cancel", "Cancel", id="cancel",
+                tooltip="Cancel the selected flash, or the build"),
+        Binding("m", "console", "Console", id="console", show=False,
+                tooltip="The selected board's console: scroll, pause, clear, save"),
+        Binding("n", "label", "Label", id="label", show=False,
+                tooltip="Label the selected board (kept by port)"),
+        Binding("l", "log", "Log", id="log", show=False, tooltip="Show or hide the log"),
+        Binding("question_mark", "help", "Help", id="help", key_display="?",
+                tooltip="Help: the keys and the setup"),
+        Binding("q", "quit", "Quit", id="quit", tooltip="Quit (asks first while work runs)"),
         Binding("right", "move(1)", "Next board", show=False, id="next"),
         Binding("left", "move(-1)", "Previous board", show=False, id="previous"),
         Binding("down", "move_row(1)", "Board below", show=False, id="below"),
         Binding("up", "move_row(-1)", "Board above", show=False, id="above"),
-    ]
-    DESCRIPTIONS: ClassVar[dict[str, str]] = {
-        "build": "Build (idf.py dfu, or your build command)",
-        "build_flash": "Build, then flash the armed boards",
-        "flash": "Flash the selected board",
-        "flash_all": "Flash every board that can take the dfu.bin",
-        "arm": "Arm/disarm the selected board (auto-flash)",
-        "auto_flash": "Auto-flash armed boards on rebuild: on/off",
-        "cancel": "Cancel the selected flash, or the build",
-        "console": "The selected board's console: scroll, pause, clear, save",
-        "label": "Label the selected board (kept by port)",
-        "log": "Show or hide the log",
-        "help": "Help: the keys and the setup",
-        "quit": "Quit (asks first while work runs)",
-    }
+    ]  # fmt: skip
 
     def __init__(
         self,
@@ -182,16 +121,16 @@ class EspdfuApp(App[int]):
         self.facts = list(facts)
         self.keymap = keymap or {}
         self.sub_title = f"demo · {__version__}" if demo else __version__
-        settings = workbench.settings  # resolved here, before the app runs: it reads the disk
+        settings = workbench.settings  # what it was made with; resolved here: it reads the disk
         self.build_dir_shown = _short(settings.build_dir, settings.project_dir or Path.cwd())
-        self.summary: Summary = workbench.summary
+        self.summary = Summary()
+        """The summary as the workbench last reported it (its first event brings it)."""
         self._held_views: dict[str, BoardView] = {}
         """The boards' latest views while a console screen covers their panels."""
         self.scrollbacks: dict[str, Scrollback] = {}
         """Each board's console lines, kept whether or not its console screen is open."""
         self._commands: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
         """What the keys ask of the workbench, for :meth:`_serve_workbench`; None ends it."""
-        """The last summary shown (the keys that build or flash look at it)."""
         self.stopped = False
         self.leaving = False
         self.stop_signal: int | None = None
@@ -205,9 +144,8 @@ class EspdfuApp(App[int]):
     def compose(self) -> ComposeResult:
         yield Header()
         build_key = self.keymap.get("build", "b").split(",")[0]
-        yield StatusBar(self.project, self.summary, self.build_dir_shown, build_key)
-        with BoardGrid(id="boards"):
-            yield Static(f"{NO_BOARDS_TEXT}\n{DOWNLOAD_MODE_HINT}", id="no-boards")
+        yield StatusBar(self.project, self.build_dir_shown, build_key)
+        yield BoardGrid(id="boards")
         log = RichLog(id="log", max_lines=LOG_LINES, wrap=True, markup=False)
         log.can_focus = False  # tab selects boards only; the log scrolls with the mouse
         yield log
@@ -239,20 +177,21 @@ class EspdfuApp(App[int]):
             return
         now = self.clock()
         with contextlib.suppress(NoMatches):  # the app may be closing
-            self.query_one(StatusBar).refresh_age(now)
+            self.query_one(StatusBar).show(self.summary, now)
         for panel in self.query(BoardPanel):
             with contextlib.suppress(NoMatches):  # a panel mounted but not yet composed
                 panel.refresh_age(now)
 
-    def _relay(self, event: Event) -> None:
+    def _relay(self, event: BenchEvent) -> None:
         """Called on the workbench's threads."""
-        kind = next(kind for kind in type(event).__mro__ if kind in _MESSAGES)
-        self.post_message(_MESSAGES[kind](event))
+        message = message_for(event)
+        if message is not None:
+            self.post_message(message)
 
     # --- events from the workbench ------------------------------------------------------------
     # Flashes still report while the app closes, after its widgets are gone: NoMatches then.
 
-    def on_board_shown(self, message: BoardShown) -> None:
+    def on_board_changed(self, message: BoardChanged) -> None:
         screen = self._console_screen(message.view.path)
         if screen is not None:
             screen.show_view(message.view)
@@ -263,7 +202,7 @@ class EspdfuApp(App[int]):
             if self._show_board(message.view):
                 self.refresh_bindings()
 
-    def on_console_lines(self, message: ConsoleLines) -> None:
+    def on_console_output(self, message: ConsoleOutput) -> None:
         self.scrollbacks.setdefault(message.path, Scrollback()).add(message.lines)
         screen = self._console_screen(message.path)
         if screen is not None:
@@ -285,47 +224,26 @@ class EspdfuApp(App[int]):
         screen = self.screen_stack[-1] if self.screen_stack else None
         return screen if isinstance(screen, ConsoleScreen) and screen.path == path else None
 
-    def on_board_gone(self, message: BoardGone) -> None:
+    def on_board_removed(self, message: BoardRemoved) -> None:
         self._held_views.pop(message.path, None)
         with contextlib.suppress(NoMatches):
-            for panel in self.query(f"#{panel_id(message.path)}"):
-                panel.remove()
-            if len(self.query(BoardPanel)) <= 1:  # the one being removed
-                self.query_one("#no-boards").display = True
+            self.query_one(BoardGrid).remove_board(message.path)
             self.refresh_bindings()
 
-    def on_summary_shown(self, message: SummaryShown) -> None:
+    def on_summary_changed(self, message: SummaryChanged) -> None:
         self.summary = message.summary
         with contextlib.suppress(NoMatches):
             self.query_one(StatusBar).show(message.summary, self.clock())
             self.refresh_bindings()
 
-    def on_log_line(self, message: LogLine) -> None:
+    def on_logged(self, message: Logged) -> None:
+        style = _LEVEL_STYLES.get(message.level, "dim" if message.source == "build" else "")
         with contextlib.suppress(NoMatches):
-            self._write_log(message.event)
+            self.query_one("#log", RichLog).write(Text(message.text, style=style))
 
     def _show_board(self, view: BoardView) -> bool:
-        """Show ``view``; whether what the keys depend on may have changed (the footer's keys
-        are redrawn then only: not for each console line)."""
-        panel = next(self.query(f"#{panel_id(view.path)}").results(BoardPanel), None)
-        if panel is not None:
-            before = _keys_depend_on(panel.view)
-            panel.show(view, self.clock())
-            return _keys_depend_on(view) != before
-        grid = self.query_one(BoardGrid)
-        self.query_one("#no-boards").display = False
-        panels = list(grid.query(BoardPanel))
-        place = port_order(view.path)
-        later = [p for p in panels if port_order(p.view.path) > place]
-        new = BoardPanel(view, self.clock())
-        grid.mount(new, before=later[0] if later else None)
-        if not panels:
-            new.focus()
-        return True
-
-    def _write_log(self, event: Logged) -> None:
-        style = _LEVEL_STYLES.get(event.level, "dim" if event.source == "build" else "")
-        self.query_one("#log", RichLog).write(Text(event.text, style=style))
+        """Show ``view``; whether what the keys depend on may have changed."""
+        return self.query_one(BoardGrid).show(view, self.clock())
 
     # --- the selected board -------------------------------------------------------------------
 
@@ -336,27 +254,11 @@ class EspdfuApp(App[int]):
 
     def action_move(self, step: int) -> None:
         """Left or right on the grid as drawn; nothing past the row's ends."""
-        self._move_on_grid(step, 0)
+        self.query_one(BoardGrid).move(self.selected, step, 0)
 
     def action_move_row(self, step: int) -> None:
         """Up or down on the grid as drawn; nothing past its top or its last board below."""
-        self._move_on_grid(0, step)
-
-    def _move_on_grid(self, across: int, down: int) -> None:
-        panels = list(self.query(BoardPanel))
-        if not panels:
-            return
-        # Focused at once (focus() would wait for the next idle): a key that follows at once,
-        # as with a held arrow, moves on from the new board, not again from the old one.
-        if self.selected not in panels:
-            self.screen.set_focus(panels[0])
-            return
-        columns = self.query_one(BoardGrid).columns
-        row, column = divmod(panels.index(self.selected), columns)
-        row, column = row + down, column + across
-        index = row * columns + column
-        if 0 <= column < columns and row >= 0 and index < len(panels):
-            self.screen.set_focus(panels[index])
+        self.query_one(BoardGrid).move(self.selected, 0, step)
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -426,12 +328,17 @@ class EspdfuApp(App[int]):
             self._send(partial(self.workbench.set_armed, self.selected.view.path))
 
     def action_auto_flash(self) -> None:
-        self._send(partial(self.workbench.set_auto_flash, not self.summary.auto_flash))
+        self._send(self.workbench.set_auto_flash)  # the workbench toggles its own
 
     def action_cancel(self) -> None:
+        """The flash the selected panel shows, else the build: what the user saw running.
+        (If that flash has just ended, the workbench says so; it never cancels the build
+        instead.)"""
         selected = self.selected
-        path = selected.view.path if selected and selected.view.flashing else None
-        self._send(partial(self.workbench.cancel, path))
+        if selected is not None and selected.view.flashing:
+            self._send(partial(self.workbench.cancel_flash, selected.view.path))
+        else:
+            self._send(self.workbench.cancel_build)
 
     def action_label(self) -> None:
         selected = self.selected
@@ -464,17 +371,15 @@ class EspdfuApp(App[int]):
     def key_help(self) -> list[tuple[str, str]]:
         """(key, what it does) for every command, with the user's remapped keys."""
         rows = []
-        for binding in self.BINDINGS:
-            assert isinstance(binding, Binding)
-            if binding.id in self.DESCRIPTIONS:
-                key = self.keymap.get(binding.id, binding.key_display or binding.key)
-                rows.append((key, self.DESCRIPTIONS[binding.id]))
+        for binding in self._commands_bound():
+            key = self.keymap.get(binding.id or "", binding.key_display or binding.key)
+            rows.append((key, binding.tooltip))
         rows.append(("arrows, tab", "Select a board"))
         rows.append(("ctrl+p", "Command palette (every command by name)"))
         return rows
 
     async def action_quit(self) -> None:
-        if not self.workbench.busy:
+        if not self.summary.busy:
             self._stop_and_exit()
             return
 
@@ -545,7 +450,7 @@ class EspdfuApp(App[int]):
             return []
         self.stopped = True
         self._commands.put(None)
-        return self.workbench.stop_and_say()
+        return self.workbench.stop()
 
     def on_unmount(self) -> None:
         self._stop_work()
@@ -556,24 +461,22 @@ class EspdfuApp(App[int]):
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         """Every key's command, by name, in the command palette too."""
+        bound = {binding.id: binding for binding in self._commands_bound()}
         for command in super().get_system_commands(screen):
             if command.title == "Quit":  # Textual's words say "as soon as possible": ours asks
-                command = command._replace(help=self.DESCRIPTIONS["quit"])
+                command = command._replace(help=bound["quit"].tooltip)
             yield command
-        for binding in self.BINDINGS:
-            assert isinstance(binding, Binding)
-            description = self.DESCRIPTIONS.get(binding.id or "")
-            if description and binding.id not in ("quit", "help"):
+        for binding in bound.values():
+            if binding.id not in ("quit", "help"):
                 yield SystemCommand(
-                    description,
+                    binding.tooltip,
                     f"key: {self.keymap.get(binding.id or '', binding.key_display or binding.key)}",
                     lambda action=binding.action: self.run_action(action),
                 )
 
-
-def _keys_depend_on(view: BoardView) -> tuple[bool, ...]:
-    """What of a board the keys' enabled state depends on (see ``check_action``)."""
-    return (view.fits, view.flashing, view.console is not None)
+    def _commands_bound(self) -> list[Binding]:
+        """The bindings of the app's commands (those that say what they do)."""
+        return [b for b in self.BINDINGS if isinstance(b, Binding) and b.tooltip]
 
 
 def _short(path: Path, base: Path) -> str:

@@ -1,4 +1,4 @@
-"""One panel per board, in a grid that reflows with the terminal's width."""
+"""A board's panel: what it is, what it is doing, how the last flash went, what to do next."""
 
 from __future__ import annotations
 
@@ -7,18 +7,16 @@ from dataclasses import replace
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import VerticalScroll
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import ProgressBar, Static
 
-from espdfu.boards import Mode
-from espdfu.console import RunState
-from espdfu.flasher import Phase
-from espdfu.protocol import Ending
-from espdfu.workbench import BoardView
+from espdfu.bench.views import BoardView
+from espdfu.flashing.flasher import Phase
+from espdfu.usb.boards import Mode
+from espdfu.usb.protocol import Ending
 
-from .console import styled
+from .console_screen import styled
 
 CONSOLE_REDRAW_S = 0.5
 """The most often a panel is redrawn for its console alone: two lines a second stay readable."""
@@ -98,10 +96,10 @@ class BoardPanel(Widget, can_focus=True):
         self.set_class(view.flashing, "flashing")
         app = view.running_app and not view.flashing
         flash_failed = view.last is not None and not view.last.ok and not view.cancelled
-        troubled = app and view.console is not None and view.console.state in _TROUBLE
+        troubled = app and view.troubled
         self.set_class((flash_failed and not view.flashing and not app) or troubled, "failed")
         self.set_class(not app and (not view.present or not board.flashable), "inactive")
-        what = f"{board.chip_name} · {board.mode.value if view.present else 'app'}"
+        what = f"{board.chip_name} · {view.mode_words}"
         if view.label:
             what = f"{board.path} · {what}"
         self._update("#what", what)
@@ -117,6 +115,11 @@ class BoardPanel(Widget, can_focus=True):
             bar.update(total=max(progress.total, 1), progress=progress.done)
         self.query_one("#after", Static).display = not bar.display
         self._update("#after", self._after_line())
+
+    def keys_depend_on(self) -> tuple[bool, ...]:
+        """What of the board the app's keys depend on (see ``EspdfuApp.check_action``)."""
+        view = self.view
+        return (view.fits, view.flashing, view.console is not None)
 
     def _update(self, selector: str, content: str | Text) -> None:
         """Only a line whose content changed is redrawn (bytes over SSH)."""
@@ -172,27 +175,6 @@ class BoardPanel(Widget, can_focus=True):
         return view.board.hint
 
 
-_TROUBLE = (RunState.PANICKED, RunState.REBOOT_LOOP)
-
-
 def panel_id(path: str) -> str:
     """A widget id for a port path ("1-1.2" → "board-1-1_2")."""
     return "board-" + path.replace(".", "_")
-
-
-class BoardGrid(VerticalScroll, can_focus=False, inherit_bindings=False):
-    """The panels, as many per row as the width allows.
-
-    Not focusable itself: focus is the board selection, so tab goes from board to board (the
-    grid scrolls to the focused panel). Without the scroll keys of its base, whose bindings
-    would take the arrows from the app's board selection as soon as the panels overflow; the
-    mouse wheel still scrolls it."""
-
-    @property
-    def columns(self) -> int:
-        """Panels a row, as drawn now."""
-        return self.styles.grid_size_columns or 1
-
-    def on_resize(self) -> None:
-        columns = max(1, self.size.width // PANEL_WIDTH)
-        self.styles.grid_size_columns = columns

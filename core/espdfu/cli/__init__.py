@@ -14,8 +14,8 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..errors import DfuFormatError, EspdfuError, InputError
-from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, print_error
+from ..errors import EspdfuError
+from .common import Exit, print_error
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,18 +25,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
         return code
-    except (DfuFormatError, InputError) as error:
-        print_error(error)
-        return EXIT_INVALID
     except EspdfuError as error:
-        print_error(error)
-        return EXIT_FAILED
+        return print_error(error)
     except KeyboardInterrupt:
         print("espdfu: interrupted.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return Exit.INTERRUPTED
     except BrokenPipeError:  # the reader of our output went away (`espdfu info ... | head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_FAILED
+        return Exit.FAILED
 
 
 _MODULES = {

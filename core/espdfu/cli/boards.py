@@ -10,19 +10,23 @@ import threading
 import time
 from pathlib import Path
 
-from .. import dfufile
-from ..boards import Board, read_state, scan
-from ..dfufile import DfuImage
 from ..errors import EspdfuError, InputError
-from ..flasher import FlashResult, flash_many, incompatibility
-from ..stopping import flash_endings
-from ..transport import Usb, open_usb
+from ..files import dfufile
+from ..files.dfufile import DfuImage
+from ..flashing.flasher import FlashResult, flash_many, incompatibility
+from ..flashing.stopping import flash_endings
+from ..usb.boards import Board, read_state, scan
+from ..usb.transport import Usb
+from ..worlds import open_usb
 from .common import (
-    EXIT_FAILED,
-    EXIT_OK,
+    Commands,
+    Exit,
     StopSignals,
+    add_command,
+    add_flag,
     add_flash_options,
-    add_paths,
+    add_json,
+    add_selection,
     add_sim,
     flash_options,
     note,
@@ -47,35 +51,22 @@ FLASH_DESCRIPTION = (
 )
 
 
-def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    listing = commands.add_parser(
-        "list",
-        help="show the connected boards",
-        description=LIST_DESCRIPTION,
-    )
+def add_commands(commands: Commands) -> None:
+    listing = add_command(commands, "list", _list, "show the connected boards", LIST_DESCRIPTION)
     add_sim(listing)
-    listing.add_argument("--json", action="store_true", help="print a JSON list instead")
-    listing.add_argument(
-        "-v", "--verbose", action="store_true", help="also say which USB library is used"
-    )
-    listing.set_defaults(run=_list)
-
-    flash = commands.add_parser(
-        "flash",
-        help="flash a dfu.bin to one, several or all boards",
-        description=FLASH_DESCRIPTION,
-    )
+    add_json(listing, "a JSON list")
+    add_flag(listing, "-v", "--verbose", help="also say which USB library is used")
+    summary = "flash a dfu.bin to one, several or all boards"
+    flash = add_command(commands, "flash", _flash, summary, FLASH_DESCRIPTION)
     add_sim(flash)
     flash.add_argument("file", type=Path, metavar="FILE", help="the dfu.bin to flash")
-    add_paths(flash, "the board")
-    flash.add_argument("--all", action="store_true", help="every compatible board, in parallel")
+    add_selection(flash, "the board", "every compatible board, in parallel")
     add_flash_options(flash)
     flash.add_argument(
         "--wait", type=float, default=0.0, metavar="SECONDS",
         help="wait up to SECONDS for the boards to appear",
     )  # fmt: skip
-    flash.add_argument("--json", action="store_true", help="print one JSON result per board")
-    flash.set_defaults(run=_flash)
+    add_json(flash, "one JSON result per board")
 
 
 # --- list -------------------------------------------------------------------------------------
@@ -87,13 +78,13 @@ def _list(args: argparse.Namespace) -> int:
     states = {board.path: read_state(usb_world, board) for board in boards}
     if args.json:
         print(json.dumps([{**board.as_dict(), "state": states[board.path]} for board in boards]))
-        return EXIT_OK
+        return Exit.OK
     if args.verbose:
         print(f"USB: {usb_world.description}")
     if not boards:
         print("No boards found.")
         print("Hold BOOT, tap RESET and release BOOT to put a board in download mode.")
-        return EXIT_OK
+        return Exit.OK
     rows = [("PORT", "CHIP", "MODE", "STATE", "BLOCK")]
     for board in boards:
         block = str(board.functional.transfer_size) if board.functional else "-"
@@ -106,7 +97,7 @@ def _list(args: argparse.Namespace) -> int:
         if board.hint:
             text = f"{board.path}: {board.hint}"
             print(textwrap.fill(text, width, subsequent_indent="  ", break_on_hyphens=False))
-    return EXIT_OK
+    return Exit.OK
 
 
 # --- flash ------------------------------------------------------------------------------------
@@ -137,7 +128,7 @@ def _flash(args: argparse.Namespace) -> int:
         _report(results)
     if stop.signum is not None:
         return say_stopped(stop.signum, flash_endings({r.path: r for r in results}))
-    return EXIT_OK if all(result.ok for result in results) else EXIT_FAILED
+    return Exit.OK if all(result.ok for result in results) else Exit.FAILED
 
 
 def _select(
@@ -147,8 +138,6 @@ def _select(
 
     Empty when a stop signal came while waiting for them.
     """
-    if args.path and args.all:
-        raise InputError("Give either --path or --all, not both.")
     deadline = time.monotonic() + max(args.wait, 0.0)
     while True:
         boards = {board.path: board for board in scan(usb_world)}

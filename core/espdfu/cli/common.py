@@ -4,20 +4,28 @@ errors are printed, stop signals."""
 from __future__ import annotations
 
 import argparse
+import enum
 import signal
 import sys
 from collections.abc import Callable
 from types import FrameType
+from typing import Any, TypeAlias
 
-from ..errors import EspdfuError
-from ..flasher import FlashOptions
-from ..stopping import STOP_SIGNALS, signal_exit_code, stopped_line
-from ..transport import SIM_ENV
+from ..errors import DfuFormatError, EspdfuError, InputError
+from ..flashing.flasher import FlashOptions
+from ..flashing.stopping import STOP_SIGNALS, signal_exit_code, stopped_line
+from ..worlds import SIM_ENV
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_INVALID = 2
-EXIT_INTERRUPTED = 130
+
+class Exit(enum.IntEnum):
+    """The exit codes of every command (and 128 + a signal's number when one stopped it)."""
+
+    OK = 0
+    FAILED = 1
+    """The operation failed (a flash, a board lost)."""
+    INVALID = 2
+    """The input is invalid: a bad file, a bad option, an ambiguous choice of boards."""
+    INTERRUPTED = 130
 
 
 # --- the options several commands take: one definition, one help text each -------------------
@@ -30,6 +38,40 @@ STOP_HELP = (
 """The last words of the long-running commands' --help."""
 
 
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+"""Where a module of this package adds its commands."""
+
+
+def add_command(
+    commands: Commands,
+    name: str,
+    run: Callable[[argparse.Namespace], int],
+    summary: str,
+    description: str,
+    *,
+    runs_until_stopped: bool = False,
+    **more: Any,
+) -> argparse.ArgumentParser:
+    """The command ``name``, which ``run`` runs: ``summary`` in ``espdfu --help``,
+    ``description`` in its own, with how to stop it when it ``runs_until_stopped`` (``more``:
+    argparse's other settings, an epilog)."""
+    if runs_until_stopped:
+        description += " " + STOP_HELP
+    command = commands.add_parser(name, help=summary, description=description, **more)
+    command.set_defaults(run=run)
+    return command
+
+
+def add_flag(parser: argparse._ActionsContainer, *names: str, help: str) -> None:
+    """An option that is on when given (``args.<name>`` is True)."""
+    parser.add_argument(*names, action="store_true", help=help)
+
+
+def add_json(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--json``: print ``what`` instead of text."""
+    add_flag(parser, "--json", help=f"print {what} instead of text")
+
+
 def add_sim(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sim",
@@ -38,7 +80,7 @@ def add_sim(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_paths(parser: argparse.ArgumentParser, which: str) -> None:
+def add_paths(parser: argparse._ActionsContainer, which: str) -> None:
     """``-p/--path PORT``, repeatable, into ``args.path``; ``which``: the boards it names."""
     parser.add_argument(
         "-p", "--path", action="append", default=[], metavar="PORT",
@@ -46,9 +88,17 @@ def add_paths(parser: argparse.ArgumentParser, which: str) -> None:
     )  # fmt: skip
 
 
+def add_selection(parser: argparse.ArgumentParser, which: str, every: str) -> None:
+    """``-p/--path PORT`` (see :func:`add_paths`) or ``--all`` (``every``: what it takes), not
+    both: argparse refuses the two together."""
+    group = parser.add_mutually_exclusive_group()
+    add_paths(group, which)
+    add_flag(group, "--all", help=every)
+
+
 def add_flash_options(parser: argparse.ArgumentParser) -> None:
     """``--force`` and ``--detach-wait``, which :func:`flash_options` reads."""
-    parser.add_argument("--force", action="store_true", help="flash even when the chip differs")
+    add_flag(parser, "--force", help="flash even when the chip differs")
     parser.add_argument(
         "--detach-wait", type=float, default=FlashOptions.detach_wait_s, metavar="SECONDS",
         help="how long a board may take to come back in DFU mode (default %(default)g)",
@@ -64,16 +114,18 @@ def flash_options(args: argparse.Namespace) -> FlashOptions:
 
 
 def say_stopped(signum: int, parts: list[str]) -> int:
-    """Say what a stop signal ended, in one line (see :mod:`espdfu.stopping`); its exit code."""
+    """Say what a stop signal ended in one line (:mod:`espdfu.flashing.stopping`); its exit code."""
     note(stopped_line(signum, parts))
     return signal_exit_code(signum)
 
 
-def print_error(error: EspdfuError) -> None:
-    """A sentence, and on the next line what to do about it."""
-    print(f"espdfu: {error.message}", file=sys.stderr)
+def print_error(error: EspdfuError, program: str = "espdfu") -> int:
+    """A sentence, and on the next line what to do about it; the exit code it calls for: 2 for
+    input the user can correct (a file, an option), 1 for the rest (no libusb, a lost board)."""
+    print(f"{program}: {error.message}", file=sys.stderr)
     if error.hint:
         print(f"  {error.hint}", file=sys.stderr)
+    return Exit.INVALID if isinstance(error, (DfuFormatError, InputError)) else Exit.FAILED
 
 
 def note(text: str) -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import threading
 import time
 
-from ..console import RunState
-from ..flasher import Phase
-from ..workbench import BoardChanged, ConsoleOutput, Event, Logged
+from ..bench.views import BenchEvent, BoardChanged, ConsoleOutput, Logged
+from ..consoles.health import RunState
+from ..flashing.flasher import Phase
 
 
 class EventLines:
@@ -22,7 +22,7 @@ class EventLines:
         self.titles: dict[str, str] = {}
         self.lock = threading.Lock()
 
-    def show(self, event: Event) -> None:
+    def show(self, event: BenchEvent) -> None:
         if isinstance(event, BoardChanged):
             self._board(event)
         elif isinstance(event, Logged):

@@ -7,10 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from .. import dfufile, rom
 from ..chips import dfu_chip_names
 from ..errors import DfuFormatError, InputError
-from ..idfbuild import (
+from ..files import dfufile
+from ..files.idfbuild import (
     BuildFolder,
     Image,
     chip_for_target,
@@ -23,26 +23,29 @@ from ..idfbuild import (
     read_flash_files,
 )
 from ..units import format_size
-from .common import EXIT_INVALID, EXIT_OK
+from ..usb import rom
+from .common import Commands, Exit, add_command, add_flag, add_json
 
 
-def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    info = commands.add_parser(
+def add_commands(commands: Commands) -> None:
+    info = add_command(
+        commands,
         "info",
-        help="show what a dfu.bin holds and whether it is valid",
-        description="Show a dfu.bin's chip, flash size, entries, CRC and md5 status and "
-        "warnings. Exit 0 when the file is valid, 2 when it is not.",
+        _info,
+        "show what a dfu.bin holds and whether it is valid",
+        "Show a dfu.bin's chip, flash size, entries, CRC and md5 status and warnings. Exit 0 "
+        "when the file is valid, 2 when it is not.",
     )
     info.add_argument("file", type=Path, metavar="FILE", help="the dfu.bin to inspect")
-    info.add_argument("--json", action="store_true", help="print one JSON object instead")
-    info.set_defaults(run=_info)
-
-    mkdfu = commands.add_parser(
+    add_json(info, "one JSON object")
+    mkdfu = add_command(
+        commands,
         "mkdfu",
-        help="make a dfu.bin (byte-identical to ESP-IDF's mkdfu.py)",
-        description="Make a dfu.bin from flash images, from a flasher_args.json or from an "
-        "ESP-IDF build folder. The output is the same, byte for byte, as ESP-IDF's "
-        "`mkdfu.py write` with the same inputs.",
+        _mkdfu,
+        "make a dfu.bin (byte-identical to ESP-IDF's mkdfu.py)",
+        "Make a dfu.bin from flash images, from a flasher_args.json or from an ESP-IDF build "
+        "folder. The output is the same, byte for byte, as ESP-IDF's `mkdfu.py write` with "
+        "the same inputs.",
         epilog="Examples:  espdfu mkdfu -o dfu.bin --chip esp32s2 --flash-size 4MB "
         "0x1000 bootloader.bin 0x8000 partition-table.bin 0x10000 app.bin\n"
         "           espdfu mkdfu --build-dir build",
@@ -60,9 +63,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     mkdfu.add_argument(
         "--json", type=Path, metavar="FLASHER_ARGS", help="take images from a flasher_args.json"
     )
-    mkdfu.add_argument(
+    add_flag(
+        mkdfu,
         "--no-flash-params",
-        action="store_true",
         help="write the legacy layout without flash_params.dat, as ESP-IDF up to v4.3.3, "
         "v4.4.0 and v4.4.1 writes it",
     )
@@ -70,7 +73,6 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--build-dir", type=Path, metavar="DIR", help="make DIR/dfu.bin from an ESP-IDF build"
     )
     mkdfu.add_argument("files", nargs="*", metavar="ADDRESS FILE", help="images and addresses")
-    mkdfu.set_defaults(run=_mkdfu)
 
 
 # --- info -------------------------------------------------------------------------------------
@@ -89,9 +91,9 @@ def _info(args: argparse.Namespace) -> int:
     else:
         _print_image(args.file, image)
     if image.valid:
-        return EXIT_OK
+        return Exit.OK
     print(f"espdfu: {args.file} is not a valid dfu.bin: {image.problems[0]}", file=sys.stderr)
-    return EXIT_INVALID
+    return Exit.INVALID
 
 
 def _print_image(path: Path, image: dfufile.DfuImage) -> None:
@@ -141,7 +143,7 @@ def _mkdfu(args: argparse.Namespace) -> int:
     )
     for warning in image.warnings:
         print(f"espdfu: warning: {warning}", file=sys.stderr)
-    return EXIT_OK
+    return Exit.OK
 
 
 def _flash_text(flash_size: int | None) -> str:

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Sequence
 from typing import TextIO
 
-from ..flasher import Phase, Progress
+from ..flashing.flasher import Phase, Progress
 from ..units import format_size
 
 BAR_WIDTH = 20

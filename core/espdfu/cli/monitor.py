@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import queue
 import re
 import sys
@@ -13,13 +12,34 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TextIO
 
-from .. import serialport
-from ..backtrace import Symbols, project_elf
-from ..console import Health, Line
+from ..consoles.health import Health
+from ..consoles.lines import Line
+from ..consoles.ports import (
+    DEFAULT_BAUD,
+    Back,
+    ConsoleEvent,
+    Gone,
+    Reader,
+    Refused,
+    console_finder,
+    open_port,
+    ports,
+    serial_ports,
+)
 from ..errors import InputError
-from ..serialport import Back, Event, Gone, Reader, Refused
-from ..transport import SIM_ENV, open_usb
-from .common import EXIT_FAILED, EXIT_OK, STOP_HELP, StopSignals, add_sim, note, say_stopped
+from ..files.backtrace import Symbols, project_elf
+from ..worlds import open_usb, sim_spec
+from .common import (
+    Commands,
+    Exit,
+    StopSignals,
+    add_command,
+    add_flag,
+    add_json,
+    add_sim,
+    note,
+    say_stopped,
+)
 
 DESCRIPTION = (
     "Print the console of one or more boards, each line prefixed with its board, until "
@@ -28,25 +48,28 @@ DESCRIPTION = (
     "port (PORT: a USB-UART bridge, the S3's USB-Serial-JTAG). A port that vanishes (RESET, "
     "download mode, a cable) is said and followed. Exit 0 when every board printed a line "
     "matching the first alternative of --until, 1 when one matched another alternative or "
-    "--timeout passed first. " + STOP_HELP
+    "--timeout passed first."
 )
 
 
-def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    monitor = commands.add_parser(
-        "monitor", help="print the boards' consoles", description=DESCRIPTION
+def add_commands(commands: Commands) -> None:
+    monitor = add_command(
+        commands,
+        "monitor",
+        _monitor,
+        "print the boards' consoles",
+        DESCRIPTION,
+        runs_until_stopped=True,
     )
     monitor.add_argument("port", nargs="*", metavar="PORT", help="a serial port (/dev/ttyUSB0)")
     monitor.add_argument(
         "-p", "--path", action="append", default=[], metavar="USB_PATH",
         help="the board at this USB port path (its app's USB console); repeatable",
     )  # fmt: skip
+    add_flag(monitor, "--all", help="every Espressif USB console there is now")
+    add_flag(monitor, "--list", help="list the serial ports and stop")
     monitor.add_argument(
-        "--all", action="store_true", help="every Espressif USB console there is now"
-    )
-    monitor.add_argument("--list", action="store_true", help="list the serial ports and stop")
-    monitor.add_argument(
-        "--baud", type=int, default=serialport.DEFAULT_BAUD,
+        "--baud", type=int, default=DEFAULT_BAUD,
         help="the speed of a UART port (default %(default)d; USB consoles ignore it)",
     )  # fmt: skip
     monitor.add_argument(
@@ -57,7 +80,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     monitor.add_argument(
         "--timeout", type=float, metavar="SECONDS", help="give up after SECONDS (exit 1)"
     )
-    monitor.add_argument("--json", action="store_true", help="print one JSON object per line")
+    add_json(monitor, "one JSON object per line")
     monitor.add_argument(
         "--log-dir",
         type=Path,
@@ -70,7 +93,6 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "build/project_description.json names, when there is one)",
     )  # fmt: skip
     add_sim(monitor)
-    monitor.set_defaults(run=_monitor)
 
 
 def alternatives(pattern: str) -> list[re.Pattern[str]]:
@@ -106,16 +128,16 @@ def alternatives(pattern: str) -> list[re.Pattern[str]]:
 
 def _monitor(args: argparse.Namespace) -> int:
     if args.list:
-        for port in serialport.ports():
+        for port in ports():
             print(f"{port.device}  {port.usb_path or '-'}  {port.description}")
-        return EXIT_OK
+        return Exit.OK
     until = alternatives(args.until) if args.until else None
     boards = _boards(args)
     elf = args.elf or project_elf(Path("build"))
     symbols = Symbols(elf) if elf is not None else None
     if args.log_dir is not None:
         args.log_dir.mkdir(parents=True, exist_ok=True)
-    events: queue.Queue[tuple[str, Event]] = queue.Queue()
+    events: queue.Queue[tuple[str, ConsoleEvent]] = queue.Queue()
     readers = [
         Reader(lambda event, label=label: events.put((label, event)), find, baud=args.baud)  # type: ignore[misc]
         for label, find in boards.items()
@@ -139,7 +161,7 @@ def _monitor(args: argparse.Namespace) -> int:
                         _say(True, {"event": "timeout"}, "")
                     else:
                         note("--timeout passed.")
-                    return EXIT_FAILED
+                    return Exit.FAILED
                 try:
                     label, event = events.get(timeout=min(left or 0.2, 0.2))
                 except queue.Empty:
@@ -157,24 +179,20 @@ def _monitor(args: argparse.Namespace) -> int:
         if stop.signum is not None:
             lines = f"{len(outcome)} of {len(boards)} boards matched --until" if until else ""
             return say_stopped(stop.signum, [lines] if lines else [])
-    return EXIT_OK if all(index == 0 for index in outcome.values()) else EXIT_FAILED
+    return Exit.OK if all(index == 0 for index in outcome.values()) else Exit.FAILED
 
 
 def _boards(args: argparse.Namespace) -> dict[str, Callable[[], str | None]]:
     """Each board to read, by label, with where its console is now."""
-    spec = args.sim if args.sim is not None else os.environ.get(SIM_ENV, "")
-    sim = open_usb(spec).sim if spec else None
-    boards = {path: serialport.console_finder(path, sim) for path in args.path}
+    spec = sim_spec(args.sim)
+    world = open_usb(spec) if spec else None  # real boards' consoles need no libusb
+    boards = {path: console_finder(path, world) for path in args.path}
     for device in args.port:
-        serialport.open_port(device, args.baud).close()  # a clear error now, not a silent wait
+        open_port(device, args.baud).close()  # a clear error now, not a silent wait
         boards[device] = lambda device=device: device  # type: ignore[misc]
     if args.all:
-        paths = list(sim.boards) if sim is not None else [
-            port.usb_path for port in serialport.ports()
-            if port.vid == serialport.ESPRESSIF_VID and port.usb_path
-        ]  # fmt: skip
-        for path in paths:
-            boards.setdefault(path, serialport.console_finder(path, sim))
+        for path in serial_ports(world).espressif():
+            boards.setdefault(path, console_finder(path, world))
     if not boards:
         raise InputError(
             "No board to monitor.",
@@ -191,7 +209,7 @@ def _file_name(label: str) -> str:
 def _show(
     as_json: bool,
     label: str,
-    event: Event,
+    event: ConsoleEvent,
     health: Health,
     log: TextIO | None,
     symbols: Symbols | None,

@@ -10,20 +10,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import dfufile
-from ..flasher import FlashResult
-from ..stopping import flash_endings
-from ..transport import open_usb
+from ..files import dfufile
+from ..flashing.flasher import FlashResult
+from ..flashing.stopping import flash_endings
 from ..units import format_size
+from ..worlds import open_usb
 from .boards import report_line, report_result
 
 if TYPE_CHECKING:
-    from ..station import Skipped
+    from ..flashing.station import Skipped
 
 from .common import (
-    STOP_HELP,
+    Commands,
     StopSignals,
+    add_command,
     add_flash_options,
+    add_json,
     add_paths,
     add_sim,
     flash_options,
@@ -35,22 +37,20 @@ DESCRIPTION = (
     "A flashing station for a production line: FILE goes to every board plugged in (those "
     "present at the start too), once per plug, several at a time; one line per result. A "
     "board left on the bus is not flashed again; unplug it and plug the next. Boards of "
-    "another chip, without permission or without DFU are named and skipped. "
-) + STOP_HELP
+    "another chip, without permission or without DFU are named and skipped."
+)
 
 
-def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    station = commands.add_parser(
-        "station",
-        help="flash a dfu.bin to every board as it is plugged in, until stopped",
-        description=DESCRIPTION,
+def add_commands(commands: Commands) -> None:
+    summary = "flash a dfu.bin to every board as it is plugged in, until stopped"
+    station = add_command(
+        commands, "station", _station, summary, DESCRIPTION, runs_until_stopped=True
     )
     station.add_argument("file", type=Path, metavar="FILE", help="the dfu.bin to flash")
     add_paths(station, "only boards plugged into the slot")
     add_flash_options(station)
-    station.add_argument("--json", action="store_true", help="print one JSON object per board")
+    add_json(station, "one JSON object per board")
     add_sim(station)
-    station.set_defaults(run=_station)
 
 
 class _Lines:
@@ -91,9 +91,9 @@ class _Lines:
 def _station(args: argparse.Namespace) -> int:
     # Imported here, as in `espdfu watch`: the station and the configuration are not needed by
     # other commands (`espdfu flash` loads less before its DETACH).
-    from ..build import find_project
+    from ..bench.build import find_project
     from ..config import load_settings
-    from ..station import Station
+    from ..flashing.station import Station
 
     image = dfufile.load(args.file)
     labels = load_settings(find_project(Path.cwd())).labels

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import udev
-from .common import EXIT_OK
+from .common import Commands, Exit, add_command, add_flag
 
 DESCRIPTION = (
     f"Print the least-privilege udev rule for Espressif boards (VID 303a: the logged-in user "
@@ -14,22 +14,18 @@ DESCRIPTION = (
 )
 
 
-def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    rule = commands.add_parser(
-        "udev-rule",
-        help="print (or install) the Linux udev rule for Espressif boards",
-        description=DESCRIPTION,
-    )
-    rule.add_argument("--install", action="store_true", help=f"write it to {udev.RULE_PATH}")
-    rule.set_defaults(run=_udev_rule)
+def add_commands(commands: Commands) -> None:
+    summary = "print (or install) the Linux udev rule for Espressif boards"
+    rule = add_command(commands, "udev-rule", _udev_rule, summary, DESCRIPTION)
+    add_flag(rule, "--install", help=f"write it to {udev.RULE_PATH}")
 
 
 def _udev_rule(args: argparse.Namespace) -> int:
     if not args.install:
         print(udev.rule_text(), end="")
         print(f"# Save it as {udev.RULE_PATH}, then apply it: {udev.APPLY_COMMAND}")
-        return EXIT_OK
+        return Exit.OK
     for line in udev.install():
         print(line)
     print("Unplug and replug your boards for the rule to take effect.")
-    return EXIT_OK
+    return Exit.OK

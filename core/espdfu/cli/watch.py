@@ -12,57 +12,64 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import InputError
-from .common import STOP_HELP, StopSignals, add_paths, add_sim, say_stopped
+from .common import (
+    Commands,
+    StopSignals,
+    add_command,
+    add_flag,
+    add_selection,
+    add_sim,
+    say_stopped,
+)
 
 DESCRIPTION = (
     "Watch BUILD_DIR (default: the build folder of the ESP-IDF project around the current "
     "folder) and flash each new valid dfu.bin to the selected boards as soon as it is "
     "complete: every board that can take it (--all, the default), or the boards at the given "
     "port paths. It also flashes the dfu.bin already there when it starts. One line per "
-    "event. "
-) + STOP_HELP
+    "event."
+)
 
 
-def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    watch = commands.add_parser(
+def add_commands(commands: Commands) -> None:
+    summary = "flash every new dfu.bin in a build folder to the boards, without a screen"
+    watch = add_command(
+        commands,
         "watch",
-        help="flash every new dfu.bin in a build folder to the boards, without a screen",
-        description=DESCRIPTION,
+        _watch,
+        summary,
+        DESCRIPTION,
+        runs_until_stopped=True,
     )
     watch.add_argument(
         "build_dir", nargs="?", type=Path, metavar="BUILD_DIR", help="the build folder to watch"
     )
-    add_paths(watch, "only the board")
-    watch.add_argument(
-        "--all",
-        action="store_true",
-        help="every board that can take the file (the default; kept for scripts)",
+    add_selection(
+        watch, "only the board", "every board that can take the file (the default; for scripts)"
     )
     add_sim(watch)
-    watch.add_argument(
-        "--no-make-dfu", action="store_true",
+    add_flag(
+        watch,
+        "--no-make-dfu",
         help="do not make dfu.bin from flasher_args.json after a plain `idf.py build`",
-    )  # fmt: skip
-    watch.add_argument(
-        "--no-console", action="store_true",
+    )
+    add_flag(
+        watch,
+        "--no-console",
         help="do not read the boards' app consoles (by default their lines are printed, "
         "prefixed with the board, once an app runs after its RESET)",
-    )  # fmt: skip
-    watch.set_defaults(run=_watch)
+    )
 
 
 def _watch(args: argparse.Namespace) -> int:
     # Imported here: the workbench, watchdog and the config are not needed by other commands.
-    from ..benchsetup import workbench_settings
-    from ..build import find_project
+    from ..bench.build import find_project
+    from ..bench.settings import workbench_settings
+    from ..bench.workbench import Workbench
     from ..config import load_settings
-    from ..transport import open_usb
-    from ..workbench import Workbench
+    from ..worlds import open_usb
     from .eventlines import EventLines
 
-    if args.path and args.all:
-        raise InputError("Give either --path or --all, not both.")
     # Every board is armed (or those at --path), and every new dfu.bin flashed to them.
     overrides: dict[str, object] = {
         "build_dir": args.build_dir,
@@ -84,7 +91,7 @@ def _watch(args: argparse.Namespace) -> int:
             workbench.start(printer.show)
             threading.Event().wait()
         except _Stop:
-            parts = workbench.stop_and_say()
+            parts = workbench.stop()
     assert stop.signum is not None  # the wait above only ends by a signal
     return say_stopped(stop.signum, parts)
 

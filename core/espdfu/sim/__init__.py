@@ -2,7 +2,8 @@
 
 ``SimBackend(SimBus.from_spec("esp32s2*3,esp32s3"))`` is a ``usb.backend.IBackend``: pass it to
 ``usb.core.find`` and the real discovery and flashing code talks to boards that behave like
-the ESP ROM, with faults on demand.
+the ESP ROM, with faults on demand; ``virtual_usb(bus)`` is the whole USB world of a bus, its
+boards' consoles included. Only the entry points name the simulator (:mod:`espdfu.worlds`).
 """
 
 from .backend import SimBackend, SimBus
@@ -11,6 +12,7 @@ from .descriptors import BusMode
 from .receiver import ReceivedFile
 from .spec import parse_spec
 from .timing import TimeModel
+from .world import VirtualSerial, virtual_usb
 
 __all__ = [
     "BoardKind",
@@ -22,5 +24,7 @@ __all__ = [
     "SimBus",
     "TimeModel",
     "VirtualBoard",
+    "VirtualSerial",
     "parse_spec",
+    "virtual_usb",
 ]

@@ -1,6 +1,6 @@
 """A virtual ESP32-S2/S3 board: what it shows on the bus in each mode, and the ROM's DFU.
 
-The board answers control transfers the way the ESP ROM does (:mod:`espdfu.rom` holds each
+The board answers control transfers the way the ESP ROM does (:mod:`espdfu.usb.rom` holds each
 fact and its source): a composite CDC-ACM + DFU-runtime device in download mode that
 re-enumerates as a DFU-mode device on DETACH, a strict DFU 1.1 download state machine feeding
 a streaming archive receiver that erases each entry's region in one go — holding every request
@@ -24,10 +24,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal, get_args
 
-from .. import rom
 from ..chips import Chip, chip_by_name, dfu_chip_names
 from ..errors import InputError
-from ..protocol import (
+from ..usb import rom
+from ..usb.protocol import (
     REQUEST_IN,
     REQUEST_OUT,
     Request,
@@ -258,7 +258,7 @@ class VirtualBoard:
         """Go through dfuMANIFEST with a poll timeout after the download (the ROM goes
         straight to dfuIDLE)."""
         self.dfu_pid = dfu_pid
-        """The DFU-mode face's PID; None: :func:`espdfu.rom.dfu_mode_pid`'s."""
+        """The DFU-mode face's PID; None: :func:`espdfu.usb.rom.dfu_mode_pid`'s."""
         self.erase_ms_per_sector = erase_ms_per_sector
         """This board's erase time per sector (a slow flash chip); None: the bus's time model's."""
         self.panic = panic

@@ -14,9 +14,9 @@ from typing import ClassVar, Literal
 
 import usb.core
 
-from .. import rom
 from ..chips import ESPRESSIF_VID, Chip
-from ..protocol import (
+from ..usb import rom
+from ..usb.protocol import (
     DFU_CLASS,
     DFU_SUBCLASS,
     PROTOCOL_DFU,
@@ -25,7 +25,8 @@ from ..protocol import (
 
 BusMode = Literal["rom", "dfu", "app", "jtag"]
 """What a virtual board shows on the bus: ROM download mode, the ROM's DFU mode, an application
-with a DFU runtime, or USB-Serial-JTAG alone (how a host sees it: :class:`espdfu.boards.Mode`)."""
+with a DFU runtime, or USB-Serial-JTAG alone (how a host sees it:
+:class:`espdfu.usb.boards.Mode`)."""
 TRANSFER_SIZE = rom.TRANSFER_SIZE
 APP_PID = 0x4002
 JTAG_PID = 0x1001

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 
 from ..chips import Chip
-from ..idfbuild import APP_DESC_AT, APP_DESC_MAGIC
+from ..files.idfbuild import APP_DESC_AT, APP_DESC_MAGIC
 
 _ROM_BANNERS = {"esp32s2": "ESP-ROM:esp32s2-rc4-20191025", "esp32s3": "ESP-ROM:esp32s3-20210327"}
 SUPPORTED = hasattr(os, "openpty") and hasattr(select, "poll")

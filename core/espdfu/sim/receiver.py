@@ -12,8 +12,7 @@ from __future__ import annotations
 import hashlib
 from typing import NamedTuple
 
-from .. import rom
-from ..dfufile import (
+from ..files.dfufile import (
     CPIO_HEADER_LEN,
     DFUINFO,
     DFUINFO_NAME,
@@ -25,7 +24,8 @@ from ..dfufile import (
     TRAILER_NAME,
     cpio_sizes,
 )
-from ..protocol import Status
+from ..usb import rom
+from ..usb.protocol import Status
 from .timing import SECTOR_SIZE
 
 MAX_NAME = 4096

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..chips import chip_by_name, dfu_chip_names
 from ..errors import InputError
-from ..protocol import Request, Status
+from ..usb.protocol import Request, Status
 from .board import BoardKind, Fault, FaultAction, VirtualBoard, check_kind
 from .descriptors import TRANSFER_SIZE
 

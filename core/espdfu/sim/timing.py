@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, fields, replace
 
-from .. import rom
+from ..usb import rom
 
 SECTOR_SIZE = rom.SECTOR_SIZE
 
@@ -19,7 +19,7 @@ class TimeModel:
     """The device's timings; ``scale`` multiplies every one of them (0 = instant).
 
     The defaults are the realistic ESP32-S2 ROM: a control transfer takes 1 ms, so a 64-byte
-    block (DNLOAD + GETSTATUS) costs 2 ms; erasing costs :data:`espdfu.rom.ERASE_MS_PER_SECTOR`
+    block (DNLOAD + GETSTATUS) costs 2 ms; erasing costs :data:`espdfu.usb.rom.ERASE_MS_PER_SECTOR`
     per 4 KiB sector (the ROM holds the bus that long, or reports it as dfuDNBUSY's poll
     timeout on a board set so). ``manifest_ms`` is the dfuMANIFEST poll timeout of a board set
     to report one (the ROM does not).

@@ -8,12 +8,11 @@ import pytest
 import usb.core
 import usb.util
 
-from espdfu import rom
 from espdfu.chips import ESPRESSIF_VID
-from espdfu.protocol import DFU_CLASS, FunctionalDescriptor
 from espdfu.sim import BoardKind, Fault, SimBackend, SimBus, TimeModel, VirtualBoard
-
-from .host import device_at, devices, one_board
+from espdfu.usb import rom
+from espdfu.usb.protocol import DFU_CLASS, FunctionalDescriptor
+from tests.helpers.simhost import device_at, devices, one_board
 
 
 def interfaces(dev: usb.core.Device) -> list[usb.core.Interface]:

@@ -7,13 +7,12 @@ import errno
 import pytest
 import usb.core
 
-from espdfu import dfufile
-from espdfu.dfufile import FLAG_IGNORE_MD5, FLAG_NOERASE, FlashFile
-from espdfu.protocol import DeviceStatusError, Ending, Request, State, Status
+from espdfu.files import dfufile
+from espdfu.files.dfufile import FLAG_IGNORE_MD5, FLAG_NOERASE, FlashFile
 from espdfu.sim import BoardKind, SimBackend, SimBus, TimeModel, VirtualBoard
-from tests.core.archive import archive, record
-
-from .host import MB, Host, device_at, expected_flash, image, one_board, payload_of
+from espdfu.usb.protocol import DeviceStatusError, Ending, Request, State, Status
+from tests.helpers.archive import archive, record
+from tests.helpers.simhost import MB, Host, device_at, expected_flash, image, one_board, payload_of
 
 
 def stalls(call: object) -> None:

@@ -8,10 +8,9 @@ import time
 import pytest
 import usb.core
 
-from espdfu.protocol import Request, State
 from espdfu.sim import BoardKind, SimBackend, SimBus, TimeModel, VirtualBoard
-
-from .host import Host, device_at, devices, one_board
+from espdfu.usb.protocol import Request, State
+from tests.helpers.simhost import Host, device_at, devices, one_board
 
 
 def no_device(call: object) -> int:

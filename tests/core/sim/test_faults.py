@@ -8,7 +8,8 @@ import time
 import pytest
 import usb.core
 
-from espdfu.protocol import (
+from espdfu.sim import BoardKind, Fault, SimBackend, SimBus, TimeModel, VirtualBoard
+from espdfu.usb.protocol import (
     BusyTooLongError,
     DeviceStatusError,
     ProtocolError,
@@ -18,9 +19,7 @@ from espdfu.protocol import (
     StatusReply,
     download,
 )
-from espdfu.sim import BoardKind, Fault, SimBackend, SimBus, TimeModel, VirtualBoard
-
-from .host import Host, device_at, expected_flash, image, payload_of, run
+from tests.helpers.simhost import Host, device_at, expected_flash, image, payload_of, run
 
 
 def faulty(

@@ -10,24 +10,25 @@ from collections.abc import Iterator
 import pytest
 import serial
 
-from espdfu.console import Health, Line, RunState
-from espdfu.flasher import flash
-from espdfu.serialport import Back, Event, Gone, Reader, Refused, console_finder
-from espdfu.sim import SimBus
-from tests.core.boardworld import image, image_files, world
+from espdfu.consoles.health import Health, RunState
+from espdfu.consoles.lines import Line
+from espdfu.consoles.ports import Back, ConsoleEvent, Gone, Reader, Refused, console_finder
+from espdfu.flashing.flasher import flash
+from espdfu.usb.transport import Usb
+from tests.helpers.boardworld import image, image_files, world
 
 
 class Console:
     """A reader of one virtual board's console, its events in a queue."""
 
-    def __init__(self, bus: SimBus, path: str) -> None:
-        self.events: queue.Queue[Event] = queue.Queue()
-        self.reader = Reader(self.events.put, console_finder(path, bus))
+    def __init__(self, usb: Usb, path: str) -> None:
+        self.events: queue.Queue[ConsoleEvent] = queue.Queue()
+        self.reader = Reader(self.events.put, console_finder(path, usb))
         self.reader.start()
 
-    def until(self, wanted: type[Event] | str, seconds: float = 10.0) -> list[Event]:
+    def until(self, wanted: type[ConsoleEvent] | str, seconds: float = 10.0) -> list[ConsoleEvent]:
         """Events up to the first of type ``wanted`` (or the first line holding it)."""
-        seen: list[Event] = []
+        seen: list[ConsoleEvent] = []
         while True:
             try:
                 event = self.events.get(timeout=seconds)
@@ -58,7 +59,7 @@ def test_after_a_flash_and_reset_the_new_image_runs_and_says_which_it_is(
     files = image_files(seed=7)
     assert flash(w.usb, path, image(files=files)).ok
     assert board.console_port is None  # DFU mode: no app runs
-    console = Console(w.usb.sim or SimBus(), path)
+    console = Console(w.usb, path)
     consoles.append(console)
     board.press_reset()
     seen = console.until("App image SHA256")
@@ -75,7 +76,7 @@ def test_download_mode_takes_the_console_away_and_the_reader_says_so(
 ) -> None:
     w = world("esp32s2-app")
     (path,) = w.paths
-    console = Console(w.usb.sim or SimBus(), path)
+    console = Console(w.usb, path)
     consoles.append(console)
     console.until(Back)
     w.board(path).press_reset(boot=True)
@@ -86,10 +87,10 @@ def test_download_mode_takes_the_console_away_and_the_reader_says_so(
 def test_a_panicking_app_reboots_in_a_loop_with_its_backtrace(consoles: list[Console]) -> None:
     w = world("esp32s3-app:panic")
     (path,) = w.paths
-    console = Console(w.usb.sim or SimBus(), path)
+    console = Console(w.usb, path)
     consoles.append(console)
     health = Health()
-    events: list[Event] = []
+    events: list[ConsoleEvent] = []
     while health.state is not RunState.REBOOT_LOOP:
         events += console.until("Rebooting...")
         for event in events:
@@ -106,7 +107,7 @@ def test_a_chatty_app_prints_its_lines_a_hundredth_of_a_second_apart(
     w = world("esp32s2-app:chatty")
     (path,) = w.paths
     assert w.board(path).chatty
-    console = Console(w.usb.sim or SimBus(), path)
+    console = Console(w.usb, path)
     consoles.append(console)
     console.until("app: tick 0")
     lines = [e for e in console.until("(201000)") if isinstance(e, Line)]  # 200 lines later
@@ -124,7 +125,7 @@ def test_a_console_another_program_holds_is_said_once_then_read_when_freed(
     port = w.board(path).console_port
     assert port is not None
     with serial.Serial(port, exclusive=True):
-        console = Console(w.usb.sim or SimBus(), path)
+        console = Console(w.usb, path)
         consoles.append(console)
         (refused,) = console.until(Refused)
         assert isinstance(refused, Refused)

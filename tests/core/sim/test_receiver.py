@@ -8,12 +8,11 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from espdfu.dfufile import FLAG_NOERASE, FLAG_PARAM
-from espdfu.protocol import Status
+from espdfu.files.dfufile import FLAG_NOERASE, FLAG_PARAM
 from espdfu.sim.receiver import Receiver
-from tests.core.archive import archive, cpio_member, record
-
-from .host import MB, expected_flash, image, payload_of
+from espdfu.usb.protocol import Status
+from tests.helpers.archive import archive, cpio_member, record
+from tests.helpers.simhost import MB, expected_flash, image, payload_of
 
 DFU_BIN, FILES = image()
 PAYLOAD = payload_of(DFU_BIN)

@@ -6,11 +6,10 @@ import pytest
 import usb.core
 
 from espdfu.errors import InputError
-from espdfu.protocol import Request, State, Status
 from espdfu.sim import BoardKind, Fault, SimBackend, SimBus, TimeModel, parse_spec
 from espdfu.sim.spec import BoardSpec, parse_boards
-
-from .host import Host, device_at, devices, image, payload_of
+from espdfu.usb.protocol import Request, State, Status
+from tests.helpers.simhost import Host, device_at, devices, image, payload_of
 
 
 def test_every_form() -> None:

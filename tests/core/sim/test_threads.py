@@ -8,11 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import usb.core
 
-from espdfu.dfufile import FlashFile, pack
-from espdfu.protocol import Ending, Request
+from espdfu.files.dfufile import FlashFile, pack
 from espdfu.sim import BoardKind, SimBackend, SimBus, TimeModel
-
-from .host import Host, device_at, expected_flash, image, payload_of
+from espdfu.usb.protocol import Ending, Request
+from tests.helpers.simhost import Host, device_at, expected_flash, image, payload_of
 
 
 def test_eight_boards_flashed_from_eight_threads_under_a_monitor() -> None:

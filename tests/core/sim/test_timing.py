@@ -8,12 +8,12 @@ import time
 import pytest
 import usb.core
 
-from espdfu import dfufile, rom
-from espdfu.dfufile import FlashFile, pack
-from espdfu.protocol import Request, State, Status
+from espdfu.files import dfufile
+from espdfu.files.dfufile import FlashFile, pack
 from espdfu.sim import BoardKind, SimBackend, SimBus, TimeModel, VirtualBoard
-
-from .host import MB, Host, device_at, image, one_board, payload_of
+from espdfu.usb import rom
+from espdfu.usb.protocol import Request, State, Status
+from tests.helpers.simhost import MB, Host, device_at, image, one_board, payload_of
 
 
 def test_the_three_models() -> None:

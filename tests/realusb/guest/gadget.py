@@ -4,7 +4,7 @@
 
 CONFIG (JSON, written by harness.py) lists the boards: ``{"boards": [{"chip": "esp32s2",
 "flash_size": 4194304, "timing": {...}, "faults": {...}, "dfu_pid": null}]}`` (rom.Timing and
-rom.Faults; ``dfu_pid``: the DFU-mode PID when not espdfu.rom.dfu_mode_pid's).
+rom.Faults; ``dfu_pid``: the DFU-mode PID when not espdfu.usb.rom.dfu_mode_pid's).
 Board N sits on the UDC ``dummy_udc.N``, which dummy_hcd pairs with its own host port. Each
 board has two gadgets, as the ROM has two faces: ROM download mode (the kernel's CDC-ACM at
 interfaces 0-1, the DFU runtime interface at 2 on FunctionFS) and DFU mode (one FunctionFS
@@ -32,9 +32,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from espdfu import rom
 from espdfu.chips import ESPRESSIF_VID, chip_by_name
-from espdfu.protocol import DFU_CLASS, DFU_SUBCLASS, PROTOCOL_DFU, PROTOCOL_RUNTIME
+from espdfu.usb import rom
+from espdfu.usb.protocol import DFU_CLASS, DFU_SUBCLASS, PROTOCOL_DFU, PROTOCOL_RUNTIME
 
 from .rom import (
     DFU_MODE_DESCRIPTOR,

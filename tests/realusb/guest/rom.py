@@ -4,7 +4,7 @@ gadget.py puts it on a real USB bus (configfs + FunctionFS); keeping the decisio
 from the file descriptors, lets the model be read and reasoned about as the ROM's behaviour,
 written afresh from DFU 1.1 rather than borrowed from the virtual boards, so that the two
 models check each other. What is shared with the project is what must be the same: the ROM
-facts and their sources (``espdfu.rom``: descriptors, transfer size, erase time per sector,
+facts and their sources (``espdfu.usb.rom``: descriptors, transfer size, erase time per sector,
 dfuIDLE after the download), the streaming archive receiver (so the md5 checks and errFILE,
 errVERIFY, errADDRESS and errNOTDONE come out exactly as on the virtual boards), and the DFU
 constants.
@@ -32,9 +32,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, NamedTuple
 
-from espdfu import rom
 from espdfu.chips import Chip
-from espdfu.protocol import (
+from espdfu.sim.receiver import Receiver
+from espdfu.usb import rom
+from espdfu.usb.protocol import (
     FUNCTIONAL_DESCRIPTOR_TYPE,
     REQUEST_IN,
     REQUEST_OUT,
@@ -43,7 +44,6 @@ from espdfu.protocol import (
     Status,
     StatusReply,
 )
-from espdfu.sim.receiver import Receiver
 
 TRANSFER_SIZE = rom.TRANSFER_SIZE
 RUNTIME_DESCRIPTOR = rom.runtime_descriptor()
@@ -89,7 +89,7 @@ class Faults:
     error_at_block: int | None = None
     """Report ``error_status`` after the block of this number (counted from 0)."""
     error_status: str = "WRITE"
-    """A name of espdfu.protocol.Status."""
+    """A name of espdfu.usb.protocol.Status."""
     corrupt_byte: int | None = None
     """Flip the bits of the payload byte at this offset as it arrives (a bad write)."""
 

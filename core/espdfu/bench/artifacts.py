@@ -1,0 +1,457 @@
+"""The build-folder watcher: a new dfu.bin becomes an artifact once it has stopped changing.
+
+A build writes dfu.bin in pieces, and reading it at the first event would see a half-written
+file. So events only re-arm a deadline on one worker thread; when no event came for
+``settle_s`` and the files' sizes and modification times are still what they were when the
+last one came, the file is read and verified. After a plain ``idf.py build`` (an app image
+newer than dfu.bin) the watcher makes dfu.bin itself, as ``idf.py dfu`` would.
+
+Only the build folder and the folders of the flash images are watched, never recursively:
+an ESP-IDF build folder holds thousands of folders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from stat import S_ISDIR
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver, ObservedWatch
+
+from ..errors import DfuFormatError, EspdfuError, InputError
+from ..files import dfufile
+from ..files.dfufile import MAX_FILE_SIZE, DfuImage
+from ..files.idfbuild import FLASHER_ARGS, BuildFolder, flash_files_from_json, read_json
+from ..fsutil import read_bytes
+
+log = logging.getLogger(__name__)
+
+DFU_NAME = "dfu.bin"
+_FOLDER_POLL_S = 0.5
+_RETRY_S = 5.0
+_STOP_TIMEOUT_S = 2.0
+# Opening, reading and attribute changes (our own reads among them) change no content.
+_CONTENT_EVENTS = frozenset({"created", "modified", "moved", "deleted", "closed"})
+_FOLDER_EVENTS = frozenset({"created", "moved", "deleted"})
+
+_Stat = tuple[int, int] | None
+"""(size, mtime_ns) of a file, or None when there is none."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A dfu.bin as read once it had settled: what it holds, or why it cannot be flashed."""
+
+    path: Path
+    image: DfuImage | None
+    """The file as read without ``strict``; None when it is unreadable or no dfu.bin at all."""
+    problem: str
+    """Empty when the file is valid, else the first reason it is not."""
+    size: int
+    mtime: float
+    digest: str
+    """SHA-256 of the content (hex), empty if unreadable: the same content is the same artifact."""
+    made_here: bool
+    """Made by espdfu from the build's flash images, after a plain ``idf.py build``."""
+
+    @property
+    def valid(self) -> bool:
+        return self.image is not None and self.image.valid and not self.problem
+
+
+def read_artifact(path: Path, *, made_here: bool = False) -> Artifact | None:
+    """The dfu.bin at ``path`` as it is now; None when there is none or it changed while read."""
+    before = _stat(path)
+    if before is None:
+        return None
+    try:
+        data = read_bytes(path, limit=MAX_FILE_SIZE, what=DFU_NAME)
+    except InputError as error:  # too large, no regular file, no permission; or it changed
+        if _stat(path) != before:
+            return None  # gone or still being written: its next event brings it back
+        return Artifact(path, None, error.message, before[0], before[1] / 1e9, "", made_here)
+    if _stat(path) != before or len(data) != before[0]:
+        return None  # still being written: its next event brings it back
+    image: DfuImage | None
+    try:
+        image = dfufile.parse(data, strict=False)
+        problem = image.problems[0] if image.problems else ""
+    except DfuFormatError as error:
+        image, problem = None, error.message
+    digest = hashlib.sha256(data).hexdigest()
+    return Artifact(path, image, problem, len(data), before[1] / 1e9, digest, made_here)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What flasher_args.json names: the flash images, and the one a build writes last."""
+
+    images: tuple[Path, ...] = ()
+    last_written: tuple[Path, ...] = ()
+    """The app image (a build links it after everything else), or all images if unnamed."""
+
+
+class ArtifactWatcher:
+    """Watches an ESP-IDF build folder and reports each new dfu.bin once it has settled.
+
+    ``on_artifact`` and ``on_note`` are called on the watcher's thread (and on the caller's,
+    from :meth:`start` and :meth:`check_now`); they should hand the news on, not block.
+    """
+
+    def __init__(
+        self,
+        build_dir: Path,
+        on_artifact: Callable[[Artifact], None],
+        *,
+        settle_s: float = 0.25,
+        make_dfu: bool = True,
+        on_note: Callable[[str], None] | None = None,
+    ) -> None:
+        self._build_dir = Path(build_dir).absolute()
+        self._dfu_path = self._build_dir / DFU_NAME
+        self._flasher_args = self._build_dir / FLASHER_ARGS
+        self._on_artifact = on_artifact
+        self._on_note = on_note
+        self._settle_s = settle_s
+        self._make_dfu = make_dfu
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._events = 0
+        self._renamed = False
+        """A dfu.bin was renamed into place: it is complete, no need to wait for it to settle."""
+        self._watching = threading.Event()
+        self._refreshing = threading.Lock()
+        """One read-and-report at a time: the watcher's thread and check_now() callers both read
+        dfu.bin, and the one holding older content must not report it after the newer one."""
+        self._stopping = False
+        self._paused = False
+        self._current: Artifact | None = None
+        self._read_stat: _Stat = None
+        self._thread: threading.Thread | None = None
+        # Used by the worker thread only.
+        self._plan = _Plan()
+        self._plan_stat: _Stat | bool = False  # False: flasher_args.json not looked at yet
+        self._handler = _Handler(self)
+        self._relevant: frozenset[str] = frozenset()
+        self._relevant_folders: frozenset[str] = frozenset()
+        self._watches: dict[Path, tuple[ObservedWatch, tuple[int, int]]] = {}
+        self._made_from: tuple[_Stat, ...] | None = None
+        self._noted: tuple[_Stat, ...] | None = None
+        self._last_failure = ""
+
+    @property
+    def current(self) -> Artifact | None:
+        """The last artifact reported."""
+        with self._lock:
+            return self._current
+
+    @property
+    def paused(self) -> bool:
+        """While True, no dfu.bin is made from the flash images: our own build makes it."""
+        with self._lock:
+            return self._paused
+
+    @paused.setter
+    def paused(self, value: bool) -> None:
+        with self._lock:
+            self._paused = value
+
+    def start(self) -> None:
+        """Report the dfu.bin there is now (if any), then watch for new ones."""
+        self._thread = threading.Thread(target=self._run, name="espdfu-watch", daemon=True)
+        self._thread.start()
+        if _identity(self._build_dir) is not None:  # changes from now on will be seen...
+            self._watching.wait(_STOP_TIMEOUT_S)
+        self.check_now()  # ...and this reads what is there already: nothing falls in between
+
+    def stop(self, timeout_s: float = _STOP_TIMEOUT_S) -> None:
+        """Stop watching for good; the watcher's threads are joined (at most ``timeout_s``)."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def check_now(self) -> Artifact | None:
+        """Read dfu.bin now, report it if it is new, and return the current artifact."""
+        self._refresh(force=True)
+        return self.current
+
+    def refresh(self) -> Artifact | None:
+        """As :meth:`check_now`, but dfu.bin is read only if it changed since it was last read
+        (the watcher has usually read it already)."""
+        self._refresh()
+        return self.current
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def _refresh(self, *, force: bool = False, made_here: bool = False) -> None:
+        """Read dfu.bin if it changed since it was last read (or ``force``); report it if new."""
+        with self._refreshing:
+            stat = _stat(self._dfu_path)
+            with self._lock:
+                unchanged = stat == self._read_stat
+                deleted = stat is None and self._read_stat is not None
+                if stat is None:
+                    self._read_stat = None
+            if deleted:
+                self._note(f"{self._dfu_path} was deleted; the last artifact stays current.")
+            if stat is None or (unchanged and not force):
+                return
+            artifact = read_artifact(self._dfu_path, made_here=made_here)
+            if artifact is None:
+                return
+            with self._lock:
+                self._read_stat = stat
+                last = self._current
+                new = last is None or (artifact.digest, artifact.problem) != (
+                    last.digest,
+                    last.problem,
+                )
+                if new:
+                    self._current = artifact
+            if new:
+                self._on_artifact(artifact)
+
+    # --- the worker thread --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while self._wait_for_folder():
+            try:
+                self._watch_folder()
+            except Exception as error:  # the watcher must outlive any one failure
+                self._note_failure(error)
+                with self._wake:
+                    self._wake.wait_for(lambda: self._stopping, _RETRY_S)
+
+    def _wait_for_folder(self) -> bool:
+        """Wait until the build folder exists (a first build creates it); False when stopped."""
+        while _identity(self._build_dir) is None:
+            with self._wake:
+                if self._wake.wait_for(lambda: self._stopping, _FOLDER_POLL_S):
+                    return False
+        with self._lock:
+            return not self._stopping
+
+    def _watch_folder(self) -> None:
+        """Follow the build folder until it disappears or the watcher is stopped."""
+        observer = Observer()
+        observer.start()
+        try:
+            self._watches.clear()
+            self._plan_stat = False
+            self._schedule(observer)
+            self._watching.set()
+            self._settle_loop(observer)
+        finally:
+            observer.stop()
+            observer.join(_STOP_TIMEOUT_S)
+
+    def _settle_loop(self, observer: BaseObserver) -> None:
+        """Wait for events; act once the files have been still for ``settle_s``."""
+        seen = -1  # so the first round looks at the folder as it is now
+        deadline: float | None = None
+        armed: tuple[_Stat, ...] = ()
+        while True:
+            with self._wake:
+                if self._events == seen:
+                    timeout = None if deadline is None else deadline - time.monotonic()
+                    self._wake.wait(None if timeout is None else max(timeout, 0.0))
+                if self._stopping:
+                    return
+                fresh, seen = self._events != seen, self._events
+                renamed, self._renamed = self._renamed, False
+            if renamed:
+                try:
+                    self._refresh()
+                except Exception as error:
+                    self._note_failure(error)
+            now = time.monotonic()
+            if not fresh and (deadline is None or now < deadline):
+                continue
+            fingerprint = self._fingerprint()
+            if fresh or fingerprint != armed:
+                armed, deadline = fingerprint, now + self._settle_s
+                continue
+            deadline = None
+            try:
+                if _identity(self._build_dir) is None:
+                    self._note(f"The build folder {self._build_dir} was removed; waiting for it.")
+                    return
+                self._settled(observer)
+                self._last_failure = ""
+            except Exception as error:
+                self._note_failure(error)
+
+    def _settled(self, observer: BaseObserver) -> None:
+        flasher_stat = _stat(self._flasher_args)
+        replanned = flasher_stat != self._plan_stat
+        if replanned:
+            self._plan_stat = flasher_stat
+            self._plan = self._read_plan()
+        self._schedule(observer)
+        self._refresh()
+        if replanned:
+            self._poke()  # let the newly named images settle before making anything of them
+        elif self._make_dfu:
+            self._make()
+
+    def _fingerprint(self) -> tuple[_Stat, ...]:
+        paths = (self._dfu_path, self._flasher_args, *self._plan.images)
+        return tuple(_stat(path) for path in paths)
+
+    def _poke(self) -> None:
+        with self._wake:
+            self._events += 1
+            self._wake.notify_all()
+
+    # --- what to watch ------------------------------------------------------------------------
+
+    def _read_plan(self) -> _Plan:
+        if not self._flasher_args.is_file():
+            return _Plan()
+        try:
+            images = tuple(image.path for image in flash_files_from_json(self._flasher_args))
+            app = _app_image(self._flasher_args)
+        except EspdfuError as error:
+            self._note(str(error))
+            return _Plan()
+        return _Plan(images, (app,) if app in images else images)
+
+    def _schedule(self, observer: BaseObserver) -> None:
+        """Watch the build folder and the images' folders; re-watch folders made anew."""
+        wanted: dict[Path, tuple[int, int]] = {}
+        for folder in {self._build_dir, *(path.parent for path in self._plan.images)}:
+            identity = _identity(folder)
+            if identity is not None:
+                wanted[folder] = identity
+        for folder, (watch, identity) in list(self._watches.items()):
+            if wanted.get(folder) != identity:
+                observer.unschedule(watch)
+                del self._watches[folder]
+        for folder, identity in wanted.items():
+            if folder not in self._watches:
+                watch = observer.schedule(self._handler, str(folder), recursive=False)
+                self._watches[folder] = (watch, identity)
+        files = {self._dfu_path, self._flasher_args, *self._plan.images}
+        self._relevant = frozenset(str(path) for path in files)
+        folders = {self._build_dir, *(path.parent for path in self._plan.images)}
+        self._relevant_folders = frozenset(str(path) for path in folders)
+
+    def _on_event(self, event: FileSystemEvent) -> None:
+        """Called on watchdog's thread: only count the event and wake the worker."""
+        paths = {os.fsdecode(event.src_path), os.fsdecode(event.dest_path)}
+        kind = event.event_type
+        if kind == "moved" and os.fsdecode(event.dest_path) == str(self._dfu_path):
+            with self._wake:
+                self._renamed = True
+        if (kind in _CONTENT_EVENTS and not paths.isdisjoint(self._relevant)) or (
+            kind in _FOLDER_EVENTS
+            and event.is_directory
+            and not paths.isdisjoint(self._relevant_folders)
+        ):
+            self._poke()
+
+    # --- making dfu.bin -----------------------------------------------------------------------
+
+    def _make(self) -> None:
+        """Make dfu.bin when a plain ``idf.py build`` has left images newer than dfu.bin.
+
+        The app must be among them: a build links it after everything else, so a newer
+        bootloader alone is more likely a build still running than one that has finished,
+        and a dfu.bin of a new bootloader and an old app must never be flashed.
+        """
+        images = self._plan.images
+        if not images or self.paused:
+            return
+        stats = tuple(_stat(path) for path in images)
+        if None in stats:
+            return
+        mtimes = {path: stat[1] for path, stat in zip(images, stats, strict=True) if stat}
+        dfu = _stat(self._dfu_path)
+        if dfu is not None and max(mtimes[path] for path in self._plan.last_written) <= dfu[1]:
+            newer = [path.name for path in images if mtimes[path] > dfu[1]]
+            if newer and stats != self._noted:
+                self._noted = stats
+                app = self._plan.last_written[0].name
+                self._note(
+                    f"{', '.join(newer)} newer than {DFU_NAME} but {app} is not: no {DFU_NAME} "
+                    f"is made until {app} is rebuilt too (`idf.py dfu` makes one now)."
+                )
+            return
+        if stats == self._made_from:
+            return
+        self._made_from = stats
+        try:
+            folder = BuildFolder.open(self._build_dir)
+            dfufile.save(self._dfu_path, folder.make_dfu())
+        except EspdfuError as error:
+            self._note(str(error))
+            return
+        for note in folder.notes:
+            self._note(note)
+        self._refresh(made_here=True)
+
+    # --- notes --------------------------------------------------------------------------------
+
+    def _note(self, text: str) -> None:
+        if self._on_note is None:
+            log.info("%s", text)
+            return
+        try:
+            self._on_note(text)
+        except Exception:
+            log.exception("on_note failed")
+
+    def _note_failure(self, error: Exception) -> None:
+        """Say what went wrong, once until things work again; keep the traceback in the log."""
+        log.debug("build-folder watcher failure", exc_info=error)
+        what = str(error) if isinstance(error, EspdfuError) else f"{type(error).__name__}: {error}"
+        text = f"Watching {self._build_dir} failed ({what}); still watching."
+        if text != self._last_failure:
+            self._last_failure = text
+            self._note(text)
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, watcher: ArtifactWatcher) -> None:
+        self._watcher = watcher
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        self._watcher._on_event(event)
+
+
+def _stat(path: Path) -> _Stat:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    """(device, inode) of a folder, None if there is none: a folder made anew is another."""
+    try:
+        stat = folder.stat()
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino) if S_ISDIR(stat.st_mode) else None
+
+
+def _app_image(flasher_args: Path) -> Path | None:
+    """The app image flasher_args.json names (``"app": {"file": ...}``), if it names one."""
+    try:
+        content = read_json(flasher_args)
+    except InputError:  # rewritten since flash_files_from_json read it: the next event retries
+        return None
+    app = content.get("app")
+    name = app.get("file") if isinstance(app, dict) else None
+    return flasher_args.parent / name if isinstance(name, str) else None

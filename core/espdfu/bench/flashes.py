@@ -1,0 +1,109 @@
+"""The workbench's flashes: one job a port at a time, the latest wish waiting in the port, and
+one line of RESET advice for each round of flashes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from ..flashing.flasher import Outcome, flash_and_look, incompatibility
+from ..flashing.jobs import Job, Jobs
+from ..usb.transport import port_order
+from .artifacts import Artifact
+from .ports import Ports
+from .views import Outbox, reset_advice
+
+
+class Flashes:
+    """Starts and ends the workbench's flashes, inside its lock (``changes``); ``count`` takes
+    the number of boards being flashed each time it changes."""
+
+    def __init__(self, ports: Ports, changes: Outbox, count: Callable[[int], None]) -> None:
+        self._ports = ports
+        self._changes = changes
+        self._count = count
+        self._jobs: Jobs[Artifact, Outcome] = Jobs(
+            self._flash, self._flashed, guard=changes, name="espdfu-job"
+        )
+        self._to_reset: dict[str, str] = {}
+        """Port path → title of the boards of this round of flashes that wait for RESET: said
+        once, when the round ends."""
+
+    def start(self, path: str, artifact: Artifact, explicit: bool) -> bool:
+        """Start flashing ``path``; a running flash keeps the newest other artifact for after.
+
+        Checking the board and starting its job are one step (inside the lock). ``explicit``:
+        the user asked for this board, so a refusal is a warning.
+        """
+        image = artifact.image
+        assert image is not None
+        port = self._ports.get(path)
+        if self._jobs.closed or port.board is None:
+            return False
+        if port.job is not None:
+            same = port.job.item.digest == artifact.digest
+            port.waiting = None if same else artifact  # the latest wins
+            if same and explicit:
+                self._changes.log(f"{port.title} is being flashed already.", level="warning")
+            return False
+        if not port.on_bus:
+            return False
+        problem = incompatibility(port.board, image, self._ports.settings.flash.force)
+        if problem is not None:  # said each time, so that no board is passed over unsaid
+            level = "warning" if explicit else "info"
+            self._changes.log(f"{port.title}: not flashed: {problem.message}", level=level)
+            return False
+        job = self._jobs.start(path, artifact)
+        if job is None:
+            return False
+        self._ports.apply(port, port.flash_started(job, len(image.payload)))
+        self._counted()
+        return True
+
+    def cancel(self, path: str) -> bool:
+        """Cancel the flash of the board at ``path``; whether one ran (else it says so)."""
+        port = self._ports.get(path)
+        if port.job is None:
+            self._changes.log(f"Nothing to cancel on {path}: no flash runs there.", level="warning")
+            return False
+        port.waiting = None
+        port.job.cancel()
+        return True
+
+    def close(self) -> list[Job[Artifact, Outcome]]:
+        """Start nothing from now on; cancel the running flashes and return their jobs."""
+        return self._jobs.close()
+
+    def join(self, timeout: float) -> None:
+        self._jobs.join(timeout)
+
+    def _flash(self, path: str, artifact: Artifact, cancel: threading.Event) -> Outcome:
+        """A job, on its own thread."""
+        assert artifact.image is not None
+        self._ports.feed.release(path)  # a console port is never held across a flash
+        return flash_and_look(
+            self._ports.usb,
+            path,
+            artifact.image,
+            options=self._ports.settings.flash,
+            progress=lambda progress: self._ports.tell(path, lambda p: p.progressed(progress)),
+            cancel=cancel,
+        )
+
+    def _flashed(self, job: Job[Artifact, Outcome], outcome: Outcome) -> None:
+        """A job ended (inside the lock): the port takes it, then what waited there starts."""
+        port = self._ports.get(job.path)
+        waiting, port.waiting = port.waiting, None
+        result = outcome.result
+        self._ports.apply(port, port.ended(outcome, job.item.digest))
+        if result.ok and result.next_step:
+            self._to_reset[port.path] = port.title
+        if waiting is None or job.cancelled or not self.start(port.path, waiting, False):
+            self._counted()
+        if not any(port.flashing for port in self._ports) and self._to_reset:  # round over
+            titles = [self._to_reset[path] for path in sorted(self._to_reset, key=port_order)]
+            self._changes.log(reset_advice(titles))
+            self._to_reset.clear()
+
+    def _counted(self) -> None:
+        self._count(sum(port.flashing for port in self._ports))

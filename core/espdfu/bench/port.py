@@ -1,0 +1,298 @@
+"""One USB port's life, as one state machine: what is there, what runs on it, what is shown.
+
+A board is named by its port path and keeps its name across DETACH, RESET and re-enumeration,
+so everything the workbench knows of a board lives here, in one :class:`Port` with one
+:class:`Life`: nothing there, on the bus, being flashed, running its app (seen through its
+console only), or away and looked for. The port is sans-IO, like the DFU protocol: each
+method is what happened, and returns what to do (:data:`Effect`), which the workbench does:
+show or hide the board, say a line, read its console or stop, look for it until a deadline.
+Its states and transitions are drawn in docs/design.md and tested as a table
+(tests/core/bench/test_port.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Concatenate, ParamSpec
+
+from ..chips import Chip
+from ..files.dfufile import DfuImage
+from ..flashing.flasher import Failure, FlashResult, Outcome, Phase, Progress, incompatibility
+from ..flashing.jobs import Job
+from ..usb.boards import Board, Mode
+from .artifacts import Artifact
+from .feed import ConsoleView
+from .settings import AWAY_S
+from .views import BoardView, Life
+
+_ROM_MODES = (Mode.ROM, Mode.DFU)
+"""Modes whose serial port, if any, is the ROM's (the serial bootloader), not the app's."""
+
+
+# --- what the workbench does for a port ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Show:
+    """Report the board as it is now."""
+
+
+@dataclass(frozen=True)
+class Hide:
+    """The board is no longer shown."""
+
+
+@dataclass(frozen=True)
+class Say:
+    """A line for the log (``level``: info, warning, error)."""
+
+    text: str
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class ReadConsole:
+    """Read the board's console (it is looked for until there), or stop reading it."""
+
+    on: bool
+
+
+@dataclass(frozen=True)
+class LookFor:
+    """Call :meth:`Port.timed_out` with this look's number after ``seconds``."""
+
+    seconds: float
+    look: int
+
+
+Effect = Show | Hide | Say | ReadConsole | LookFor
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the settings decide for a port."""
+
+    consoles: bool = True
+    """Read the board's app console when it may run."""
+    arm: bool = True
+    """A board that appears here is armed for auto-flash."""
+    away_s: float = AWAY_S
+
+
+_P = ParamSpec("_P")
+
+
+def _transition(
+    step: Callable[Concatenate[Port, _P], list[Effect] | None],
+) -> Callable[Concatenate[Port, _P], list[Effect]]:
+    """A transition: ``step`` moves the state on and returns the lines to say (None: nothing
+    changed); the rest of what the workbench must do follows from the states before and after."""
+
+    def transition(port: Port, /, *args: _P.args, **kwargs: _P.kwargs) -> list[Effect]:
+        before = (port.shown, port.console is not None, port.life is Life.AWAY)
+        says = step(port, *args, **kwargs)
+        return [] if says is None else port._effects(*before) + says
+
+    transition.__name__, transition.__doc__ = step.__name__, step.__doc__
+    return transition
+
+
+class Port:
+    """Everything the workbench knows of one USB port; it outlives the board's presence."""
+
+    def __init__(self, path: str, label: str = "", policy: Policy | None = None) -> None:
+        self.path = path
+        self.label = label
+        self.policy = policy or Policy()
+        self.life = Life.ABSENT
+        self.board: Board | None = None
+        """The board last seen here (None: none yet)."""
+        self.on_bus = False
+        self.chip: Chip | None = None
+        """The chip seen here since the board was plugged in: the app it runs after a RESET has
+        descriptors (a USB console, a DFU runtime) that do not name it."""
+        self.said: Mode | None = None
+        """The mode last said in the log, so that each change is said once."""
+        self.armed = False
+        self.job: Job[Artifact, Outcome] | None = None
+        self.waiting: Artifact | None = None
+        """The latest artifact asked for while a flash ran: flashed after it."""
+        self.progress: Progress | None = None
+        self.last: FlashResult | None = None
+        self.last_at: float | None = None
+        """When the last flash ended (time.time())."""
+        self.flashed: str | None = None
+        """The digest of the artifact last flashed here successfully."""
+        self.console: ConsoleView | None = None
+        """Its app's console while it is read (None: not read)."""
+        self.look = 0
+        """The number of the current look for the board (see :meth:`timed_out`)."""
+
+    @property
+    def title(self) -> str:
+        return self.label or self.path
+
+    @property
+    def shown(self) -> bool:
+        return self.life is not Life.ABSENT
+
+    @property
+    def flashing(self) -> bool:
+        return self.life is Life.FLASHING
+
+    def view(self, image: DfuImage | None, force: bool) -> BoardView:
+        """The board as the user sees it, with whether ``image`` (the usable artifact's) fits."""
+        assert self.board is not None, "a port is shown once a board was seen there"
+        fits = image is not None and incompatibility(self.board, image, force) is None
+        return BoardView(
+            board=self.board,
+            life=self.life,
+            present=self.on_bus,
+            label=self.label,
+            armed=self.armed,
+            progress=self.progress,
+            last=self.last,
+            last_at=self.last_at,
+            fits=fits and self.on_bus,
+            artifact_chip=image.chip_name if image else None,
+            console=self.console,
+        )
+
+    # --- what happens here: each a transition, which says what to do about it ----------------
+
+    @_transition
+    def seen(self, board: Board) -> list[Effect] | None:
+        """The hot-plug monitor sees ``board`` here (it came, or it changed)."""
+        return self._seen(board)
+
+    @_transition
+    def left(self) -> list[Effect] | None:
+        """The hot-plug monitor no longer sees a board here."""
+        if not self.on_bus:
+            return None
+        self.on_bus = False
+        if self.life is Life.FLASHING:
+            return []  # DETACH takes it to DFU mode, or a cable: the flash will say which
+        if self.console is not None and (self.console.open or self.console.problem):
+            self.life = Life.APP
+        elif self.last is not None and self.last.ok and self.policy.consoles:
+            self.life = Life.AWAY  # RESET after the flash: its app is coming
+        else:
+            self.life = Life.ABSENT
+            return [Say(f"{self.title} unplugged.")]
+        return []
+
+    @_transition
+    def flash_started(self, job: Job[Artifact, Outcome], total: int) -> list[Effect] | None:
+        """Our flash of ``total`` bytes starts here (the board is on the bus)."""
+        if self.life is not Life.PRESENT:
+            return None
+        self.life, self.job = Life.FLASHING, job
+        self.progress = Progress(self.path, Phase.CONNECTING, 0, total)
+        return []
+
+    @_transition
+    def progressed(self, progress: Progress) -> list[Effect] | None:
+        if self.life is not Life.FLASHING:
+            return None
+        self.progress = progress
+        return []
+
+    @_transition
+    def ended(self, outcome: Outcome, digest: str) -> list[Effect] | None:
+        """The flash of the artifact ``digest`` ended; the board as it left the port."""
+        if self.life is not Life.FLASHING:
+            return None
+        result = outcome.result
+        self.job, self.progress = None, None
+        self.last, self.last_at = result, time.time()
+        if result.ok:
+            self.flashed = digest
+            says: list[Effect] = [Say(f"{self.title}: {result.headline}")]  # RESET: once a round
+        else:
+            cancelled = result.error is not None and result.error.kind is Failure.CANCELLED
+            says = [Say(f"{self.title}: {result.message}", "info" if cancelled else "error")]
+        if outcome.board is not None:
+            self._seen(outcome.board)
+            self.life = Life.PRESENT
+        elif result.ok and self.policy.consoles:
+            self.on_bus, self.life = False, Life.AWAY  # RESET after the flash: its app is coming
+        else:
+            self.on_bus, self.life = False, Life.ABSENT
+            says.append(Say(f"{self.title} unplugged."))
+        return says
+
+    @_transition
+    def console_changed(self, view: ConsoleView) -> list[Effect] | None:
+        """The board's console now (it opened, went, was refused, or printed)."""
+        if self.console is None:
+            return None  # no longer read (a flash started): what it said before is moot
+        there = view.open or bool(view.problem)
+        self.console = view
+        if self.on_bus or self.life is Life.FLASHING:
+            return []
+        if there and self.life is Life.ABSENT and view.open:
+            self.life = Life.APP
+            return [Say(f"{self.title}: its app's console is on {view.device}.")]
+        if there:
+            self.life = Life.APP
+        elif self.life is Life.APP:
+            self.life = Life.AWAY if self.policy.consoles else Life.ABSENT  # RESET, or the cable
+        return []
+
+    @_transition
+    def timed_out(self, look: int) -> list[Effect] | None:
+        """The deadline of the look numbered ``look`` passed."""
+        if self.life is not Life.AWAY or look != self.look:
+            return None  # a look that has been answered
+        self.life = Life.ABSENT
+        return [Say(f"{self.title} unplugged.")]
+
+    # --- the parts of the transitions ---------------------------------------------------------
+
+    def _effects(self, shown: bool, console: bool, looking: bool) -> list[Effect]:
+        """What the workbench must do once the state moved on from one where the board was
+        ``shown``, its ``console`` read, the board ``looking`` for."""
+        effects: list[Effect] = []
+        wanted = self._console_wanted()
+        if wanted != console:
+            self.console = ConsoleView() if wanted else None
+            effects.append(ReadConsole(wanted))
+        if self.life is Life.AWAY and not looking:
+            self.look += 1
+            effects.append(LookFor(self.policy.away_s, self.look))
+        if self.shown:
+            effects.append(Show())
+        elif shown:
+            effects.append(Hide())
+            self.chip = self.said = None  # what comes here next may be another board
+        return effects
+
+    def _seen(self, board: Board) -> list[Effect]:
+        if board.chip is None:
+            board = replace(board, chip=self.chip)
+        self.chip, self.board, self.on_bus = board.chip, board, True
+        if self.life is Life.FLASHING:
+            self.said = board.mode  # the flash's own re-enumeration: nothing to say
+            return []
+        if self.life is not Life.PRESENT:  # it appears: armed as the settings say
+            self.armed = board.flashable and self.policy.arm
+        self.life = Life.PRESENT
+        if board.mode is self.said:
+            return []
+        self.said = board.mode
+        where = f"{self.label} ({self.path})" if self.label else self.path
+        return [Say(f"{where}: {board.chip_name}, {board.mode.value}.")]
+
+    def _console_wanted(self) -> bool:
+        """Read the board's console when its app may run: not in the ROM's download or DFU
+        mode, not while it is flashed."""
+        board = self.board
+        return (
+            self.policy.consoles
+            and board is not None
+            and self.life is not Life.FLASHING
+            and not (self.on_bus and board.mode in _ROM_MODES)
+        )

@@ -1,0 +1,132 @@
+"""The workbench's ports by path, and what they ask done: the hot-plug monitor's news and the
+consoles' news routed to each port, and each port's effects carried out (its events posted, its
+console read or released, a timer for the look for it)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+
+from ..config import is_port_path
+from ..consoles.lines import Line
+from ..consoles.ports import console_finder
+from ..files.backtrace import project_elf
+from ..files.dfufile import DfuImage
+from ..loops import Alarms
+from ..usb.hotplug import BoardEvent, Change, HotPlug
+from ..usb.transport import Usb
+from .feed import ConsoleFeed, ConsoleView
+from .port import Effect, Hide, LookFor, Policy, Port, ReadConsole, Say, Show
+from .settings import WorkbenchSettings
+from .views import BoardChanged, BoardRemoved, BoardView, ConsoleOutput, Outbox
+
+
+class Ports:
+    """Every port the workbench knows, each with its life; used inside the model's lock."""
+
+    def __init__(
+        self,
+        usb_world: Usb,
+        settings: WorkbenchSettings,
+        changes: Outbox,
+        image: Callable[[], DfuImage | None],
+    ) -> None:
+        self.usb = usb_world
+        self.settings = settings
+        self._changes = changes
+        self._image = image
+        """The usable artifact's image now, for whether it fits each board."""
+        self._ports: dict[str, Port] = {}
+        self._alarms = Alarms()
+        self._closed = False
+        for path, label in settings.labels.items():
+            self.get(path).label = label
+        self.hotplug = HotPlug(usb_world, self._on_board_event, settings.monitor_interval_s)
+        self.feed = ConsoleFeed(
+            self._console_finder, self._on_console, elf=lambda: project_elf(settings.build_dir)
+        )
+
+    def get(self, path: str) -> Port:
+        """The port at ``path``, known from now on."""
+        port = self._ports.get(path)
+        if port is None:
+            settings = self.settings
+            arm = path in settings.arm_only if settings.arm_only else settings.arm_new_boards
+            policy = Policy(consoles=settings.consoles, arm=arm, away_s=settings.away_s)
+            port = self._ports[path] = Port(path, policy=policy)
+        return port
+
+    def __iter__(self) -> Iterator[Port]:
+        return iter(list(self._ports.values()))
+
+    def shown(self) -> dict[str, BoardView]:
+        return {path: self.view(port) for path, port in self._ports.items() if port.shown}
+
+    def view(self, port: Port) -> BoardView:
+        return port.view(self._image(), self.settings.flash.force)
+
+    def tell(self, path: str, news: Callable[[Port], list[Effect]]) -> None:
+        """What happened to the port at ``path`` (a transition of it), from any thread."""
+        with self._changes:
+            if not self._closed:
+                port = self.get(path)
+                self.apply(port, news(port))
+
+    def apply(self, port: Port, effects: list[Effect]) -> None:
+        """Do what the port asks (inside the model's lock)."""
+        for effect in effects:
+            if isinstance(effect, Show):
+                self._changes.post(BoardChanged(self.view(port)))
+            elif isinstance(effect, Hide):
+                self._changes.post(BoardRemoved(port.path))
+            elif isinstance(effect, Say):
+                self._changes.log(effect.text, level=effect.level)
+            elif isinstance(effect, ReadConsole):
+                self.feed.read(port.path, effect.on and not self._closed)
+            elif isinstance(effect, LookFor) and not self._closed:
+                timed_out = functools.partial(Port.timed_out, look=effect.look)
+                ring = functools.partial(self.tell, port.path, timed_out)
+                self._alarms.set(port.path, effect.seconds, ring)
+
+    def show(self, port: Port) -> None:
+        """Report the board as it is now (an arm, a label, a new artifact changed its view)."""
+        if port.shown:
+            self.apply(port, [Show()])
+
+    def close(self) -> None:
+        """From now on nothing is done for any port; the threads the ports used are joined."""
+        with self._changes:
+            self._closed = True
+        self._alarms.close()
+        self.feed.close()
+        self.hotplug.stop()
+
+    # --- news from the bus and the consoles ---------------------------------------------------
+
+    def _on_board_event(self, event: BoardEvent) -> None:
+        if event.change is Change.REMOVED:
+            self.tell(event.board.path, Port.left)
+        else:
+            self.tell(event.board.path, functools.partial(Port.seen, board=event.board))
+
+    def _on_console(self, path: str, view: ConsoleView, lines: tuple[Line, ...]) -> None:
+        """A batch from the consoles' thread."""
+        with self._changes:
+            port = self._ports.get(path)
+            if self._closed or port is None or port.console is None:
+                return  # no longer read (a flash started): what it said before is moot
+            if lines:  # before the state they brought about
+                self._changes.post(ConsoleOutput(path, lines))
+            self.apply(port, port.console_changed(view))
+
+    def _console_finder(self, path: str) -> Callable[[], str | None]:
+        """Where the console of the board at ``path`` is: the serial port the settings give it
+        (by port path or by its label), else its app's own USB port at ``path``."""
+        ports = self.settings.console_ports
+        label = self.get(path).label
+        given = ports.get(path) or (ports.get(label) if label else None)
+        if given is None:
+            return console_finder(path, self.usb)
+        if is_port_path(given):  # the USB-UART bridge's place: its port, whatever its name
+            return console_finder(given)
+        return lambda: given

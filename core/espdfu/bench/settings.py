@@ -1,0 +1,73 @@
+"""What the workbench is set to do, and the one path to it from the configuration.
+
+``espdfu-tui`` and ``espdfu watch`` both load :class:`~espdfu.config.Settings` (the files,
+then their own flags as overrides) and turn them into :class:`WorkbenchSettings` here, so a
+setting means the same in both and each default has one home.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..config import DEFAULT_COMMAND, Settings
+from ..flashing.flasher import FlashOptions
+
+AWAY_S = 5.0
+"""How long a board that leaves by what may be a RESET may take to come back (its app's
+console after a flash, download mode after its app) before it counts as unplugged."""
+
+
+@dataclass(frozen=True)
+class WorkbenchSettings:
+    build_dir: Path
+    project_dir: Path | None = None
+    build_command: tuple[str, ...] = DEFAULT_COMMAND
+    auto_flash: bool = False
+    make_dfu: bool = True
+    arm_new_boards: bool = True
+    arm_only: frozenset[str] = frozenset()
+    """When given, only the boards at these port paths are armed as they appear."""
+    labels: dict[str, str] = field(default_factory=dict)
+    flash: FlashOptions = field(default_factory=FlashOptions)
+    monitor_interval_s: float = 0.5
+    settle_s: float = 0.25
+    consoles: bool = True
+    """Read each board's app console when it has one (its USB CDC port at the board's path)."""
+    console_ports: dict[str, str] = field(default_factory=dict)
+    """Board (port path or label) → its console's serial port when not on its own USB: a
+    device (/dev/ttyUSB0, COM5) or the USB port path of its USB-UART bridge."""
+    away_s: float = AWAY_S
+    """How long a board that left by what may be a RESET is looked for (:data:`AWAY_S`)."""
+
+
+def workbench_settings(
+    config: Settings,
+    *,
+    arm_only: Iterable[str] = (),
+    labels: Mapping[str, str] | None = None,
+    flash: FlashOptions | None = None,
+) -> WorkbenchSettings:
+    """The workbench ``config`` describes, with what only the front end knows.
+
+    ``arm_only``: the port paths of the only boards armed as they appear (none: as
+    ``config.arm_new_boards`` says). ``labels``: the board labels, when not the configured ones
+    (the demo keeps its own). ``flash``: the flash options the configuration does not set; its
+    ``detach_wait_s`` is the configuration's. Without a configured build folder, it is the
+    project's ``build``, or the current folder's without a project.
+    """
+    project_dir = config.project_dir
+    return WorkbenchSettings(
+        build_dir=config.build_dir or (project_dir or Path.cwd()) / "build",
+        project_dir=project_dir,
+        build_command=config.build_argv,
+        auto_flash=config.auto_flash,
+        make_dfu=config.make_dfu,
+        arm_new_boards=config.arm_new_boards,
+        arm_only=frozenset(arm_only),
+        labels=dict(config.labels if labels is None else labels),
+        console_ports=dict(config.consoles),
+        flash=replace(flash or FlashOptions(), detach_wait_s=config.detach_wait_s),
+        monitor_interval_s=config.monitor_interval_s,
+    )

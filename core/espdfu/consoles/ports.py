@@ -1,0 +1,214 @@
+"""Board consoles through pyserial: found by USB port path, read as lines, followed across resets.
+
+An ESP32-S2/S3 app whose console is the chip's own USB (ESP-IDF's USB-CDC console, TinyUSB's
+CDC) comes back after RESET as a CDC-ACM port at the board's USB port path; pyserial's
+``location`` names that path (``1-1.2:1.0``). A port that vanishes (RESET, download mode, a
+cable) is a state: the reader says so and opens it again when it is back.
+"""
+
+from __future__ import annotations
+
+import errno
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import serial
+import serial.tools.list_ports
+
+from ..chips import ESPRESSIF_VID
+from ..errors import EspdfuError
+from ..loops import Worker
+from ..usb.transport import SerialPorts, Usb
+from .lines import Line, Splitter
+
+DEFAULT_BAUD = 115200
+"""ESP-IDF's default console speed (CONFIG_ESP_CONSOLE_UART_BAUDRATE); a USB CDC port ignores it."""
+_REOPEN_S = 0.2
+_READ_TIMEOUT_S = 0.1
+
+
+class PortError(EspdfuError):
+    """A console port cannot be read (not there, no permission, held by another program)."""
+
+
+@dataclass(frozen=True)
+class Port:
+    """A serial port the system has now."""
+
+    device: str
+    """What opens it: /dev/ttyACM0, COM3."""
+    usb_path: str | None
+    """The USB port path of the device it belongs to, in ``espdfu list``'s form."""
+    vid: int | None
+    description: str
+
+
+def ports() -> list[Port]:
+    """Every serial port there is now."""
+    found = []
+    for info in serial.tools.list_ports.comports():
+        location = info.location or ""
+        found.append(
+            Port(info.device, location.split(":")[0] or None, info.vid, info.description or "")
+        )
+    return found
+
+
+_PORTS_FRESH_S = 0.5
+_ports_lock = threading.Lock()
+_ports_seen: tuple[float, list[Port]] = (float("-inf"), [])
+
+
+def recent_ports() -> list[Port]:
+    """:func:`ports`, at most :data:`_PORTS_FRESH_S` old: readers waiting for their boards'
+    consoles share one look at the system (pyserial reads sysfs for every tty each time)."""
+    global _ports_seen
+    with _ports_lock:
+        at, found = _ports_seen
+        if time.monotonic() - at >= _PORTS_FRESH_S:
+            found = ports()
+            _ports_seen = (time.monotonic(), found)
+        return found
+
+
+def port_at(usb_path: str) -> str | None:
+    """The serial port of the board at ``usb_path``, if it has one now (its app's CDC console)."""
+    return next((port.device for port in recent_ports() if port.usb_path == usb_path), None)
+
+
+class SystemSerial:
+    """The system's serial ports, as pyserial lists them: the :class:`SerialPorts` of real USB."""
+
+    def at(self, usb_path: str) -> str | None:
+        return port_at(usb_path)
+
+    def espressif(self) -> list[str]:
+        return [port.usb_path for port in ports() if port.vid == ESPRESSIF_VID and port.usb_path]
+
+
+def serial_ports(usb_world: Usb | None = None) -> SerialPorts:
+    """Where the boards of ``usb_world`` have their serial ports: its own when it knows them
+    (virtual boards), else the system's."""
+    found = usb_world.serial if usb_world is not None else None
+    return found if found is not None else SystemSerial()
+
+
+def console_finder(usb_path: str, usb_world: Usb | None = None) -> Callable[[], str | None]:
+    """Where the console of the board at ``usb_path`` is, each time it is asked."""
+    serial_world = serial_ports(usb_world)
+    return lambda: serial_world.at(usb_path)
+
+
+def open_port(device: str, baud: int = DEFAULT_BAUD) -> serial.Serial:
+    """Open ``device`` for reading, alone (as other well-behaved programs, idf.py monitor among
+    them, lock it), or raise :class:`PortError` saying why not."""
+    try:
+        return serial.Serial(device, baud, timeout=_READ_TIMEOUT_S, exclusive=True)
+    except (serial.SerialException, OSError, ValueError) as error:
+        code = getattr(error, "errno", None)
+        if code in (errno.EACCES, errno.EPERM):
+            raise PortError(
+                f"No permission to open {device}.",
+                "On Linux, add yourself to the group that owns it (often dialout: "
+                "sudo usermod -aG dialout $USER, then log in again).",
+            ) from None
+        if code in (errno.EBUSY, errno.EAGAIN, errno.EWOULDBLOCK) or "lock" in str(error):
+            raise PortError(
+                f"{device} is in use by another program.",
+                "Close the other serial monitor (idf.py monitor, screen, minicom) and try again.",
+            ) from None
+        raise PortError(
+            f"{device} cannot be opened: {getattr(error, 'strerror', None) or error}.",
+            "Check the name (espdfu monitor --list shows the ports there are now).",
+        ) from None
+
+
+class Gone(NamedTuple):
+    """The port went away (RESET, download mode, a cable); the reader waits for it."""
+
+    at: float
+
+
+class Back(NamedTuple):
+    """The port is there again (or for the first time) and open."""
+
+    device: str
+    at: float
+
+
+class Refused(NamedTuple):
+    """The port is there but cannot be opened (no permission, another program holds it);
+    said once until that changes, and looked at again meanwhile."""
+
+    error: PortError
+    at: float
+
+
+ConsoleEvent = Line | Gone | Back | Refused
+"""What a :class:`Reader` hands on."""
+
+
+class Reader:
+    """Reads one board's console on a thread of its own and hands each line and each change to
+    ``deliver``. ``find`` says where the console is now (None: not there); it is asked again
+    each time the port vanishes, so the reader follows a board across resets. :meth:`stop`
+    closes the port: it is held only while read."""
+
+    def __init__(
+        self,
+        deliver: Callable[[ConsoleEvent], None],
+        find: Callable[[], str | None],
+        *,
+        baud: int = DEFAULT_BAUD,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._deliver = deliver
+        self._find = find
+        self._baud = baud
+        self._clock = clock
+        self._worker = Worker(self._run, "espdfu-console")
+
+    def start(self) -> None:
+        self._worker.start()
+
+    def stop(self, wait: bool = True) -> None:
+        """Stop reading; with ``wait``, return once the port is closed (within a read's
+        timeout, a tenth of a second)."""
+        self._worker.stop(wait=wait)
+
+    def _run(self) -> None:
+        said: str | None = None  # the refusal last delivered
+        while not self._worker.stopping:
+            device = self._find()
+            try:
+                port = open_port(device, self._baud) if device else None
+            except PortError as error:
+                port = None  # not there (yet): a state, looked at again shortly
+                if device and Path(device).exists() and error.message != said:
+                    said = error.message
+                    self._deliver(Refused(error, self._clock()))
+            if port is None:
+                self._worker.wait(_REOPEN_S)
+                continue
+            said = None
+            self._deliver(Back(port.port or "", self._clock()))
+            self._read(port)
+            if not self._worker.stopping:
+                self._deliver(Gone(self._clock()))
+
+    def _read(self, port: serial.Serial) -> None:
+        splitter = Splitter()
+        with port:
+            while not self._worker.stopping:
+                try:
+                    data = port.read(max(1, port.in_waiting))
+                except (serial.SerialException, OSError):
+                    break
+                for line in splitter.feed(data, self._clock()):
+                    self._deliver(line)
+        for line in splitter.flush(self._clock()):
+            self._deliver(line)

@@ -1,0 +1,55 @@
+"""The one loop that carries out a DFU exchange: each step sent when it is due, its reply fed back.
+
+:func:`espdfu.usb.protocol.download` and :func:`~espdfu.usb.protocol.recover` decide what to send;
+:func:`drive` sends it, through whatever ``perform`` talks to (libusb in the flasher, virtual
+boards and the QEMU gadget's ROM model in the tests), and waits out the poll timeouts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator
+from typing import TypeVar
+
+from .protocol import DeviceGone, Reply, Step
+
+_R = TypeVar("_R")
+
+
+def drive(
+    steps: Generator[Step, Reply, _R],
+    perform: Callable[[Step], Reply],
+    wait: Callable[[float], object] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> _R:
+    """Send every step with ``perform`` when it is due; return what ``steps`` returns.
+
+    ``perform`` sends one step and returns the decoded status for GETSTATUS, None for other
+    requests. The :class:`DeviceGone` it raises is thrown into ``steps`` (after the final
+    block that is how a device that resets itself ends the download); anything else it
+    raises, and every error of ``steps``, propagates.
+
+    A step's ``wait_ms`` (the poll timeout of a device that said it was busy) counts from
+    when ``clock`` saw that GETSTATUS answered; ``wait`` is given what is left of it, in
+    seconds, and only when something is left. Nothing else happens between two steps: a
+    caller that cancels or reports progress does it in ``perform`` (and in ``wait``).
+    """
+    answered = 0.0  # when the last GETSTATUS that asked for a wait was answered
+    try:
+        step = next(steps)
+        while True:
+            if step.wait_ms:
+                left = answered + step.wait_ms / 1000 - clock()
+                if left > 0:
+                    wait(left)
+            try:
+                reply = perform(step)
+            except DeviceGone as gone:
+                step = steps.throw(gone)
+                continue
+            if reply is not None and reply.poll_timeout_ms:  # the clock only when it matters
+                answered = clock()
+            step = steps.send(reply)
+    except StopIteration as stop:
+        result: _R = stop.value
+        return result

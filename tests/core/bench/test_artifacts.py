@@ -1,0 +1,326 @@
+"""The build-folder watcher on real folders, with the real watchdog observer."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from espdfu.bench.artifacts import Artifact, ArtifactWatcher
+from espdfu.chips import chip_by_name
+from espdfu.files import dfufile
+from espdfu.files.idfbuild import BuildFolder
+from tests.conftest import missing
+
+SETTLE_S = 0.15
+WAIT_S = 5.0
+QUIET_S = SETTLE_S + 0.35
+"""How long to wait to be sure nothing more is reported: settling, plus a margin."""
+
+
+def _dfu(content: bytes = b"\xe9app") -> bytes:
+    chip = chip_by_name("esp32s2")
+    assert chip is not None
+    app = dfufile.FlashFile(0x10000, "app.bin", content * 1000)
+    return dfufile.pack([app], pid=chip.dfu_pid)
+
+
+class Watching:
+    """A started watcher whose reports arrive in queues."""
+
+    def __init__(self, build_dir: Path, **options: bool) -> None:
+        self.artifacts: queue.Queue[Artifact] = queue.Queue()
+        self.notes: queue.Queue[str] = queue.Queue()
+        self.watcher = ArtifactWatcher(
+            build_dir,
+            self.artifacts.put,
+            settle_s=SETTLE_S,
+            on_note=self.notes.put,
+            **options,
+        )
+
+    def next(self) -> Artifact:
+        return self.artifacts.get(timeout=WAIT_S)
+
+    def nothing_more(self) -> None:
+        with pytest.raises(queue.Empty):
+            reported = self.artifacts.get(timeout=QUIET_S)
+            pytest.fail(f"unexpected report: {reported}")
+
+    def note(self) -> str:
+        return self.notes.get(timeout=WAIT_S)
+
+
+@pytest.fixture
+def build_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "build"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def watching(build_dir: Path) -> Iterator[Watching]:
+    """A watcher started on ``build_dir`` (without making dfu.bin), stopped afterwards."""
+    before = set(threading.enumerate())
+    watching = Watching(build_dir, make_dfu=False)
+    watching.watcher.start()
+    yield watching
+    watching.watcher.stop()
+    assert set(threading.enumerate()) <= before
+
+
+def _fake_build(build_dir: Path, target: str = "esp32s2") -> None:
+    """What `idf.py build` leaves for espdfu to read (see test_idfbuild)."""
+    (build_dir / "bootloader").mkdir()
+    (build_dir / "partition_table").mkdir()
+    files = {
+        "0x1000": "bootloader/bootloader.bin",
+        "0x8000": "partition_table/partition-table.bin",
+        "0x10000": "app.bin",
+    }
+    args = {
+        "flash_files": files,
+        "app": {"offset": "0x10000", "file": "app.bin", "encrypted": "false"},
+        "flash_settings": {"flash_mode": "dio", "flash_size": "4MB"},
+    }
+    (build_dir / "flasher_args.json").write_text(json.dumps(args))
+    (build_dir / "project_description.json").write_text(json.dumps({"target": target}))
+    for name in files.values():
+        (build_dir / name).write_bytes(b"\xe9" + name.encode() * 200)
+
+
+def test_the_dfu_bin_there_is_reported_at_start(build_dir: Path) -> None:
+    (build_dir / "dfu.bin").write_bytes(_dfu())
+    watching = Watching(build_dir)
+    watching.watcher.start()
+    try:
+        artifact = watching.artifacts.get_nowait()  # reported before start() returned
+        assert artifact.valid and not artifact.made_here and artifact.problem == ""
+        assert artifact.path == (build_dir / "dfu.bin").absolute()
+        assert artifact.image is not None and artifact.image.chip_name == "esp32s2"
+        assert watching.watcher.current == artifact
+        assert watching.watcher.check_now() == artifact  # read again: the same artifact
+        watching.nothing_more()
+    finally:
+        watching.watcher.stop()
+
+
+def test_a_file_written_in_pieces_is_reported_once_complete(
+    build_dir: Path, watching: Watching
+) -> None:
+    data = _dfu()
+    pieces = [data[n : n + len(data) // 5 + 1] for n in range(0, len(data), len(data) // 5 + 1)]
+    with (build_dir / "dfu.bin").open("wb") as file:
+        for piece in pieces:
+            file.write(piece)
+            file.flush()
+            time.sleep(SETTLE_S / 6)
+    artifact = watching.next()
+    assert artifact.valid and artifact.size == len(data)
+    watching.nothing_more()
+
+
+def test_a_file_renamed_into_place(build_dir: Path, watching: Watching) -> None:
+    temporary = build_dir / "dfu.bin.tmp"
+    temporary.write_bytes(_dfu())
+    temporary.replace(build_dir / "dfu.bin")  # as os.replace
+    assert watching.next().valid
+    watching.nothing_more()
+
+
+def test_a_rename_into_place_is_reported_without_waiting_to_settle(build_dir: Path) -> None:
+    """A renamed file is complete: waiting for it to settle would only delay the flash."""
+    slow = ArtifactWatcher(build_dir, (reports := queue.Queue[Artifact]()).put, settle_s=30.0)
+    slow.start()
+    try:
+        temporary = build_dir / "dfu.bin.part"
+        temporary.write_bytes(_dfu(b"renamed"))
+        temporary.replace(build_dir / "dfu.bin")
+        artifact = reports.get(timeout=WAIT_S)  # far sooner than the 30 s settle
+        assert artifact.valid and artifact.path == build_dir / "dfu.bin"
+    finally:
+        slow.stop()
+
+
+def test_the_same_content_is_one_artifact(build_dir: Path, watching: Watching) -> None:
+    (build_dir / "dfu.bin").write_bytes(_dfu(b"one"))
+    first = watching.next()
+    (build_dir / "dfu.bin").write_bytes(_dfu(b"one"))
+    watching.nothing_more()
+    (build_dir / "dfu.bin").write_bytes(_dfu(b"two"))
+    second = watching.next()
+    assert second.valid and second.digest != first.digest
+    assert watching.watcher.current == second
+
+
+def test_a_file_that_stays_cut_short_is_one_invalid_artifact(
+    build_dir: Path, watching: Watching
+) -> None:
+    data = _dfu()
+    (build_dir / "dfu.bin").write_bytes(data[: len(data) // 2])
+    artifact = watching.next()
+    assert not artifact.valid and artifact.image is None
+    assert "cut short" in artifact.problem
+    watching.nothing_more()
+
+
+def test_a_deleted_dfu_bin_keeps_the_last_artifact(build_dir: Path, watching: Watching) -> None:
+    (build_dir / "dfu.bin").write_bytes(_dfu())
+    artifact = watching.next()
+    (build_dir / "dfu.bin").unlink()
+    assert "deleted" in watching.note()
+    assert watching.watcher.current == artifact
+    watching.nothing_more()
+
+
+def test_a_build_folder_made_after_start(tmp_path: Path) -> None:
+    watching = Watching(tmp_path / "build")
+    watching.watcher.start()
+    try:
+        (tmp_path / "build").mkdir()
+        (tmp_path / "build" / "dfu.bin").write_bytes(_dfu())
+        assert watching.next().valid
+    finally:
+        watching.watcher.stop()
+
+
+def test_a_build_folder_removed_and_made_again(build_dir: Path, watching: Watching) -> None:
+    (build_dir / "dfu.bin").write_bytes(_dfu(b"old"))
+    watching.next()
+    shutil.rmtree(build_dir)  # idf.py fullclean
+    assert "was removed" in watching.note()
+    build_dir.mkdir()
+    (build_dir / "dfu.bin").write_bytes(_dfu(b"new"))
+    assert watching.next().valid
+
+
+def test_a_plain_build_gets_its_dfu_bin_made(build_dir: Path) -> None:
+    watching = Watching(build_dir)
+    watching.watcher.start()
+    try:
+        _fake_build(build_dir)
+        artifact = watching.next()
+        assert artifact.valid and artifact.made_here
+        expected = BuildFolder.open(build_dir).make_dfu()
+        assert (build_dir / "dfu.bin").read_bytes() == expected
+        assert artifact.image is not None and artifact.image.raw == expected
+        watching.nothing_more()  # made once, and the dfu.bin it wrote is not new again
+
+        # A rebuilt bootloader alone is not made into a dfu.bin with the old app ...
+        (build_dir / "bootloader" / "bootloader.bin").write_bytes(b"\xe9new bootloader")
+        assert "app.bin is not" in watching.note()
+        watching.nothing_more()
+        # ... but a rebuilt app is, with the new bootloader.
+        (build_dir / "app.bin").write_bytes(b"\xe9new app" * 300)
+        rebuilt = watching.next()
+        assert rebuilt.made_here and rebuilt.digest != artifact.digest
+        assert rebuilt.image is not None
+        assert {entry.name for entry in rebuilt.image.entries} >= {"bootloader.bin", "app.bin"}
+        assert (build_dir / "dfu.bin").read_bytes() == BuildFolder.open(build_dir).make_dfu()
+    finally:
+        watching.watcher.stop()
+
+
+def test_nothing_is_made_while_paused(build_dir: Path) -> None:
+    watching = Watching(build_dir)
+    watching.watcher.paused = True
+    watching.watcher.start()
+    try:
+        _fake_build(build_dir)
+        watching.nothing_more()
+        time.sleep(SETTLE_S)  # the images' settling, then the plan's
+        assert not (build_dir / "dfu.bin").exists()
+    finally:
+        watching.watcher.stop()
+
+
+def test_a_target_without_dfu_is_said_not_raised(build_dir: Path) -> None:
+    watching = Watching(build_dir)
+    watching.watcher.start()
+    try:
+        _fake_build(build_dir, target="esp32c3")
+        assert "esp32c3 has no USB DFU" in watching.note()
+        watching.nothing_more()
+        assert not (build_dir / "dfu.bin").exists()
+    finally:
+        watching.watcher.stop()
+
+
+def test_stop_is_prompt_and_leaves_no_thread(tmp_path: Path) -> None:
+    before = set(threading.enumerate())
+    for folder in (tmp_path, tmp_path / "not yet"):  # watching, and waiting for the folder
+        watcher = ArtifactWatcher(folder, lambda artifact: None, settle_s=SETTLE_S)
+        watcher.start()
+        time.sleep(0.05)
+        started = time.monotonic()
+        watcher.stop()
+        assert time.monotonic() - started < 1.0
+        assert set(threading.enumerate()) <= before
+
+
+# --- hostile build folders --------------------------------------------------------------------
+
+
+def _name_image(build_dir: Path, address: str, name: str) -> None:
+    args = json.loads((build_dir / "flasher_args.json").read_text())
+    args["flash_files"][address] = name
+    (build_dir / "flasher_args.json").write_text(json.dumps(args))
+
+
+def test_an_image_from_the_source_tree_goes_into_the_dfu_bin(build_dir: Path) -> None:
+    """ESP-IDF names images from the project's source tree as ../main/...: taken, as mkdfu.py
+    takes them."""
+    certs = build_dir.parent / "main" / "certs"
+    certs.mkdir(parents=True)
+    (certs / "client.crt").write_bytes(b"-----BEGIN CERTIFICATE-----")
+    _fake_build(build_dir)
+    _name_image(build_dir, "0x300000", "../main/certs/client.crt")
+    watching = Watching(build_dir)
+    watching.watcher.start()
+    try:
+        artifact = watching.next()
+        assert artifact.valid and artifact.made_here and artifact.image is not None
+        assert ("client.crt", 0x300000) in [(e.name, e.address) for e in artifact.image.entries]
+    finally:
+        watching.watcher.stop()
+
+
+def test_an_image_that_is_a_named_pipe_gets_no_dfu_bin_and_is_named(build_dir: Path) -> None:
+    if not hasattr(os, "mkfifo"):
+        missing("named pipes need a POSIX system")
+    os.mkfifo(build_dir.parent / "pipe")
+    _fake_build(build_dir)
+    _name_image(build_dir, "0x20000", "../pipe")
+    watching = Watching(build_dir)
+    watching.watcher.start()
+    try:
+        note = watching.note()
+        assert 'names "../pipe" under "0x20000", but' in note
+        assert "is a pipe, device or socket, not a file." in note
+        assert not (build_dir / "dfu.bin").exists()
+    finally:
+        watching.watcher.stop()
+
+
+def test_a_dfu_bin_that_is_a_named_pipe_is_reported_not_waited_on(build_dir: Path) -> None:
+    if not hasattr(os, "mkfifo"):
+        missing("named pipes need a POSIX system")
+    os.mkfifo(build_dir / "dfu.bin")
+    watching = Watching(build_dir, make_dfu=False)
+    starting = threading.Thread(target=watching.watcher.start, daemon=True)
+    starting.start()
+    starting.join(WAIT_S)
+    try:
+        assert not starting.is_alive(), "start() hung on the pipe"
+        artifact = watching.next()
+        assert not artifact.valid and artifact.image is None
+        assert artifact.problem.endswith("dfu.bin is a device, pipe or socket, not a dfu.bin.")
+    finally:
+        watching.watcher.stop()

@@ -1,0 +1,266 @@
+"""A port's life as a table: each state, each thing that can happen to it, the state it moves to
+and what it asks the workbench to do. The port is sans-IO, so each row runs it directly."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from operator import methodcaller
+from pathlib import Path
+
+import pytest
+
+from espdfu.bench.artifacts import Artifact
+from espdfu.bench.feed import ConsoleView
+from espdfu.bench.port import Effect, Hide, LookFor, Policy, Port, ReadConsole, Say, Show
+from espdfu.bench.views import Life
+from espdfu.chips import ESPRESSIF_VID, chip_by_name
+from espdfu.flashing.failures import Failure, FlashError
+from espdfu.flashing.flasher import FlashResult, Outcome, Phase, Progress
+from espdfu.flashing.jobs import Job
+from espdfu.usb.boards import Access, Board, Mode
+from espdfu.usb.protocol import Ending
+
+PATH = "1-1.2"
+S2 = chip_by_name("esp32s2")
+ARTIFACT = Artifact(Path("dfu.bin"), None, "", 1000, 0.0, "digest-1", made_here=False)
+
+
+def board(mode: Mode, address: int = 5) -> Board:
+    """A board at PATH as discovery reports it (an app's descriptors do not name the chip)."""
+    chip = S2 if mode in (Mode.ROM, Mode.DFU) else None
+    pid = {Mode.ROM: 0x0002, Mode.DFU: 0x0002, Mode.APP: 0x4002, Mode.NO_DFU: 0x4001}[mode]
+    interface = None if mode is Mode.NO_DFU else 0
+    return Board(PATH, ESPRESSIF_VID, pid, address, chip, mode, interface, None, Access.OK)
+
+
+ROM, DFU, APP, NO_DFU = board(Mode.ROM), board(Mode.DFU, 6), board(Mode.APP), board(Mode.NO_DFU)
+JOB: Job[Artifact, object] = Job(PATH, ARTIFACT, threading.Event())
+FLASHED = FlashResult(PATH, "esp32s2", 1000, 1.0, ending=Ending.IDLE)
+LOST = FlashResult(PATH, "esp32s2", 1000, 1.0, FlashError(Failure.VANISHED, "It vanished."))
+CANCELLED = FlashResult(PATH, "esp32s2", 1000, 1.0, FlashError(Failure.CANCELLED, "Cancelled."))
+OPEN = ConsoleView(device="/dev/ttyACM0")
+HELD = ConsoleView(problem="/dev/ttyACM0 is in use by another program.", hint="Close it.")
+GONE = ConsoleView(lines=3)
+
+
+News = Callable[[Port], list[Effect]]
+"""What happens to a port: one of its transitions, called."""
+
+
+def seen(found: Board) -> News:
+    return methodcaller("seen", found)
+
+
+def started() -> News:
+    return methodcaller("flash_started", JOB, 1000)
+
+
+def downloading() -> News:
+    return methodcaller("progressed", Progress(PATH, Phase.DOWNLOADING, 64, 1000))
+
+
+def ended(result: FlashResult, left: Board | None, digest: str = "digest-1") -> News:
+    return methodcaller("ended", Outcome(result, left), digest)
+
+
+def console(view: ConsoleView) -> News:
+    return methodcaller("console_changed", view)
+
+
+def timed_out(look: int) -> News:
+    return methodcaller("timed_out", look)
+
+
+LEFT: News = methodcaller("left")
+
+
+# How to bring a port to each state, from nothing.
+STATES: dict[str, list[News]] = {
+    "absent": [],
+    "ROM download": [seen(ROM)],
+    "DFU mode": [seen(DFU)],
+    "app with DFU runtime": [seen(APP)],
+    "flashing": [seen(ROM), started()],
+    "flashing, off the bus": [seen(ROM), started(), LEFT],
+    "flashed, in DFU mode": [seen(ROM), started(), ended(FLASHED, DFU, "digest-1")],
+    "away after a flash": [seen(ROM), started(), ended(FLASHED, DFU, "digest-1"), LEFT],
+    "app, seen by its console": [
+        seen(ROM),
+        started(),
+        ended(FLASHED, DFU, "digest-1"),
+        LEFT,
+        console(OPEN),
+    ],
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    state: str
+    news: News
+    life: Life
+    effects: tuple[type[Effect], ...]
+    says: str = ""
+    """Words the log line says (empty: no line)."""
+
+
+TABLE = [
+    # A board comes, changes, goes.
+    Row("absent", seen(ROM), Life.PRESENT, (Show, Say), f"{PATH}: esp32s2, ROM download."),
+    Row("absent", seen(NO_DFU), Life.PRESENT, (ReadConsole, Show, Say), "unknown, no DFU."),
+    Row("absent", LEFT, Life.ABSENT, ()),
+    Row("absent", console(OPEN), Life.ABSENT, ()),  # not read: a port never seen
+    Row("ROM download", seen(DFU), Life.PRESENT, (Show, Say), "esp32s2, DFU."),
+    Row("ROM download", seen(ROM), Life.PRESENT, (Show,)),  # nothing new to say
+    Row("ROM download", LEFT, Life.ABSENT, (ReadConsole, Hide, Say), f"{PATH} unplugged."),
+    Row("ROM download", started(), Life.FLASHING, (Show,)),
+    Row("ROM download", timed_out(1), Life.PRESENT, ()),
+    Row("app with DFU runtime", LEFT, Life.ABSENT, (Hide, Say), "unplugged."),
+    Row("app with DFU runtime", started(), Life.FLASHING, (ReadConsole, Show)),
+    # A flash: the board leaves in its DETACH and comes back in DFU mode, silently.
+    Row("flashing", LEFT, Life.FLASHING, (Show,)),
+    Row("flashing", downloading(), Life.FLASHING, (Show,)),
+    Row("flashing", started(), Life.FLASHING, ()),  # one flash a port
+    Row("flashing, off the bus", seen(DFU), Life.FLASHING, (Show,)),
+    Row("flashing", console(OPEN), Life.FLASHING, ()),  # not read while flashed
+    Row("flashing", ended(FLASHED, DFU, "digest-1"), Life.PRESENT, (Show, Say), "Flashed 1,000"),
+    Row("flashing", ended(CANCELLED, DFU, "d"), Life.PRESENT, (Show, Say), "Cancelled."),
+    Row(
+        "flashing, off the bus",
+        ended(FLASHED, None, "d"),
+        Life.AWAY,
+        (ReadConsole, LookFor, Show, Say),
+        "Flashed",
+    ),
+    Row(
+        "flashing, off the bus",
+        ended(LOST, None, "d"),
+        Life.ABSENT,
+        (ReadConsole, Hide, Say, Say),
+        "It vanished. 1-1.2 unplugged.",
+    ),
+    # After a good flash, RESET: looked for, then its app's console, or given up.
+    Row("flashed, in DFU mode", LEFT, Life.AWAY, (ReadConsole, LookFor, Show)),
+    Row("away after a flash", console(OPEN), Life.APP, (Show,)),
+    Row("away after a flash", console(HELD), Life.APP, (Show,)),
+    Row("away after a flash", timed_out(1), Life.ABSENT, (Hide, Say), f"{PATH} unplugged."),
+    Row("away after a flash", timed_out(0), Life.AWAY, ()),  # an older look, answered
+    Row("away after a flash", seen(NO_DFU), Life.PRESENT, (Show, Say), "esp32s2, no DFU."),
+    Row("away after a flash", seen(ROM), Life.PRESENT, (ReadConsole, Show, Say), "ROM download."),
+    Row("app, seen by its console", console(GONE), Life.AWAY, (LookFor, Show)),
+    Row(
+        "app, seen by its console",
+        seen(ROM),
+        Life.PRESENT,
+        (ReadConsole, Show, Say),
+        "ROM download.",
+    ),
+    Row("app, seen by its console", LEFT, Life.APP, ()),  # off the bus already
+]
+
+
+def port_in(state: str, policy: Policy | None = None) -> Port:
+    port = Port(PATH, policy=policy)
+    for news in STATES[state]:
+        news(port)
+    return port
+
+
+def named(row: Row) -> str:
+    transition = repr(row.news).split("'")[1]  # methodcaller('seen', ...)
+    return f"{row.state} + {transition}"
+
+
+@pytest.mark.parametrize("row", TABLE, ids=named)
+def test_the_ports_life(row: Row) -> None:
+    port = port_in(row.state)
+    effects = row.news(port)
+    assert port.life is row.life
+    assert tuple(type(effect) for effect in effects) == row.effects
+    said = " ".join(effect.text for effect in effects if isinstance(effect, Say))
+    assert row.says in said and bool(said) == bool(row.says)
+
+
+def test_every_state_of_the_table_is_reached_as_it_says() -> None:
+    lives = {state: port_in(state).life for state in STATES}
+    assert lives == {
+        "absent": Life.ABSENT,
+        "ROM download": Life.PRESENT,
+        "DFU mode": Life.PRESENT,
+        "app with DFU runtime": Life.PRESENT,
+        "flashing": Life.FLASHING,
+        "flashing, off the bus": Life.FLASHING,
+        "flashed, in DFU mode": Life.PRESENT,
+        "away after a flash": Life.AWAY,
+        "app, seen by its console": Life.APP,
+    }
+    assert {row.state for row in TABLE} == set(STATES) - {"DFU mode"}
+
+
+def test_the_console_is_read_only_where_an_app_may_run() -> None:
+    """Never in the ROM's download or DFU mode, never while flashed; always off the bus."""
+    assert port_in("ROM download").console is None
+    assert port_in("app with DFU runtime").console is not None
+    assert port_in("flashing").console is None
+    assert port_in("away after a flash").console is not None
+    assert port_in("away after a flash", Policy(consoles=False)).life is Life.ABSENT
+
+
+def test_a_board_that_appears_is_armed_as_the_settings_say_and_only_then() -> None:
+    assert port_in("ROM download").armed
+    assert not port_in("ROM download", Policy(arm=False)).armed
+    port = port_in("ROM download")
+    port.armed = False  # the user disarmed it: a flash and its re-enumeration keep that
+    for news in (started(), LEFT, seen(DFU), ended(FLASHED, DFU, "digest-1")):
+        news(port)
+    assert not port.armed
+
+
+def test_an_apps_usb_ids_do_not_lose_the_chip_its_rom_named() -> None:
+    port = port_in("away after a flash")
+    seen(NO_DFU)(port)
+    assert port.board is not None and port.board.chip is S2
+    LEFT(port)
+    timed_out(port.look)(port)  # given up: what comes next may be another board
+    seen(NO_DFU)(port)
+    assert port.board is not None and port.board.chip is None
+
+
+def test_a_flash_from_rom_download_never_shows_an_app_and_shows_dfu_as_it_downloads() -> None:
+    """The panel's mode words all along a flash from ROM download: DETACH takes the board off
+    the bus on its way to DFU mode, the download has it in DFU mode before the bus is seen."""
+    port = port_in("ROM download")
+    words = []
+    for news in (started(), LEFT, downloading(), seen(DFU), ended(FLASHED, DFU, "d")):
+        news(port)
+        words.append(port.view(None, force=False).mode_words)
+    assert words == ["ROM download", "ROM download → DFU", "DFU", "DFU", "DFU"]
+
+
+def test_a_flash_of_an_app_with_a_dfu_runtime_keeps_saying_so_until_dfu_mode() -> None:
+    port = port_in("app with DFU runtime")
+    drawn = []
+    for news in (started(), LEFT, downloading(), seen(DFU)):
+        news(port)
+        view = port.view(None, force=False)
+        drawn.append(f"{view.board.chip_name} · {view.mode_words}")
+    assert drawn == [
+        "unknown · app (DFU runtime)",
+        "unknown · app (DFU runtime) → DFU",
+        "unknown · DFU",
+        "esp32s2 · DFU",
+    ]
+
+
+def test_the_view_says_what_the_port_knows() -> None:
+    away = port_in("away after a flash").view(None, force=False)
+    assert away.away and away.state == "reset? looking for it" and away.mode_words == "off the bus"
+    app = port_in("app, seen by its console").view(None, force=False)
+    assert app.state == "app: no output yet" and app.mode_words == "app" and app.running_app
+    flashing = port_in("flashing").view(None, force=False)
+    assert flashing.flashing and flashing.state == "connecting"
+    held = port_in("away after a flash")
+    console(replace(HELD))(held)
+    assert held.view(None, force=False).state == HELD.problem

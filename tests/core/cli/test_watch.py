@@ -1,0 +1,129 @@
+"""`espdfu watch` as a CI rig runs it: a real process, a real folder, virtual boards."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from espdfu.files import dfufile
+from tests.helpers.boardworld import image_files
+from tests.helpers.command import DEADLINE_S, Command
+
+
+@pytest.fixture
+def start_watch(tmp_path: Path) -> Iterator[object]:
+    watches: list[Command] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> Command:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "espdfu", "watch", str(tmp_path / "build"), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "ESPDFU_SIM_TIME": "0", **(env or {})},
+        )
+        watches.append(Command(process))
+        return watches[-1]
+
+    yield start
+    for watch in watches:
+        watch.close()
+
+
+def _publish(build_dir: Path, seed: int, app_size: int = 40 * 1024) -> None:
+    """A new dfu.bin, renamed into place as `idf.py dfu` leaves it complete."""
+    build_dir.mkdir(exist_ok=True)
+    temporary = build_dir / "dfu.bin.tmp"
+    temporary.write_bytes(dfufile.pack(image_files(seed=seed, app_size=app_size), pid=2))
+    temporary.replace(build_dir / "dfu.bin")
+
+
+def test_every_new_dfu_bin_is_flashed_until_ctrl_c(tmp_path: Path, start_watch: object) -> None:
+    watch = start_watch("--all", "--sim", "esp32s2*2")  # type: ignore[operator]
+    watch.expect("Watching")
+    watch.expect("1-1.2: esp32s2, ROM download.")
+    _publish(tmp_path / "build", seed=1)
+    watch.expect("New dfu.bin: esp32s2")
+    flashed = {watch.expect("Flashed").split()[1].rstrip(":") for _ in range(2)}
+    assert flashed == {"1-1.1", "1-1.2"}
+    _publish(tmp_path / "build", seed=2)
+    watch.expect("New dfu.bin")
+    watch.expect("Flashed")
+    watch.process.send_signal(signal.SIGINT)
+    assert watch.process.wait(timeout=DEADLINE_S) == 130
+    assert watch.process.stderr is not None
+    err = watch.process.stderr.read()
+    assert "espdfu: stopped by SIGINT: " in err and "Traceback" not in err
+
+
+def test_only_the_chosen_board_is_flashed(tmp_path: Path, start_watch: object) -> None:
+    watch = start_watch("--path", "1-1.2", "--sim", "esp32s2*2")  # type: ignore[operator]
+    watch.expect("1-1.2: esp32s2, ROM download.")
+    _publish(tmp_path / "build", seed=1)
+    line = watch.expect("Flashed")
+    assert "1-1.2" in line
+    watch.process.send_signal(signal.SIGTERM)  # a CI runner stopping the job
+    assert watch.process.wait(timeout=DEADLINE_S) == 143
+    assert not any("1-1.1: Flashed" in line for line in watch.seen)
+
+
+def test_labels_name_the_boards_and_other_chips_are_said(
+    tmp_path: Path, start_watch: object
+) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "config.toml").write_text('[labels]\n"1-1.2" = "left jig"\n')
+    watch = start_watch(  # type: ignore[operator]
+        "--sim", "esp32s2*2,esp32s3", env={"ESPDFU_CONFIG_DIR": str(config)}
+    )
+    watch.expect("left jig (1-1.2): esp32s2, ROM download.")
+    _publish(tmp_path / "build", seed=1)
+    watch.expect("1-1.3: not flashed: The file is for esp32s2 but the board at 1-1.3 is esp32s3.")
+    watch.expect("left jig: Flashed")
+    watch.process.send_signal(signal.SIGINT)
+    assert watch.process.wait(timeout=DEADLINE_S) == 130
+
+
+def test_a_dropped_session_aborts_the_running_flash(tmp_path: Path, start_watch: object) -> None:
+    """SIGHUP (the SSH session dropped) mid-flash: the flash is aborted cleanly, exit 129."""
+    watch = start_watch("--sim", "esp32s2", env={"ESPDFU_SIM_TIME": "1"})  # type: ignore[operator]
+    watch.expect("1-1.1: esp32s2, ROM download.")
+    _publish(tmp_path / "build", seed=1, app_size=200 * 1024)  # seconds to download
+    watch.expect("1-1.1: downloading")
+    time.sleep(1)  # the board is seen back on the bus after its detach (monitor: 0.5 s)
+    watch.process.send_signal(signal.SIGHUP)
+    assert watch.process.wait(timeout=DEADLINE_S) == 129
+    assert watch.process.stderr is not None
+    err = watch.process.stderr.read()
+    assert "espdfu: stopped by SIGHUP: 1 flash aborted, board left ready to flash (1-1.1)." in err
+    assert "Traceback" not in err
+
+
+def test_a_running_apps_console_is_printed_under_its_board(
+    tmp_path: Path, start_watch: object
+) -> None:
+    watch = start_watch("--sim", "esp32s2-app")  # type: ignore[operator]
+    watch.expect("1-1.1: app running")  # after the batch of lines that said so
+    watch.expect("1-1.1 | W (2000) app: battery low (1)")
+    assert any("1-1.1 | ESP-ROM:esp32s2" in line for line in watch.seen)
+    _publish(tmp_path / "build", seed=1)  # flashed: its console closes first, for the flash
+    watch.expect("Flashed")
+    watch.process.send_signal(signal.SIGINT)
+    assert watch.process.wait(timeout=DEADLINE_S) == 130
+
+
+def test_no_console_reads_none(tmp_path: Path, start_watch: object) -> None:
+    watch = start_watch("--sim", "esp32s2-app", "--no-console")  # type: ignore[operator]
+    watch.expect("1-1.1: unknown, app (DFU runtime).")
+    _publish(tmp_path / "build", seed=1)
+    watch.expect("Flashed")
+    watch.process.send_signal(signal.SIGINT)
+    assert watch.process.wait(timeout=DEADLINE_S) == 130
+    assert not any(" | " in line for line in watch.seen)

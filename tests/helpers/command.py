@@ -1,0 +1,79 @@
+"""The ``espdfu`` command run as users run it: to its end, or running while the test waits for
+its output lines (bounded)."""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+DEADLINE_S = 20.0
+
+
+def espdfu(
+    *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``espdfu ARGS`` to its end (virtual boards instant); never a traceback."""
+    result = subprocess.run(
+        [sys.executable, "-m", "espdfu", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "ESPDFU_SIM_TIME": "0", **(env or {})},
+        timeout=60,
+    )
+    assert "Traceback" not in result.stderr
+    return result
+
+
+class Command:
+    """The process, its stdout read on a thread; expect() waits for a line with some words."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        assert process.stdout is not None
+        self.reader = threading.Thread(target=self._read, args=(process.stdout,))
+        self.reader.start()
+
+    def _read(self, stdout: IO[str]) -> None:
+        for line in stdout:
+            self.lines.put(line)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+        self.reader.join(timeout=10)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+    def expect(self, words: str) -> str:
+        return self.expect_all(words)[0]
+
+    def expect_all(self, *words: str) -> list[str]:
+        """A line with each of ``words``, in whatever order they come (boards race each
+        other); lines before the last of them are passed over."""
+        wanted = list(words)
+        found: dict[str, str] = {}
+        deadline = time.monotonic() + DEADLINE_S
+        while wanted and time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self.seen.append(line)
+            match = next((each for each in wanted if each in line), None)
+            if match is not None:
+                wanted.remove(match)
+                found[match] = line
+        if wanted:
+            raise AssertionError(f"no line with {wanted[0]!r}; got:\n{''.join(self.seen)}")
+        return [found[each] for each in words]
