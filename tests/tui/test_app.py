@@ -428,6 +428,36 @@ async def test_shift_f_with_no_board_for_the_dfu_bin_says_so(tmp_path: Path) -> 
         await until(pilot, lambda: reason in log_text(app), "the reason")
 
 
+async def test_keys_that_cannot_act_on_a_board_say_why_and_what_to_do(tmp_path: Path) -> None:
+    """f on a board whose app runs without a DFU runtime, F past the boards it cannot flash, m
+    on a board in download mode: each said why, with what to do (they did nothing)."""
+    app, bus = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 3, "the panels")
+        await pilot.press("m")  # S2A, in download mode: no app console yet
+        await until(pilot, lambda: f"{S2A}: no console to show: " in log_text(app), "m's reason")
+        words = " ".join(log_text(app).split())  # as read, not as wrapped
+        assert "ROM download mode: its app's console comes after a RESET" in words
+        assert app.screen is app.screen_stack[0]  # nothing opened
+        await pilot.press("x")
+        await until(pilot, lambda: all(panel(app, p).view.last for p in (S2A, S2B)), "flashes")
+        bus.board(S2A).press_reset()  # its new app runs, off the bus: no DFU runtime
+        await until(pilot, lambda: "app running" in panel_text(app, S2A), "the app")
+        await pilot.press("f")
+        said = f"{S2A}: not flashed: its app runs without a DFU runtime"
+        await until(pilot, lambda: said in " ".join(log_text(app).split()), "f's reason")
+        assert "Hold BOOT, tap RESET, release BOOT" in " ".join(log_text(app).split())
+        await pilot.press("F")  # S2B is flashed again; S2A and the S3 are passed over, said
+        await until(pilot, lambda: bus.board(S2B).downloads_completed == 2, "S2B again")
+        words = " ".join(log_text(app).split())
+        assert words.count(said) == 2
+        assert f"{S3}: not flashed: The file is for esp32s2 but the board at {S3} is esp32s3." in (
+            words
+        )
+        assert "use --force if you are sure" in words  # what to do, as the command says it
+        assert bus.board(S2A).downloads_completed == 1 and bus.board(S3).downloads_completed == 0
+
+
 async def test_ages_move_on_by_themselves(tmp_path: Path) -> None:
     """ "flashed 0 s ago" and the dfu.bin's age follow the app's clock, moved on here."""
     later = 0.0

@@ -16,6 +16,15 @@ APP_LINE = re.compile(r"[IWEDV] \(\d+\) app: ")
 """A line the virtual app prints after its start-up (one a second)."""
 
 
+def at_end(log: RichLog) -> bool:
+    """Whether the log is scrolled to its end now (a call: checks before it do not narrow it)."""
+    return bool(log.is_vertical_scroll_end)
+
+
+def following(screen: ConsoleScreen) -> bool:
+    return screen.following
+
+
 def _shown(screen: ConsoleScreen) -> str:
     return "\n".join(str(line.text) for line in screen.query_one(RichLog).lines)
 
@@ -89,3 +98,36 @@ async def test_a_panicking_app_is_shown_in_trouble(tmp_path: Path) -> None:
         await until(pilot, lambda: trouble.search(panel_text(app, S2)) is not None, "the panic")
         assert panel(app, S2).has_class("failed")
         await until(pilot, lambda: "rebooting in a loop" in panel_text(app, S2), "the third boot")
+
+
+async def test_the_console_opens_at_its_newest_line_and_follows_until_the_reader_scrolls_up(
+    tmp_path: Path,
+) -> None:
+    """As every monitor does: the end on opening, each new line followed; scrolled up to
+    read, it stays where the reader is; End follows again. (It opened at the oldest line and
+    stayed there.)"""
+    app, _ = make_app(tmp_path, spec="esp32s2-app:chatty")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: S2 in app.scrollbacks, "the app's lines")
+        scrollback = app.scrollbacks[S2]
+        await until(pilot, lambda: scrollback.total > 200, "more lines than a screen holds")
+        await pilot.press("m")
+        screen = app.screen
+        assert isinstance(screen, ConsoleScreen)
+        log = screen.query_one(RichLog)
+        await until(pilot, lambda: log.max_scroll_y > 0 and at_end(log), "the end")
+        seen = scrollback.total
+        await until(pilot, lambda: scrollback.total > seen + 50, "new lines")
+        await until(pilot, lambda: screen.shown >= seen + 50, "them drawn")
+        assert at_end(log)  # followed
+        await pilot.press("pageup")
+        held = log.scroll_y
+        assert not following(screen) and not at_end(log)
+        drawn = screen.shown
+        await until(pilot, lambda: screen.shown > drawn + 50, "more lines drawn")
+        assert log.scroll_y == held  # the reader's place kept
+        await pilot.press("end")
+        await until(pilot, lambda: at_end(log), "the end again")
+        drawn = screen.shown
+        await until(pilot, lambda: screen.shown > drawn + 50, "more lines drawn")
+        await until(pilot, lambda: at_end(log), "followed again")

@@ -57,7 +57,7 @@ _TERMINAL_FD = 2
 _LEVEL_STYLES = {"warning": "yellow", "error": "bold red"}
 AGE_REFRESH_S = 1.0
 """How often the "12 s ago" texts are looked at; a line is redrawn only when its text changed."""
-_SAYS_WHY = ("build", "build_flash", "flash", "flash_all")
+_SAYS_WHY = ("build", "build_flash", "flash", "flash_all", "console")
 """Commands that, run while greyed out, say in the log why they cannot act."""
 _OVER_CONSOLE = ("build", "build_flash", "help", "quit")
 """The app's commands a console screen keeps (build and watch the new app come up)."""
@@ -237,9 +237,12 @@ class EspdfuApp(App[int]):
             self.refresh_bindings()
 
     def on_logged(self, message: Logged) -> None:
-        style = _LEVEL_STYLES.get(message.level, "dim" if message.source == "build" else "")
+        self._write_log(message.text, message.source, message.level)
+
+    def _write_log(self, text: str, source: str = "espdfu-tui", level: str = "info") -> None:
+        style = _LEVEL_STYLES.get(level, "dim" if source == "build" else "")
         with contextlib.suppress(NoMatches):
-            self.query_one("#log", RichLog).write(Text(message.text, style=style))
+            self.query_one("#log", RichLog).write(Text(text, style=style))
 
     def _show_board(self, view: BoardView) -> bool:
         """Show ``view``; whether what the keys depend on may have changed."""
@@ -357,6 +360,11 @@ class EspdfuApp(App[int]):
         if selected is None:
             return
         view = selected.view
+        if view.console is None and view.path not in self.scrollbacks:
+            self._write_log(
+                f"{view.title}: no console to show: {view.console_wait}.", level="warning"
+            )
+            return
         scrollback = self.scrollbacks.setdefault(view.path, Scrollback())
         screen = ConsoleScreen(view, scrollback, save_dir=Path.cwd(), clock=self.clock)
         self.push_screen(screen, self._show_held_views)

@@ -69,7 +69,9 @@ class ConsoleScreen(Screen[None]):
         Binding("p", "pause", "Pause", id="console_pause"),
         Binding("c", "clear", "Clear", id="console_clear"),
         Binding("s", "save", "Save", id="console_save"),
-        Binding("end", "follow", "Follow", id="console_follow", show=False),
+        # Before the log's own End (a scroll to where the end is now, animated, while lines
+        # keep coming): here End means "follow again".
+        Binding("end", "follow", "Follow", id="console_follow", show=False, priority=True),
     ]
 
     def __init__(
@@ -86,6 +88,9 @@ class ConsoleScreen(Screen[None]):
         self.save_dir = save_dir
         self.clock = clock
         self.paused = False
+        self.following = True
+        """New lines scroll the screen to its end: until the reader scrolls up, and again once
+        they are back at the end (``End``)."""
         self.shown = 0
         """Of the scrollback's lines so far, how many are on the screen."""
         self._drawn_at = float("-inf")
@@ -103,8 +108,17 @@ class ConsoleScreen(Screen[None]):
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
-        self.query_one(RichLog).focus()
+        log = self.query_one(RichLog)
+        log.focus()
+        self.watch(log, "scroll_y", self._scrolled, init=False)
         self.catch_up()
+
+    def _scrolled(self, before: float, now: float) -> None:
+        """Up: the reader reads back, stop following; at the end again: follow."""
+        if now < before:
+            self.following = False
+        elif self.query_one(RichLog).is_vertical_scroll_end:
+            self.following = True
 
     def show_view(self, view: BoardView) -> None:
         """The board as it is now, for the title line (drawn with the next frame)."""
@@ -138,12 +152,11 @@ class ConsoleScreen(Screen[None]):
             self.set_class(self.paused, "paused")
 
     def _write(self, lines: list[Line]) -> None:
+        """Write ``lines``; the screen follows them to the end while :attr:`following` (a
+        screen just opened is not laid out yet: the log scrolls once it is)."""
         log = self.query_one(RichLog)
-        follow = log.is_vertical_scroll_end  # not when the user scrolled up to read
-        for line in lines:
-            log.write(styled(line), scroll_end=False)
-        if follow and lines:
-            log.scroll_end(animate=False, immediate=True, x_axis=False)
+        for index, line in enumerate(lines, 1):
+            log.write(styled(line), scroll_end=self.following and index == len(lines))
 
     def _title(self) -> str:
         """The board, its port, its app's state (and rate, in a flood); paused: how much waits."""
@@ -173,6 +186,7 @@ class ConsoleScreen(Screen[None]):
         self.catch_up()
 
     def action_follow(self) -> None:
+        self.following = True
         self.query_one(RichLog).scroll_end(animate=False)
 
     def action_save(self) -> None:

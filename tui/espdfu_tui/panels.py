@@ -110,6 +110,7 @@ class BoardPanel(Widget, can_focus=True):
             Phase.DOWNLOADING,
             Phase.ERASING,
             Phase.MANIFESTING,
+            Phase.BUSY,
         )
         if progress is not None:
             bar.update(total=max(progress.total, 1), progress=progress.done)
@@ -140,8 +141,8 @@ class BoardPanel(Widget, can_focus=True):
             else:
                 text = f"{text}, {age}" if view.cancelled else f"{text} ({age})"
         progress = view.progress
-        if progress is not None and progress.phase is Phase.ERASING:
-            return text  # what it erases and for how long fills the line; the ETA comes back
+        if progress is not None and progress.phase in (Phase.ERASING, Phase.BUSY):
+            return text  # what it waits for, and how long, fills the line; the ETA comes back
         if progress is not None:
             if progress.attempt > 1:
                 text += f" (try {progress.attempt})"
@@ -166,8 +167,8 @@ class BoardPanel(Widget, can_focus=True):
             return styled(tail[-1]) if tail else "(its console is open; nothing printed yet)"
         if view.away:
             return "looked for at the same USB port a moment"
-        if view.cancelled:
-            return "the board is ready to flash again"
+        if view.cancelled and last is not None and last.error is not None:
+            return last.error.hint or "the board is ready to flash again"
         if last is not None and not last.ok:
             return last.next_step
         if last is not None and last.ending is Ending.IDLE and view.board.mode is Mode.DFU:

@@ -11,7 +11,15 @@ from ..flashing.jobs import Job, Jobs
 from ..usb.transport import port_order
 from .artifacts import Artifact
 from .ports import Ports
-from .views import Outbox, reset_advice
+from .views import Life, Outbox, reset_advice
+
+_OFF_THE_BUS = {
+    Life.APP: "its app runs without a DFU runtime, so the board is not on the bus to take a "
+    "flash. Hold BOOT, tap RESET, release BOOT to put it in download mode, then flash again.",
+    Life.AWAY: "it left the bus (a RESET?) and has not come back yet. Wait for it, or hold "
+    "BOOT, tap RESET, release BOOT to put it in download mode.",
+}
+"""Why a board off the bus cannot be flashed now, by where its port is in its life."""
 
 
 class Flashes:
@@ -47,11 +55,17 @@ class Flashes:
                 self._changes.log(f"{port.title} is being flashed already.", level="warning")
             return False
         if not port.on_bus:
+            if explicit:
+                why = _OFF_THE_BUS.get(port.life, "it is not on the bus.")
+                self._changes.log(f"{port.title}: not flashed: {why}", level="warning")
             return False
         problem = incompatibility(port.board, image, self._ports.settings.flash.force)
         if problem is not None:  # said each time, so that no board is passed over unsaid
-            level = "warning" if explicit else "info"
-            self._changes.log(f"{port.title}: not flashed: {problem.message}", level=level)
+            if explicit:  # what to do, too: the user asked for this board
+                why = f"{problem.message} {problem.hint}".strip()
+                self._changes.log(f"{port.title}: not flashed: {why}", level="warning")
+            else:
+                self._changes.log(f"{port.title}: not flashed: {problem.message}")
             return False
         job = self._jobs.start(path, artifact)
         if job is None:

@@ -106,6 +106,18 @@ class BoardView:
         return "app" if self.life is Life.APP else "off the bus"
 
     @property
+    def console_wait(self) -> str:
+        """Why its app's console is not read now, and what brings it (empty: it is read)."""
+        if self.console is not None:
+            return ""
+        if self.flashing:
+            return "it is being flashed: its app's console comes after the flash and a RESET"
+        if self.present and self.board.mode in (Mode.ROM, Mode.DFU):
+            mode = "ROM download" if self.board.mode is Mode.ROM else "DFU"
+            return f"it is in {mode} mode: its app's console comes after a RESET"
+        return "its console is not read (consoles are off)"
+
+    @property
     def cancelled(self) -> bool:
         """The last flash was cancelled: the user's doing, not a failure; the board is ready."""
         error = self.last.error if self.last else None

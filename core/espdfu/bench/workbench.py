@@ -175,15 +175,15 @@ class Workbench:
             return [path for path in paths if self._flashes.start(path, artifact, explicit=True)]
 
     def flash_all(self) -> list[str]:
+        """Flash every board shown that can take the artifact; say of each other one why not
+        (a board passed over without a word looks like one espdfu did not see)."""
         with self._changes:
-            paths = [path for path, view in self.boards().items() if view.fits]
+            shown = self._ports.shown()
             artifact = self._summary.artifact
-            if not paths and artifact is not None and artifact.valid:
-                self._changes.log(
-                    "Nothing to flash: no board here can take this dfu.bin.", level="warning"
-                )
-                return []
-            return self.flash(paths)
+            if artifact is not None and artifact.valid and not any(v.fits for v in shown.values()):
+                why = "no board here can take this dfu.bin"
+                self._changes.log(f"Nothing to flash: {why}.", level="warning")
+            return self.flash(shown)
 
     def flash_armed(self) -> list[str]:
         with self._changes:

@@ -120,6 +120,7 @@ def _flash(args: argparse.Namespace) -> int:
             options=options,
             progress=live.update if live else None,
             cancel=cancel,
+            on_result=live.finish if live else None,
         )
     if args.json:
         for result in results:

@@ -36,8 +36,8 @@ class EventLines:
     def _board(self, event: BoardChanged) -> None:
         view = event.view
         phase = view.progress.phase if view.progress else None
-        if phase is not None and self.phase.get(view.path) is not phase:
-            self._line(f"{view.title}: {phase.value}")
+        if phase is not None and view.progress and self.phase.get(view.path) is not phase:
+            self._line(f"{view.title}: {view.progress.activity}")
         self.phase[view.path] = phase
         self.titles[view.path] = view.title
         device = view.console.device if view.console else None

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Sequence
 from typing import TextIO
 
-from ..flashing.flasher import Phase, Progress
+from ..flashing.flasher import Failure, FlashResult, Phase, Progress
 from ..units import format_size
 
 BAR_WIDTH = 20
@@ -36,6 +36,17 @@ class LiveProgress:
                 self._redraw()
             elif self._worth_a_line(progress):
                 print(text.rstrip(), file=self.stream, flush=True)
+
+    def finish(self, result: FlashResult) -> None:
+        """The board's flash ended: its line says how, at once (its last progress would say
+        "finishing" or "erasing" until the whole command ends)."""
+        with self.lock:
+            text = f"{result.path:<{self.width}}  {_ending(result)}"
+            self.lines[result.path] = text
+            if self.tty:
+                self._redraw()
+            else:
+                print(text, file=self.stream, flush=True)
 
     def _describe(self, progress: Progress) -> str:
         head = f"{progress.path:<{self.width}}  {progress.activity:<20}"
@@ -72,3 +83,14 @@ class LiveProgress:
         self.stream.write("".join(out))
         self.stream.flush()
         self.drawn = True
+
+
+def _ending(result: FlashResult) -> str:
+    """How a board's flash ended, in a few words: "flashed in 9.4 s", "failed: timeout"."""
+    error = result.error
+    if error is None:
+        return f"flashed in {result.seconds:.1f} s"
+    if error.kind is Failure.CANCELLED:
+        busy = ", the board still busy: press RESET" if error.left_busy else ""
+        return f"cancelled at byte {error.accepted:,}{busy}"
+    return f"failed: {error.kind.value} after {result.seconds:.1f} s"

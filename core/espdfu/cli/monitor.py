@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TextIO
 
+from ..config import is_port_path
 from ..consoles.health import Health
 from ..consoles.lines import Line
 from ..consoles.ports import (
@@ -26,8 +27,10 @@ from ..consoles.ports import (
     ports,
     serial_ports,
 )
-from ..errors import InputError
+from ..errors import EspdfuError, InputError
 from ..files.backtrace import Symbols, project_elf
+from ..usb.boards import Mode, board_at
+from ..usb.transport import Usb, open_libusb
 from ..worlds import open_usb, sim_spec
 from .common import (
     Commands,
@@ -40,6 +43,11 @@ from .common import (
     note,
     say_stopped,
 )
+
+FIRST_WAIT_SAY_S = 1.0
+"""A console not open this long after the start (or after it went) is said to be waited for."""
+WAIT_SAY_S = 30.0
+"""And said again this often while it does not come."""
 
 DESCRIPTION = (
     "Print the console of one or more boards, each line prefixed with its board, until "
@@ -126,13 +134,71 @@ def alternatives(pattern: str) -> list[re.Pattern[str]]:
         ) from None
 
 
+class _Waits:
+    """Each board whose console is not open, said once soon (not for a console that opens at
+    once) and again every :data:`WAIT_SAY_S`, with why as far as the bus tells."""
+
+    def __init__(
+        self,
+        labels: list[str],
+        world: Usb | None,
+        as_json: bool,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
+        now = clock()
+        self._next = dict.fromkeys(labels, now + FIRST_WAIT_SAY_S)
+        self._since = dict.fromkeys(labels, now)
+        self._world = world
+        self._as_json = as_json
+
+    def seen(self, label: str, event: ConsoleEvent) -> None:
+        if isinstance(event, Back):
+            self._next.pop(label, None)
+        elif isinstance(event, Gone):
+            self._since[label] = self._clock()
+            self._next[label] = self._clock() + FIRST_WAIT_SAY_S
+
+    def say_due(self) -> None:
+        now = self._clock()
+        for label, due in list(self._next.items()):
+            if now < due:
+                continue
+            self._next[label] = now + WAIT_SAY_S
+            waited = now - self._since[label]
+            why = self._why(label)
+            still = f"still waiting after {waited:.0f} s" if waited > WAIT_SAY_S else "waiting"
+            record = {"board": label, "event": "waiting", "message": why}
+            _say(self._as_json, record, f"{label}  -- {still}: {why}")
+
+    def _why(self, label: str) -> str:
+        """What the bus says of the board at ``label`` (a USB port path), if it says anything."""
+        if not is_port_path(label):
+            return f"{label} is not there (reset or unplugged); it is opened when it is back."
+        try:
+            world = self._world or open_libusb()
+            board = board_at(world, label)
+        except EspdfuError:  # no libusb here: the bus cannot say
+            return "no console at that USB port path yet; it is opened when it comes."
+        if board is None:
+            return f"no board is at {label} now; its app's console is opened when it comes."
+        if board.mode in (Mode.ROM, Mode.DFU):
+            mode = "ROM download" if board.mode is Mode.ROM else "DFU"
+            return f"{label} is in {mode} mode: its app's console appears after a RESET."
+        return (
+            f"{label} runs an app ({board.mode.value}) with no console on its USB: it may print "
+            "on a USB-UART bridge (name that port instead)."
+        )
+
+
 def _monitor(args: argparse.Namespace) -> int:
     if args.list:
         for port in ports():
             print(f"{port.device}  {port.usb_path or '-'}  {port.description}")
         return Exit.OK
     until = alternatives(args.until) if args.until else None
-    boards = _boards(args)
+    world, boards = _boards(args)
+    waits = _Waits(list(boards), world, args.json)
     elf = args.elf or project_elf(Path("build"))
     symbols = Symbols(elf) if elf is not None else None
     if args.log_dir is not None:
@@ -162,15 +228,18 @@ def _monitor(args: argparse.Namespace) -> int:
                     else:
                         note("--timeout passed.")
                     return Exit.FAILED
+                waits.say_due()
                 try:
                     label, event = events.get(timeout=min(left or 0.2, 0.2))
                 except queue.Empty:
                     continue
+                waits.seen(label, event)
                 _show(args.json, label, event, health[label], logs.get(label), symbols)
                 if until is not None and isinstance(event, Line) and label not in outcome:
                     matched = next((i for i, p in enumerate(until) if p.search(event.text)), None)
                     if matched is not None:
                         outcome[label] = matched
+                        _matched(args.json, label, until, matched)
         finally:
             for reader in readers:
                 reader.stop()
@@ -182,8 +251,23 @@ def _monitor(args: argparse.Namespace) -> int:
     return Exit.OK if all(index == 0 for index in outcome.values()) else Exit.FAILED
 
 
-def _boards(args: argparse.Namespace) -> dict[str, Callable[[], str | None]]:
-    """Each board to read, by label, with where its console is now."""
+def _matched(as_json: bool, label: str, alternatives: list[re.Pattern[str]], index: int) -> None:
+    """Which alternative of --until a board's line matched, and what that means (on stderr as
+    text, beside the run's other notes; a JSON line on stdout)."""
+    pattern = alternatives[index].pattern
+    if as_json:
+        record = {"board": label, "event": "matched", "pattern": pattern, "success": index == 0}
+        _say(True, record, "")
+        return
+    text = f"{label} matched {pattern!r} of --until: a {'success' if index == 0 else 'failure'}"
+    if index:
+        text += f" (the first alternative, {alternatives[0].pattern!r}, means success)"
+    note(f"{text}.")
+
+
+def _boards(args: argparse.Namespace) -> tuple[Usb | None, dict[str, Callable[[], str | None]]]:
+    """The virtual boards' world, if any, and each board to read, by label, with where its
+    console is now."""
     spec = sim_spec(args.sim)
     world = open_usb(spec) if spec else None  # real boards' consoles need no libusb
     boards = {path: console_finder(path, world) for path in args.path}
@@ -199,7 +283,7 @@ def _boards(args: argparse.Namespace) -> dict[str, Callable[[], str | None]]:
             "Name one: -p USB_PATH (see espdfu list), a serial port, or --all "
             "(espdfu monitor --list shows the ports there are now).",
         )
-    return boards
+    return world, boards
 
 
 def _file_name(label: str) -> str:

@@ -9,6 +9,7 @@ cable) is a state: the reader says so and opens it again when it is back.
 from __future__ import annotations
 
 import errno
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ import serial
 import serial.tools.list_ports
 
 from ..chips import ESPRESSIF_VID
-from ..errors import EspdfuError
+from ..errors import EspdfuError, InputError
 from ..loops import Worker
 from ..usb.transport import SerialPorts, Usb
 from .lines import Line, Splitter
@@ -33,6 +34,16 @@ _READ_TIMEOUT_S = 0.1
 
 class PortError(EspdfuError):
     """A console port cannot be read (not there, no permission, held by another program)."""
+
+
+class NotASerialPort(PortError, InputError):
+    """What was named is no serial port: a file, a folder, a pipe, a device with no terminal."""
+
+
+_NOT_A_PORT_HINT = (
+    "Name a serial port (espdfu monitor --list shows those there are now), or a board by its "
+    "USB port path with -p."
+)
 
 
 @dataclass(frozen=True)
@@ -106,10 +117,17 @@ def console_finder(usb_path: str, usb_world: Usb | None = None) -> Callable[[], 
 def open_port(device: str, baud: int = DEFAULT_BAUD) -> serial.Serial:
     """Open ``device`` for reading, alone (as other well-behaved programs, idf.py monitor among
     them, lock it), or raise :class:`PortError` saying why not."""
+    _check_is_a_device(device)
     try:
         return serial.Serial(device, baud, timeout=_READ_TIMEOUT_S, exclusive=True)
     except (serial.SerialException, OSError, ValueError) as error:
-        code = getattr(error, "errno", None)
+        code = _errno(error)
+        if code == errno.ENOTTY:  # a device, but no terminal (/dev/zero)
+            raise NotASerialPort(
+                f"{device} is not a serial port: a device, but not a terminal.", _NOT_A_PORT_HINT
+            ) from None
+        if code == errno.ENOENT:
+            raise NotASerialPort(f"There is no {device}.", _NOT_A_PORT_HINT) from None
         if code in (errno.EACCES, errno.EPERM):
             raise PortError(
                 f"No permission to open {device}.",
@@ -125,6 +143,28 @@ def open_port(device: str, baud: int = DEFAULT_BAUD) -> serial.Serial:
             f"{device} cannot be opened: {getattr(error, 'strerror', None) or error}.",
             "Check the name (espdfu monitor --list shows the ports there are now).",
         ) from None
+
+
+def _errno(error: Exception) -> int | None:
+    """The system's error number behind ``error``: pyserial words a failed termios call (not a
+    terminal) as a SerialException without one, raised from the termios error that has it."""
+    code = getattr(error, "errno", None)
+    cause = error.__context__
+    if code is None and cause is not None and cause.args and isinstance(cause.args[0], int):
+        return cause.args[0]
+    return code if isinstance(code, int) else None
+
+
+def _check_is_a_device(device: str) -> None:
+    """Refuse, before opening it, what exists and is no device (opening a pipe may block)."""
+    try:
+        mode = Path(device).stat().st_mode
+    except (OSError, ValueError):
+        return  # not there: opening it says so (a Windows COM port is never there as a file)
+    if stat.S_ISCHR(mode):
+        return
+    kind = "a folder" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a file"
+    raise NotASerialPort(f"{device} is not a serial port: it is {kind}.", _NOT_A_PORT_HINT)
 
 
 class Gone(NamedTuple):

@@ -75,6 +75,9 @@ class FlashError(EspdfuError):
         self.status = status
         self.final = final or kind in _FINAL
         """A retry cannot mend it."""
+        self.left_busy = False
+        """A cancel found the board busy, and it was left so (it needs a RESET): a cancel
+        otherwise leaves it ready to flash again."""
 
 
 class Cancelled(Exception):

@@ -50,6 +50,11 @@ _RECOVER_BUSY_LIMIT_MS = 10_000
 _POLL_FOR_BOARD_S = 0.05
 _SHOWN_ERASE_S = 1.0
 """Erases expected to take this long are shown as a phase; shorter ones only count in the ETA."""
+_SHOWN_BUSY_S = 1.0
+"""A board busy this long is shown to be (each block makes it busy a few milliseconds)."""
+_BUSY_STATES = (State.DNBUSY, State.MANIFEST)
+_CANCELLED_BUSY_LIMIT_MS = 1000
+"""After a cancel, how long a busy board is waited for before it is left so: a stop is prompt."""
 _PROGRESS_GRAIN = 1024
 """Bytes between two looks at the clock for progress (sixteen 64-byte blocks)."""
 _T = TypeVar("_T")
@@ -63,6 +68,9 @@ class Phase(enum.Enum):
     ERASING = "erasing"
     """The ROM erases an entry's region and answers nothing until it is done."""
     MANIFESTING = "finishing"
+    BUSY = "busy"
+    """The board keeps answering that it is busy (dfuDNBUSY, dfuMANIFEST): it is given time up
+    to the busy limit, then the flash fails."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,10 @@ class Progress:
     attempt: int = 1
     erase: rom.Erase | None = None
     """While the phase is ERASING: what the ROM erases."""
+    busy_s: float | None = None
+    """While the phase is BUSY: how long the board has answered so."""
+    busy_limit_s: float | None = None
+    """While the phase is BUSY: how long it may (then the flash fails)."""
 
     @property
     def fraction(self) -> float:
@@ -100,7 +112,10 @@ class Progress:
 
     @property
     def activity(self) -> str:
-        """The phase in words: "erasing 4 MB at 0x10000 (~31 s)", "downloading"."""
+        """The phase in words: "erasing 4 MB at 0x10000 (~31 s)", "downloading", "busy 12 s
+        (gives up at 120 s)"."""
+        if self.phase is Phase.BUSY and self.busy_s is not None and self.busy_limit_s:
+            return f"busy {self.busy_s:.0f} s (gives up at {self.busy_limit_s:.0f} s)"
         erase = self.erase
         if erase is None or self.phase is not Phase.ERASING:
             return self.phase.value
@@ -244,11 +259,13 @@ def flash_many(
     options: FlashOptions | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    on_result: Callable[[FlashResult], object] | None = None,
 ) -> list[FlashResult]:
     """Flash every board in ``paths`` at once, one thread each; results in ``paths`` order.
 
-    Ctrl-C (KeyboardInterrupt) cancels every flash, waits for them (each leaves its board
-    ready to flash again) and is raised again.
+    ``on_result`` hears of each flash as it ends (on its thread). Ctrl-C (KeyboardInterrupt)
+    cancels every flash, waits for them (each leaves its board ready to flash again) and is
+    raised again.
     """
     if len(set(paths)) != len(paths):
         raise ValueError("a board may be flashed by one job at a time: paths repeat")
@@ -259,6 +276,8 @@ def flash_many(
 
     def ended(job: Job[None, FlashResult], result: FlashResult) -> None:
         results[job.path] = result
+        if on_result is not None:
+            on_result(result)
 
     jobs: Jobs[None, FlashResult] = Jobs(run, ended)
     cancel = cancel or threading.Event()
@@ -296,6 +315,10 @@ class _Reporter:
     """Time the download spent in finished erases: not counted in the transfer rate."""
     erases_left_s: float = 0.0
     """The expected time of the erases still to come."""
+    busy_limit_s: float = 0.0
+    busy_since: float | None = None
+    """When the board began answering that it is busy (None: it does not)."""
+    before_busy: Phase = Phase.DOWNLOADING
 
     def enter(self, phase: Phase) -> None:
         self.phase = phase
@@ -321,6 +344,22 @@ class _Reporter:
             self.enter(Phase.ERASING)
         elif shown:
             self.enter(Phase.DOWNLOADING)
+
+    def answered(self, busy: bool) -> None:
+        """A GETSTATUS answer, busy or not: busy past :data:`_SHOWN_BUSY_S` is a phase."""
+        if not busy:
+            self.busy_since = None
+            if self.phase is Phase.BUSY:
+                self.enter(self.before_busy)
+            return
+        now = time.monotonic()
+        if self.busy_since is None:
+            self.busy_since = now
+        elif self.phase is Phase.BUSY:
+            self._send(force=False)
+        elif now - self.busy_since >= _SHOWN_BUSY_S:
+            self.before_busy = self.phase
+            self.enter(Phase.BUSY)
 
     def advance(self, done: int) -> None:
         """Called for every block: the clock is read only every so many bytes."""
@@ -348,9 +387,14 @@ class _Reporter:
                 eta = (self.total - self.done) / rate + erase_left
             elif erase_left:
                 eta = erase_left
-        self.callback(
-            Progress(self.path, self.phase, self.done, self.total, rate, eta, self.attempt, erase)
+        progress = Progress(
+            self.path, self.phase, self.done, self.total, rate, eta, self.attempt, erase
         )
+        if self.phase is Phase.BUSY and self.busy_since is not None:
+            progress = replace(
+                progress, busy_s=now - self.busy_since, busy_limit_s=self.busy_limit_s
+            )
+        self.callback(progress)
 
 
 class _Flash:
@@ -373,6 +417,7 @@ class _Flash:
         self.options = options
         self.cancel = cancel or threading.Event()
         self.report = _Reporter(path, len(self.payload), progress, options.progress_interval_s)
+        self.report.busy_limit_s = options.busy_limit_s
         self.chip = image.chip_name
         self.request = Request.GETSTATUS  # the one in flight, for messages
         self.confirmed = 0
@@ -544,10 +589,13 @@ class _Flash:
             return ending
         except FlashError as error:
             if error.kind is not Failure.VANISHED:
-                status = self._recover(dfu)
+                cancelled = error.kind is Failure.CANCELLED
+                status, settled = self._recover(dfu, prompt=cancelled)
                 if error.status is None and status is not None:
                     error.status = status
                     error.message += f" The board reports {status.label}: {status.meaning}."
+                if cancelled and not settled:
+                    _left_busy(error)
             raise
         finally:
             dfu.close()
@@ -569,13 +617,16 @@ class _Flash:
         messages and counts each block for progress."""
         cancelled = self.cancel.is_set
         get_status, send = dfu.get_status, dfu.send
+        answered = self.report.answered
 
         def perform(step: Step) -> Reply:
             if cancelled():
                 raise Cancelled
             request = self.request = step.request
             if request is Request.GETSTATUS:
-                return get_status(step.timeout_ms)
+                reply = get_status(step.timeout_ms)
+                answered(reply.state in _BUSY_STATES)
+                return reply
             if request is Request.DNLOAD:
                 self._on_block(step)
             send(request, step.value, step.data, step.timeout_ms)
@@ -613,8 +664,9 @@ class _Flash:
                 return False
             time.sleep(_POLL_FOR_BOARD_S)
 
-    def _recover(self, dfu: DfuInterface) -> Status | None:
-        """Best effort: leave the board in dfuIDLE; return the error status it reported."""
+    def _recover(self, dfu: DfuInterface, prompt: bool = False) -> tuple[Status | None, bool]:
+        """Best effort: leave the board in dfuIDLE, waiting a busy one only a second when
+        ``prompt`` (a stop); the error status it reported, and whether it is in dfuIDLE."""
         seen: Status | None = None
 
         def perform(step: Step) -> Reply:
@@ -628,9 +680,12 @@ class _Flash:
                 seen = reply.status
             return reply
 
-        with contextlib.suppress(DeviceGone, UsbFault, ProtocolError, BusyTooLongError):
-            drive(recover(min(self._busy_limit_ms, _RECOVER_BUSY_LIMIT_MS)), perform)
-        return seen
+        limit = _CANCELLED_BUSY_LIMIT_MS if prompt else _RECOVER_BUSY_LIMIT_MS
+        try:
+            drive(recover(min(self._busy_limit_ms, limit)), perform)
+        except (DeviceGone, UsbFault, ProtocolError, BusyTooLongError):
+            return seen, False
+        return seen, True
 
     def _translated(self, action: Callable[[], _T]) -> _T:
         try:
@@ -655,3 +710,12 @@ class _Flash:
             timeout_ms=self.options.timeout_ms,
             left_the_bus=self._left_the_bus,
         )
+
+
+def _left_busy(error: FlashError) -> None:
+    """A cancel that found the board busy and left it so says that, not "ready to flash"."""
+    error.left_busy = True
+    error.message = error.message.replace(
+        "the board is left ready to flash again", "the board was still busy and is left so"
+    )
+    error.hint = "Press RESET on the board (or replug it) before you flash it again."

@@ -64,7 +64,7 @@ def _ending(result: FlashResult | None) -> str:
     if result.error is None:
         return "finished"
     if result.error.kind is Failure.CANCELLED:
-        return "aborted"
+        return "aborted, the board left busy: press RESET" if result.error.left_busy else "aborted"
     return f"failed: {result.error.kind.value}"
 
 

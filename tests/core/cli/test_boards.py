@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -13,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from espdfu import udev
+from espdfu.cli.live import LiveProgress
 from espdfu.errors import EspdfuError
 from espdfu.files import dfufile
-from espdfu.flashing.flasher import FlashOptions, Progress, flash
+from espdfu.flashing.flasher import FlashOptions, FlashResult, Phase, Progress, flash
 from tests.helpers.boardworld import KIB, image, image_files, world
 from tests.helpers.command import espdfu
 
@@ -246,3 +248,30 @@ def test_udev_install_as_root_writes_the_rule(
     said = udev.install(target)
     assert target.read_text().count('ATTR{idVendor}=="303a"') == 1
     assert said[0] == f"Installed {target}." and "udevadm was not found" in said[1]
+
+
+def test_each_boards_progress_line_says_its_end_as_it_ends(s2_file: Path) -> None:
+    """A board's line said "finishing" (or "erasing …") until the whole command ended."""
+    result = espdfu("flash", s2_file, "--all", "--sim", "esp32s2,esp32s2:status=errVERIFY@4K")
+    ends = [line.split(None, 1) for line in result.stderr.splitlines()]
+    assert any(path == "1-1.1" and words.startswith("flashed in ") for path, words in ends)
+    assert any(
+        path == "1-1.2" and words.startswith("failed: device error after ") for path, words in ends
+    ), result.stderr
+    assert result.returncode == 1
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_a_boards_line_is_redrawn_with_its_end() -> None:
+    terminal = _Terminal()
+    live = LiveProgress(["1-1.1", "1-1.2"], terminal)
+    live.update(Progress("1-1.1", Phase.MANIFESTING, 100, 100))
+    live.update(Progress("1-1.2", Phase.ERASING, 0, 100))
+    live.finish(FlashResult("1-1.1", "esp32s2", 100, 9.4))
+    last_frame = terminal.getvalue().rsplit("\x1b[2F", 1)[-1]  # the last redraw of both lines
+    assert "1-1.1  flashed in 9.4 s" in last_frame
+    assert "1-1.2  erasing" in last_frame

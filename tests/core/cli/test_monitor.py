@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -137,8 +137,37 @@ def test_a_port_that_is_not_there_is_refused_in_words(tmp_path: Path) -> None:
     result = subprocess.run(
         [*MONITOR, tmp_path / "ttyACM9"], capture_output=True, text=True, timeout=30
     )
-    assert result.returncode == 1
-    assert "cannot be opened" in result.stderr and "--list" in result.stderr
+    assert result.returncode == 2  # a name to correct, as a missing file is for every command
+    assert f"There is no {tmp_path / 'ttyACM9'}." in result.stderr and "--list" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda path: path.write_text("not a port"), "it is a file"),
+        (os.mkdir, "it is a folder"),
+        (os.mkfifo, "it is a pipe"),
+    ],
+    ids=["file", "folder", "fifo"],
+)
+def test_what_is_no_serial_port_is_refused_in_one_sentence(
+    tmp_path: Path, make: Callable[[Path], object], words: str
+) -> None:
+    """Before opening it (a pipe would block): one sentence and what to name instead, exit 2,
+    never pyserial's words ("Could not configure port: (25, ...)")."""
+    target = tmp_path / "port"
+    make(target)
+    result = subprocess.run([*MONITOR, target], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2, result
+    assert f"{target} is not a serial port: {words}." in result.stderr
+    assert "Could not configure" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_device_that_is_no_terminal_is_refused_in_one_sentence() -> None:
+    result = subprocess.run([*MONITOR, "/dev/zero"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2, result
+    assert "/dev/zero is not a serial port: a device, but not a terminal." in result.stderr
+    assert "Could not configure" not in result.stderr
 
 
 def test_virtual_boards_print_through_their_own_consoles() -> None:
@@ -197,3 +226,70 @@ def test_a_bad_until_pattern_is_invalid_input_before_any_port_is_opened(tmp_path
     assert result.returncode == 2
     assert "is not a regular expression" in result.stderr
     assert "cannot be opened" not in result.stderr
+
+
+def test_a_board_in_download_mode_is_said_to_be_waited_for_and_why() -> None:
+    """It printed nothing, for ever: now what it waits for, and why (from the bus)."""
+    result = subprocess.run(
+        [*MONITOR, "-p", "1-1.1", "--sim", "esp32s2", "--timeout", "3"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1  # the timeout
+    assert result.stdout.splitlines() == [
+        "1-1.1  -- waiting: 1-1.1 is in ROM download mode: its app's console appears after a RESET."
+    ]
+    empty = subprocess.run(
+        [*MONITOR, "-p", "1-9", "--sim", "esp32s2", "--json", "--timeout", "3"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    waiting = json.loads(empty.stdout.splitlines()[0])
+    assert waiting == {
+        "board": "1-9",
+        "event": "waiting",
+        "message": "no board is at 1-9 now; its app's console is opened when it comes.",
+    }
+
+
+def test_a_long_wait_is_said_again_with_how_long(capsys: pytest.CaptureFixture[str]) -> None:
+    from espdfu.cli.monitor import FIRST_WAIT_SAY_S, WAIT_SAY_S, _Waits
+    from espdfu.consoles.ports import Back, Gone
+    from espdfu.worlds import virtual_world
+
+    times = iter((0.0, 0.0, FIRST_WAIT_SAY_S - 0.1, FIRST_WAIT_SAY_S, 10.0, WAIT_SAY_S + 5, 40.0))
+    now = 0.0
+
+    def clock() -> float:
+        return now
+
+    world, _ = virtual_world("esp32s2")
+    waits = _Waits(["1-1.1"], world, as_json=False, clock=clock)
+    for now in times:  # noqa: B007  (the clock reads it)
+        waits.say_due()
+    said = capsys.readouterr().out.splitlines()
+    assert said == [
+        "1-1.1  -- waiting: 1-1.1 is in ROM download mode: its app's console appears after a "
+        "RESET.",
+        f"1-1.1  -- still waiting after {WAIT_SAY_S + 5:.0f} s: 1-1.1 is in ROM download mode: "
+        "its app's console appears after a RESET.",
+    ]
+    waits.seen("1-1.1", Back("/dev/pts/9", now))  # open: nothing more to say
+    now = 100.0
+    waits.say_due()
+    waits.seen("1-1.1", Gone(now))  # gone again: said again soon
+    now += FIRST_WAIT_SAY_S
+    waits.say_due()
+    assert capsys.readouterr().out.startswith("1-1.1  -- waiting: ")
+
+
+def test_until_says_which_alternative_matched() -> None:
+    """It exited 1 without a word of which pattern matched."""
+    result = subprocess.run(
+        [*MONITOR, "--sim", "esp32s2-app", "--all", "--until", "tick 2|sensor",
+         "--timeout", "30"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "espdfu: 1-1.1 matched 'sensor' of --until: a failure (the first alternative, 'tick 2', "
+        "means success)."
+    ]

@@ -285,3 +285,43 @@ def test_cancel_aborts_and_leaves_the_board_ready() -> None:
     assert result.error is not None and result.error.kind is Failure.CANCELLED
     assert read_state(w.usb, w.scan(path)) == "ready"
     assert flash(w.usb, path, image()).ok
+
+
+def test_a_board_that_keeps_answering_busy_is_shown_waiting_and_until_when() -> None:
+    """It sat at "22% · ETA 6 s" with nothing saying it waited on a busy board, or how long."""
+    w = world("esp32s2-dfu", TimeModel.realistic())  # the board asks for 25 ms each time
+    (path,) = w.paths
+    w.board(path).faults.append(Fault("busy", Request.DNLOAD, nth=20))
+    seen: list[Progress] = []
+    result = flash(
+        w.usb, path, image(), options=FlashOptions(busy_limit_s=2.5), progress=seen.append
+    )
+    assert result.error is not None and result.error.kind is Failure.TIMEOUT
+    busy = [p for p in seen if p.phase is Phase.BUSY]
+    assert busy and 0 < busy[0].done <= 19 * 64  # the blocks it had taken (counted by KiB)
+    assert all(p.busy_limit_s == 2.5 and p.busy_s is not None for p in busy)
+    assert busy[0].busy_s is not None and busy[0].busy_s >= 1.0  # a block's short wait is not
+    assert busy[-1].activity == f"busy {busy[-1].busy_s:.0f} s (gives up at 2 s)"
+
+
+def test_a_stop_during_a_busy_wait_is_prompt_and_says_the_board_is_left_busy() -> None:
+    """A cancel waited out the busy board for 10 s more; and said it was left ready."""
+    w = world("esp32s2-dfu", TimeModel.realistic())
+    (path,) = w.paths
+    w.board(path).faults.append(Fault("busy", Request.DNLOAD, nth=20))
+    cancel = threading.Event()
+    getstatus_at_cancel: list[int] = []
+
+    def progress(update: Progress) -> None:
+        if update.phase is Phase.BUSY and not cancel.is_set():
+            getstatus_at_cancel.append(w.board(path).requests[Request.GETSTATUS])
+            cancel.set()
+
+    result = flash(w.usb, path, image(), progress=progress, cancel=cancel)
+    error = result.error
+    assert error is not None and error.kind is Failure.CANCELLED and error.left_busy
+    assert "the board was still busy and is left so" in error.message
+    assert error.hint == "Press RESET on the board (or replug it) before you flash it again."
+    # After the cancel, a second of the board's own 25 ms polls at most, not the ten before
+    (before,) = getstatus_at_cancel
+    assert w.board(path).requests[Request.GETSTATUS] - before <= 1000 // 25 + 2
