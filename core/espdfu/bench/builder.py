@@ -69,7 +69,7 @@ class Builder:
             with self._changes:
                 self._runner = None
                 self._watcher.paused = False
-                self._changes.log(str(error), level="error")
+            self._changes.log(str(error), level="error")
             return
         with self._changes:
             self._set(BuildStatus(BuildState.RUNNING, then_flash=then_flash))

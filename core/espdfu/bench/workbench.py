@@ -215,8 +215,7 @@ class Workbench:
             try:
                 self._save_label(path, label)
             except EspdfuError as error:
-                with self._changes:
-                    self._changes.log(f"The label was not saved: {error}", level="error")
+                self._changes.log(f"The label was not saved: {error}", level="error")
 
     def cancel_flash(self, path: str) -> bool:
         """Cancel the flash of the board at ``path``; whether one ran (else it says so)."""
@@ -229,8 +228,7 @@ class Workbench:
 
     def say(self, text: str) -> None:
         """A line for the log from outside the model (the demo's finger says what it does)."""
-        with self._changes:
-            self._changes.log(text)
+        self._changes.log(text)
 
     # --- artifacts and builds -----------------------------------------------------------------
 
@@ -277,8 +275,7 @@ class Workbench:
         return project_target(settings.project_dir or settings.build_dir.parent, settings.build_dir)
 
     def _on_note(self, text: str) -> None:
-        with self._changes:
-            self._changes.log(text, level="warning")
+        self._changes.log(text, level="warning")
 
     def _count_flashes(self, flashes: int) -> None:
         if flashes != self._summary.flashes:

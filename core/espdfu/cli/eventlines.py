@@ -34,10 +34,10 @@ class EventLines:
                 self._line(f"{title} | {line.text}")
 
     def _board(self, event: BoardChanged) -> None:
-        view = event.view
-        phase = view.progress.phase if view.progress else None
-        if phase is not None and view.progress and self.phase.get(view.path) is not phase:
-            self._line(f"{view.title}: {view.progress.activity}")
+        view, progress = event.view, event.view.progress
+        phase = progress.phase if progress else None
+        if progress is not None and self.phase.get(view.path) is not phase:
+            self._line(f"{view.title}: {progress.activity}")
         self.phase[view.path] = phase
         self.titles[view.path] = view.title
         device = view.console.device if view.console else None

@@ -244,10 +244,18 @@ class Outcome:
     board: Board | None
 
 
-def flash_and_look(usb_world: Usb, path: str, image: DfuImage, **kwargs: Any) -> Outcome:
+def flash_and_look(
+    usb_world: Usb,
+    path: str,
+    image: DfuImage,
+    *,
+    options: FlashOptions | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> Outcome:
     """:func:`flash`, then one look at the port: whether the board stayed (and as what) or left
     (a RESET that followed, a cable), for those who follow the board after its flash."""
-    result = flash(usb_world, path, image, **kwargs)
+    result = flash(usb_world, path, image, options=options, progress=progress, cancel=cancel)
     return Outcome(result, board_at(usb_world, path))
 
 
@@ -303,6 +311,7 @@ class _Reporter:
     total: int
     callback: ProgressCallback | None
     interval_s: float
+    busy_limit_s: float
     phase: Phase = Phase.CONNECTING
     attempt: int = 1
     done: int = 0
@@ -315,7 +324,6 @@ class _Reporter:
     """Time the download spent in finished erases: not counted in the transfer rate."""
     erases_left_s: float = 0.0
     """The expected time of the erases still to come."""
-    busy_limit_s: float = 0.0
     busy_since: float | None = None
     """When the board began answering that it is busy (None: it does not)."""
     before_busy: Phase = Phase.DOWNLOADING
@@ -416,8 +424,9 @@ class _Flash:
         self.payload = image.payload
         self.options = options
         self.cancel = cancel or threading.Event()
-        self.report = _Reporter(path, len(self.payload), progress, options.progress_interval_s)
-        self.report.busy_limit_s = options.busy_limit_s
+        self.report = _Reporter(
+            path, len(self.payload), progress, options.progress_interval_s, options.busy_limit_s
+        )
         self.chip = image.chip_name
         self.request = Request.GETSTATUS  # the one in flight, for messages
         self.confirmed = 0
