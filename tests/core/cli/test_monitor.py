@@ -231,7 +231,7 @@ def test_a_bad_until_pattern_is_invalid_input_before_any_port_is_opened(tmp_path
 def test_a_board_in_download_mode_is_said_to_be_waited_for_and_why() -> None:
     """It printed nothing, for ever: now what it waits for, and why (from the bus)."""
     result = subprocess.run(
-        [*MONITOR, "-p", "1-1.1", "--sim", "esp32s2", "--timeout", "3"],
+        [*MONITOR, "-p", "1-1.1", "--sim", "esp32s2", "--timeout", "6"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 1  # the timeout
@@ -239,7 +239,7 @@ def test_a_board_in_download_mode_is_said_to_be_waited_for_and_why() -> None:
         "1-1.1  -- waiting: 1-1.1 is in ROM download mode: its app's console appears after a RESET."
     ]
     empty = subprocess.run(
-        [*MONITOR, "-p", "1-9", "--sim", "esp32s2", "--json", "--timeout", "3"],
+        [*MONITOR, "-p", "1-9", "--sim", "esp32s2", "--json", "--timeout", "6"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     waiting = json.loads(empty.stdout.splitlines()[0])
