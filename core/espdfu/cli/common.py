@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import enum
+import queue
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from types import FrameType
 from typing import Any, TypeAlias
@@ -137,14 +139,22 @@ class StopSignals:
 
     Only the first signal counts: a second Ctrl-C while running work is being stopped cleanly
     must not break that stop off (it is bounded). The previous handlers come back on exit.
+    ``on_stop`` runs on a thread of its own, never inside the handler: a handler runs between
+    two bytecodes of the main thread, which may hold the very lock ``on_stop`` takes (an
+    ``Event.set()`` there deadlocked ``espdfu station`` once when the signal came as its main
+    thread entered ``Event.wait()``). The handler only puts the signal in a ``SimpleQueue``,
+    whose ``put`` is reentrant.
     """
 
     def __init__(self, on_stop: Callable[[], None]) -> None:
         self.on_stop = on_stop
         self.signum: int | None = None
         self._previous: dict[signal.Signals, object] = {}
+        self._signals: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._caller = threading.Thread(target=self._call, name="espdfu-stop", daemon=True)
 
     def __enter__(self) -> StopSignals:
+        self._caller.start()
         for signum in STOP_SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
         return self
@@ -152,8 +162,14 @@ class StopSignals:
     def __exit__(self, *exc_info: object) -> None:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)  # type: ignore[arg-type]  # what signal() returned
+        self._signals.put(None)
+        self._caller.join()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is None:
             self.signum = signum
+            self._signals.put(signum)
+
+    def _call(self) -> None:
+        if self._signals.get() is not None:
             self.on_stop()

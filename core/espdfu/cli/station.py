@@ -117,7 +117,7 @@ def _station(args: argparse.Namespace) -> int:
     with StopSignals(stopped.set) as stop:
         station.start()
         stopped.wait()
-    endings = station.stop()
+        endings = station.stop()  # a second signal does not break the stop off
     flashed = sum(result.ok for result in station.results)
     failed = len(station.results) - flashed
     note(f"{flashed} board{'s' if flashed != 1 else ''} flashed, {failed} failed.")

@@ -85,20 +85,10 @@ def _watch(args: argparse.Namespace) -> int:
     printer = EventLines()
     workbench = Workbench(open_usb(args.sim), settings)
     print(f"Watching {settings.build_dir} (Ctrl-C to stop).", flush=True)
-    # The main thread only waits; a stop signal breaks that wait off (the handler raises there).
-    with StopSignals(_break_off) as stop:
-        try:
-            workbench.start(printer.show)
-            threading.Event().wait()
-        except _Stop:
-            parts = workbench.stop()
+    stopped = threading.Event()
+    with StopSignals(stopped.set) as stop:
+        workbench.start(printer.show)
+        stopped.wait()
+        parts = workbench.stop()  # a second signal does not break the stop off
     assert stop.signum is not None  # the wait above only ends by a signal
     return say_stopped(stop.signum, parts)
-
-
-class _Stop(Exception):
-    """A stop signal came."""
-
-
-def _break_off() -> None:
-    raise _Stop
