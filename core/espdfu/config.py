@@ -67,6 +67,7 @@ else:
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 CONFIG_DIR_ENV = "ESPDFU_CONFIG_DIR"
+STATE_DIR_ENV = "ESPDFU_STATE_DIR"
 USER_FILE = "config.toml"
 LABELS_FILE = "labels.toml"
 PROJECT_FILE = "espdfu.toml"
@@ -130,6 +131,15 @@ def config_dir() -> Path:
     if override:
         return Path(override).expanduser()
     return Path(platformdirs.user_config_dir("espdfu"))
+
+
+def state_dir() -> Path:
+    """The folder of what espdfu writes for the user to keep (saved consoles): one place the
+    user is told, never the current folder (often a repository)."""
+    override = os.environ.get(STATE_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    return Path(platformdirs.user_state_dir("espdfu"))
 
 
 # The parameters named ``config_dir`` below shadow the function.

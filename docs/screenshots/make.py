@@ -225,9 +225,7 @@ async def shoot_apps(out: Path, root: Path) -> None:
         await pilot.press("m")
         await until(
             pilot,
-            lambda: (
-                isinstance(app.screen, ConsoleScreen) and "battery low (1)" in _console_lines(app)
-            ),
+            lambda: isinstance(app.screen, ConsoleScreen) and "no Wi-Fi set" in _console_lines(app),
             "the first board's console",
         )
         app.save_screenshot("console.svg", str(out))

@@ -10,7 +10,7 @@ import pytest
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import RichLog
+from textual.widgets import RichLog, Static
 
 from espdfu.bench.build import BuildState
 from espdfu.bench.views import BoardChanged, BoardView
@@ -66,8 +66,38 @@ async def test_a_board_without_a_driver_says_so_and_how_to_fix_it(tmp_path: Path
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: len(app.query(BoardPanel)) == 2, "the panels")
         words = panel_text(app, S2B)
-        assert "no driver" in words and "esp-win-usb-drivers" in words and "Zadig" in words
+        assert "no driver" in words and "Install the WinUSB driver" in words  # what to do
+        await until(pilot, lambda: "Zadig" in log_text(app), "the whole advice in the log")
+        assert "esp-win-usb-drivers" in log_text(app)
         assert panel(app, S2B).has_class("inactive") and not panel(app, S2A).has_class("inactive")
+
+
+async def test_at_80_columns_each_panel_line_fits_and_begins_with_what_to_do(
+    tmp_path: Path,
+) -> None:
+    """Long advice was cut by the panel's edge wherever it fell ("looked for at the same USB
+    port a…", the JTAG port's advice after its first words of why): each line now fits, and an
+    advice shown in brief keeps its first words, which say what to do."""
+    spec = "esp32s2,esp32s2:status=errVERIFY@4K,esp32s3-jtag,esp32s2-noaccess,esp32s2-nodriver"
+    app, _ = make_app(tmp_path, spec=spec)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 5, "the panels")
+        await pilot.press("x")
+        await until(pilot, lambda: panel(app, S2B).view.last is not None, "the failed flash")
+        await until(pilot, lambda: not app.workbench.busy, "the end")
+        await pilot.pause()
+        advice = {}
+        for widget in app.query(BoardPanel):
+            for line in widget.query(Static):
+                words = str(line.content)
+                assert len(words) <= line.content_size.width, (widget.view.path, words)
+            view = widget.view
+            hint = view.last.next_step if view.last and not view.last.ok else view.board.hint
+            if hint:
+                advice[view.path] = (str(widget.query_one("#after", Static).content), hint)
+        assert set(advice) == {S2B, S3, "1-1.4", "1-2.1"}
+        for shown, hint in advice.values():
+            assert hint.startswith(shown.rstrip("…").split(" (")[0])
 
 
 async def test_no_boards_says_how_to_get_one(tmp_path: Path) -> None:

@@ -32,7 +32,8 @@ def _shown(screen: ConsoleScreen) -> str:
 @pytest.fixture(autouse=True)
 def _instant_demo_builds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("ESPDFU_DEMO_BUILD_S", "0")
-    monkeypatch.chdir(tmp_path)  # where a saved console goes
+    monkeypatch.chdir(tmp_path)  # where a saved console went (now never)
+    monkeypatch.setenv("ESPDFU_STATE_DIR", str(tmp_path / "state"))
 
 
 async def test_after_a_flash_and_reset_the_panel_shows_the_running_app(tmp_path: Path) -> None:
@@ -57,7 +58,7 @@ async def test_m_opens_the_whole_console_to_pause_save_and_clear_it(tmp_path: Pa
         await pilot.press("m")
         assert isinstance(app.screen, ConsoleScreen)
         screen = app.screen
-        await until(pilot, lambda: "app: tick 0" in _shown(screen), "the lines so far")
+        await until(pilot, lambda: "app: sensor ready" in _shown(screen), "the lines so far")
         shown = _shown(screen)
         assert shown.startswith("ESP-ROM:esp32s2") and "App image SHA256" in shown
         assert not app.check_action("flash_all", ())  # the boards' keys are hidden here
@@ -75,8 +76,12 @@ async def test_m_opens_the_whole_console_to_pause_save_and_clear_it(tmp_path: Pa
         assert _shown(screen).startswith(frozen) and len(_shown(screen)) > len(frozen)
 
         await pilot.press("s")
-        await until(pilot, lambda: bool(list(tmp_path.glob("console-1-1.1-*.log"))), "the file")
-        (saved,) = tmp_path.glob("console-1-1.1-*.log")
+        consoles = tmp_path / "state" / "consoles"
+        await until(pilot, lambda: bool(list(consoles.glob("console-1-1.1-*.log"))), "the file")
+        (saved,) = consoles.glob("console-1-1.1-*.log")
+        assert not list(tmp_path.glob("console-*"))  # never the current folder
+        said = [str(n.message) for n in app._notifications]
+        assert any(f"saved to {saved}" in message for message in said)
         assert (
             saved.read_text().startswith("ESP-ROM:esp32s2")
             and "App image SHA256" in saved.read_text()

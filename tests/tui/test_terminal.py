@@ -77,10 +77,45 @@ def test_x_builds_and_flashes_every_board_that_can_take_it(
     demo.wait_for(lambda s: "EXIT=0" in s, "a clean exit")
 
 
-def test_the_screen_fits_80_by_24(start_demo: Callable[[int, int], Tmux]) -> None:
+_PANEL_LINE = re.compile(r"[│┃] (.*?) *[│┃]")
+_CONSOLE_LINE = re.compile(r"[IWEDV] \(\d+\) |rst:0x|ESP-ROM:")
+"""An app's console line (its log, or the ROM's at a boot), which a panel cuts at its end as a
+terminal would."""
+
+
+def cut_panel_lines(screen: str) -> list[str]:
+    """The panels' lines that end cut ("…"), but for the apps' console lines."""
+    lines = [part for row in screen.splitlines() for part in _PANEL_LINE.findall(row)]
+    return [line for line in lines if "…" in line and not _CONSOLE_LINE.match(line)]
+
+
+def test_at_80_by_24_every_panel_says_its_state_and_advice_whole(
+    start_demo: Callable[[int, int], Tmux],
+) -> None:
+    """Two panels a row, three rows: each panel's board, state and advice whole, from the
+    start through a round of flashes to the apps running (it read "(its console is open;
+    nothing prin…" and "looked for at the same USB port a…")."""
     demo = start_demo(80, 24)
-    screen = demo.wait_for(lambda s: "─ 1-2.1 " in s and "q Quit" in s, "the narrow layout")
-    lines = screen.splitlines()
-    assert len(lines) <= 24 and max(len(line) for line in lines) <= 80
-    assert "espdfu-demo · esp32s2 · build: idle" in screen
-    assert "b Build" in screen and "q Quit" in screen
+    seen: list[str] = []
+
+    def shows(condition: Callable[[str], bool]) -> Callable[[str], bool]:
+        def check(screen: str) -> bool:
+            seen.append(screen)
+            return condition(screen)
+
+        return check
+
+    start = demo.wait_for(shows(lambda s: "─ 1-2.1 " in s and "q Quit" in s), "the panels")
+    lines = start.splitlines()
+    assert len(lines) == 24 and all(len(line) <= 80 for line in lines)
+    assert "espdfu-demo · esp32s2 · build: idle" in start
+    assert lines[3].count("─ 1-1.") + lines[3].count("━ 1-1.") == 2  # two panels a row
+    demo.run("send-keys", "-t", "app", "x")
+    demo.wait_for(shows(lambda s: "flashing" in s), "the flashes")
+    demo.wait_for(
+        shows(lambda s: s.count("app running") == 4 and "app: temperature" in s),
+        "the new apps running",
+    )
+    states = {"ready", "flashing", "app running", "the dfu.bin is for esp32s2"}
+    assert all(any(state in screen for screen in seen) for state in states)
+    assert [line for screen in seen for line in cut_panel_lines(screen)] == []

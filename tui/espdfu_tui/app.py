@@ -35,6 +35,7 @@ from espdfu import __version__
 from espdfu.bench.build import BuildState
 from espdfu.bench.views import BenchEvent, BoardView, Summary
 from espdfu.bench.workbench import Workbench
+from espdfu.config import state_dir
 from espdfu.flashing.stopping import STOP_SIGNALS, signal_exit_code, stopped_line
 
 from .console_screen import ConsoleScreen, Scrollback
@@ -366,7 +367,9 @@ class EspdfuApp(App[int]):
             )
             return
         scrollback = self.scrollbacks.setdefault(view.path, Scrollback())
-        screen = ConsoleScreen(view, scrollback, save_dir=Path.cwd(), clock=self.clock)
+        screen = ConsoleScreen(
+            view, scrollback, save_dir=state_dir() / "consoles", clock=self.clock
+        )
         self.push_screen(screen, self._show_held_views)
 
     def action_log(self) -> None:

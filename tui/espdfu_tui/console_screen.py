@@ -168,7 +168,9 @@ class ConsoleScreen(Screen[None]):
             parts.append(console.rate_words)
         if self.paused:
             missed = self.scrollback.total - self.shown
-            parts.append(f"PAUSED, {missed:,} new lines kept (p to go on)")
+            parts.append(
+                f"PAUSED, {missed:,} new line{'' if missed == 1 else 's'} kept (p to go on)"
+            )
         return " · ".join(parts)
 
     def action_close(self) -> None:
@@ -200,6 +202,7 @@ class ConsoleScreen(Screen[None]):
     def _save(self, target: Path, lines: list[Line]) -> None:
         text = "".join(f"{line.text}\n" for line in lines)
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(target, text.encode())
         except OSError as error:
             self.app.call_from_thread(

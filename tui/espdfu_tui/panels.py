@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import replace
 
@@ -22,6 +23,36 @@ CONSOLE_REDRAW_S = 0.5
 """The most often a panel is redrawn for its console alone: two lines a second stay readable."""
 PANEL_WIDTH = 38
 """The narrowest a panel may be: two fit side by side in 80 columns."""
+
+
+def fitted(width: int, *forms: str) -> str:
+    """The first of ``forms`` (the fullest first) that fits ``width`` columns; else the last,
+    cut after a whole word with "…". A width of 0 (not laid out yet) takes the first."""
+    for form in forms:
+        if width <= 0 or len(form) <= width:
+            return form
+    last = forms[-1]
+    cut = last[: max(width - 1, 0)]
+    if " " in cut.strip():
+        cut = cut.rstrip()[: cut.rstrip().rfind(" ")]
+    return f"{cut.rstrip(' :;,(')}…"
+
+
+def in_brief(hint: str, width: int) -> str:
+    """A hint in a panel's line: whole, or its first sentence, without its asides, or what it
+    says before its colon. Hints begin with what to do (their whole sentence is in the log),
+    so what is cut is the why, never the what to do."""
+    sentence = hint.split(". ", 1)[0].rstrip(".")
+    plain = re.sub(r" \([^)]*\)", "", sentence)
+    return fitted(width, hint, sentence, plain, plain.split(": ", 1)[0])
+
+
+def joined(width: int, must: str, *extras: str) -> str:
+    """``must`` and as many of ``extras`` (the least wanted last) as fit, joined by " · "."""
+    parts = [must, *filter(None, extras)]
+    while len(parts) > 1 and len(" · ".join(parts)) > width > 0:
+        parts.pop()
+    return fitted(width, " · ".join(parts))
 
 
 def ago(when: float, now: float) -> str:
@@ -58,6 +89,14 @@ class BoardPanel(Widget, can_focus=True):
 
     def on_mount(self) -> None:
         self.refresh_view()
+
+    def on_resize(self) -> None:
+        self.refresh_view()  # each line is worded for the width it has
+
+    @property
+    def _width(self) -> int:
+        """Columns a line has (0 until the panel is laid out)."""
+        return self.content_size.width
 
     def refresh_age(self, now: float) -> None:
         """The "12 s ago" of the last result, the only text that changes by itself: the line
@@ -100,9 +139,12 @@ class BoardPanel(Widget, can_focus=True):
         self.set_class((flash_failed and not view.flashing and not app) or troubled, "failed")
         self.set_class(not app and (not view.present or not board.flashable), "inactive")
         what = f"{board.chip_name} · {view.mode_words}"
-        if view.label:
-            what = f"{board.path} · {what}"
-        self._update("#what", what)
+        self._update(
+            "#what",
+            fitted(self._width, f"{board.path} · {what}", what)
+            if view.label
+            else fitted(self._width, what),
+        )
         self._update("#state", self._state_line())
         bar = self.query_one("#bar", ProgressBar)
         progress = view.progress
@@ -129,10 +171,12 @@ class BoardPanel(Widget, can_focus=True):
             static.update(content, layout=False)  # one line, whatever it says (CSS)
 
     def _state_line(self) -> str:
+        """The state whole, then what fits of its details (the rate goes first, then the ETA)."""
         view = self.view
+        width = self._width
         console = view.console
         if console is not None and view.running_app and not view.flashing:
-            return " · ".join(filter(None, (console.words, console.rate_words)))
+            return joined(width, console.words, console.rate_words)
         text = view.state
         if view.last is not None and view.last_at is not None and text == view.last_state:
             age = ago(view.last_at, self.now)
@@ -142,38 +186,47 @@ class BoardPanel(Widget, can_focus=True):
                 text = f"{text}, {age}" if view.cancelled else f"{text} ({age})"
         progress = view.progress
         if progress is not None and progress.phase in (Phase.ERASING, Phase.BUSY):
-            return text  # what it waits for, and how long, fills the line; the ETA comes back
+            return fitted(width, text)  # what it waits for, and how long; the ETA comes back
         if progress is not None:
             if progress.attempt > 1:
                 text += f" (try {progress.attempt})"
-            if progress.rate:
-                text += f" · {progress.rate / 1024:.0f} KB/s"
+            eta = None
             if progress.eta_s is not None and progress.done < progress.total:
-                text += f" · ETA {progress.eta_s:.0f} s"
-        elif view.present and view.board.flashable and not view.fits and view.artifact_chip:
-            text += f" · the dfu.bin is for {view.artifact_chip}"
-        return text
+                eta = f"ETA {progress.eta_s:.0f} s"
+            rate = f"{progress.rate / 1024:.0f} KB/s" if progress.rate else None
+            return joined(width, text, eta or "", rate or "")
+        if view.present and view.board.flashable and not view.fits and view.artifact_chip:
+            return joined(width, text, f"the dfu.bin is for {view.artifact_chip}")
+        return fitted(width, text)
 
     def _after_line(self) -> str | Text:
-        """The app's last line while it runs; else what to do next, if anything."""
+        """The app's last line while it runs (cut at the end, as a terminal would); else what
+        to do next, if anything, worded to fit."""
         view = self.view
+        width = self._width
         last = view.last
         if view.flashing:
             return ""
         if view.console is not None and view.console.problem and not view.present:
-            return view.console.hint
+            return in_brief(view.console.hint, width)
         if view.console is not None and view.running_app:
             tail = view.console.tail
-            return styled(tail[-1]) if tail else "(its console is open; nothing printed yet)"
+            if tail:
+                return styled(tail[-1])
+            return fitted(
+                width, f"(nothing printed yet on {view.console.device})", "(nothing printed yet)"
+            )
         if view.away:
-            return "looked for at the same USB port a moment"
+            return fitted(
+                width, "looked for at the same USB port a moment", "looked for at the same port"
+            )
         if view.cancelled and last is not None and last.error is not None:
-            return last.error.hint or "the board is ready to flash again"
+            return in_brief(last.error.hint or "the board is ready to flash again", width)
         if last is not None and not last.ok:
-            return last.next_step
+            return in_brief(last.next_step, width)
         if last is not None and last.ending is Ending.IDLE and view.board.mode is Mode.DFU:
-            return "press RESET to run the new firmware"
-        return view.board.hint
+            return fitted(width, "press RESET to run the new firmware", "press RESET to run it")
+        return in_brief(view.board.hint, width)
 
 
 def panel_id(path: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -26,8 +27,12 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
             yield Static("Keys", classes="title")
-            width = max(len(key) for key, _ in self.keys)
-            yield Static("\n".join(f"{key:>{width}}  {what}" for key, what in self.keys))
+            keys = Table.grid(padding=(0, 2))  # a long line wraps under its own column
+            keys.add_column(justify="right", no_wrap=True)
+            keys.add_column()
+            for key, what in self.keys:
+                keys.add_row(key, what)
+            yield Static(keys)
             yield Static("Setup", classes="title")
             yield Static("\n".join(self.facts))
             yield Static("Press Esc, q or ? to close.", classes="hint")

@@ -284,7 +284,10 @@ class Port:
             return []
         self.said = board.mode
         where = f"{self.label} ({self.path})" if self.label else self.path
-        return [Say(f"{where}: {board.chip_name}, {board.mode.value}.")]
+        said = f"{where}: {board.chip_name}, {board.mode.value}."
+        if board.hint:  # the panel has room for its first words only
+            return [Say(f"{said} {board.hint}", level="warning")]
+        return [Say(said)]
 
     def _console_wanted(self) -> bool:
         """Read the board's console when its app may run: not in the ROM's download or DFU

@@ -63,6 +63,8 @@ class Health:
             self._reporting = not line.backtrace
         elif any(mark in text for mark in _RUN_MARKS):
             self.state = RunState.RUNNING
+        elif self.state is RunState.UNKNOWN:  # its start-up went by unread: an app that prints
+            self.state = RunState.RUNNING  # runs (it read "no output yet" under its lines)
         if len(self.boots) >= REBOOT_LOOP_BOOTS:
             self.state = RunState.REBOOT_LOOP
         return self.state

@@ -93,12 +93,12 @@ _RETRY_HINT = (
     "replug the board."
 )
 _STATUS_HINTS = {
-    Status.VERIFY: "The data or the file is damaged: check the file with `espdfu info`, "
-    "then flash again.",
-    Status.ADDRESS: "The file writes beyond this board's flash: build it for the board's "
-    "flash size (menuconfig → Serial flasher config).",
-    Status.FILE: "The board rejected the archive: flash a dfu.bin made by `idf.py dfu`.",
-    Status.TARGET: "The file is for another chip: flash the dfu.bin built for this board.",
+    Status.VERIFY: "Check the file with `espdfu info`, then flash again: the data or the "
+    "file is damaged.",
+    Status.ADDRESS: "Build for the board's flash size (menuconfig → Serial flasher config): "
+    "the file writes beyond this board's flash.",
+    Status.FILE: "Flash a dfu.bin made by `idf.py dfu`: the board rejected the archive.",
+    Status.TARGET: "Flash the dfu.bin built for this board: the file is for another chip.",
 }
 
 

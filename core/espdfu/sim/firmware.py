@@ -1,11 +1,11 @@
 """What a virtual board's application prints, through a pseudo-terminal any serial monitor opens.
 
 A board whose app runs (RESET without BOOT, or an ``app`` board plugged in) prints the ROM's
-banner and ESP-IDF's start-up, naming the image it runs, then a log line at each level, one a
-second; a board told to panic prints ESP-IDF's panic report and reboots, over and over. The
-ROM banners are the chips' own (``ESP-ROM:esp32s2-rc4-20191025``, ``ESP-ROM:esp32s3-20210327``);
-the line ``App image SHA256`` is the simulator's, so that a test can tell which image runs.
-Its port holds the output until a host opens it (:class:`Firmware`).
+banner and ESP-IDF's start-up, naming the image it runs, then one line a second
+(:func:`story_line`); a board told to panic prints ESP-IDF's panic report and reboots, over
+and over. The ROM banners are the chips' own (``ESP-ROM:esp32s2-rc4-20191025``,
+``ESP-ROM:esp32s3-20210327``); the line ``App image SHA256`` is the simulator's, so that a
+test can tell which image runs. Its port holds the output until a host opens it (:class:`Firmware`).
 """
 
 from __future__ import annotations
@@ -31,13 +31,26 @@ CHATTY_LINES_S = 100
 """How fast a chatty app prints (the spec word ``chatty``: a console's benchmark)."""
 HELD_LINES = 1000
 _TICK_S = 0.05
-_LEVELS = (
-    ("\x1b[0;32mI", "app: tick {n}"),
-    ("\x1b[0;33mW", "app: battery low ({n})"),
-    ("\x1b[0;31mE", "app: sensor read failed ({n})"),
-    ("D", "app: debug {n}"),
-    ("V", "app: verbose {n}"),
-)
+
+
+def story_line(n: int) -> tuple[str, str]:
+    """The app's ``n``-th line after start-up (its level and text): a thermometer that reads a
+    sensor once a second. A user can follow it: a warning that says what is not set up, a
+    failure that mends itself on the next line, debug and verbose lines now and then; short
+    enough for a panel's line at 80 columns."""
+    if n == 0:
+        return "\x1b[0;32mI", "app: sensor ready (BME280)"
+    if n == 1:
+        return "\x1b[0;33mW", "app: no Wi-Fi set; readings kept here"
+    if n % 30 == 17:
+        return "\x1b[0;31mE", "app: sensor timeout; retrying"
+    if n % 30 == 18:
+        return "\x1b[0;32mI", "app: sensor back"
+    if n % 10 == 5:
+        return "D", f"app: heap {180_000 - n % 7 * 64} B free"
+    if n % 30 == 9:
+        return "V", f"app: sensor raw 0x{0x6B00 + n * 37 % 256:04x}"
+    return "\x1b[0;32mI", f"app: temperature {21 + (n * 7 % 11 - 5) / 10:.1f} °C"
 
 
 def project_name(app: bytes) -> str:
@@ -130,7 +143,7 @@ class Firmware:
                 yield PANIC_LINES[-1], LINE_INTERVAL_S
                 continue
             while True:
-                level, text = _LEVELS[n % len(_LEVELS)]
+                level, text = story_line(n)
                 yield f"{level} ({1000 + n * 1000}) {text.format(n=n)}\x1b[0m", self._interval_s
                 n += 1
 

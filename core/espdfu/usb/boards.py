@@ -42,10 +42,10 @@ log = logging.getLogger(__name__)
 USB_SERIAL_JTAG_PID = 0x1001
 STATE_TIMEOUT_MS = 1000
 DRIVER_HINT = (
-    "Windows has no WinUSB driver for it: install Espressif's signed esp-win-usb-drivers "
-    "(https://github.com/espressif/esp-win-usb-drivers/releases); without them, use Zadig to "
-    "install WinUSB on Interface 2 (the DFU interface in download mode), and again on the "
-    "DFU-mode device that appears after DETACH."
+    "Install the WinUSB driver (Windows has none for this board): Espressif's signed "
+    "esp-win-usb-drivers (https://github.com/espressif/esp-win-usb-drivers/releases) or, "
+    "without them, Zadig: WinUSB on Interface 2 (the DFU interface in download mode), and "
+    "again on the DFU-mode device that appears after DETACH."
 )
 
 
@@ -202,13 +202,13 @@ def _hint(board: Board) -> str:
         return DRIVER_HINT
     if board.mode is Mode.JTAG:
         return (
-            "This is the USB-Serial-JTAG port (303a:1001), which has no DFU. On an ESP32-S3, "
-            "ROM DFU needs the USB-OTG peripheral (an external USB PHY or the permanent "
-            "USB_PHY_SEL eFuse; chips dated before 2219 cannot use DFU). Flash it over "
-            "serial with `idf.py flash`."
+            "Flash it over serial (`idf.py flash`): this is the USB-Serial-JTAG port "
+            "(303a:1001), which has no DFU. On an ESP32-S3, ROM DFU needs the USB-OTG "
+            "peripheral (an external USB PHY or the permanent USB_PHY_SEL eFuse; chips dated "
+            "before 2219 cannot use DFU)."
         )
     if board.mode is Mode.NO_DFU:
-        return "No DFU here: hold BOOT, tap RESET, release BOOT to enter download mode."
+        return "Hold BOOT, tap RESET, release BOOT: download mode (this app has no DFU)."
     if board.chip is None and board.vid != ESPRESSIF_VID:
         return "Not an Espressif board: espdfu flashes ESP32-S2/S3 dfu.bin files."
     return ""
@@ -218,16 +218,16 @@ def access_hint(platform: str = sys.platform) -> str:
     """How to get permission to open a board, on this operating system."""
     if platform.startswith("linux"):
         return (
-            "No permission to open it: install the udev rule with "
-            '`sudo "$(command -v espdfu)" udev-rule --install`, then unplug and replug the board.'
+            "Install the udev rule and replug: no permission to open the board. "
+            'The rule: `sudo "$(command -v espdfu)" udev-rule --install`.'
         )
     if platform.startswith("win"):
         # A missing driver is Access.NO_DRIVER; ACCESS is a WinUSB device another program holds.
         return (
-            "Windows refused access: another program has the board open (a WinUSB device "
-            "takes one at a time). Close it, then replug the board."
+            "Close the program that has the board open, then replug it: Windows refused "
+            "access (a WinUSB device takes one program at a time)."
         )
-    return "The system refused access: close other programs using the board and replug it."
+    return "Close other programs using the board, then replug it: the system refused access."
 
 
 def read_state(usb_world: Usb, board: Board) -> str:

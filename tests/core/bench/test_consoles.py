@@ -68,7 +68,7 @@ def test_after_a_flash_and_reset_the_board_shows_its_new_apps_console(one: Bench
     path = _flashed(one)
     assert one.workbench.boards()[path].console is None  # DFU mode: the ROM's, not read
     one.world.board(path).press_reset()
-    one.recorder.wait(lambda: "app: tick 0" in _printed(one, path), "the app's lines")
+    one.recorder.wait(lambda: "app: sensor ready" in _printed(one, path), "the app's lines")
     view = one.workbench.boards()[path]
     assert not view.present and view.running_app  # off the bus, but shown: its app runs
     assert view.console is not None and view.console.state is RunState.RUNNING

@@ -38,8 +38,10 @@ def test_list_shows_each_board_with_what_to_do() -> None:
     assert lines[2].split() == ["1-1.2", "unknown", "USB-Serial-JTAG", "-", "-"]
     assert lines[3].split() == ["1-1.3", "esp32s2", "ROM", "download", "no", "permission", "64"]
     notes = " ".join(line.strip() for line in lines[4:])
-    assert "1-1.2: This is the USB-Serial-JTAG port" in notes and "USB-OTG" in notes
-    assert "1-1.3: No permission to open it" in notes and "udev-rule" in notes
+    assert (
+        "1-1.2: Flash it over serial" in notes and "USB-Serial-JTAG" in notes and "USB-OTG" in notes
+    )
+    assert "1-1.3: Install the udev rule" in notes and "udev-rule" in notes
 
 
 def test_list_shows_a_board_without_a_driver_and_the_fix() -> None:
@@ -52,7 +54,7 @@ def test_list_shows_a_board_without_a_driver_and_the_fix() -> None:
     assert (half["access"], half["state"], half["hint"]) == ("ok", "ready", "")
     table = espdfu("list", "--sim", "esp32s2-nodriver").stdout.splitlines()
     assert table[1].split() == ["1-1.1", "esp32s2", "ROM", "download", "no", "driver", "64"]
-    assert table[2].startswith("1-1.1: Windows has no WinUSB driver for it")
+    assert table[2].startswith("1-1.1: Install the WinUSB driver")
 
 
 def test_list_json_and_verbose() -> None:
@@ -147,8 +149,7 @@ def test_flash_with_no_board_waits_then_fails(s2_file: Path) -> None:
     assert result.returncode == 1
     assert "No board can take this esp32s2 file" in result.stderr
     assert (
-        "1-1.1 (unknown, USB-Serial-JTAG: no DFU interface). This is the USB-Serial-JTAG"
-        in result.stderr
+        "1-1.1 (unknown, USB-Serial-JTAG: no DFU interface). Flash it over serial" in result.stderr
     )
 
 

@@ -175,7 +175,7 @@ def test_virtual_boards_print_through_their_own_consoles() -> None:
     output until the monitor has it open."""
     result = subprocess.run(
         [*MONITOR, "--sim", "esp32s2-app,esp32s3-app:panic", "--all", "--json",
-         "--until", "tick 0|Backtrace", "--timeout", "30"],
+         "--until", "sensor ready|Backtrace", "--timeout", "30"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 1, result  # the panicking board matched the second alternative
@@ -183,7 +183,7 @@ def test_virtual_boards_print_through_their_own_consoles() -> None:
     texts = {board: [r["text"] for r in records if r.get("board") == board and "text" in r]
              for board in ("1-1.1", "1-1.2")}  # fmt: skip
     assert texts["1-1.1"][0] == "ESP-ROM:esp32s2-rc4-20191025"
-    assert "I (1000) app: tick 0" in texts["1-1.1"]
+    assert "I (1000) app: sensor ready (BME280)" in texts["1-1.1"]
     assert texts["1-1.2"][0] == "ESP-ROM:esp32s3-20210327"
     assert any(text.startswith("Backtrace: 0x40081234:") for text in texts["1-1.2"])
 
@@ -284,12 +284,12 @@ def test_a_long_wait_is_said_again_with_how_long(capsys: pytest.CaptureFixture[s
 def test_until_says_which_alternative_matched() -> None:
     """It exited 1 without a word of which pattern matched."""
     result = subprocess.run(
-        [*MONITOR, "--sim", "esp32s2-app", "--all", "--until", "tick 2|sensor",
+        [*MONITOR, "--sim", "esp32s2-app", "--all", "--until", "temperature|sensor",
          "--timeout", "30"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        "espdfu: 1-1.1 matched 'sensor' of --until: a failure (the first alternative, 'tick 2', "
-        "means success)."
+        "espdfu: 1-1.1 matched 'sensor' of --until: a failure (the first alternative, "
+        "'temperature', means success)."
     ]

@@ -111,7 +111,7 @@ def test_a_running_apps_console_is_printed_under_its_board(
 ) -> None:
     watch = start_watch("--sim", "esp32s2-app")  # type: ignore[operator]
     watch.expect("1-1.1: app running")  # after the batch of lines that said so
-    watch.expect("1-1.1 | W (2000) app: battery low (1)")
+    watch.expect("1-1.1 | W (2000) app: no Wi-Fi set")
     assert any("1-1.1 | ESP-ROM:esp32s2" in line for line in watch.seen)
     _publish(tmp_path / "build", seed=1)  # flashed: its console closes first, for the flash
     watch.expect("Flashed")

@@ -63,6 +63,11 @@ def test_binary_garbage_never_reaches_the_terminal_as_control_characters() -> No
     assert "\x1b" not in "".join(lines(b"\x1b\x1b[2J\x1bc tail\n"))
 
 
+def test_a_console_opened_on_an_app_already_running_says_it_runs() -> None:
+    health = Health()
+    assert health.see(parse("I (55000) app: temperature 20.9 °C", 0)) is RunState.RUNNING
+
+
 def test_boot_run_and_panic_are_told_apart() -> None:
     health = Health()
     assert health.state is RunState.UNKNOWN

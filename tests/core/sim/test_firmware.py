@@ -68,7 +68,7 @@ def test_after_a_flash_and_reset_the_new_image_runs_and_says_which_it_is(
     lines = [event.text for event in seen if isinstance(event, Line)]
     assert lines[0] == "ESP-ROM:esp32s2-rc4-20191025"
     assert lines[-1].endswith(f"App image SHA256: {hashlib.sha256(app.data).hexdigest()}")
-    console.until("app: tick 0")  # then a line at each level, one a second
+    console.until("app: sensor ready")  # then a line at each level, one a second
 
 
 def test_download_mode_takes_the_console_away_and_the_reader_says_so(
@@ -109,7 +109,7 @@ def test_a_chatty_app_prints_its_lines_a_hundredth_of_a_second_apart(
     assert w.board(path).chatty
     console = Console(w.usb, path)
     consoles.append(console)
-    console.until("app: tick 0")
+    console.until("app: sensor ready")
     lines = [e for e in console.until("(201000)") if isinstance(e, Line)]  # 200 lines later
     # Printed 10 ms apart by the app's clock (1 s apart without chatty): 200 lines in about
     # 2 s, read as they come: the first and the last arrived well apart, not all at once.

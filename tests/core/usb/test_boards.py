@@ -65,7 +65,7 @@ def test_board_summaries_have_the_documented_keys() -> None:
 
 @pytest.mark.parametrize(
     ("platform", "words"),
-    [("linux", "udev-rule"), ("win32", "another program"), ("darwin", "close other programs")],
+    [("linux", "udev-rule"), ("win32", "WinUSB device"), ("darwin", "Close other programs")],
 )
 def test_the_permission_fix_depends_on_the_system(platform: str, words: str) -> None:
     assert words in access_hint(platform)
