@@ -1,7 +1,7 @@
 """The two distributions as users get them: wheels built from a clean copy of the sources, offline.
 
 ``espdfu`` (core/pyproject.toml) is the library and the ``espdfu`` command, without Textual;
-``espdfu-tui`` (pyproject.toml) is the app on top of it. What ``pipx install .`` puts on a
+``espdfu-tui`` (pyproject.toml) is the app on top of it. What pipx or pip puts on a
 machine is these two wheels, so each must hold its own package with its data files (the app's
 stylesheet, the py.typed markers) and nothing else of the repository (tests, benchmarks, docs,
 the other package), the right metadata, and commands that run. They are released together: the
@@ -196,7 +196,7 @@ def test_the_core_license_is_the_repository_license() -> None:
 def test_their_commands(wheels: dict[str, Path]) -> None:
     core = dist_info(wheels[CORE], "entry_points.txt")
     assert core.split() == ["[console_scripts]", "espdfu", "=", "espdfu.cli:main"]
-    # The app declares the core's command as well, so that `pipx install .` exposes both.
+    # The app declares the core's command as well, so that pipx, installing the app, exposes both.
     app = dist_info(wheels[APP], "entry_points.txt")
     assert "espdfu = espdfu.cli:main" in app
     assert "espdfu-tui = espdfu_tui.__main__:main" in app
