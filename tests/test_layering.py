@@ -1,5 +1,5 @@
-"""The core/UI split and the simulator's seam, checked at run time, and the one test command the
-README gives.
+"""The core/UI split and the simulator's seam, checked at run time, the one test command the
+README gives, and the scripts it and CI run.
 
 import-linter checks the imports statically (`lint-imports`, the contract in
 pyproject.toml); this checks what actually ends up loaded, which also catches
@@ -108,3 +108,17 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert any(line.endswith(f" {TEST_COMMAND}") for line in commands)
     # ... and it is the last command, so that pytest's summary closes the CI log.
     assert commands[-1].endswith(f" {TEST_COMMAND}")
+
+
+SCRIPTS = [
+    *sorted(path for path in (ROOT / ".ci").iterdir() if path.suffix != ".txt"),
+    ROOT / "tests" / "realusb" / "setup.sh",
+]
+"""What people and CI run: the README's test command, CI's, the real-USB set-up."""
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=lambda path: path.relative_to(ROOT).as_posix())
+def test_the_scripts_are_programs(path: Path) -> None:
+    """Each says its interpreter and runs by its name (``./.ci/test`` as ``bash .ci/test``)."""
+    assert path.read_text(encoding="utf-8").startswith("#!/usr/bin/env bash\n")
+    assert path.stat().st_mode & 0o111 == 0o111, f"{path.name} is not executable"

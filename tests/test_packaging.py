@@ -1,11 +1,13 @@
 """The two distributions as users get them: wheels built from a clean copy of the sources, offline.
 
 ``espdfu`` (core/pyproject.toml) is the library and the ``espdfu`` command, without Textual;
-``espdfu-tui`` (pyproject.toml) is the app on top of it. What ``pipx install .`` puts on a
+``espdfu-tui`` (pyproject.toml) is the app on top of it. What pipx or pip puts on a
 machine is these two wheels, so each must hold its own package with its data files (the app's
 stylesheet, the py.typed markers) and nothing else of the repository (tests, benchmarks, docs,
-the other package), the right metadata, and commands that run. What users install asks for
-version ranges; the exact pins the tests run with are in .ci/constraints.txt.
+the other package), the right metadata, and commands that run. They are released together: the
+app requires the core at exactly its own version, by name, so that the wheels install anywhere.
+Everything else users install asks for version ranges; the exact pins the tests run with are in
+.ci/constraints.txt.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import venv
 import zipfile
+from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
 
@@ -97,9 +100,14 @@ def metadata(wheel: Path) -> Message:
     return email.parser.Parser().parsestr(dist_info(wheel, "METADATA"))
 
 
+def requires(wheel: Path) -> list[str]:
+    """The wheel's requirements as written, its extras' among them."""
+    return metadata(wheel).get_all("Requires-Dist") or []
+
+
 def requirements(wheel: Path) -> list[Requirement]:
     """What installing the wheel installs with it (its extras left out)."""
-    reqs = [Requirement(text) for text in metadata(wheel).get_all("Requires-Dist") or []]
+    reqs = [Requirement(text) for text in requires(wheel)]
     return [req for req in reqs if req.marker is None or "extra" not in str(req.marker)]
 
 
@@ -139,11 +147,12 @@ def test_common_metadata(wheels: dict[str, Path], dist: str) -> None:
     assert "Flash ESP32-S2/S3 boards" in meta["Summary"]
     assert meta.get_payload(), "a README is the long description"
     assert "LICENSE" in {path.rsplit("/", 1)[-1] for path in meta.get_all("License-File") or []}
-    # What users install asks for ranges: exact pins belong in .ci/constraints.txt.
+    # What users install asks for ranges: exact pins belong in .ci/constraints.txt. The one
+    # exception, the app's core, released with it, is checked below.
     pinned = [
         str(req)
         for req in requirements(wheels[dist])
-        if any(spec.operator in ("==", "===") for spec in req.specifier)
+        if any(spec.operator in ("==", "===") for spec in req.specifier) and req.name != CORE
     ]
     assert not pinned
 
@@ -154,16 +163,30 @@ def test_the_core_requires_no_ui(wheels: dict[str, Path]) -> None:
     assert not [req for req in requirements(wheels[CORE]) if req.url]
 
 
-def test_the_app_requires_the_core_of_the_same_checkout_and_a_textual_range(
-    wheels: dict[str, Path], source: Path
+def test_the_app_requires_the_core_at_its_version_and_a_textual_range(
+    wheels: dict[str, Path],
 ) -> None:
     reqs = {str(canonicalize_name(req.name)): req for req in requirements(wheels[APP])}
     assert set(reqs) == {"espdfu", "textual", "textual-serve"}
-    # The core from the folder the app was built from: the same sources, so the same version.
-    assert reqs["espdfu"].url == (source / "core").as_uri()
+    # The core released with it: by name (a folder of the build machine installs nowhere else),
+    # at exactly the version of the core's sources, which is the core wheel's.
+    assert str(reqs["espdfu"]) == f"espdfu=={VERSION}"
+    assert metadata(wheels[CORE])["Version"] == VERSION
     textual = reqs["textual"].specifier
     assert {spec.operator for spec in textual} == {">=", "<"}, str(textual)
     assert textual.contains(importlib.metadata.version("textual"))
+
+
+@pytest.mark.parametrize("dist", [CORE, APP])
+def test_the_metadata_names_no_folder_of_the_build(
+    wheels: dict[str, Path], source: Path, dist: str
+) -> None:
+    # The fields, not the long description (the README, whose examples name file:// URLs).
+    fields = "\n".join(f"{key}: {value}" for key, value in metadata(wheels[dist]).items())
+    assert "Requires-Dist: " in fields
+    assert "file:" not in fields
+    for folder in (source, ROOT, Path.home()):
+        assert str(folder) not in fields
 
 
 def test_the_core_license_is_the_repository_license() -> None:
@@ -173,7 +196,7 @@ def test_the_core_license_is_the_repository_license() -> None:
 def test_their_commands(wheels: dict[str, Path]) -> None:
     core = dist_info(wheels[CORE], "entry_points.txt")
     assert core.split() == ["[console_scripts]", "espdfu", "=", "espdfu.cli:main"]
-    # The app declares the core's command as well, so that `pipx install .` exposes both.
+    # The app declares the core's command as well, so that pipx, installing the app, exposes both.
     app = dist_info(wheels[APP], "entry_points.txt")
     assert "espdfu = espdfu.cli:main" in app
     assert "espdfu-tui = espdfu_tui.__main__:main" in app
@@ -237,56 +260,108 @@ def repack(dist: importlib.metadata.Distribution, out: Path) -> None:
         archive.writestr(f"{info}/RECORD", record)
 
 
-def dependency_wheels(wheel: Path, out: Path) -> set[str]:
-    """Wheels of everything the wheel requires, recursively, from this environment; their names."""
-    done: set[str] = set()
-    todo = requirements(wheel)
+def dependency_wheels(wheels: list[Path], out: Path) -> set[str]:
+    """Wheels of everything the wheels require, recursively, with the extras asked for (Textual
+    asks for markdown-it-py[linkify]), from this environment; their names.
+
+    The wheels' own distributions are left out: here they are installed from the checkout
+    (editable), not as the files a wheel holds.
+    """
+    own = {canonicalize_name(metadata(wheel)["Name"]) for wheel in wheels}
+    followed: dict[str, set[str]] = {}
+    """Each distribution repacked, and the extras whose requirements were followed ("": none)."""
+    todo = [(Requirement(text), {""}) for wheel in wheels for text in requires(wheel)]
     while todo:
-        req = todo.pop()
+        req, extras = todo.pop()
         name = canonicalize_name(req.name)
-        if name in done or (req.marker is not None and not req.marker.evaluate({"extra": ""})):
+        if name in own or not (
+            req.marker is None or any(req.marker.evaluate({"extra": extra}) for extra in extras)
+        ):
             continue
-        done.add(name)
+        new = {"", *req.extras} - followed.get(name, set())
+        if not new:
+            continue
         dist = importlib.metadata.distribution(name)
-        repack(dist, out)
-        todo += [
-            Requirement(text)
-            for text in dist.requires or []
-            if "extra ==" not in text and "extra==" not in text
-        ]
-    return done
+        if name not in followed:
+            repack(dist, out)
+        followed.setdefault(name, set()).update(new)
+        todo += [(Requirement(text), new) for text in dist.requires or []]
+    return set(followed)
+
+
+@dataclass
+class Installed:
+    """A clean virtual environment with wheels installed by pip from a folder, without an index."""
+
+    folder: Path
+    dependencies: set[str]
+    """The distributions installed besides the wheels, by name."""
+    env: dict[str, str]
+    cwd: Path
+
+    def run(self, command: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """One of the environment's commands (``python``, ``espdfu``, …), as a user runs it."""
+        return subprocess.run(
+            [str(self.folder / "bin" / command), *args],
+            env=self.env, cwd=self.cwd, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+
+def install_offline(wheels: list[Path], tmp_path: Path) -> Installed:
+    """The wheels, by name, into a new virtual environment: ``pip install --no-index
+    --find-links FOLDER NAMES``, then ``pip check``.
+
+    FOLDER holds the wheels and, offline, wheels of their dependencies repacked from the files
+    installed here (dependency_wheels): pip reads the real metadata of each and resolves the
+    requirements as from an index, but can take nothing from anywhere else.
+    """
+    found = tmp_path / "found"
+    found.mkdir()
+    dependencies = dependency_wheels(wheels, found)
+    for wheel in wheels:
+        shutil.copy2(wheel, found)
+    folder = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True, system_site_packages=False).create(folder)
+    # pip as on a machine without configuration or package index: only the wheels above.
+    env = {key: val for key, val in os.environ.items() if not key.startswith(("PIP_", "PYTHON"))}
+    env |= {"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    env.pop("ESPDFU_SIM", None)
+    installed = Installed(folder, dependencies, env, tmp_path)
+    names = [metadata(wheel)["Name"] for wheel in wheels]
+    pip = ("python", "-m", "pip")
+    done = installed.run(*pip, "install", "--no-index", "--find-links", str(found), *names)
+    assert done.returncode == 0, done.stdout + done.stderr
+    checked = installed.run(*pip, "check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    return installed
+
+
+def test_both_wheels_install_together_anywhere(wheels: dict[str, Path], tmp_path: Path) -> None:
+    """The wheel that installs anywhere: the app's wheel required ``espdfu @ file:///…/core``,
+    the folder it was built in, and pip went there for the core rather than take the core's
+    wheel, failing wherever that folder is not (here, where it is, pip must build it, with
+    hatchling from an index). Now both, built in one folder, install by name from another, as
+    from an index, and their commands run."""
+    installed = install_offline([wheels[APP], wheels[CORE]], tmp_path)
+    assert installed.dependencies >= {"textual", "pyusb"}
+    where = installed.run("python", "-c", "import espdfu_tui; print(espdfu_tui.__file__)")
+    assert where.stdout.startswith(str(installed.folder)), "the venv's app, not the checkout's"
+    for command in ("espdfu", "espdfu-tui"):
+        version = installed.run(command, "--version")
+        assert (version.returncode, version.stdout.strip()) == (0, f"{command} {VERSION}")
+    listed = installed.run("espdfu", "list", "--sim", "esp32s2")
+    assert listed.returncode == 0, listed.stderr
+    assert "1-1.1" in listed.stdout
 
 
 def test_the_core_alone_runs_its_commands_without_textual(
     wheels: dict[str, Path], tmp_path: Path
 ) -> None:
     """Issue 13: a clean environment with only the core runs `espdfu` and has no Textual."""
-    found = tmp_path / "found"
-    found.mkdir()
-    closure = dependency_wheels(wheels[CORE], found)
-    assert not closure & UI, "the core's dependencies bring a UI"
-    shutil.copy2(wheels[CORE], found)
-    env_dir = tmp_path / "venv"
-    venv.EnvBuilder(with_pip=True, system_site_packages=False).create(env_dir)
-    python = env_dir / "bin" / "python"
-    # pip as on a machine without configuration or package index: only the wheels above.
-    env = {key: val for key, val in os.environ.items() if not key.startswith(("PIP_", "PYTHON"))}
-    env |= {"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    installed = subprocess.run(
-        [str(python), "-m", "pip", "install", "--no-index", "--find-links", str(found), "espdfu"],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert installed.returncode == 0, installed.stdout + installed.stderr
-    env.pop("ESPDFU_SIM", None)
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
-        )
-
-    espdfu_command = str(env_dir / "bin" / "espdfu")
-    assert run(espdfu_command, "--version").stdout.strip() == f"espdfu {VERSION}"
-    listed = run(espdfu_command, "list", "--sim", "esp32s2")
+    installed = install_offline([wheels[CORE]], tmp_path)
+    assert not installed.dependencies & UI, "the core's dependencies bring a UI"
+    assert installed.run("espdfu", "--version").stdout.strip() == f"espdfu {VERSION}"
+    listed = installed.run("espdfu", "list", "--sim", "esp32s2")
     assert listed.returncode == 0, listed.stderr
     assert "1-1.1" in listed.stdout
     # A real flash, of a small dfu.bin the core writes, to a virtual board (it takes a second).
@@ -296,18 +371,18 @@ def test_the_core_alone_runs_its_commands_without_textual(
         "data = dfufile.pack([dfufile.FlashFile(0x10000, 'app.bin', bytes(4096))], "
         "pid=chips.chip_by_name('esp32s2').dfu_pid); Path(sys.argv[1]).write_bytes(data)"
     )
-    made = run(str(python), "-c", make, str(tmp_path / "dfu.bin"))
+    made = installed.run("python", "-c", make, str(tmp_path / "dfu.bin"))
     assert made.returncode == 0, made.stderr
-    flashed = run(espdfu_command, "flash", "--sim", "esp32s2", str(tmp_path / "dfu.bin"))
+    flashed = installed.run("espdfu", "flash", "--sim", "esp32s2", str(tmp_path / "dfu.bin"))
     assert flashed.returncode == 0, flashed.stdout + flashed.stderr
     assert "1 of 1 board flashed." in flashed.stdout
     for command in ("flash", "watch", "station"):
-        usage = run(espdfu_command, command, "--help")
+        usage = installed.run("espdfu", command, "--help")
         assert usage.returncode == 0, usage.stderr
         assert usage.stdout.startswith(f"usage: espdfu {command}")
     for module in ("textual", "rich", "espdfu_tui"):
-        imported = run(str(python), "-c", f"import {module}")
+        imported = installed.run("python", "-c", f"import {module}")
         assert imported.returncode == 1
         assert f"No module named '{module}'" in imported.stderr
-    where = run(str(python), "-c", "import espdfu; print(espdfu.__file__)").stdout
-    assert where.startswith(str(env_dir)), "the venv's espdfu, not the checkout's"
+    where = installed.run("python", "-c", "import espdfu; print(espdfu.__file__)").stdout
+    assert where.startswith(str(installed.folder)), "the venv's espdfu, not the checkout's"

@@ -278,7 +278,8 @@ build_venv() {
     mkdir -p "$source"
     project_files | (cd -- "$root" && tar -c -T -) | tar -x -C "$source"
     "$venv/bin/python" -m pip uninstall --quiet --yes espdfu-tui >/dev/null 2>&1 || true
-    PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip install "$source" \
+    # The core too: the app requires it at their one version, which no package index has.
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip install "$source/core" "$source" \
         >"$work/pip.log" 2>&1 || {
         cat "$work/pip.log" >&2
         die "pip could not install the project into $venv"
