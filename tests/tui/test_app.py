@@ -154,6 +154,10 @@ async def test_shift_f_flashes_every_compatible_board(tmp_path: Path) -> None:
         await until(pilot, lambda: app.workbench.compatible(S2A), "the artifact")
         await pilot.press("F")
         await until(pilot, lambda: all(panel(app, p).view.last for p in (S2A, S2B)), "the flashes")
+        for path in (S2A, S2B):
+            last = panel(app, path).view.last
+            assert last is not None and last.ok, (path, last)
+            assert bus.board(path).downloads_completed == 1
         assert bus.board(S3).downloads_completed == 0
 
 
@@ -286,7 +290,8 @@ async def test_events_that_come_while_the_app_closes_are_dropped(tmp_path: Path)
         await app.query_one(StatusBar).remove()
         bus.plug(VirtualBoard("esp32s2", kind=BoardKind.DFU), path="1-3")
         await until(pilot, lambda: "1-3" in app.workbench.boards(), "the board's event")
-        await pilot.pause(0.2)
+        assert app.workbench.drain()  # every event so far posted to the app...
+        await pilot.pause()  # ...and handled
     # run_test re-raises what the app's handlers raised: nothing did
 
 
