@@ -9,16 +9,20 @@ start-up is done:
   gives the wire's overhead on top);
 - the app's CPU share (user + system of its process) and its resident memory;
 - the same with the first board's whole console open (``m``): every line written to the screen;
-- a scrollback's memory: 10,000 lines (one board's, full) measured with tracemalloc.
+- a scrollback's memory: 10,000 lines (one board's, full) measured with tracemalloc;
+- a chatty app's pace as its console's reader hears it: 200 lines should take about 2 s.
 """
 
 from __future__ import annotations
 
+import queue
 import tempfile
 import time
 import tracemalloc
 
-from espdfu.consoles.lines import parse
+from espdfu.consoles.lines import Line, parse
+from espdfu.consoles.ports import ConsoleEvent, Reader, console_finder
+from espdfu.sim import SimBus, TimeModel, virtual_usb
 from espdfu_tui.console_screen import SCROLLBACK_LINES, Scrollback
 from ptyapp import PtyApp
 from run import Row, Section, markdown_table
@@ -71,6 +75,28 @@ def _scrollback_bytes() -> float:
     return used
 
 
+def _chatty_pace_s() -> float:
+    """Seconds from a chatty app's "tick 0" to the 200th line after it, as the reader hears them."""
+    bus = SimBus.from_spec("esp32s2-app:chatty", time=TimeModel.instant())
+    (path,) = bus.boards
+    events: queue.Queue[ConsoleEvent] = queue.Queue()
+    reader = Reader(events.put, console_finder(path, virtual_usb(bus)))
+    reader.start()
+    first: float | None = None
+    try:
+        while True:
+            event = events.get(timeout=30)
+            if not isinstance(event, Line):
+                continue
+            if "app: tick 0" in event.text:
+                first = event.at
+            elif first is not None and "(201000)" in event.text:
+                return event.at - first
+    finally:
+        reader.stop()
+        bus.unplug(path)
+
+
 def run(quick: bool) -> Section:
     seconds = 5.0 if quick else 15.0
     runs = {
@@ -79,6 +105,7 @@ def run(quick: bool) -> Section:
         "4 boards, 100 lines/s each, one whole console open": _run(CHATTY, True, seconds),
     }
     scrollback = _scrollback_bytes()
+    pace = _chatty_pace_s()
     table = markdown_table(
         ["", "terminal bytes/s", "app CPU", "app RSS"],
         [
@@ -120,5 +147,6 @@ of about 60 characters, one board's) holds {scrollback / 1e6:.1f} MB
         ),
         Row("app CPU, 4 consoles at 100 lines/s", f"{chatty['cpu']:.1%}"),
         Row("scrollback, 10,000 lines", f"{scrollback / 1e6:.1f} MB a board"),
+        Row("a chatty app's 200 lines, as read", f"{pace:.2f} s", "1 to 10 s", 1 < pace < 10),
     ]
     return Section("Consoles", body, rows)

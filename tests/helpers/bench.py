@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from espdfu.bench.settings import WorkbenchSettings
+from espdfu.bench.views import BenchEvent
 from espdfu.bench.workbench import Workbench
 from espdfu.demo.project import make_demo_project
 from espdfu.flashing.flasher import FlashOptions
@@ -26,6 +27,18 @@ class Bench:
             recorder,
             build_dir,
         )
+
+    def events(self) -> list[BenchEvent]:
+        """Every event so far, once all the workbench made have reached the recorder: its state
+        (boards(), busy) can be ahead of the events that report it. Not from inside a
+        recorder.wait predicate, which holds the lock the reporting needs."""
+        assert self.workbench.drain(), "the workbench's last events"
+        return list(self.recorder.events)
+
+    def logged(self) -> str:
+        """The log lines so far, as :meth:`events`."""
+        assert self.workbench.drain(), "the workbench's last events"
+        return self.recorder.logged()
 
     def views(self) -> dict[str, object]:
         return dict(self.workbench.boards())

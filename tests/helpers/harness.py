@@ -67,6 +67,14 @@ async def until(
     raise AssertionError(f"timed out waiting for {what}")
 
 
+async def idle(pilot: Pilot[int], app: EspdfuApp) -> None:
+    """Until the workbench runs nothing and the app has handled every event it made: a flash
+    that had started is over by then, so one that did not happen did not start."""
+    await until(pilot, lambda: not app.workbench.busy, "the workbench to be idle")
+    assert app.workbench.drain(), "the workbench's last events"
+    await pilot.pause()
+
+
 def log_text(app: EspdfuApp) -> str:
     return "\n".join(str(line.text) for line in app.query_one("#log", RichLog).lines)
 

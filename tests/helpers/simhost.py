@@ -8,7 +8,6 @@ see, STALLs and all.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Generator
 
 import usb.core
@@ -16,6 +15,7 @@ import usb.core
 from espdfu.files import dfufile
 from espdfu.files.dfufile import FlashFile
 from espdfu.sim import BoardKind, SimBackend, SimBus, TimeModel, VirtualBoard
+from espdfu.sim.timing import WALL_CLOCK, Clock
 from espdfu.usb.driver import drive
 from espdfu.usb.protocol import (
     REQUEST_IN,
@@ -31,6 +31,26 @@ from espdfu.usb.protocol import (
 )
 
 MB = 1024 * 1024
+
+
+class ModelClock:
+    """Time that moves only when someone sleeps, by what they asked and ``late`` more (how
+    late a loaded machine's sleep wakes), as the real-USB tests' fake clock does: on it a
+    board's timing is a fact of the model, not of how busy the machine was.
+
+    It starts at 100 s, so that times stay within a factor of two of one another and their
+    differences are exact: sleeping until a deadline lands on it.
+    """
+
+    def __init__(self, late: float = 0.0) -> None:
+        self.time = 100.0
+        self.late = late
+
+    def now(self) -> float:
+        return self.time
+
+    def sleep(self, seconds: float) -> None:
+        self.time += seconds + self.late
 
 
 def devices(bus: SimBus) -> list[usb.core.Device]:
@@ -49,26 +69,28 @@ def one_board(
     chip: str = "esp32s2",
     kind: BoardKind = BoardKind.DFU,
     time_model: TimeModel | None = None,
+    clock: Clock = WALL_CLOCK,
     **settings: bool,
 ) -> tuple[SimBus, VirtualBoard, usb.core.Device]:
-    """A bus with one board, instant unless told, and its pyusb device; ``settings`` go to
-    the board (``erase_busy``, ``manifest_poll``, ``strict_poll``)."""
-    bus = SimBus(time_model or TimeModel.instant())
+    """A bus with one board, instant unless told, on ``clock``, and its pyusb device;
+    ``settings`` go to the board (``erase_busy``, ``manifest_poll``, ``strict_poll``)."""
+    bus = SimBus(time_model or TimeModel.instant(), clock)
     board = bus.plug(VirtualBoard(chip, kind, **settings))  # type: ignore[arg-type]
     return bus, board, device_at(SimBackend(bus), board.path)
 
 
 class Host:
-    """Single DFU requests to one interface."""
+    """Single DFU requests to one interface; it waits on ``clock`` (its board's)."""
 
-    def __init__(self, dev: usb.core.Device, interface: int = 0) -> None:
+    def __init__(self, dev: usb.core.Device, interface: int = 0, clock: Clock = WALL_CLOCK) -> None:
         self.dev = dev
         self.interface = interface
+        self.clock = clock
 
     def status(self, *, honour_poll: bool = True) -> StatusReply:
         reply = StatusReply.decode(self.raw_in(Request.GETSTATUS, STATUS_LENGTH))
         if honour_poll and reply.poll_timeout_ms:
-            time.sleep(reply.poll_timeout_ms / 1000)
+            self.clock.sleep(reply.poll_timeout_ms / 1000)
         return reply
 
     def state(self) -> State:
@@ -100,11 +122,17 @@ class Host:
 
     def download(self, payload: bytes) -> Ending:
         """The whole download, by the project's protocol machine."""
-        return run(self.dev, download(payload, 64), self.interface)
+        return run(self.dev, download(payload, 64), self.interface, self.clock)
 
 
-def run(dev: usb.core.Device, steps: Generator[Step, Reply, Ending], interface: int = 0) -> Ending:
-    """Drive a protocol generator over pyusb with the flasher's driver (poll timeouts waited)."""
+def run(
+    dev: usb.core.Device,
+    steps: Generator[Step, Reply, Ending],
+    interface: int = 0,
+    clock: Clock = WALL_CLOCK,
+) -> Ending:
+    """Drive a protocol generator over pyusb with the flasher's driver (poll timeouts waited
+    on ``clock``)."""
 
     def perform(step: Step) -> Reply:
         if step.request is Request.GETSTATUS:
@@ -113,7 +141,7 @@ def run(dev: usb.core.Device, steps: Generator[Step, Reply, Ending], interface: 
         dev.ctrl_transfer(REQUEST_OUT, step.request, step.value, interface, step.data)
         return None
 
-    return drive(steps, perform)
+    return drive(steps, perform, clock.sleep, clock.now)
 
 
 def image(

@@ -281,6 +281,12 @@ def _espdfu_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("espdfu") and t.is_alive()]
 
 
+def _join_all(threads: set[threading.Thread]) -> None:
+    """Until every one of ``threads`` has ended (each waited for up to TIMEOUT_S)."""
+    for thread in threads:
+        thread.join(TIMEOUT_S)
+
+
 def _stop(recorder: Recorder, workbench: Workbench, then: Callable[[], None]) -> tuple[int, int]:
     """Stop the workbench and do ``then``: (stale views at the stop, events that came after)."""
     workbench.stop()
@@ -355,7 +361,10 @@ def soak(
             ),
             "the last artifact flashed",
         )
-        stale, after = _stop(recorder, workbench, lambda: time.sleep(0.2))
+        # Events come from the workbench's threads: once they have all ended, none can come.
+        stale, after = _stop(
+            recorder, workbench, lambda: _join_all(set(_espdfu_threads()) - before)
+        )
     seconds = time.monotonic() - started
     events = list(recorder.events)
     counts = ledger(events)

@@ -24,7 +24,7 @@ from espdfu_tui.grid import NO_BOARDS_TEXT, BoardGrid
 from espdfu_tui.panels import BoardPanel, ago, panel_id
 from espdfu_tui.screens import ConfirmScreen, HelpScreen, LabelScreen
 from espdfu_tui.status import StatusBar
-from tests.helpers.harness import log_text, make_app, panel, panel_text, text, until
+from tests.helpers.harness import idle, log_text, make_app, panel, panel_text, text, until
 
 SIZE = (80, 24)
 
@@ -171,6 +171,7 @@ async def test_b_builds_and_f_flashes_only_the_selected_board(tmp_path: Path) ->
         assert all(bus.board(p).downloads_completed == 0 for p in (S2A, S2B))
         await pilot.press("right", "f")
         await until(pilot, lambda: panel(app, S2B).view.last is not None, "the flash")
+        await idle(pilot, app)
         assert bus.board(S2B).downloads_completed == 1
         assert bus.board(S2A).downloads_completed == 0
 
@@ -184,6 +185,11 @@ async def test_shift_f_flashes_every_compatible_board(tmp_path: Path) -> None:
         await until(pilot, lambda: app.workbench.compatible(S2A), "the artifact")
         await pilot.press("F")
         await until(pilot, lambda: all(panel(app, p).view.last for p in (S2A, S2B)), "the flashes")
+        await idle(pilot, app)
+        for path in (S2A, S2B):
+            last = panel(app, path).view.last
+            assert last is not None and last.ok, (path, last)
+            assert bus.board(path).downloads_completed == 1
         assert bus.board(S3).downloads_completed == 0
 
 
@@ -199,6 +205,7 @@ async def test_space_arms_and_w_turns_auto_flash_on(tmp_path: Path) -> None:
         assert "Auto-flash on rebuild: on." in log_text(app)
         await pilot.press("b")  # a rebuild: the armed board is flashed by itself
         await until(pilot, lambda: panel(app, S2B).view.last is not None, "the auto-flash")
+        await idle(pilot, app)
         assert bus.board(S2A).downloads_completed == 0
 
 
@@ -213,6 +220,7 @@ async def test_x_with_auto_flash_on_flashes_each_armed_board_once(tmp_path: Path
         await pilot.press("x")
         # The round's RESET advice comes after both flashes' lines.
         await until(pilot, lambda: "Press RESET" in log_text(app), "the round to end")
+        await idle(pilot, app)
         assert "being flashed already" not in log_text(app)
         assert [bus.board(p).downloads_completed for p in (S2A, S2B, S3)] == [1, 1, 0]
         assert log_text(app).count("Press RESET") == 1
@@ -316,7 +324,8 @@ async def test_events_that_come_while_the_app_closes_are_dropped(tmp_path: Path)
         await app.query_one(StatusBar).remove()
         bus.plug(VirtualBoard("esp32s2", kind=BoardKind.DFU), path="1-3")
         await until(pilot, lambda: "1-3" in app.workbench.boards(), "the board's event")
-        await pilot.pause(0.2)
+        assert app.workbench.drain()  # every event so far posted to the app...
+        await pilot.pause()  # ...and handled
     # run_test re-raises what the app's handlers raised: nothing did
 
 
@@ -479,6 +488,7 @@ async def test_keys_that_cannot_act_on_a_board_say_why_and_what_to_do(tmp_path: 
         assert "Hold BOOT, tap RESET, release BOOT" in " ".join(log_text(app).split())
         await pilot.press("F")  # S2B is flashed again; S2A and the S3 are passed over, said
         await until(pilot, lambda: bus.board(S2B).downloads_completed == 2, "S2B again")
+        await idle(pilot, app)
         words = " ".join(log_text(app).split())
         assert words.count(said) == 2
         assert f"{S3}: not flashed: The file is for esp32s2 but the board at {S3} is esp32s3." in (

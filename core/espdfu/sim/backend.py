@@ -26,7 +26,7 @@ from .descriptors import (
     usb_error,
 )
 from .spec import parse_boards
-from .timing import TimeModel
+from .timing import WALL_CLOCK, Clock, TimeModel
 
 Location = tuple[int, tuple[int, ...]]
 """Bus number and port numbers."""
@@ -57,12 +57,15 @@ def format_path(location: Location) -> str:
 class SimBus:
     """USB buses with virtual boards: boards by port path, device addresses, the time model.
 
-    Its lock is held briefly, never while sleeping, and whoever holds it never waits for a
-    board's lock (boards take it under theirs, to get an address).
+    ``clock`` is the time its boards live in: the machine's, or a test's model clock, on which
+    a timing is a fact of the model rather than of how busy the machine was. Its lock is held
+    briefly, never while sleeping, and whoever holds it never waits for a board's lock (boards
+    take it under theirs, to get an address).
     """
 
-    def __init__(self, time: TimeModel | None = None) -> None:
+    def __init__(self, time: TimeModel | None = None, clock: Clock = WALL_CLOCK) -> None:
         self.time = time if time is not None else TimeModel.realistic()
+        self.clock = clock
         self._lock = threading.Lock()
         self._boards: dict[str, VirtualBoard] = {}
         self._addresses: set[tuple[int, int]] = set()

@@ -17,7 +17,6 @@ import contextlib
 import enum
 import math
 import threading
-import time
 from array import array
 from collections import Counter
 from collections.abc import Iterable
@@ -49,7 +48,7 @@ from .descriptors import (
     usb_error,
 )
 from .receiver import ReceivedFile, Receiver
-from .timing import SECTOR_SIZE, Pacer, TimeModel
+from .timing import SECTOR_SIZE, WALL_CLOCK, Clock, Pacer, TimeModel
 
 if TYPE_CHECKING:
     from .backend import SimBus
@@ -277,6 +276,7 @@ class VirtualBoard:
         self._path = ""
         self._location: tuple[int, tuple[int, ...]] = (0, ())
         self._time = TimeModel.instant()
+        self._clock: Clock = WALL_CLOCK
         self._pacer = Pacer()
         self._flash: bytearray | None = None
         self._receiver: Receiver | None = None
@@ -367,7 +367,7 @@ class VirtualBoard:
                 mode = "rom"
             else:
                 mode = "app" if self.kind is BoardKind.APP else None
-            due = time.monotonic() + self._time.reenumerate_delay_s
+            due = self._clock.now() + self._time.reenumerate_delay_s
             self._leave(plugged=True, arrival=(due, mode) if mode else None)
             if not boot:
                 self._run_app()
@@ -378,7 +378,7 @@ class VirtualBoard:
         """The board's current enumeration, after any arrival that has come due."""
         with self._lock:
             arrival = self._arrival
-            if arrival is not None and time.monotonic() >= arrival[0]:
+            if arrival is not None and self._clock.now() >= arrival[0]:
                 self._arrival = None
                 self._arrive(arrival[1])
             return self._enumeration
@@ -388,6 +388,7 @@ class VirtualBoard:
             if self._bus is not None:
                 raise ValueError(f"{self!r} is already on a bus")
             self._bus, self._path, self._location, self._time = bus, path, location, bus.time
+            self._clock, self._pacer = bus.clock, Pacer(bus.clock)
             if self.erase_ms_per_sector is not None:
                 self._time = replace(bus.time, erase_ms_per_sector=self.erase_ms_per_sector)
             self._plug_in()
@@ -407,7 +408,7 @@ class VirtualBoard:
         The work is done under the lock at arrival; the latency is slept out afterwards, to
         a deadline fixed at arrival.
         """
-        arrival = time.monotonic()
+        arrival = self._clock.now()
         length = len(data) * data.itemsize
         if self._erasing_until > arrival:
             arrival = self._hold(enumeration, arrival, timeout_ms)
@@ -448,10 +449,10 @@ class VirtualBoard:
         until = self._erasing_until
         give_up = arrival + timeout_ms / 1000
         end = min(until, give_up)
-        while (now := time.monotonic()) < end:
+        while (now := self._clock.now()) < end:
             if enumeration.gone:
                 raise usb_error(Libusb.NO_DEVICE)
-            time.sleep(min(_HOLD_SLICE_S, end - now))
+            self._clock.sleep(min(_HOLD_SLICE_S, end - now))
         with self._lock:  # the board's time, not how late the sleep woke (a loaded host)
             self.device_time_s += end - arrival
         if until > give_up:
@@ -531,7 +532,7 @@ class VirtualBoard:
         self._erase_ms: float | None = None
         """The erase the last block started, reported as dfuDNBUSY (``erase_busy``)."""
         self._erasing_until = 0.0
-        """Until when the ROM erases, holding every request (monotonic clock)."""
+        """Until when the ROM erases, holding every request (on the bus's clock)."""
         self._manifested = False
         self._ready_at = 0.0
         """When the last reported poll timeout ends."""

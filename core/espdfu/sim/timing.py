@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, fields, replace
+from typing import Protocol
 
 from ..usb import rom
 
@@ -77,6 +78,27 @@ class TimeModel:
         return ms * self.scale / 1000
 
 
+class Clock(Protocol):
+    """The time boards live in: now, and sleeping until later."""
+
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class WallClock:
+    """The machine's monotonic clock: what every bus runs on unless a test gives it a model."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+WALL_CLOCK = WallClock()
+
+
 class Pacer:
     """Sleeps out one device's request latencies so that on average they are exact.
 
@@ -86,17 +108,18 @@ class Pacer:
     race does is to misplace one payback.
     """
 
-    __slots__ = ("_late",)
+    __slots__ = ("_clock", "_late")
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = WALL_CLOCK) -> None:
+        self._clock = clock
         self._late = 0.0
 
     def deadline(self, arrival: float, latency: float) -> float:
-        """When the reply to a request that arrived at ``arrival`` is due (monotonic clock)."""
+        """When the reply to a request that arrived at ``arrival`` is due (on the clock)."""
         return arrival + latency - min(self._late, latency)
 
     def wait(self, deadline: float) -> None:
-        delay = deadline - time.monotonic()
+        delay = deadline - self._clock.now()
         if delay > 0:
-            time.sleep(delay)
-        self._late = max(0.0, time.monotonic() - deadline)
+            self._clock.sleep(delay)
+        self._late = max(0.0, self._clock.now() - deadline)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from watchdog.observers.api import BaseObserver
 
 from espdfu.bench.artifacts import Artifact, ArtifactWatcher
 from espdfu.chips import chip_by_name
@@ -21,8 +22,6 @@ from tests.conftest import missing
 
 SETTLE_S = 0.15
 WAIT_S = 5.0
-QUIET_S = SETTLE_S + 0.35
-"""How long to wait to be sure nothing more is reported: settling, plus a margin."""
 
 
 def _dfu(content: bytes = b"\xe9app") -> bytes:
@@ -33,25 +32,53 @@ def _dfu(content: bytes = b"\xe9app") -> bytes:
 
 
 class Watching:
-    """A started watcher whose reports arrive in queues."""
+    """A started watcher whose reports arrive in queues, and whose settled rounds (its looks
+    at the folder once the files were still: every report but a rename's comes from one) are
+    counted."""
 
-    def __init__(self, build_dir: Path, **options: bool) -> None:
+    def __init__(self, build_dir: Path, settle_s: float = SETTLE_S, **options: bool) -> None:
         self.artifacts: queue.Queue[Artifact] = queue.Queue()
         self.notes: queue.Queue[str] = queue.Queue()
         self.watcher = ArtifactWatcher(
             build_dir,
             self.artifacts.put,
-            settle_s=SETTLE_S,
+            settle_s=settle_s,
             on_note=self.notes.put,
             **options,
         )
+        self.rounds = threading.Condition()
+        self.started = self.ended = 0
+        settled = self.watcher._settled
+
+        def counted(observer: BaseObserver) -> None:
+            with self.rounds:
+                self.started += 1
+            try:
+                settled(observer)
+            finally:
+                with self.rounds:
+                    self.ended += 1
+                    self.rounds.notify_all()
+
+        self.watcher._settled = counted  # type: ignore[method-assign]
 
     def next(self) -> Artifact:
         return self.artifacts.get(timeout=WAIT_S)
 
-    def nothing_more(self) -> None:
+    def nothing_more(self, touch: Path | None = None, rounds: int = 1) -> None:
+        """Nothing is reported up to the end of ``rounds`` settled rounds begun after ``touch``
+        was written again, the same bytes (the watcher must look again), which a late report
+        of anything before would precede; without ``touch``, up to the end of the round under
+        way (the one that said what the test waited for)."""
+        with self.rounds:
+            if touch is None:
+                wanted = self.started
+            else:
+                touch.write_bytes(touch.read_bytes())
+                wanted = self.started + rounds
+            assert self.rounds.wait_for(lambda: self.ended >= wanted, WAIT_S), "settled rounds"
         with pytest.raises(queue.Empty):
-            reported = self.artifacts.get(timeout=QUIET_S)
+            reported = self.artifacts.get_nowait()
             pytest.fail(f"unexpected report: {reported}")
 
     def note(self) -> str:
@@ -107,24 +134,29 @@ def test_the_dfu_bin_there_is_reported_at_start(build_dir: Path) -> None:
         assert artifact.image is not None and artifact.image.chip_name == "esp32s2"
         assert watching.watcher.current == artifact
         assert watching.watcher.check_now() == artifact  # read again: the same artifact
-        watching.nothing_more()
+        watching.nothing_more(build_dir / "dfu.bin")
     finally:
         watching.watcher.stop()
 
 
-def test_a_file_written_in_pieces_is_reported_once_complete(
-    build_dir: Path, watching: Watching
-) -> None:
+def test_a_file_written_in_pieces_is_reported_once_complete(build_dir: Path) -> None:
+    """Pieces 25 ms apart, each one seen by the watcher, within a settle time forty times as
+    long (not six: a loaded machine's stall between two pieces must not end the settling)."""
+    watching = Watching(build_dir, settle_s=1.0, make_dfu=False)
+    watching.watcher.start()
     data = _dfu()
     pieces = [data[n : n + len(data) // 5 + 1] for n in range(0, len(data), len(data) // 5 + 1)]
-    with (build_dir / "dfu.bin").open("wb") as file:
-        for piece in pieces:
-            file.write(piece)
-            file.flush()
-            time.sleep(SETTLE_S / 6)
-    artifact = watching.next()
-    assert artifact.valid and artifact.size == len(data)
-    watching.nothing_more()
+    try:
+        with (build_dir / "dfu.bin").open("wb") as file:
+            for piece in pieces:
+                file.write(piece)
+                file.flush()
+                time.sleep(0.025)
+        artifact = watching.next()
+        assert artifact.valid and artifact.size == len(data)
+        watching.nothing_more(build_dir / "dfu.bin")
+    finally:
+        watching.watcher.stop()
 
 
 def test_a_file_renamed_into_place(build_dir: Path, watching: Watching) -> None:
@@ -132,7 +164,7 @@ def test_a_file_renamed_into_place(build_dir: Path, watching: Watching) -> None:
     temporary.write_bytes(_dfu())
     temporary.replace(build_dir / "dfu.bin")  # as os.replace
     assert watching.next().valid
-    watching.nothing_more()
+    watching.nothing_more(build_dir / "dfu.bin")
 
 
 def test_a_rename_into_place_is_reported_without_waiting_to_settle(build_dir: Path) -> None:
@@ -153,7 +185,7 @@ def test_the_same_content_is_one_artifact(build_dir: Path, watching: Watching) -
     (build_dir / "dfu.bin").write_bytes(_dfu(b"one"))
     first = watching.next()
     (build_dir / "dfu.bin").write_bytes(_dfu(b"one"))
-    watching.nothing_more()
+    watching.nothing_more(build_dir / "dfu.bin")
     (build_dir / "dfu.bin").write_bytes(_dfu(b"two"))
     second = watching.next()
     assert second.valid and second.digest != first.digest
@@ -168,7 +200,7 @@ def test_a_file_that_stays_cut_short_is_one_invalid_artifact(
     artifact = watching.next()
     assert not artifact.valid and artifact.image is None
     assert "cut short" in artifact.problem
-    watching.nothing_more()
+    watching.nothing_more(build_dir / "dfu.bin")
 
 
 def test_a_deleted_dfu_bin_keeps_the_last_artifact(build_dir: Path, watching: Watching) -> None:
@@ -177,7 +209,7 @@ def test_a_deleted_dfu_bin_keeps_the_last_artifact(build_dir: Path, watching: Wa
     (build_dir / "dfu.bin").unlink()
     assert "deleted" in watching.note()
     assert watching.watcher.current == artifact
-    watching.nothing_more()
+    watching.nothing_more()  # dfu.bin is gone: nothing to touch
 
 
 def test_a_build_folder_made_after_start(tmp_path: Path) -> None:
@@ -211,12 +243,14 @@ def test_a_plain_build_gets_its_dfu_bin_made(build_dir: Path) -> None:
         expected = BuildFolder.open(build_dir).make_dfu()
         assert (build_dir / "dfu.bin").read_bytes() == expected
         assert artifact.image is not None and artifact.image.raw == expected
-        watching.nothing_more()  # made once, and the dfu.bin it wrote is not new again
+        watching.nothing_more(
+            build_dir / "dfu.bin"
+        )  # made once, and the dfu.bin it wrote is not new again
 
         # A rebuilt bootloader alone is not made into a dfu.bin with the old app ...
         (build_dir / "bootloader" / "bootloader.bin").write_bytes(b"\xe9new bootloader")
         assert "app.bin is not" in watching.note()
-        watching.nothing_more()
+        watching.nothing_more(build_dir / "dfu.bin")
         # ... but a rebuilt app is, with the new bootloader.
         (build_dir / "app.bin").write_bytes(b"\xe9new app" * 300)
         rebuilt = watching.next()
@@ -234,8 +268,7 @@ def test_nothing_is_made_while_paused(build_dir: Path) -> None:
     watching.watcher.start()
     try:
         _fake_build(build_dir)
-        watching.nothing_more()
-        time.sleep(SETTLE_S)  # the images' settling, then the plan's
+        watching.nothing_more(build_dir / "flasher_args.json", rounds=2)  # the plan's, the images'
         assert not (build_dir / "dfu.bin").exists()
     finally:
         watching.watcher.stop()
@@ -247,21 +280,20 @@ def test_a_target_without_dfu_is_said_not_raised(build_dir: Path) -> None:
     try:
         _fake_build(build_dir, target="esp32c3")
         assert "esp32c3 has no USB DFU" in watching.note()
-        watching.nothing_more()
+        watching.nothing_more(build_dir / "flasher_args.json", rounds=2)
         assert not (build_dir / "dfu.bin").exists()
     finally:
         watching.watcher.stop()
 
 
-def test_stop_is_prompt_and_leaves_no_thread(tmp_path: Path) -> None:
+def test_stop_leaves_no_thread(tmp_path: Path) -> None:
+    """stop() joins the watcher's threads (how promptly: benchmarks/bench_stop.py)."""
     before = set(threading.enumerate())
     for folder in (tmp_path, tmp_path / "not yet"):  # watching, and waiting for the folder
         watcher = ArtifactWatcher(folder, lambda artifact: None, settle_s=SETTLE_S)
         watcher.start()
-        time.sleep(0.05)
-        started = time.monotonic()
+        assert set(threading.enumerate()) > before
         watcher.stop()
-        assert time.monotonic() - started < 1.0
         assert set(threading.enumerate()) <= before
 
 

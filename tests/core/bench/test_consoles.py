@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,13 +16,14 @@ import serial
 
 from espdfu.bench import flashes
 from espdfu.bench.feed import BATCH_S, ConsoleFeed, ConsoleView
-from espdfu.bench.views import BoardRemoved, ConsoleOutput
+from espdfu.bench.views import BenchEvent, BoardRemoved, ConsoleOutput
 from espdfu.consoles.health import RunState
 from espdfu.consoles.lines import Line
 from espdfu.demo.finger import Finger
 from espdfu.files.idfbuild import flash_files_from_json, read_flash_files
 from espdfu.flashing.flasher import Outcome
 from espdfu.flashing.flasher import flash_and_look as real_flash_and_look
+from espdfu.loops import Alarms
 from espdfu.sim import TimeModel
 from espdfu.sim.firmware import PANIC_LINES
 from espdfu.usb.boards import Mode
@@ -40,11 +42,11 @@ def briefly_away(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Be
     yield from bench_on(tmp_path, monkeypatch, "esp32s2", TimeModel.instant(), away_s=0.3)
 
 
-def _printed(bench: Bench, path: str) -> str:
+def _printed(events: list[BenchEvent], path: str) -> str:
     """Every line the board's app printed, one a line."""
     return "\n".join(
         line.text
-        for event in bench.recorder.events
+        for event in events
         if isinstance(event, ConsoleOutput) and event.path == path
         for line in event.lines
     )
@@ -68,13 +70,15 @@ def test_after_a_flash_and_reset_the_board_shows_its_new_apps_console(one: Bench
     path = _flashed(one)
     assert one.workbench.boards()[path].console is None  # DFU mode: the ROM's, not read
     one.world.board(path).press_reset()
-    one.recorder.wait(lambda: "app: sensor ready" in _printed(one, path), "the app's lines")
+    one.recorder.wait(
+        lambda: "app: sensor ready" in _printed(one.recorder.events, path), "the app's lines"
+    )
     view = one.workbench.boards()[path]
     assert not view.present and view.running_app  # off the bus, but shown: its app runs
     assert view.console is not None and view.console.state is RunState.RUNNING
     assert view.state == "app running"
-    assert f"App image SHA256: {_app_sha256(one)}" in _printed(one, path)
-    assert f"{path}: its app's console is on" not in one.recorder.logged()  # shown all along
+    assert f"App image SHA256: {_app_sha256(one)}" in _printed(one.events(), path)
+    assert f"{path}: its app's console is on" not in one.logged()  # shown all along
 
 
 def test_a_board_that_leaves_after_its_flash_and_never_comes_back_was_unplugged(
@@ -86,16 +90,28 @@ def test_a_board_that_leaves_after_its_flash_and_never_comes_back_was_unplugged(
     one.recorder.wait(lambda: one.workbench.boards()[path].away, "the board looked for")
     assert one.workbench.boards()[path].state == "reset? looking for it"
     one.recorder.wait(lambda: path not in one.workbench.boards(), "the board given up")
-    assert any(isinstance(e, BoardRemoved) and e.path == path for e in one.recorder.events)
-    assert f"{path} unplugged." in one.recorder.logged()
+    assert any(isinstance(e, BoardRemoved) and e.path == path for e in one.events())
+    assert f"{path} unplugged." in one.logged()
 
 
 def test_a_console_another_program_holds_is_said_on_the_board_and_read_once_freed(
-    briefly_away: Bench,
+    briefly_away: Bench, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     one = briefly_away
     path = _flashed(one)
     board = one.world.board(path)
+    rang: queue.Queue[str] = queue.Queue()
+    """The keys of the alarms that rang and were acted on: the look for the board."""
+    set_alarm = Alarms.set
+
+    def set_and_tell(alarms: Alarms, key: str, seconds: float, call: Callable[[], object]) -> None:
+        def ring() -> None:
+            call()
+            rang.put(key)
+
+        set_alarm(alarms, key, seconds, ring)
+
+    monkeypatch.setattr(Alarms, "set", set_and_tell)
     board.press_reset()
     port = board.console_port
     assert port is not None
@@ -104,8 +120,9 @@ def test_a_console_another_program_holds_is_said_on_the_board_and_read_once_free
             lambda: "in use by another program" in one.workbench.boards()[path].state,
             "the refusal",
         )
-        time.sleep(0.5)  # past away_s: a console that is there but held keeps the board shown
-        assert "in use by another program" in one.workbench.boards()[path].state
+        assert rang.get(timeout=TIMEOUT_S) == path  # away_s is over, and the look answered:
+        assert "in use by another program" in one.workbench.boards()[path].state  # still shown
+        assert f"{path} unplugged." not in one.logged()
     one.recorder.wait(lambda: one.workbench.boards()[path].running_app, "the console, freed")
 
 
@@ -169,17 +186,17 @@ def test_the_demos_finger_resets_a_flashed_board_and_brings_it_back_for_the_next
     bench.wait_flashed([path])
     first = _app_sha256(bench)
     banner = f"App image SHA256: {first}"
-    bench.recorder.wait(lambda: banner in _printed(bench, path), "the app's banner")
-    assert f"Demo: RESET tapped on {path} for you" in bench.recorder.logged()
+    bench.recorder.wait(lambda: banner in _printed(bench.recorder.events, path), "the app's banner")
+    assert f"Demo: RESET tapped on {path} for you" in bench.logged()
     bench.workbench.build(then_flash=True)
-    assert f"Demo: BOOT held and RESET tapped on {path} for you." in bench.recorder.logged()
+    assert f"Demo: BOOT held and RESET tapped on {path} for you." in bench.logged()
     bench.recorder.wait(
-        lambda: _printed(bench, path).count("App image SHA256: ") >= 2,
+        lambda: _printed(bench.recorder.events, path).count("App image SHA256: ") >= 2,
         "the second app's banner",
     )
     second = _app_sha256(bench)
     assert second != first  # every demo build differs: the new app is the one running
-    assert f"App image SHA256: {second}" in _printed(bench, path)
+    assert f"App image SHA256: {second}" in _printed(bench.events(), path)
     next(generator, None)
 
 
@@ -203,8 +220,12 @@ def test_a_console_on_a_uart_bridge_is_read_from_the_port_the_config_gives_its_l
     view = bench.workbench.boards()[path]
     assert view.console is not None and view.console.device == pty.name
     pty.write(["I (5) uart: hello over the bridge"])
-    bench.recorder.wait(lambda: "hello over the bridge" in _printed(bench, path), "the line")
-    assert "App image SHA256" not in _printed(bench, path)  # not the board's own USB console
+    bench.recorder.wait(
+        lambda: "hello over the bridge" in _printed(bench.recorder.events, path), "the line"
+    )
+    assert "App image SHA256" not in _printed(
+        bench.events(), path
+    )  # not the board's own USB console
     next(generator, None)
 
 

@@ -44,7 +44,7 @@ def test_boards_appear_armed_with_no_artifact(bench: Bench) -> None:
     assert all(view.armed and view.state == "ready" for view in views.values())
     assert bench.workbench.summary.artifact is None
     assert bench.workbench.flash_all() == []
-    assert "Nothing to flash: there is no dfu.bin yet." in bench.recorder.logged()
+    assert "Nothing to flash: there is no dfu.bin yet." in bench.logged()
 
 
 def test_a_cancelled_flash_is_not_a_failure(
@@ -61,8 +61,8 @@ def test_a_cancelled_flash_is_not_a_failure(
     bench.wait_flashed([path])
     view = bench.workbench.boards()[path]
     assert view.cancelled and view.state.startswith("cancelled at byte ")
-    assert f"{path}: Cancelled at byte " in bench.recorder.logged()
-    assert "Press RESET" not in bench.recorder.logged()
+    assert f"{path}: Cancelled at byte " in bench.logged()
+    assert "Press RESET" not in bench.logged()
     next(generator, None)
 
 
@@ -74,16 +74,16 @@ def test_build_then_flash_reaches_the_armed_boards_that_can_take_it(bench: Bench
     views = bench.workbench.boards()
     assert views[s2a].state == views[s2b].state == "flashed"
     assert views[s3].last is None  # wrong chip: never started
-    logged = bench.recorder.logged()  # the RESET advice once, for the round
+    logged = bench.logged()  # the RESET advice once, for the round
     assert logged.count("Press RESET") == 1
     assert f"Press RESET on {s2a} and {s2b} to run the new firmware" in logged
-    assert f"{s3}: not flashed: The file is for esp32s2" in bench.recorder.logged()
+    assert f"{s3}: not flashed: The file is for esp32s2" in bench.logged()
     for path in (s2a, s2b):
         _assert_board_holds(bench, path)
-    builds = [e.status for e in bench.recorder.events if isinstance(e, BuildChanged)]
+    builds = [e.status for e in bench.events() if isinstance(e, BuildChanged)]
     assert builds[0].state is BuildState.RUNNING and builds[-1].state is BuildState.SUCCEEDED
     assert any(b.total == 24 for b in builds)  # ninja's [n/24] drove the progress
-    assert any(e.source == "build" for e in bench.recorder.events if isinstance(e, Logged))
+    assert any(e.source == "build" for e in bench.events() if isinstance(e, Logged))
 
 
 def test_build_then_flash_with_auto_flash_on_starts_each_flash_once(bench: Bench) -> None:
@@ -94,7 +94,7 @@ def test_build_then_flash_with_auto_flash_on_starts_each_flash_once(bench: Bench
     bench.workbench.build(then_flash=True)
     bench.wait_flashed([s2a, s2b])
     bench.wait_idle()
-    logged = bench.recorder.logged()
+    logged = bench.logged()
     assert "being flashed already" not in logged
     for path in (s2a, s2b):
         assert bench.world.board(path).downloads_completed == 1
@@ -137,7 +137,7 @@ def test_a_failed_build_flashes_nothing(bench: Bench) -> None:
         lambda: bench.workbench.summary.build.state is BuildState.FAILED, "the failed build"
     )
     bench.wait_idle()
-    log = bench.recorder.logged()
+    log = bench.logged()
     assert "Build failed: nothing is flashed." in log and "error:" in log
     assert all(view.last is None for view in bench.workbench.boards().values())
 
@@ -146,7 +146,7 @@ def test_a_label_is_shown_and_saved(bench: Bench) -> None:
     path = bench.world.paths[0]
     bench.workbench.set_label(path, "  left jig ")
     assert bench.workbench.boards()[path].title == "left jig"
-    changes = [e.view for e in bench.recorder.events if isinstance(e, BoardChanged)]
+    changes = [e.view for e in bench.events() if isinstance(e, BoardChanged)]
     assert changes[-1].label == "left jig"
 
 
@@ -157,7 +157,7 @@ def test_hot_plug_adds_and_removes_panels(bench: Bench) -> None:
     bench.recorder.wait(lambda: board.path in bench.workbench.boards(), "the new board")
     board.unplug()
     bench.recorder.wait(lambda: board.path not in bench.workbench.boards(), "its removal")
-    assert any(isinstance(e, BoardRemoved) and e.path == board.path for e in bench.recorder.events)
+    assert any(isinstance(e, BoardRemoved) and e.path == board.path for e in bench.events())
 
 
 def test_an_invalid_dfu_bin_is_shown_with_its_reason_and_not_flashed(bench: Bench) -> None:
@@ -357,7 +357,7 @@ def test_the_last_event_about_a_board_shows_its_state_though_a_thread_was_slow(
     rig.workbench.set_armed(path, False)
     rig.wait_idle()
     assert board.downloads_completed == 1
-    shown = [e.view for e in rig.recorder.events if isinstance(e, BoardChanged)][-1]
+    shown = [e.view for e in rig.events() if isinstance(e, BoardChanged)][-1]
     assert shown == rig.workbench.boards()[path]
     assert shown.state == "flashed" and not shown.armed
     next(generator, None)

@@ -7,11 +7,14 @@ firmware prints, and closes it as a RESET would.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import random
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,8 +39,27 @@ class Console:
     def print(self, *lines: str) -> None:
         os.write(self.master, "".join(line + "\r\n" for line in lines).encode())
 
+    def wait_until_read(self) -> None:
+        """Until the host has read every byte that reached the terminal: none waits in its
+        input queue (FIONREAD on a descriptor of our own, which reads nothing). Bytes still on
+        their way in are not counted: wait first for the host to show some of the same write."""
+        watcher = os.open(self.path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        try:
+            deadline = time.monotonic() + 20
+            while _waiting(watcher):
+                assert time.monotonic() < deadline, "the host never read what was printed"
+                time.sleep(0.01)
+        finally:
+            os.close(watcher)
+
     def reset(self) -> None:
         os.close(self.master)
+
+
+def _waiting(fd: int) -> int:
+    """Bytes waiting to be read from a terminal."""
+    (count,) = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))
+    return int(count)
 
 
 @pytest.fixture
@@ -113,8 +135,9 @@ def test_a_console_that_vanishes_is_said_and_the_timeout_still_ends_it(console: 
     process = start(console.path, "--until", "never", "--timeout", "3")
     seen: list[str] = []
     wait_for(process, "console open", seen)
-    console.print("I (1) app: half a li")
-    time.sleep(0.5)
+    os.write(console.master, b"I (0) app: whole\r\nI (1) app: half a li")  # one write...
+    wait_for(process, "app: whole", seen)  # ...in the terminal's queue as one piece
+    console.wait_until_read()  # the pseudo-terminal's close would drop what was not read
     console.reset()
     returncode, out, _ = finish(process)
     shown = seen + out.splitlines()

@@ -70,10 +70,15 @@ def test_empty_file() -> None:
 
 
 def test_truncated_file_says_cut_short() -> None:
+    """Cut anywhere after cpio's 6-byte magic "070701", the file starts like a dfu.bin."""
     data = _valid()
-    for length in (len(data) - 1, len(data) // 2, 200, 5):
-        message = _format_error(data[:length])
-        assert "cut short" in message or "not a dfu.bin" in message
+    for length in (len(data) - 1, len(data) // 2, 200, 6):
+        assert "cut short" in _format_error(data[:length])
+
+
+def test_a_file_cut_inside_the_cpio_magic_is_not_a_dfu_bin() -> None:
+    """Five bytes of "070701" say nothing of what the file was meant to be."""
+    assert "not a dfu.bin" in _format_error(_valid()[:5])
 
 
 def test_a_file_cut_inside_the_archive_says_cut_short() -> None:

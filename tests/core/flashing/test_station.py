@@ -18,6 +18,7 @@ from espdfu.files import dfufile
 from espdfu.flashing.flasher import Failure, FlashResult
 from espdfu.flashing.station import Skipped, Station
 from espdfu.sim import Fault, TimeModel
+from espdfu.sim.board import Enumeration
 from espdfu.usb.boards import read_state
 from espdfu.usb.protocol import Request
 from tests.helpers.boardworld import KIB, World, assert_flashed, image, image_files, world
@@ -42,6 +43,15 @@ class Rig:
             paths=paths,
             monitor_interval_s=INTERVAL_S,
         )
+        self.looks = 0
+        """How many times anything looked at the bus (the monitor, once no flash runs)."""
+        enumerations = w.bus.enumerations
+
+        def look() -> list[Enumeration]:
+            self.looks += 1
+            return enumerations()
+
+        w.bus.enumerations = look  # type: ignore[method-assign]
 
     def wait(self, condition: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + DEADLINE_S
@@ -50,8 +60,10 @@ class Rig:
             time.sleep(0.01)
 
     def settle(self) -> None:
-        """Let the monitor look at the bus a good few times."""
-        time.sleep(INTERVAL_S * 15)
+        """Until the monitor has looked at the bus three more times (a flash those looks
+        started may still run: stop() waits for it)."""
+        looks = self.looks
+        self.wait(lambda: self.looks >= looks + 3, "three looks at the bus")
 
 
 @pytest.fixture
@@ -85,8 +97,10 @@ def test_each_board_is_flashed_once_and_again_after_a_replug(rig: Callable[..., 
     r.world.board(first).replug()  # the operator plugs the next board into that slot
     r.wait(lambda: len(r.results) == 3, "the board plugged in next")
     r.settle()
-    assert r.results[-1].path == first and r.results[-1].ok
+    r.station.stop()  # any flash that started has ended
+    assert len(r.results) == 3 and r.results[-1].path == first and r.results[-1].ok
     assert [r.world.board(p).downloads_completed for p in (first, second)] == [2, 1]
+    assert len(r.skipped) == 1
     assert_flashed(r.world.board(first), r.files)
 
 
@@ -95,6 +109,7 @@ def test_only_the_chosen_slots(rig: Callable[..., Rig]) -> None:
     r.station.start()
     r.wait(lambda: len(r.results) == 1, "the board in the slot")
     r.settle()
+    r.station.stop()  # any flash that started has ended
     assert [result.path for result in r.results] == ["1-1.2"]
     assert [r.world.board(p).downloads_completed for p in r.world.paths] == [0, 1, 0]
 

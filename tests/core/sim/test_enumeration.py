@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import errno
-import time
 
 import pytest
 import usb.core
 
 from espdfu.sim import BoardKind, SimBackend, SimBus, TimeModel, VirtualBoard
 from espdfu.usb.protocol import Request, State
-from tests.helpers.simhost import Host, device_at, devices, one_board
+from tests.helpers.simhost import Host, ModelClock, device_at, devices, one_board
 
 
 def no_device(call: object) -> int:
@@ -41,11 +40,15 @@ def test_an_app_reboots_into_the_rom_dfu_mode_on_detach() -> None:
 
 
 def test_the_board_comes_back_only_after_the_reenumeration_time() -> None:
-    model = TimeModel.scaled(0.01)  # 5 ms
-    bus, board, runtime = one_board("esp32s2", BoardKind.ROM, model)
-    Host(runtime, interface=2).out(Request.DETACH, 1000)
+    """On the model clock: absent until 5 ms after the DETACH's reply, there from then on."""
+    model, clock = TimeModel.scaled(0.01), ModelClock()  # 5 ms
+    bus, board, runtime = one_board("esp32s2", BoardKind.ROM, model, clock)
+    Host(runtime, interface=2, clock=clock).out(Request.DETACH, 1000)
+    back = clock.now() + model.reenumerate_delay_s
     assert devices(bus) == [] and not board.present and [board.mode] == [None]
-    time.sleep(model.reenumerate_delay_s)
+    clock.sleep(model.reenumerate_delay_s - 0.0001)
+    assert devices(bus) == [] and not board.present
+    clock.sleep(back - clock.now())
     assert board.mode == "dfu"
     assert [d.idProduct for d in devices(bus)] == [0x0002]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import time
 
 import pytest
 import usb.core
@@ -19,16 +18,26 @@ from espdfu.usb.protocol import (
     StatusReply,
     download,
 )
-from tests.helpers.simhost import Host, device_at, expected_flash, image, payload_of, run
+from tests.helpers.simhost import (
+    Host,
+    ModelClock,
+    device_at,
+    expected_flash,
+    image,
+    payload_of,
+    run,
+)
 
 
 def faulty(
     *faults: Fault, kind: BoardKind = BoardKind.DFU, model: TimeModel | None = None
 ) -> tuple[VirtualBoard, Host]:
-    """A board with ``faults`` and a host on its DFU interface."""
-    bus = SimBus(model or TimeModel.instant())
+    """A board with ``faults`` and a host on its DFU interface, on a model clock."""
+    clock = ModelClock()
+    bus = SimBus(model or TimeModel.instant(), clock)
     board = bus.plug(VirtualBoard("esp32s2", kind, faults=faults))
-    return board, Host(device_at(SimBackend(bus), board.path), 2 if kind is BoardKind.ROM else 0)
+    interface = 2 if kind is BoardKind.ROM else 0
+    return board, Host(device_at(SimBackend(bus), board.path), interface, clock)
 
 
 def usb_errno(call: object) -> int:
@@ -61,10 +70,10 @@ def test_stall_stalls_that_request_into_dferror() -> None:
 
 def test_timeout_raises_after_the_hosts_timeout_scaled() -> None:
     board, host = faulty(Fault("timeout"), model=TimeModel.scaled(0.01))
-    started = time.monotonic()
+    started = host.clock.now()
     with pytest.raises(usb.core.USBTimeoutError) as timed_out:
         host.dev.ctrl_transfer(0xA1, Request.GETSTATUS, 0, 0, 6, timeout=1000)
-    assert time.monotonic() - started >= 0.01  # 1000 ms × 0.01
+    assert host.clock.now() - started == pytest.approx(0.01)  # 1000 ms × 0.01
     assert (timed_out.value.errno, timed_out.value.backend_error_code) == (errno.ETIMEDOUT, -7)
     assert board.device_time_s == pytest.approx(0.01)
     assert host.status().state is State.DFU_IDLE  # the request was never taken
