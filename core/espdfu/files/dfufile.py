@@ -230,7 +230,7 @@ def _read_suffix(data: bytes) -> tuple[int, int]:
 
 def _not_a_dfu_file(data: bytes) -> DfuFormatError:
     """Say what the file looks like, since it is not a dfu.bin."""
-    size = f"{len(data):,} bytes"
+    size = "1 byte" if len(data) == 1 else f"{len(data):,} bytes"
     if data.startswith(CPIO_MAGIC):
         return DfuFormatError(
             f"The file is cut short ({size}): it starts like a dfu.bin but has no DFU suffix "

@@ -661,7 +661,8 @@ class VirtualBoard:
                 else:
                     state = State.DFU_IDLE
         elif state in (State.DNBUSY, State.MANIFEST):  # asked early, strict_poll being off
-            remaining = math.ceil((self._ready_at - arrival) * 1000)
+            # Rounded to the µs first: 15 ms of float seconds must not read as 16 ms.
+            remaining = math.ceil(round((self._ready_at - arrival) * 1000, 3))
             return StatusReply(Status.OK, remaining, state).encode()
         self._state = state
         return self._reply(self._status, state, self._time.poll_ms(work_ms), deadline)

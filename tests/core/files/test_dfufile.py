@@ -108,6 +108,10 @@ def test_unrelated_bytes_are_not_a_dfu_file() -> None:
     assert "not a dfu.bin" in _format_error(b"hello world, this is text\n" * 50)
 
 
+def test_a_one_byte_file_is_one_byte_long() -> None:
+    assert "(1 byte)" in _format_error(b"x")
+
+
 def test_suffix_on_something_that_is_not_cpio() -> None:
     assert "not ESP-IDF's cpio archive" in _format_error(with_suffix(bytes(10240)))
 
