@@ -104,6 +104,10 @@ class BoardTrace:
 class TraceSink(Protocol):
     """Where traced flashes write: :class:`TraceFile` or :class:`TraceFolder`."""
 
+    @property
+    def where(self) -> str:
+        """Where the traces go, in words for the log."""
+
     def open(self, board: str) -> BoardTrace:
         """The trace of one flash of the board at port path ``board`` (closed when it ends);
         raises :class:`~espdfu.errors.EspdfuError` when it cannot be written."""
@@ -116,6 +120,10 @@ class TraceFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._writer = _Writer.create(path)
+
+    @property
+    def where(self) -> str:
+        return str(self.path)
 
     def open(self, board: str) -> BoardTrace:
         return BoardTrace(self._writer, board, owned=False)
@@ -131,6 +139,10 @@ class TraceFolder:
         self.folder = folder
         self.keep = keep
         self._lock = threading.Lock()
+
+    @property
+    def where(self) -> str:
+        return f"{self.folder} (a file per flash, the newest {self.keep} kept)"
 
     def open(self, board: str) -> BoardTrace:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
