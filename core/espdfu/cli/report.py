@@ -134,14 +134,14 @@ def _versions(usb_text: str) -> list[str]:
             packages.append(f"{name} {importlib.metadata.version(name)}")
         except importlib.metadata.PackageNotFoundError:
             packages.append(f"{name} (not installed)")
-    system = platform.system()
+    uname = platform.uname()
     return [
         f"- espdfu {__version__}; {', '.join(packages)}",
         f"- Python {platform.python_version()} ({platform.python_implementation()}) "
         f"at {sys.executable}",
         f"- USB: {usb_text}",
-        f"- OS: {system} {platform.release()} ({_os_name(system)}), {platform.machine()}",
-        f"- kernel: {platform.version()}",
+        f"- OS: {uname.system} {uname.release} ({_os_name(uname.system)}), {uname.machine}",
+        f"- kernel: {uname.version}",
     ]
 
 

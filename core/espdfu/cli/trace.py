@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -62,20 +62,19 @@ def _show(args: argparse.Namespace) -> int:
 
 def summary(lines: Iterable[dict[str, Any]]) -> Iterator[str]:
     """For each board: its requests counted by name, the failed ones, and how its flash ended."""
-    requests: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    requests: dict[str, Counter[str]] = {}
     errors: Counter[str] = Counter()
     results: dict[str, str] = {}
     for line in lines:
         board = line.get("board")
         if board is None:
             continue
+        counted = requests.setdefault(board, Counter())  # a board without requests is summed up
         if line["event"] == "request":
-            requests[board][line["request"]] += 1
+            counted[line["request"]] += 1
             errors[board] += "error" in line
         elif line["event"] == "result":
             results[board] = str(line.get("message", ""))
-        else:
-            requests[board]  # a board with no request is still summed up
     for board, counted in requests.items():
         count = ", ".join(f"{n} {name}" for name, n in counted.most_common())
         failed = f"{errors[board]} failed" if errors[board] else "none failed"

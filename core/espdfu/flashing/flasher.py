@@ -459,11 +459,14 @@ class _Flash:
             except EspdfuError as error:
                 self.notes.append(error.message)  # the flash goes on, untraced
         try:
-            self._note("flash", file=self.image.chip_name, size=len(self.payload), options={
-                "force": self.options.force, "detach_wait_s": self.options.detach_wait_s,
-                "retries": self.options.retries, "timeout_ms": self.options.timeout_ms,
-                "busy_limit_s": self.options.busy_limit_s,
-            })  # fmt: skip
+            self._note(
+                "flash", chip=self.image.chip_name, size=len(self.payload),
+                usb=self.usb.description, options={
+                    "force": self.options.force, "detach_wait_s": self.options.detach_wait_s,
+                    "retries": self.options.retries, "timeout_ms": self.options.timeout_ms,
+                    "busy_limit_s": self.options.busy_limit_s,
+                },
+            )  # fmt: skip
             result = self._attempts()
             self._note("result", **result.as_dict())
             return result
