@@ -15,6 +15,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import sys
 from collections import deque
 from pathlib import Path
@@ -122,8 +123,8 @@ def home_hidden(text: str) -> str:
     """``text`` with the home folder written ``~`` (both as given and as resolved)."""
     home = Path.home()
     for form in {str(home.resolve()), str(home)}:
-        if len(form) > 1:
-            text = text.replace(form, "~")
+        if len(form) > 1:  # /home/me, not the start of /home/meg
+            text = re.sub(re.escape(form) + r"(?![\w.-])", "~", text)
     return text
 
 

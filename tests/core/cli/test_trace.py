@@ -112,3 +112,37 @@ def test_report_to_a_folder_that_does_not_exist_is_refused(tmp_path: Path) -> No
     result = espdfu("report", "--sim", "esp32s2", "-o", tmp_path / "no" / "r.md")
     assert result.returncode == 2
     assert result.stderr.startswith("espdfu: The report was not written.")
+
+
+def test_report_includes_the_newest_traces_the_app_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    traces = tmp_path / "state" / "traces"
+    traces.mkdir(parents=True)
+    for number in range(4):
+        (traces / f"2026120{number}-120000-000000-1-1.1.jsonl").write_text(f'{{"n": {number}}}\n')
+    monkeypatch.setenv("ESPDFU_STATE_DIR", str(tmp_path / "state"))
+    output = tmp_path / "report.md"
+    result = espdfu("report", "--sim", "esp32s2", "-o", output)
+    assert result.returncode == 0, result.stderr
+    text = output.read_text()
+    assert [f'{{"n": {n}}}' in text for n in range(4)] == [False, True, True, True]
+    assert "3 traces: " in result.stdout
+
+
+def test_a_long_trace_keeps_its_start_and_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(report, "TRACE_LINES", 3)
+    trace = tmp_path / "t.jsonl"
+    trace.write_text("".join(f"{n}\n" for n in range(10)))
+    lines = report._trace(trace)
+    body = lines[lines.index("```jsonl") + 1 : lines.index("```")]
+    assert body == ["0", "1", "2", "… 4 lines left out …", "7", "8", "9"]
+    assert lines[0] == f"### {trace} (10 lines)"
+
+
+def test_the_home_folder_is_hidden_only_where_it_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", "/home/me")
+    text = "/home/me/t.jsonl, /home/me, /home/meg/x, /home/me.old"
+    assert report.home_hidden(text) == "~/t.jsonl, ~, /home/meg/x, /home/me.old"
