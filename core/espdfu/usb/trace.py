@@ -254,12 +254,10 @@ def readable(lines: Iterable[dict[str, Any]]) -> Iterator[str]:
         elif event == "trace":
             yield f"{head} trace of espdfu {line.get('espdfu')}, started {line.get('started')}"
         else:
-            rest = " ".join(
-                f"{key}={_value(value)}"
-                for key, value in line.items()
-                if key not in ("t", "board", "event")
-            )
-            yield f"{head} {event}: {rest}" if rest else f"{head} {event}"
+            fields = {k: v for k, v in line.items() if k not in ("t", "board", "event")}
+            first, *more = _fields(event, fields, " " * (len(head) + 1))
+            yield f"{head} {first}"
+            yield from more
 
 
 def _request_text(line: dict[str, Any]) -> str:
@@ -292,6 +290,26 @@ def _status_text(request: str, answer: str) -> str:
 
 def _spaced(hex_text: str) -> str:
     return " ".join(hex_text[i : i + 2] for i in range(0, len(hex_text), 2))
+
+
+def _fields(name: str, fields: dict[str, Any], indent: str) -> Iterator[str]:
+    """``name: key=value …`` on one line, each table (descriptors, an interface) on its own
+    line below, indented."""
+    tables = {key: value for key, value in fields.items() if _is_table(value)}
+    plain = " ".join(f"{key}={_value(value)}" for key, value in fields.items() if key not in tables)
+    yield f"{name}: {plain}" if plain else name
+    for key, value in tables.items():
+        rows = value if isinstance(value, list) else [value]
+        for number, row in enumerate(rows):
+            label = f"{key} {number}" if isinstance(value, list) else key
+            yield from (indent + text for text in _fields(label, row, "  "))
+
+
+def _is_table(value: object) -> bool:
+    """A dict, or a list of them (an interface each): shown on lines of their own."""
+    if isinstance(value, list):
+        return bool(value) and all(isinstance(item, dict) for item in value)
+    return isinstance(value, dict)
 
 
 def _value(value: object) -> str:

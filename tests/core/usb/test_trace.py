@@ -144,3 +144,9 @@ def test_the_readable_form_decodes_each_status(tmp_path: Path) -> None:
     assert any("DETACH" in line and "wValue=1000 wIndex=2" in line for line in text)
     assert any("GETSTATUS" in line and "OK dfuDNLOAD-IDLE poll 0 ms" in line for line in text)
     assert text[-1].split()[1:3] == ["1-1.1", "result:"]
+    board = next(n for n, line in enumerate(text) if " board: mode=rom " in line)
+    assert text[board + 1].split() == [
+        "functional:", "attributes=9", "detach_timeout_ms=1000", "transfer_size=64",
+        "dfu_version=272",
+    ]  # fmt: skip
+    assert "interfaces 2: number=2 class=fe/01/01 extra=092109e80340001001" in text[board + 5]
