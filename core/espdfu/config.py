@@ -19,6 +19,8 @@ default (docs/configuration.md says the same for users)::
     arm_new_boards = true        # arm boards for auto-flash as they are plugged in
     detach_wait = 10.0           # seconds (0.5 to 300) for a board to come back in DFU mode
     make_dfu = true              # make dfu.bin from flasher_args.json after a plain idf.py build
+    trace = false                # write each flash's USB requests and decisions to a file in
+                                 # the state folder's traces/ (the newest 30 are kept)
 
     [ui]
     mouse = true                 # let the app take mouse events
@@ -92,6 +94,8 @@ class Settings:
     """The command is one string for the shell: only when a configuration file asks for it."""
     auto_flash: bool = False
     make_dfu: bool = True
+    trace: bool = False
+    """Trace every flash into :func:`traces_dir` (:mod:`espdfu.usb.trace`)."""
     arm_new_boards: bool = True
     detach_wait_s: float = 10.0
     monitor_interval_s: float = 0.5
@@ -134,12 +138,18 @@ def config_dir() -> Path:
 
 
 def state_dir() -> Path:
-    """The folder of what espdfu writes for the user to keep (saved consoles): one place the
-    user is told, never the current folder (often a repository)."""
+    """The folder of what espdfu keeps for the user (saved consoles, the app's traces): the
+    platform's state folder (``~/.local/state/espdfu`` on Linux; ``ESPDFU_STATE_DIR`` names
+    another), one place the user is told, never the current folder (often a repository)."""
     override = os.environ.get(STATE_DIR_ENV)
     if override:
         return Path(override).expanduser()
     return Path(platformdirs.user_state_dir("espdfu"))
+
+
+def traces_dir() -> Path:
+    """Where the app's flashes are traced, when ``[flash] trace = true``."""
+    return state_dir() / "traces"
 
 
 # The parameters named ``config_dir`` below shadow the function.
@@ -350,6 +360,7 @@ _OPTIONS: dict[str, dict[str, _Option]] = {
         "arm_new_boards": _Option("arm_new_boards", _boolean),
         "detach_wait": _Option("detach_wait_s", _seconds(0.5, 300)),
         "make_dfu": _Option("make_dfu", _boolean),
+        "trace": _Option("trace", _boolean),
     },
     "ui": {
         "mouse": _Option("mouse", _boolean),

@@ -20,6 +20,7 @@ from espdfu.config import (
     save_label,
 )
 from espdfu.flashing.flasher import FlashOptions
+from espdfu.usb.trace import TraceFolder
 
 BINDINGS = {"build", "flash", "flash_all", "quit"}
 
@@ -270,7 +271,7 @@ def test_an_unknown_key(project: Path, user: Path) -> None:
     (project / PROJECT_FILE).write_text("[flash]\nauto = true\nauto_flash = true\n")
     error = _error(project, user)
     assert error.message == f"{project / PROJECT_FILE}, line 3: unknown key [flash] auto_flash."
-    assert "arm_new_boards, auto, detach_wait, make_dfu" in error.hint
+    assert "arm_new_boards, auto, detach_wait, make_dfu, trace" in error.hint
 
 
 def test_an_unknown_section(project: Path, user: Path) -> None:
@@ -342,6 +343,16 @@ def test_the_workbench_takes_every_setting(project: Path, user: Path) -> None:
     assert bench.arm_only == frozenset() and bench.labels == {"1-1.2": "left jig"}
     assert bench.flash == FlashOptions(detach_wait_s=3.0, progress_interval_s=0.5)
     assert bench.monitor_interval_s == 0.25
+
+
+def test_trace_true_traces_each_flash_into_the_state_folder(
+    project: Path, user: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ESPDFU_STATE_DIR", str(tmp_path / "state"))
+    assert workbench_settings(_load(project, user)).flash.trace is None
+    (user / USER_FILE).write_text("[flash]\ntrace = true\n")
+    trace = workbench_settings(_load(project, user)).flash.trace
+    assert isinstance(trace, TraceFolder) and trace.folder == tmp_path / "state" / "traces"
 
 
 def test_the_front_ends_choices_win(project: Path, user: Path) -> None:

@@ -76,8 +76,7 @@ def bench_on(
         build_command=project.build_command,
         monitor_interval_s=0.05,
         settle_s=0.05,
-        flash=FlashOptions(progress_interval_s=0.01),
-        **kwargs,  # type: ignore[arg-type]
+        **{"flash": FlashOptions(progress_interval_s=0.01), **kwargs},  # type: ignore[arg-type]
     )
     workbench = Workbench(w.usb, settings, save_label=labels.__setitem__)
     recorder = recorder or Recorder()

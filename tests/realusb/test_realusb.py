@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from espdfu.files import dfufile
+from tests.helpers.traces import assert_flash_sequence, dfu_requests, read_lines
 from tests.realusb.harness import MIB, BoardSpec, GuestRun, Image, boot, make_image
 
 pytestmark = [pytest.mark.realusb, pytest.mark.timeout(900)]
@@ -83,7 +84,12 @@ DESKTOP_SCENARIO = """
 nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
 step nobody_list "${nobody[@]}" espdfu list
 step nobody_json "${nobody[@]}" espdfu list --json
-step espdfu espdfu flash "$INPUTS/s2.dfu.bin" --path "$(board_path 0)" --json
+step espdfu espdfu flash "$INPUTS/s2.dfu.bin" --path "$(board_path 0)" --json \
+    --trace "$OUT/trace.jsonl"
+step trace espdfu trace "$OUT/trace.jsonl" --summary
+step report espdfu report -o "$OUT/report.md" --trace "$OUT/trace.jsonl"
+step nobody_report "${nobody[@]}" espdfu report -o /tmp/nobody.md
+cp /tmp/nobody.md "$OUT/nobody.md"
 gadget wipe 0
 gadget replug 0
 step dfu_util dfu-util -d 303a:0002 -D "$INPUTS/s2.dfu.bin"
@@ -371,6 +377,45 @@ def test_dfu_util_flashes_the_same_board_as_espdfu_with_the_same_result(
         assert download["flash_sha256"] == expected, download
     assert espdfu_download["files"] == dfu_util_download["files"]
     assert [event["event"] for event in desktop.boards[0].report["events"]].count("detached") == 2
+
+
+def test_a_traced_flash_holds_every_request_in_order_through_usbfs(desktop: GuestRun) -> None:
+    """`espdfu flash --trace`: DETACH, the board back at a new address, then each block with its
+    GETSTATUS, the zero-length DNLOAD and dfuIDLE; as many blocks as the board received, the
+    descriptors as the kernel read them, and each request in one usbfs ioctl."""
+    lines = read_lines(desktop.folder / "out" / "trace.jsonl")
+    board = desktop.boards[0]
+    assert_flash_sequence(lines, board.path, S2.payload_size, detach=True)
+    requests = dfu_requests(lines, board.path)
+    blocks = [r for r in requests if r["request"] == "DNLOAD" and r.get("data_len")]
+    assert len(blocks) == board.downloads[0]["blocks"]
+    rom, dfu = (line for line in lines if line["event"] == "board")
+    assert rom["descriptors"]["interfaces"][2] == {
+        "number": 2, "class": "fe/01/01", "extra": "092109e80340001001"
+    }  # fmt: skip
+    assert rom["descriptors"]["address"] != dfu["descriptors"]["address"]
+    assert [line["route"] for line in lines if line["event"] == "claimed"] == ["usbfs"] * 2
+    summary = desktop.step("trace")
+    assert summary.stdout.startswith(f"{board.path}: "), summary
+    assert f"{len(blocks) + 1} DNLOAD, 1 DETACH (none failed). Flashed" in summary.stdout
+
+
+def test_report_holds_the_real_stack_and_says_who_may_open_the_boards(desktop: GuestRun) -> None:
+    step = desktop.step("report")
+    assert step.rc == 0 and "It holds:" in step.stdout, step
+    text = (desktop.folder / "out" / "report.md").read_text()
+    assert "- USB: libusb 1." in text and "from libusb-package" in text, text
+    assert "- OS: Linux 6.12" in text and "- udevd: running" in text, text
+    for board in desktop.boards:
+        assert f"### {board.path}: {board.report['chip']}" in text, text
+    assert "70-espdfu.rules is not installed" in text
+    assert "you may open it" in text and "(root)" in text
+    assert "trace.jsonl (" in text
+    nobody = desktop.step("nobody_report")
+    assert nobody.rc == 0, nobody
+    refused = (desktop.folder / "out" / "nobody.md").read_text()
+    assert "uid 65534" in refused and "you may NOT open it" in refused, refused
+    assert refused.count("no permission") >= 2, refused
 
 
 def test_a_corrupted_md5_is_errverify_for_dfu_util_and_refused_by_espdfu(

@@ -11,8 +11,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..config import DEFAULT_COMMAND, Settings
+from ..config import DEFAULT_COMMAND, Settings, traces_dir
 from ..flashing.flasher import FlashOptions
+from ..usb.trace import TraceFolder
 
 AWAY_S = 5.0
 """How long a board that leaves by what may be a RESET may take to come back (its app's
@@ -54,7 +55,8 @@ def workbench_settings(
     ``arm_only``: the port paths of the only boards armed as they appear (none: as
     ``config.arm_new_boards`` says). ``labels``: the board labels, when not the configured ones
     (the demo keeps its own). ``flash``: the flash options the configuration does not set; its
-    ``detach_wait_s`` is the configuration's. Without a configured build folder, it is the
+    ``detach_wait_s`` is the configuration's, and so is its trace (``[flash] trace``: a file
+    per flash in :func:`~espdfu.config.traces_dir`). Without a configured build folder, it is the
     project's ``build``, or the current folder's without a project.
     """
     project_dir = config.project_dir
@@ -68,6 +70,10 @@ def workbench_settings(
         arm_only=frozenset(arm_only),
         labels=dict(config.labels if labels is None else labels),
         console_ports=dict(config.consoles),
-        flash=replace(flash or FlashOptions(), detach_wait_s=config.detach_wait_s),
+        flash=replace(
+            flash or FlashOptions(),
+            detach_wait_s=config.detach_wait_s,
+            trace=TraceFolder(traces_dir()) if config.trace else None,
+        ),
         monitor_interval_s=config.monitor_interval_s,
     )

@@ -105,6 +105,9 @@ class Workbench:
             if subscriber is not None:
                 self._changes.connect(subscriber)
             self._changes.post(SummaryChanged(self._summary))
+            trace = self.settings.flash.trace
+            if trace is not None:  # the user asked for it: where it goes is said once
+                self._changes.log(f"Each flash is traced into {trace.where}.")
         self._ports.hotplug.start()
         self.watcher.start()
 

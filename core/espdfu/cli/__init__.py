@@ -42,6 +42,8 @@ _MODULES = {
     "monitor": ("monitor",),
     "files": ("info", "mkdfu"),
     "udev": ("udev-rule",),
+    "trace": ("trace",),
+    "report": ("report",),
 }
 """Each module of this package that defines commands, with its commands, in --help's order."""
 

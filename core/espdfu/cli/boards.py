@@ -8,6 +8,7 @@ import shutil
 import textwrap
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import EspdfuError, InputError
@@ -33,6 +34,7 @@ from .common import (
     say_stopped,
 )
 from .live import LiveProgress
+from .trace import TRACE_HELP, traced_to
 
 _WAIT_POLL_S = 0.2
 
@@ -67,6 +69,7 @@ def add_commands(commands: Commands) -> None:
         help="wait up to SECONDS for the boards to appear",
     )  # fmt: skip
     add_json(flash, "one JSON result per board")
+    flash.add_argument("--trace", type=Path, metavar="FILE", help=TRACE_HELP)
 
 
 # --- list -------------------------------------------------------------------------------------
@@ -106,11 +109,11 @@ def _list(args: argparse.Namespace) -> int:
 def _flash(args: argparse.Namespace) -> int:
     image = dfufile.load(args.file)
     usb_world = open_usb(args.sim)
-    options = flash_options(args)
     cancel = threading.Event()
     # Ctrl-C, SIGTERM and SIGHUP abort every download cleanly (each board is left in dfuIDLE,
     # ready to flash again) and the results are still reported, board by board.
-    with StopSignals(cancel.set) as stop:
+    with traced_to(args.trace) as trace, StopSignals(cancel.set) as stop:
+        options = replace(flash_options(args), trace=trace)
         paths = _select(args, usb_world, image, stop)
         live = None if args.json or not paths else LiveProgress(paths)
         results = flash_many(

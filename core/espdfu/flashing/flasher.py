@@ -15,14 +15,15 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypeVar
 
 from ..chips import ANY_PID, ESPRESSIF_VID, chip_by_pid
+from ..errors import EspdfuError
 from ..files.dfufile import DfuImage
 from ..units import format_size
 from ..usb import rom
-from ..usb.boards import DRIVER_HINT, Access, Board, Mode, access_hint, board_at
+from ..usb.boards import DRIVER_HINT, Access, Board, Mode, access_hint, board_at, descriptors
 from ..usb.driver import drive
 from ..usb.protocol import (
     BUSY_LIMIT_MS,
@@ -38,6 +39,7 @@ from ..usb.protocol import (
     download,
     recover,
 )
+from ..usb.trace import BoardTrace, TraceSink
 from ..usb.transport import DEFAULT_TIMEOUT_MS, DfuInterface, Usb, UsbFault
 from .failures import WORDED, Cancelled, worded
 from .failures import Failure as Failure
@@ -86,6 +88,9 @@ class FlashOptions:
     busy_limit_s: float = BUSY_LIMIT_MS / 1000
     """Longest a board may stay busy on one step (a large erase takes seconds)."""
     progress_interval_s: float = 0.1
+    trace: TraceSink | None = None
+    """Where each flash writes its requests and decisions (:mod:`espdfu.usb.trace`); None:
+    nowhere, at no cost."""
 
 
 @dataclass(frozen=True)
@@ -435,12 +440,41 @@ class _Flash:
         self.erases: dict[int, rom.Erase] = {}
         """The ROM's erases by the block number that may set them off (for the transfer size)."""
         self.notes: list[str] = []
+        self.trace: BoardTrace | None = None
 
     @property
     def _busy_limit_ms(self) -> int:
         return int(self.options.busy_limit_s * 1000)
 
+    def _note(self, event: str, **fields: Any) -> None:
+        """A decision, or what it was made on, for the trace (when the flash is traced)."""
+        if self.trace is not None:
+            self.trace.event(event, **fields)
+
     def run(self) -> FlashResult:
+        sink = self.options.trace
+        if sink is not None:
+            try:
+                self.trace = sink.open(self.path)
+            except EspdfuError as error:
+                self.notes.append(error.message)  # the flash goes on, untraced
+        try:
+            self._note(
+                "flash", chip=self.image.chip_name, size=len(self.payload),
+                usb=self.usb.description, options={
+                    "force": self.options.force, "detach_wait_s": self.options.detach_wait_s,
+                    "retries": self.options.retries, "timeout_ms": self.options.timeout_ms,
+                    "busy_limit_s": self.options.busy_limit_s,
+                },
+            )  # fmt: skip
+            result = self._attempts()
+            self._note("result", **result.as_dict())
+            return result
+        finally:
+            if self.trace is not None:
+                self.trace.close()
+
+    def _attempts(self) -> FlashResult:
         start = time.monotonic()
         attempt = 0
         first: FlashError | None = None
@@ -448,9 +482,12 @@ class _Flash:
             attempt += 1
             self.report.attempt = attempt
             self.confirmed = 0
+            self._note("attempt", number=attempt, of=self.options.retries + 1)
             try:
                 ending = self._attempt()
             except FlashError as error:
+                self._note("failed", kind=error.kind.name.lower(), message=error.message,
+                           accepted=error.accepted, final=error.final)  # fmt: skip
                 if first is not None and error.kind is Failure.NOT_FOUND:
                     error = first  # gone for good after the first failure: that one says why
                 if error.final or error.accepted > 0 or attempt > self.options.retries:
@@ -491,6 +528,8 @@ class _Flash:
                 f"There is no board at USB port {self.path}.",
                 "Check that it is plugged in (`espdfu list` shows what is connected).",
             )
+        if self.trace is not None:
+            self._seen(board)
         if not check:
             return board
         problem = incompatibility(board, self.image, self.options.force)
@@ -499,6 +538,17 @@ class _Flash:
         if board.chip is not None:
             self.chip = board.chip.name
         return board
+
+    def _seen(self, board: Board) -> None:
+        """The board as the flash found it, with its descriptors, for the trace."""
+        device = self.usb.find(self.path)
+        functional = board.functional
+        self._note(
+            "board", mode=board.mode.name.lower(), chip=board.chip_name,
+            access=board.access.name.lower(), interface=board.interface,
+            functional=None if functional is None else asdict(functional),
+            descriptors=None if device is None else descriptors(device),
+        )  # fmt: skip
 
     def _in_dfu_mode(self, before: Board) -> Board:
         """The board after DETACH: the chip read at the port before DETACH is the one checked.
@@ -526,7 +576,7 @@ class _Flash:
         if device is None or board.interface is None:
             raise DeviceGone(f"nothing at {self.path}")
         self.address = device.address
-        return DfuInterface(device, board.interface, self.options.timeout_ms)
+        return DfuInterface(device, board.interface, self.options.timeout_ms, self.trace)
 
     def _detach(self, board: Board) -> None:
         """DETACH the runtime interface; the device leaves the bus, usually mid-request."""
@@ -540,6 +590,8 @@ class _Flash:
             self._translated(dfu.claim)
             functional = board.functional
             timeout = min(functional.detach_timeout_ms, 5000) if functional else 1000
+            will_detach = functional is not None and functional.will_detach
+            self._note("detach", wValue=timeout, will_detach=will_detach)
             self.request = Request.DETACH
             try:
                 dfu.send(Request.DETACH, timeout)
@@ -552,13 +604,17 @@ class _Flash:
 
     def _wait_for_dfu_mode(self, before: Board) -> Board:
         """The same port, in DFU mode, within the bounded wait (polled often, not slept)."""
-        deadline = time.monotonic() + self.options.detach_wait_s
+        started = time.monotonic()
+        deadline = started + self.options.detach_wait_s
+        self._note("waiting", allowance_s=self.options.detach_wait_s, poll_s=_POLL_FOR_BOARD_S)
         seen: Board | None = None
         while time.monotonic() < deadline:
             seen = board_at(self.usb, self.path)
             if seen is not None and seen.mode is Mode.DFU and seen.accessible:
+                self._note("back", after_s=round(time.monotonic() - started, 3))
                 return self._in_dfu_mode(before)
             self._sleep(_POLL_FOR_BOARD_S)
+        self._note("not_back", last_seen=None if seen is None else seen.mode.name.lower())
         if seen is not None and seen.mode is Mode.DFU and seen.access is Access.NO_DRIVER:
             raise FlashError(
                 Failure.NO_DRIVER,
@@ -588,10 +644,16 @@ class _Flash:
             self.erases = rom.erases(self.image.entries, self.transfer)
             self.report.plan(self.erases.values())
             slow = {block: math.ceil(e.deadline_s * 1000) for block, e in self.erases.items()}
+            for block, erase in self.erases.items():
+                self._note("erase_allowance", block=block, address=f"0x{erase.address:x}",
+                           size=erase.size, expected_s=round(erase.expected_s, 3),
+                           timeout_ms=slow[block])  # fmt: skip
             steps = download(
                 self.payload, self.transfer, busy_limit_ms=self._busy_limit_ms, slow=slow
             )
-            ending = self._translated(lambda: drive(steps, self._sender(dfu), self._sleep))
+            wait = self._sleep if self.trace is None else self._poll_wait
+            ending = self._translated(lambda: drive(steps, self._sender(dfu), wait))
+            self._note("ending", ending=ending.name.lower())
             if ending is Ending.WAIT_RESET:
                 with contextlib.suppress(DeviceGone, UsbFault):
                     dfu.reset()
@@ -612,8 +674,12 @@ class _Flash:
     def _transfer_size(self, board: Board, dfu: DfuInterface) -> int:
         functional = board.functional or dfu.functional_descriptor()
         if functional is not None and functional.transfer_size > 0:
-            return min(functional.transfer_size, MAX_TRANSFER_SIZE)
+            size = min(functional.transfer_size, MAX_TRANSFER_SIZE)
+            self._note("transfer_size", size=size, declared=functional.transfer_size,
+                       asked=board.functional is None)  # fmt: skip
+            return size
         if board.chip is not None:
+            self._note("transfer_size", size=ESP_TRANSFER_SIZE, declared=None)
             return ESP_TRANSFER_SIZE
         raise FlashError(
             Failure.PROTOCOL,
@@ -653,6 +719,11 @@ class _Flash:
         if not step.data:
             self.report.enter(Phase.MANIFESTING)
 
+    def _poll_wait(self, seconds: float) -> None:
+        """:meth:`_sleep` out a busy board's poll timeout, written down (a traced flash)."""
+        self._note("poll_wait", ms=round(seconds * 1000, 3))
+        self._sleep(seconds)
+
     def _sleep(self, seconds: float) -> None:
         """Sleep, unless the flash is cancelled: then stop with its error."""
         if self.cancel.wait(seconds):
@@ -690,10 +761,13 @@ class _Flash:
             return reply
 
         limit = _CANCELLED_BUSY_LIMIT_MS if prompt else _RECOVER_BUSY_LIMIT_MS
+        self._note("recover", busy_limit_ms=min(self._busy_limit_ms, limit))
         try:
             drive(recover(min(self._busy_limit_ms, limit)), perform)
-        except (DeviceGone, UsbFault, ProtocolError, BusyTooLongError):
+        except (DeviceGone, UsbFault, ProtocolError, BusyTooLongError) as error:
+            self._note("recovered", idle=False, why=f"{type(error).__name__}: {error}")
             return seen, False
+        self._note("recovered", idle=True, status=None if seen is None else seen.label)
         return seen, True
 
     def _translated(self, action: Callable[[], _T]) -> _T:

@@ -178,6 +178,35 @@ def _find_dfu_interface(
     return None, None, None
 
 
+def descriptors(device: usb.core.Device) -> dict[str, Any]:
+    """What the device says of itself, as libusb has it (no request is sent): the device
+    descriptor's fields and each interface with its class and extra descriptors (hex), for a
+    trace or a bug report. Unreadable parts are said so, not raised."""
+    fields = ("bcdUSB", "bDeviceClass", "bDeviceSubClass", "bDeviceProtocol", "bMaxPacketSize0")
+    found: dict[str, Any] = {
+        "path": port_path(device),
+        "vid_pid": f"{device.idVendor:04x}:{device.idProduct:04x}",
+        "bcdDevice": f"{device.bcdDevice:04x}",
+        "address": device.address,
+        **{name: getattr(device, name, None) for name in fields},
+    }
+    try:
+        configuration = device[0]
+        found["configuration_extra"] = bytes(configuration.extra_descriptors).hex()
+        found["interfaces"] = [
+            {
+                "number": interface.bInterfaceNumber,
+                "class": f"{interface.bInterfaceClass:02x}/{interface.bInterfaceSubClass:02x}/"
+                f"{interface.bInterfaceProtocol:02x}",
+                "extra": bytes(interface.extra_descriptors).hex(),
+            }
+            for interface in configuration
+        ]
+    except (usb.core.USBError, IndexError, ValueError) as error:
+        found["interfaces"] = f"unreadable: {error}"
+    return found
+
+
 def _probe_access(device: usb.core.Device) -> Access | None:
     """Can this process open the device? None if it is gone. Opening sends nothing to it."""
     try:

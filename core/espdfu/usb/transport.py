@@ -37,6 +37,7 @@ from .protocol import (
     Request,
     StatusReply,
 )
+from .trace import BoardTrace
 
 try:
     import fcntl
@@ -253,7 +254,8 @@ def port_path(device: usb.core.Device) -> str | None:
 # --- control transfers, the shortest way ------------------------------------------------------
 
 _Control = Callable[[int, int, int, int, "bytes | memoryview", int, int], bytes]
-"""(request type, request, value, index, data out, length, timeout ms) → data in."""
+"""(request type, request, value, index, data out, length, timeout ms) → data in (as
+:data:`espdfu.usb.trace.Control`)."""
 
 _LIBUSB_ERRORS: dict[int, type[Exception]] = {
     -3: NoPermission,  # LIBUSB_ERROR_ACCESS
@@ -404,11 +406,17 @@ class DfuInterface:
     """The DFU requests on one interface of one device, with failures translated."""
 
     def __init__(
-        self, device: usb.core.Device, interface: int, timeout_ms: int = DEFAULT_TIMEOUT_MS
+        self,
+        device: usb.core.Device,
+        interface: int,
+        timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        trace: BoardTrace | None = None,
     ) -> None:
         self.device = device
         self.interface = interface
         self.timeout_ms = timeout_ms
+        self.trace = trace
+        """Where every request is written down, when the flash is traced."""
         self._control: _Control = _unclaimed
         self.route = ""
         """How requests travel once claimed: "usbfs", "libusb" or "backend" (virtual boards)."""
@@ -423,6 +431,9 @@ class DfuInterface:
         # on Linux the kernel's usbfs, else libusb_control_transfer on a buffer kept for the
         # job, else the backend's own call (virtual boards).
         self.route, self._control = _fastest_control(self.device)
+        if self.trace is not None:  # only then: an untraced request pays nothing for it
+            self.trace.event("claimed", interface=self.interface, route=self.route)
+            self._control = self.trace.traced(self._control)
 
     def send(
         self, request: Request, value: int = 0, data: bytes | memoryview = b"", timeout_ms: int = 0
@@ -445,22 +456,36 @@ class DfuInterface:
 
     def functional_descriptor(self) -> FunctionalDescriptor | None:
         """Ask the device for its DFU functional descriptor (when the config does not carry it)."""
+        ask = self._pyusb_control if self.trace is None else self.trace.traced(self._pyusb_control)
         try:
-            reply = self._call(
-                self.device.ctrl_transfer,
+            reply = ask(
                 _STANDARD_IN_INTERFACE,
                 _GET_DESCRIPTOR,
                 FUNCTIONAL_DESCRIPTOR_TYPE << 8,
                 self.interface,
+                b"",
                 FunctionalDescriptor.FORMAT.size,
                 self.timeout_ms,
             )
         except UsbFault:
             return None
-        return FunctionalDescriptor.decode(bytes(reply))
+        return FunctionalDescriptor.decode(reply)
+
+    def _pyusb_control(
+        self, request_type: int, request: int, value: int, index: int, data: bytes | memoryview,
+        length: int, timeout: int,
+    ) -> bytes:  # fmt: skip
+        """A device-to-host request through pyusb (which checks the claim and the handle)."""
+        return bytes(
+            self._call(
+                self.device.ctrl_transfer, request_type, request, value, index, length, timeout
+            )
+        )
 
     def reset(self) -> None:
         """A USB port reset: the device re-enumerates."""
+        if self.trace is not None:
+            self.trace.event("usb_reset")
         self._call(self.device.reset)
 
     def close(self) -> None:

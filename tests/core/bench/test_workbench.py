@@ -20,11 +20,13 @@ from espdfu.bench.views import (
 )
 from espdfu.files import dfufile
 from espdfu.files.idfbuild import flash_files_from_json, read_flash_files
-from espdfu.flashing.flasher import Failure, FlashResult
+from espdfu.flashing.flasher import Failure, FlashOptions, FlashResult
 from espdfu.sim import TimeModel
+from espdfu.usb.trace import TraceFolder, trace_files
 from tests.helpers.bench import Bench, bench_on
 from tests.helpers.boardworld import assert_flashed, image_files
 from tests.helpers.soak import TIMEOUT_S, Recorder, holds, ledger, rebuild
+from tests.helpers.traces import read_lines
 
 
 @pytest.fixture
@@ -63,6 +65,23 @@ def test_a_cancelled_flash_is_not_a_failure(
     assert view.cancelled and view.state.startswith("cancelled at byte ")
     assert f"{path}: Cancelled at byte " in bench.logged()
     assert "Press RESET" not in bench.logged()
+    next(generator, None)
+
+
+def test_with_trace_on_each_flash_has_its_trace_and_the_log_says_where(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """[flash] trace = true in the app: a file per flash in the traces folder."""
+    folder = tmp_path / "traces"
+    options = FlashOptions(progress_interval_s=0.01, trace=TraceFolder(folder))
+    generator = bench_on(tmp_path, monkeypatch, "esp32s2*2", TimeModel.instant(), flash=options)
+    bench = next(generator)
+    assert f"Each flash is traced into {folder} (a file per flash" in bench.recorder.logged()
+    bench.workbench.build(then_flash=True)
+    bench.wait_flashed(bench.world.paths)
+    traces = [read_lines(file) for file in trace_files(folder)]
+    assert sorted(lines[1]["board"] for lines in traces) == bench.world.paths
+    assert all(lines[-1]["event"] == "result" and lines[-1]["ok"] for lines in traces)
     next(generator, None)
 
 
