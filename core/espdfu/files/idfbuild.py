@@ -25,6 +25,7 @@ from .dfufile import (
     FLASH_SIZES,
     MAX_FILE_SIZE,
     FlashFile,
+    check_writable,
     pack,
 )
 
@@ -247,12 +248,15 @@ class BuildFolder:
 
     def make_dfu(self, part_size: int | None = None) -> bytes:
         """The dfu.bin ``idf.py dfu`` would write for this build."""
-        return pack(
-            read_flash_files(self.flash_files),
+        files = read_flash_files(self.flash_files)
+        data = pack(
+            files,
             pid=self.chip.dfu_pid,
             flash_size=self.flash_size,
             part_size=part_size_from_env() if part_size is None else part_size,
         )
+        check_writable(files, self.flash_size)
+        return data
 
 
 def project_target(project_dir: Path, build_dir: Path) -> str | None:

@@ -303,7 +303,10 @@ def _build_with_certificate(root: Path, certificate: str) -> Path:
     build.mkdir()
     (build / "app.bin").write_bytes(b"\xe9app" * 100)
     files = {"0x10000": "app.bin", "0x310000": certificate}
-    (build / "flasher_args.json").write_text(json.dumps({"flash_files": files}))
+    flash = {"flash_size": "4MB"}  # the certificate is at 3 MB
+    (build / "flasher_args.json").write_text(
+        json.dumps({"flash_files": files, "flash_settings": flash})
+    )
     (build / "project_description.json").write_text('{"target": "esp32s2"}')
     return build
 
