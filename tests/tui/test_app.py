@@ -357,6 +357,32 @@ def test_what_stops_the_start_is_said_with_espdfus_exit_codes(
     assert "Cannot use the lock file" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["/nonexistent/dir"], "The project folder /nonexistent/dir does not exist."),
+        (["/etc/passwd"], "The project folder /etc/passwd is not a folder."),
+        (["--build-dir", "{file}"], "The build folder {file} is a file, not a folder."),
+        (
+            ["--build-dir", "/no/build"],
+            "The build folder /no/build does not exist, and neither does /no.",
+        ),
+        (["--serve", "/nonexistent/dir"], "The project folder /nonexistent/dir does not exist."),
+    ],
+)
+def test_a_folder_that_cannot_be_a_project_or_build_folder_is_refused(
+    argv: list[str], said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """They started as if fine, watching nothing for ever: now exit 2 before anything starts
+    (no lock taken, nothing served)."""
+    some_bin = tmp_path / "some.bin"
+    some_bin.write_bytes(b"")
+    argv = [arg.format(file=some_bin) for arg in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"espdfu-tui: {said.format(file=some_bin)}" in err and "Traceback" not in err
+
+
 async def test_a_panel_shows_the_roms_erase_and_the_log_notes_the_large_part(
     tmp_path: Path,
 ) -> None:

@@ -31,6 +31,7 @@ from .common import (
     flash_options,
     note,
     say_stopped,
+    seconds_or_zero,
 )
 from .live import LiveProgress
 
@@ -63,7 +64,7 @@ def add_commands(commands: Commands) -> None:
     add_selection(flash, "the board", "every compatible board, in parallel")
     add_flash_options(flash)
     flash.add_argument(
-        "--wait", type=float, default=0.0, metavar="SECONDS",
+        "--wait", type=seconds_or_zero, default=0.0, metavar="SECONDS",
         help="wait up to SECONDS for the boards to appear",
     )  # fmt: skip
     add_json(flash, "one JSON result per board")

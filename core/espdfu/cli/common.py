@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import enum
+import math
 import queue
 import signal
 import sys
@@ -16,6 +17,7 @@ from typing import Any, TypeAlias
 from ..errors import DfuFormatError, EspdfuError, InputError
 from ..flashing.flasher import FlashOptions
 from ..flashing.stopping import STOP_SIGNALS, signal_exit_code, stopped_line
+from ..units import parse_size
 from ..worlds import SIM_ENV
 
 
@@ -28,6 +30,63 @@ class Exit(enum.IntEnum):
     INVALID = 2
     """The input is invalid: a bad file, a bad option, an ambiguous choice of boards."""
     INTERRUPTED = 130
+
+
+# --- the kinds of values options take: checked as the command line is read --------------------
+# Each refuses a value with the same words wherever it is taken, as argparse prints them:
+# "espdfu flash: error: argument --wait: must be a number of seconds, 0 or more (got -5)".
+
+
+def _got(text: str) -> str:
+    return f"(got {text!r})" if not text.strip() or text != text.strip() else f"(got {text})"
+
+
+def _seconds_at_least(text: str, zero_ok: bool) -> float:
+    words = "0 or more" if zero_ok else "more than 0"
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, {words} {_got(text)}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """A number of seconds, more than 0 (a time something is given)."""
+    return _seconds_at_least(text, zero_ok=False)
+
+
+def seconds_or_zero(text: str) -> float:
+    """A number of seconds, 0 or more (0: do not wait)."""
+    return _seconds_at_least(text, zero_ok=True)
+
+
+def port_number(text: str) -> int:
+    """A TCP port to serve on."""
+    value = int(text) if text.strip().isdecimal() else 0
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535 {_got(text)}")
+    return value
+
+
+def size(text: str) -> int:
+    """A number of bytes, more than 0, with or without a unit (:func:`espdfu.units.parse_size`)."""
+    value = parse_size(text)
+    if not value:
+        raise argparse.ArgumentTypeError(
+            f"must be a size in bytes, more than 0, such as 4096, 0x1000, 64K or 4MB {_got(text)}"
+        )
+    return value
+
+
+def board_name(text: str) -> str:
+    """A board: its USB port path."""
+    if not text.strip() or not text.isprintable():
+        raise argparse.ArgumentTypeError(
+            f"must be a USB port path (see `espdfu list`) {_got(text)}"
+        )
+    return text.strip()
 
 
 # --- the options several commands take: one definition, one help text each -------------------
@@ -85,7 +144,7 @@ def add_sim(parser: argparse.ArgumentParser) -> None:
 def add_paths(parser: argparse._ActionsContainer, which: str) -> None:
     """``-p/--path PORT``, repeatable, into ``args.path``; ``which``: the boards it names."""
     parser.add_argument(
-        "-p", "--path", action="append", default=[], metavar="PORT",
+        "-p", "--path", action="append", default=[], metavar="PORT", type=board_name,
         help=f"{which} at this USB port path (see `espdfu list`); repeatable",
     )  # fmt: skip
 
@@ -102,7 +161,7 @@ def add_flash_options(parser: argparse.ArgumentParser) -> None:
     """``--force`` and ``--detach-wait``, which :func:`flash_options` reads."""
     add_flag(parser, "--force", help="flash even when the chip differs")
     parser.add_argument(
-        "--detach-wait", type=float, default=FlashOptions.detach_wait_s, metavar="SECONDS",
+        "--detach-wait", type=seconds, default=FlashOptions.detach_wait_s, metavar="SECONDS",
         help="how long a board may take to come back in DFU mode (default %(default)g)",
     )  # fmt: skip
 

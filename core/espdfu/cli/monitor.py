@@ -40,8 +40,10 @@ from .common import (
     add_flag,
     add_json,
     add_sim,
+    board_name,
     note,
     say_stopped,
+    seconds,
 )
 
 FIRST_WAIT_SAY_S = 1.0
@@ -71,7 +73,7 @@ def add_commands(commands: Commands) -> None:
     )
     monitor.add_argument("port", nargs="*", metavar="PORT", help="a serial port (/dev/ttyUSB0)")
     monitor.add_argument(
-        "-p", "--path", action="append", default=[], metavar="USB_PATH",
+        "-p", "--path", action="append", default=[], metavar="USB_PATH", type=board_name,
         help="the board at this USB port path (its app's USB console); repeatable",
     )  # fmt: skip
     add_flag(monitor, "--all", help="every Espressif USB console there is now")
@@ -86,7 +88,7 @@ def add_commands(commands: Commands) -> None:
         "('PASS|FAIL'), the first means success, any other failure",
     )  # fmt: skip
     monitor.add_argument(
-        "--timeout", type=float, metavar="SECONDS", help="give up after SECONDS (exit 1)"
+        "--timeout", type=seconds, metavar="SECONDS", help="give up after SECONDS (exit 1)"
     )
     add_json(monitor, "one JSON object per line")
     monitor.add_argument(

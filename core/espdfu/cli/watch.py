@@ -84,7 +84,8 @@ def _watch(args: argparse.Namespace) -> int:
         settings = replace(settings, consoles=False)
     printer = EventLines()
     workbench = Workbench(open_usb(args.sim), settings)
-    print(f"Watching {settings.build_dir} (Ctrl-C to stop).", flush=True)
+    yet = "" if settings.build_dir.is_dir() else ", which does not exist yet: a build makes it"
+    print(f"Watching {settings.build_dir}{yet} (Ctrl-C to stop).", flush=True)
     stopped = threading.Event()
     with StopSignals(stopped.set) as stop:
         workbench.start(printer.show)

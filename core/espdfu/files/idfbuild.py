@@ -60,17 +60,6 @@ def parse_pid(text: str) -> int:
     return pid
 
 
-def parse_flash_size(text: str) -> int:
-    """A flash size as ESP-IDF writes it ("4MB"); bytes."""
-    size = FLASH_SIZES.get(text.strip().upper())
-    if size is None:
-        raise InputError(
-            f"The flash size '{text}' is not one ESP-IDF knows: use one of "
-            f"{', '.join(FLASH_SIZES)}."
-        )
-    return size
-
-
 def part_size_from_env(environ: Mapping[str, str] = os.environ) -> int:
     """The part size ESP-IDF would use: ``ESP_DFU_PART_SIZE`` if set, else 512 KiB."""
     text = environ.get(PART_SIZE_ENV)

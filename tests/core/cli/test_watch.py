@@ -14,7 +14,7 @@ import pytest
 
 from espdfu.files import dfufile
 from tests.helpers.boardworld import image_files
-from tests.helpers.command import DEADLINE_S, Command
+from tests.helpers.command import DEADLINE_S, Command, espdfu
 
 
 @pytest.fixture
@@ -87,6 +87,46 @@ def test_labels_name_the_boards_and_other_chips_are_said(
     _publish(tmp_path / "build", seed=1)
     watch.expect("1-1.3: not flashed: The file is for esp32s2 but the board at 1-1.3 is esp32s3.")
     watch.expect("left jig: Flashed")
+    watch.process.send_signal(signal.SIGINT)
+    assert watch.process.wait(timeout=DEADLINE_S) == 130
+
+
+def test_a_build_folder_not_there_yet_is_said(start_watch: object) -> None:
+    watch = start_watch("--sim", "esp32s2")  # type: ignore[operator]
+    watch.expect("which does not exist yet: a build makes it (Ctrl-C to stop).")
+    watch.process.send_signal(signal.SIGINT)
+    assert watch.process.wait(timeout=DEADLINE_S) == 130
+
+
+@pytest.mark.parametrize(
+    ("folder", "said"),
+    [
+        ("/nonexistent/build", "The build folder /nonexistent/build does not exist, and neither "
+         "does /nonexistent."),
+        ("{file}", "The build folder {file} is a file, not a folder."),
+    ],
+)  # fmt: skip
+def test_what_cannot_be_a_build_folder_is_refused(tmp_path: Path, folder: str, said: str) -> None:
+    """It started, watching for ever what could never hold a dfu.bin."""
+    file = tmp_path / "some.bin"
+    file.write_bytes(b"")
+    result = espdfu("watch", folder.format(file=file), "--sim", "esp32s2")
+    assert result.returncode == 2 and f"espdfu: {said.format(file=file)}" in result.stderr
+
+
+def test_a_build_missing_an_image_is_said_in_mkdfus_words(
+    tmp_path: Path, start_watch: object
+) -> None:
+    """It said nothing, and the app "no build/dfu.bin yet", where mkdfu says what is wrong."""
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "project_description.json").write_text('{"target": "esp32s2"}')
+    (build / "flasher_args.json").write_text('{"flash_files": {"0x10000": "app.bin"}}')
+    mkdfu = espdfu("mkdfu", "--build-dir", build)
+    message = mkdfu.stderr.splitlines()[0].removeprefix("espdfu: ")
+    assert mkdfu.returncode == 2 and "app.bin does not exist" in message
+    watch = start_watch("--sim", "esp32s2")  # type: ignore[operator]
+    watch.expect(message)
     watch.process.send_signal(signal.SIGINT)
     assert watch.process.wait(timeout=DEADLINE_S) == 130
 
