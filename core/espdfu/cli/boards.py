@@ -8,6 +8,7 @@ import shutil
 import textwrap
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import EspdfuError, InputError
@@ -28,8 +29,10 @@ from .common import (
     add_json,
     add_selection,
     add_sim,
+    configured_labels,
     flash_options,
     note,
+    port_paths,
     say_stopped,
     seconds_or_zero,
 )
@@ -77,8 +80,9 @@ def _list(args: argparse.Namespace) -> int:
     usb_world = open_usb(args.sim)
     boards = scan(usb_world)
     states = {board.path: read_state(usb_world, board) for board in boards}
+    labels = configured_labels()
     if args.json:
-        print(json.dumps([{**board.as_dict(), "state": states[board.path]} for board in boards]))
+        print(json.dumps([_listed(board, states, labels) for board in boards]))
         return Exit.OK
     if args.verbose:
         print(f"USB: {usb_world.description}")
@@ -86,10 +90,12 @@ def _list(args: argparse.Namespace) -> int:
         print("No boards found.")
         print("Hold BOOT, tap RESET and release BOOT to put a board in download mode.")
         return Exit.OK
-    rows = [("PORT", "CHIP", "MODE", "STATE", "BLOCK")]
+    rows = [("PORT", "LABEL", "CHIP", "MODE", "STATE", "BLOCK")]
     for board in boards:
         block = str(board.functional.transfer_size) if board.functional else "-"
-        rows.append((board.path, board.chip_name, board.mode.value, states[board.path], block))
+        label = labels.get(board.path) or "-"
+        row = (board.path, label, board.chip_name, board.mode.value, states[board.path], block)
+        rows.append(row)
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -101,11 +107,16 @@ def _list(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
+def _listed(board: Board, states: dict[str, str], labels: Mapping[str, str]) -> dict[str, object]:
+    return {**board.as_dict(), "label": labels.get(board.path), "state": states[board.path]}
+
+
 # --- flash ------------------------------------------------------------------------------------
 
 
 def _flash(args: argparse.Namespace) -> int:
     image = dfufile.load(args.file)
+    args.path = port_paths(args.path)
     usb_world = open_usb(args.sim)
     options = flash_options(args)
     cancel = threading.Event()

@@ -10,11 +10,12 @@ import queue
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import FrameType
 from typing import Any, TypeAlias
 
-from ..errors import DfuFormatError, EspdfuError, InputError
+from ..errors import DfuFormatError, EspdfuError, InputError, printable
 from ..flashing.flasher import FlashOptions
 from ..flashing.stopping import STOP_SIGNALS, signal_exit_code, stopped_line
 from ..units import parse_size
@@ -81,10 +82,10 @@ def size(text: str) -> int:
 
 
 def board_name(text: str) -> str:
-    """A board: its USB port path."""
+    """A board: its USB port path, or its label."""
     if not text.strip() or not text.isprintable():
         raise argparse.ArgumentTypeError(
-            f"must be a USB port path (see `espdfu list`) {_got(text)}"
+            f"must be a USB port path (see `espdfu list`) or a board's label {_got(text)}"
         )
     return text.strip()
 
@@ -145,8 +146,48 @@ def add_paths(parser: argparse._ActionsContainer, which: str) -> None:
     """``-p/--path PORT``, repeatable, into ``args.path``; ``which``: the boards it names."""
     parser.add_argument(
         "-p", "--path", action="append", default=[], metavar="PORT", type=board_name,
-        help=f"{which} at this USB port path (see `espdfu list`); repeatable",
+        help=f"{which} at this USB port path, or with this label (see `espdfu list`); "
+        "repeatable",
     )  # fmt: skip
+
+
+def configured_labels() -> Mapping[str, str]:
+    """The boards' labels (port path → label) the configuration around here gives."""
+    from ..bench.build import find_project
+    from ..config import load_settings
+
+    return load_settings(find_project(Path.cwd())).labels
+
+
+def port_paths(names: list[str], labels: Mapping[str, str] | None = None) -> list[str]:
+    """The USB port paths of the boards ``names`` names by port path or by label (``labels``:
+    port path → label; None: those the configuration gives, read only when a name needs them,
+    so that `espdfu flash -p 1-1.2` reads no file before its DETACH)."""
+    from ..config import is_port_path
+
+    if all(is_port_path(name) for name in names):
+        return names
+    if labels is None:
+        labels = configured_labels()
+    paths = []
+    for name in names:
+        labelled = [path for path, label in labels.items() if label == name]
+        if is_port_path(name) or len(labelled) == 1:
+            paths.append(name if is_port_path(name) else labelled[0])
+            continue
+        shown = printable(name)
+        if labelled:
+            raise InputError(
+                f"{len(labelled)} boards are labelled '{shown}': {', '.join(sorted(labelled))}.",
+                "Name the one you mean by its USB port path, or give each its own label.",
+            )
+        known = ", ".join(f"'{label}'" for label in sorted(set(labels.values())))
+        raise InputError(
+            f"'{shown}' is neither a USB port path (such as 1-1.2) nor a board's label"
+            + (f" ({known})." if known else " (no board has a label)."),
+            "`espdfu list` shows each board's port path and label.",
+        )
+    return paths
 
 
 def add_selection(parser: argparse.ArgumentParser, which: str, every: str) -> None:

@@ -42,6 +42,7 @@ from .common import (
     add_sim,
     board_name,
     note,
+    port_paths,
     say_stopped,
     seconds,
 )
@@ -74,7 +75,8 @@ def add_commands(commands: Commands) -> None:
     monitor.add_argument("port", nargs="*", metavar="PORT", help="a serial port (/dev/ttyUSB0)")
     monitor.add_argument(
         "-p", "--path", action="append", default=[], metavar="USB_PATH", type=board_name,
-        help="the board at this USB port path (its app's USB console); repeatable",
+        help="the board at this USB port path, or with this label (its app's USB console); "
+        "repeatable",
     )  # fmt: skip
     add_flag(monitor, "--all", help="every Espressif USB console there is now")
     add_flag(monitor, "--list", help="list the serial ports and stop")
@@ -194,6 +196,7 @@ class _Waits:
 
 
 def _monitor(args: argparse.Namespace) -> int:
+    args.path = port_paths(args.path)
     if args.list:
         for port in ports():
             print(f"{port.device}  {port.usb_path or '-'}  {port.description}")

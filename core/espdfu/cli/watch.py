@@ -19,6 +19,7 @@ from .common import (
     add_flag,
     add_selection,
     add_sim,
+    port_paths,
     say_stopped,
 )
 
@@ -79,7 +80,7 @@ def _watch(args: argparse.Namespace) -> int:
     if args.no_make_dfu:
         overrides["make_dfu"] = False
     config = load_settings(find_project(Path.cwd()), overrides=overrides)
-    settings = workbench_settings(config, arm_only=args.path)
+    settings = workbench_settings(config, arm_only=port_paths(args.path, config.labels))
     if args.no_console:
         settings = replace(settings, consoles=False)
     printer = EventLines()

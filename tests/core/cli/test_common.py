@@ -77,7 +77,7 @@ def test_only_the_first_signal_counts_and_the_previous_handlers_come_back() -> N
         (["monitor", "--timeout", "-1"], "monitor: error: argument --timeout: must be a number "
          "of seconds, more than 0 (got -1)"),
         (["flash", "x.bin", "-p", ""], "flash: error: argument -p/--path: must be a USB port "
-         "path (see `espdfu list`) (got '')"),
+         "path (see `espdfu list`) or a board's label (got '')"),
         (["watch", "-p", " "], "argument -p/--path: must be a USB port path"),
         (["mkdfu", "--part-size", "0"], "mkdfu: error: argument --part-size: must be a size in "
          "bytes, more than 0, such as 4096, 0x1000, 64K or 4MB (got 0)"),
