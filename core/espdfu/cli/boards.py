@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import EspdfuError, InputError
 from ..files import dfufile
 from ..files.dfufile import DfuImage
-from ..flashing.flasher import FlashResult, flash_many, incompatibility
+from ..flashing.flasher import FlashResult, flash_many, forced, incompatibility, reset_step
 from ..flashing.stopping import flash_endings
 from ..usb.boards import Board, read_state, scan
 from ..usb.transport import Usb
@@ -116,6 +116,9 @@ def _listed(board: Board, states: dict[str, str], labels: Mapping[str, str]) -> 
 
 def _flash(args: argparse.Namespace) -> int:
     image = dfufile.load(args.file)
+    overrun = dfufile.overrun_warning(image.entries, image.flash_size)
+    if overrun:
+        note(f"warning: {overrun}")
     args.path = port_paths(args.path)
     usb_world = open_usb(args.sim)
     options = flash_options(args)
@@ -165,6 +168,10 @@ def _select(
             continue
         if args.all:  # once, for the boards as they were when the flash started
             _say_skipped(boards, image, args.force)
+        for path in chosen if args.force else ():
+            overridden = forced(boards[path], image)
+            if overridden:
+                note(f"warning: --force flashes {path} although: {overridden}")
         return chosen
 
 
@@ -248,6 +255,6 @@ def _report(results: list[FlashResult]) -> None:
         report_result(result)
     flashed = sum(result.ok for result in results)
     print(f"{flashed} of {len(results)} board{'s' if len(results) != 1 else ''} flashed.")
-    next_steps = {result.next_step for result in results if result.ok and result.next_step}
-    for step in next_steps:
-        print(step)
+    reset = sum(bool(result.ok and result.next_step) for result in results)
+    if reset:
+        print(reset_step(reset))

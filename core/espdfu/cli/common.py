@@ -94,10 +94,11 @@ def board_name(text: str) -> str:
 
 
 STOP_HELP = (
-    "Stop with Ctrl-C (or SIGTERM, SIGHUP): running flashes are aborted, the boards left "
-    "ready, and it exits with 128 + the signal (130 for Ctrl-C)."
+    "Stop with Ctrl-C (or SIGTERM, SIGHUP): {stops}it exits with 128 + the signal (130 for Ctrl-C)."
 )
 """The last words of the long-running commands' --help."""
+STOP_FLASHES = "running flashes are aborted, the boards left ready, and "
+"""What a stop does to a long-running command that flashes."""
 
 
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -112,13 +113,15 @@ def add_command(
     description: str,
     *,
     runs_until_stopped: bool = False,
+    flashes: bool = True,
     **more: Any,
 ) -> argparse.ArgumentParser:
     """The command ``name``, which ``run`` runs: ``summary`` in ``espdfu --help``,
-    ``description`` in its own, with how to stop it when it ``runs_until_stopped`` (``more``:
-    argparse's other settings, an epilog)."""
+    ``description`` in its own, with how to stop it when it ``runs_until_stopped`` and what
+    that does to the flashes it runs, unless it runs none (``more``: argparse's other
+    settings, an epilog)."""
     if runs_until_stopped:
-        description += " " + STOP_HELP
+        description += " " + STOP_HELP.format(stops=STOP_FLASHES if flashes else "")
     command = commands.add_parser(name, help=summary, description=description, **more)
     command.set_defaults(run=run)
     return command

@@ -167,6 +167,29 @@ def test_a_label_names_a_board_as_its_port_path_does(s2_file: Path, tmp_path: Pa
     )
 
 
+def test_force_says_what_it_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "s3.bin"
+    path.write_bytes(dfufile.pack(image_files(), pid=9))
+    forced = espdfu("flash", path, "--path", "1-1.1", "--force", "--sim", "esp32s2")
+    assert forced.returncode == 0
+    assert (
+        "espdfu: warning: --force flashes 1-1.1 although: The file is for esp32s3 but the board "
+        "at 1-1.1 is esp32s2." in forced.stderr.splitlines()
+    )
+    fitting = espdfu("flash", path, "--force", "--sim", "esp32s3")
+    assert fitting.returncode == 0 and "--force" not in fitting.stderr
+
+
+def test_after_several_boards_reset_is_asked_once_of_each(s2_file: Path) -> None:
+    several = espdfu("flash", s2_file, "--all", "--sim", "esp32s2*2").stdout.splitlines()
+    assert [line for line in several if "RESET" in line] == [
+        "Press RESET on each board to run the new firmware: the ESP ROM does not start it by "
+        "itself."
+    ]
+    one = espdfu("flash", s2_file, "--sim", "esp32s2").stdout
+    assert "Press RESET on the board to run" in one
+
+
 def test_flash_with_no_board_waits_then_fails(s2_file: Path) -> None:
     result = espdfu("flash", s2_file, "--wait", "0.3", "--sim", "esp32s3-jtag")
     assert result.returncode == 1

@@ -228,6 +228,27 @@ def test_mkdfu_refuses_a_dfu_bin_that_flashes_nothing(tmp_path: Path) -> None:
     assert "Nothing to write: every image is empty" in result.stderr
 
 
+def test_info_and_flash_warn_of_entries_beyond_the_declared_flash(tmp_path: Path) -> None:
+    """`idf.py dfu` writes such files, and what the ROM does with them is not published: they
+    are read and flashed, with one warning that gives both sizes."""
+    parts = [FlashFile(0x3F0000 + n * 512 * 1024, f"p{n}", b"\xce" * 512 * 1024) for n in range(3)]
+    path = tmp_path / "dfu.bin"
+    path.write_bytes(dfufile.pack(parts, pid=2, flash_size=4 * MB))
+    warning = (
+        "3 entries reach up to 0x570000, beyond the 4 MB flash (they take 8MB); the file "
+        "declares that flash in flash_params.dat, and what the ESP ROM does with entries beyond "
+        "it is not published: flash it only to a board whose flash is big enough."
+    )
+    info = espdfu("info", path)
+    assert info.returncode == 0, info.stderr
+    assert [line for line in info.stdout.splitlines() if "warning" in line] == [
+        f"  warning: {warning}"
+    ]
+    flashed = espdfu("flash", path, "--sim", "esp32s2")  # a virtual board's flash is 4 MB
+    assert f"espdfu: warning: {warning}" in flashed.stderr.splitlines()
+    assert "1-1.1" in flashed.stdout  # warned, and flashed all the same
+
+
 def test_mkdfu_from_a_build_folder(tmp_path: Path, vectors: Path) -> None:
     build = tmp_path / "build"
     shutil.copytree(vectors / "1", build)
