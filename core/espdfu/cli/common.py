@@ -63,11 +63,26 @@ def seconds_or_zero(text: str) -> float:
     return _seconds_at_least(text, zero_ok=True)
 
 
+def _whole(text: str) -> int:
+    """A whole number written in digits; 0 for anything else (no kind below takes 0)."""
+    return int(text) if text.strip().isdecimal() else 0
+
+
 def port_number(text: str) -> int:
     """A TCP port to serve on."""
-    value = int(text) if text.strip().isdecimal() else 0
+    value = _whole(text)
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535 {_got(text)}")
+    return value
+
+
+def baud(text: str) -> int:
+    """A serial port's speed."""
+    value = _whole(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be a speed in bits per second, a whole number such as 115200 {_got(text)}"
+        )
     return value
 
 

@@ -41,6 +41,7 @@ from .common import (
     add_flag,
     add_json,
     add_sim,
+    baud,
     board_name,
     note,
     port_paths,
@@ -83,7 +84,7 @@ def add_commands(commands: Commands) -> None:
     add_flag(monitor, "--all", help="every Espressif USB console there is now")
     add_flag(monitor, "--list", help="list the serial ports (of --sim's boards, of -p's) and stop")
     monitor.add_argument(
-        "--baud", type=int, default=DEFAULT_BAUD,
+        "--baud", type=baud, default=DEFAULT_BAUD,
         help="the speed of a UART port (default %(default)d; USB consoles ignore it)",
     )  # fmt: skip
     monitor.add_argument(
