@@ -15,6 +15,15 @@ from typing import IO
 DEADLINE_S = 20.0
 
 
+def labelled(folder: Path, labels: dict[str, str]) -> dict[str, str]:
+    """An environment whose configuration (in ``folder``, made) gives the boards ``labels``
+    (port path → label)."""
+    folder.mkdir()
+    lines = "".join(f'"{path}" = "{label}"\n' for path, label in labels.items())
+    (folder / "labels.toml").write_text(f"[labels]\n{lines}")
+    return {"ESPDFU_CONFIG_DIR": str(folder)}
+
+
 def espdfu(
     *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:

@@ -15,8 +15,10 @@ from textual.widgets import RichLog, Static
 from espdfu.bench.build import BuildState
 from espdfu.bench.views import BoardChanged, BoardView
 from espdfu.config import config_dir, load_labels, save_label
+from espdfu.errors import InputError
 from espdfu.files import dfufile
 from espdfu.files.dfufile import FlashFile
+from espdfu.files.idfbuild import BuildFolder
 from espdfu.sim import BoardKind, TimeModel, VirtualBoard
 from espdfu_tui.__main__ import build_parser, main, make_app_from_args
 from espdfu_tui.app import EspdfuApp
@@ -59,6 +61,21 @@ async def test_one_panel_per_board_and_the_first_selected(tmp_path: Path) -> Non
         assert "espdfu-demo · esp32s2 · build: idle" in text(app, "#project-line")
         assert "no build/dfu.bin yet: press b to build" in text(app, "#artifact-line")
         assert not app.query_one("#no-boards").display
+
+
+async def test_a_build_missing_an_image_is_said_in_mkdfus_words(tmp_path: Path) -> None:
+    """The top line said "no build/dfu.bin yet" where `espdfu mkdfu --build-dir` says which
+    image flasher_args.json names that is not there."""
+    app, _ = make_app(tmp_path)
+    build = app.workbench.settings.build_dir
+    build.mkdir()
+    (build / "project_description.json").write_text('{"target": "esp32s2"}')
+    (build / "flasher_args.json").write_text('{"flash_files": {"0x10000": "app.bin"}}')
+    with pytest.raises(InputError) as mkdfu:
+        BuildFolder.open(build).make_dfu()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: "exist" in text(app, "#artifact-line"), "the missing image")
+        assert text(app, "#artifact-line") == f"no build/dfu.bin: {mkdfu.value}"
 
 
 async def test_a_board_without_a_driver_says_so_and_how_to_fix_it(tmp_path: Path) -> None:
@@ -394,6 +411,32 @@ def test_what_stops_the_start_is_said_with_espdfus_exit_codes(
     monkeypatch.setenv("ESPDFU_CONFIG_DIR", str(not_a_folder))
     assert main(["--demo"]) == 1  # the lock file cannot be made there
     assert "Cannot use the lock file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["/nonexistent/dir"], "The project folder /nonexistent/dir does not exist."),
+        (["/etc/passwd"], "The project folder /etc/passwd is not a folder."),
+        (["--build-dir", "{file}"], "The build folder {file} is a file, not a folder."),
+        (
+            ["--build-dir", "/no/build"],
+            "The build folder /no/build does not exist, and neither does /no.",
+        ),
+        (["--serve", "/nonexistent/dir"], "The project folder /nonexistent/dir does not exist."),
+    ],
+)
+def test_a_folder_that_cannot_be_a_project_or_build_folder_is_refused(
+    argv: list[str], said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """They started as if fine, watching nothing for ever: now exit 2 before anything starts
+    (no lock taken, nothing served)."""
+    some_bin = tmp_path / "some.bin"
+    some_bin.write_bytes(b"")
+    argv = [arg.format(file=some_bin) for arg in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"espdfu-tui: {said.format(file=some_bin)}" in err and "Traceback" not in err
 
 
 async def test_a_panel_shows_the_roms_erase_and_the_log_notes_the_large_part(

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from espdfu.instance import LOCK_FILE_NAME, lock_path, take_instance_lock
-from espdfu_tui.__main__ import app_arguments, build_parser
+from espdfu_tui.__main__ import app_arguments, build_parser, main
 from tests.conftest import require_tool
 from tests.helpers.chromium import Chromium
 
@@ -310,3 +310,17 @@ def run_app(*args: str) -> subprocess.CompletedProcess[str]:
         check=False,
         stdin=subprocess.DEVNULL,
     )
+
+
+@pytest.mark.parametrize(
+    ("port", "got"), [("99999", "99999"), ("-1", "-1"), ("0", "0"), ("http", "http")]
+)
+def test_a_port_that_is_none_is_refused_before_serving(
+    port: str, got: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--port 99999 printed an address, then an OverflowError's traceback; -1 a socket error."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["--serve", f"--port={port}"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --port: must be a port number from 1 to 65535 (got {got})" in err

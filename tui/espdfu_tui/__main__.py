@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from espdfu import __version__
-from espdfu.cli.common import add_sim, print_error
+from espdfu.cli.common import add_sim, port_number, print_error
 from espdfu.config import DEFAULT_COMMAND
 from espdfu.errors import EspdfuError
 from espdfu.instance import AlreadyRunning, take_instance_lock
@@ -66,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--serve", action="store_true", help="serve the app to a browser instead of this terminal"
     )
     browser.add_argument("--host", help=f"the address to serve on (default {DEFAULT_HOST})")
-    browser.add_argument("--port", type=int, help=f"the port to serve on (default {DEFAULT_PORT})")
+    browser.add_argument(
+        "--port", type=port_number, help=f"the port to serve on (default {DEFAULT_PORT})"
+    )
     browser.add_argument(
         "--allow-remote", action="store_true",
         help="let --host be reachable from other machines: anyone who reaches it can flash",
@@ -95,6 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the app, or the server of --serve; return the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        _check_folders(args)
+    except EspdfuError as error:
+        return print_error(error, "espdfu-tui")
     if args.serve:
         return _serve(parser, args)
     if args.host is not None or args.port is not None or args.allow_remote:
@@ -113,6 +119,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return print_error(error, "espdfu-tui")
     with lock:
         return _run(args, in_browser)
+
+
+def _check_folders(args: argparse.Namespace) -> None:
+    """Refuse a project or build folder that cannot be one, before anything starts."""
+    from espdfu.bench.build import project_folder
+    from espdfu.bench.settings import build_folder
+
+    if args.project_dir is not None:
+        project_folder(args.project_dir)
+    if args.build_dir is not None:
+        build_folder(args.build_dir)
 
 
 def _run(args: argparse.Namespace, in_browser: bool) -> int:

@@ -50,6 +50,8 @@ class StatusBar(Widget):
 
     def _artifact_text(self, summary: Summary, now: float) -> str:
         artifact = summary.artifact
+        if artifact is None and summary.unmade:
+            return f"no {self.build_dir}/dfu.bin: {summary.unmade}"
         if artifact is None:
             return f"no {self.build_dir}/dfu.bin yet: press {self.build_key} to build"
         if not artifact.valid:

@@ -29,7 +29,13 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 from ..errors import DfuFormatError, EspdfuError, InputError
 from ..files import dfufile
 from ..files.dfufile import MAX_FILE_SIZE, DfuImage
-from ..files.idfbuild import FLASHER_ARGS, BuildFolder, flash_files_from_json, read_json
+from ..files.idfbuild import (
+    FLASHER_ARGS,
+    BuildFolder,
+    flash_files_from_json,
+    read_flash_files,
+    read_json,
+)
 from ..fsutil import read_bytes
 
 log = logging.getLogger(__name__)
@@ -103,7 +109,9 @@ class ArtifactWatcher:
     """Watches an ESP-IDF build folder and reports each new dfu.bin once it has settled.
 
     ``on_artifact`` and ``on_note`` are called on the watcher's thread (and on the caller's,
-    from :meth:`start` and :meth:`check_now`); they should hand the news on, not block.
+    from :meth:`start` and :meth:`check_now`); they should hand the news on, not block. So is
+    ``on_unmade``, with why the folder gives no dfu.bin whenever that changes ("" once it is
+    past): an image its flasher_args.json names is missing, in ``espdfu mkdfu``'s words.
     """
 
     def __init__(
@@ -114,12 +122,15 @@ class ArtifactWatcher:
         settle_s: float = 0.25,
         make_dfu: bool = True,
         on_note: Callable[[str], None] | None = None,
+        on_unmade: Callable[[str], None] | None = None,
     ) -> None:
         self._build_dir = Path(build_dir).absolute()
         self._dfu_path = self._build_dir / DFU_NAME
         self._flasher_args = self._build_dir / FLASHER_ARGS
         self._on_artifact = on_artifact
         self._on_note = on_note
+        self._on_unmade = on_unmade
+        self._unmade = ""
         self._settle_s = settle_s
         self._make_dfu = make_dfu
         self._lock = threading.Lock()
@@ -370,10 +381,11 @@ class ArtifactWatcher:
         and a dfu.bin of a new bootloader and an old app must never be flashed.
         """
         images = self._plan.images
-        if not images or self.paused:
+        if self.paused:
             return
         stats = tuple(_stat(path) for path in images)
-        if None in stats:
+        self._say_unmade(self._missing_image() if None in stats else "")
+        if not images or None in stats:
             return
         mtimes = {path: stat[1] for path, stat in zip(images, stats, strict=True) if stat}
         dfu = _stat(self._dfu_path)
@@ -400,7 +412,25 @@ class ArtifactWatcher:
             self._note(note)
         self._refresh(made_here=True)
 
+    def _missing_image(self) -> str:
+        """What ``espdfu mkdfu`` says of the first image flasher_args.json names that is not
+        there ("" if all are there by now): nothing is read but what is missing."""
+        try:
+            images = flash_files_from_json(self._flasher_args)
+            read_flash_files([image for image in images if _stat(image.path) is None][:1])
+        except EspdfuError as error:
+            return str(error)
+        return ""
+
     # --- notes --------------------------------------------------------------------------------
+
+    def _say_unmade(self, text: str) -> None:
+        with self._lock:
+            if text == self._unmade:
+                return
+            self._unmade = text
+        if self._on_unmade is not None:
+            self._on_unmade(text)
 
     def _note(self, text: str) -> None:
         if self._on_note is None:

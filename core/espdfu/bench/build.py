@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import EspdfuError
+from ..errors import EspdfuError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -252,6 +252,18 @@ class BuildRunner:
                     recent.append(line)
                     if _ERROR.search(line):
                         errors.append(line)
+
+
+def project_folder(path: Path) -> Path:
+    """``path`` as the project folder asked for, refused when it is none."""
+    if not path.is_dir():
+        what = "is not a folder" if path.exists() else "does not exist"
+        raise InputError(
+            f"The project folder {path} {what}.",
+            "Name the folder of an ESP-IDF project (the one with its CMakeLists.txt), or start "
+            "espdfu-tui in it and name none.",
+        )
+    return path
 
 
 def find_project(start: Path) -> Path | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..config import DEFAULT_COMMAND, Settings, traces_dir
+from ..errors import InputError
 from ..flashing.flasher import FlashOptions
 from ..usb.trace import TraceFolder
 
@@ -61,7 +62,7 @@ def workbench_settings(
     """
     project_dir = config.project_dir
     return WorkbenchSettings(
-        build_dir=config.build_dir or (project_dir or Path.cwd()) / "build",
+        build_dir=build_folder(config.build_dir or (project_dir or Path.cwd()) / "build"),
         project_dir=project_dir,
         build_command=config.build_argv,
         auto_flash=config.auto_flash,
@@ -77,3 +78,18 @@ def workbench_settings(
         ),
         monitor_interval_s=config.monitor_interval_s,
     )
+
+
+def build_folder(path: Path) -> Path:
+    """``path``, refused when it cannot be a build folder, now or once a build makes it."""
+    if path.exists() and not path.is_dir():
+        raise InputError(
+            f"The build folder {path} is a file, not a folder.",
+            "Name the folder a build writes dfu.bin and flasher_args.json to (such as build).",
+        )
+    if not path.exists() and not path.parent.is_dir():
+        raise InputError(
+            f"The build folder {path} does not exist, and neither does {path.parent}.",
+            "Check the path: a build makes its build folder, not the folders around it.",
+        )
+    return path

@@ -173,6 +173,9 @@ class Summary:
     """Everything the workbench shows besides its boards."""
 
     artifact: Artifact | None = None
+    unmade: str = ""
+    """Why the build folder gives no dfu.bin, when the watcher knows (a missing image, in
+    ``espdfu mkdfu``'s words); said instead of "no dfu.bin yet"."""
     target: str | None = None
     """The project's target as its sdkconfig says (None: not known)."""
     build: BuildStatus = BuildStatus()

@@ -78,6 +78,7 @@ class Workbench:
             settle_s=settings.settle_s,
             make_dfu=settings.make_dfu,
             on_note=self._on_note,
+            on_unmade=self._on_unmade,
         )
         self._builder = Builder(
             settings,
@@ -173,7 +174,8 @@ class Workbench:
             artifact = self._summary.artifact
             if artifact is None or not artifact.valid:
                 why = "there is no dfu.bin yet" if artifact is None else artifact.problem
-                self._changes.log(f"Nothing to flash: {why}.", level="warning")
+                unmade = self._summary.unmade if artifact is None else ""
+                self._changes.log(f"Nothing to flash: {why}. {unmade}".strip(), level="warning")
                 return []
             return [path for path in paths if self._flashes.start(path, artifact, explicit=True)]
 
@@ -279,6 +281,13 @@ class Workbench:
 
     def _on_note(self, text: str) -> None:
         self._changes.log(text, level="warning")
+
+    def _on_unmade(self, text: str) -> None:
+        with self._changes:
+            self._summary = replace(self._summary, unmade=text)
+            self._changes.post(SummaryChanged(self._summary))
+            if text:
+                self._changes.log(text, level="warning")
 
     def _count_flashes(self, flashes: int) -> None:
         if flashes != self._summary.flashes:

@@ -8,13 +8,14 @@ import shutil
 import textwrap
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
 from ..errors import EspdfuError, InputError
 from ..files import dfufile
 from ..files.dfufile import DfuImage
-from ..flashing.flasher import FlashResult, flash_many, incompatibility
+from ..flashing.flasher import FlashResult, flash_many, forced, incompatibility, reset_step
 from ..flashing.stopping import flash_endings
 from ..usb.boards import Board, read_state, scan
 from ..usb.transport import Usb
@@ -29,9 +30,12 @@ from .common import (
     add_json,
     add_selection,
     add_sim,
+    configured_labels,
     flash_options,
     note,
+    port_paths,
     say_stopped,
+    seconds_or_zero,
 )
 from .live import LiveProgress
 from .trace import TRACE_HELP, traced_to
@@ -65,7 +69,7 @@ def add_commands(commands: Commands) -> None:
     add_selection(flash, "the board", "every compatible board, in parallel")
     add_flash_options(flash)
     flash.add_argument(
-        "--wait", type=float, default=0.0, metavar="SECONDS",
+        "--wait", type=seconds_or_zero, default=0.0, metavar="SECONDS",
         help="wait up to SECONDS for the boards to appear",
     )  # fmt: skip
     add_json(flash, "one JSON result per board")
@@ -79,8 +83,9 @@ def _list(args: argparse.Namespace) -> int:
     usb_world = open_usb(args.sim)
     boards = scan(usb_world)
     states = {board.path: read_state(usb_world, board) for board in boards}
+    labels = configured_labels()
     if args.json:
-        print(json.dumps([{**board.as_dict(), "state": states[board.path]} for board in boards]))
+        print(json.dumps([_listed(board, states, labels) for board in boards]))
         return Exit.OK
     if args.verbose:
         print(f"USB: {usb_world.description}")
@@ -88,10 +93,12 @@ def _list(args: argparse.Namespace) -> int:
         print("No boards found.")
         print("Hold BOOT, tap RESET and release BOOT to put a board in download mode.")
         return Exit.OK
-    rows = [("PORT", "CHIP", "MODE", "STATE", "BLOCK")]
+    rows = [("PORT", "LABEL", "CHIP", "MODE", "STATE", "BLOCK")]
     for board in boards:
         block = str(board.functional.transfer_size) if board.functional else "-"
-        rows.append((board.path, board.chip_name, board.mode.value, states[board.path], block))
+        label = labels.get(board.path) or "-"
+        row = (board.path, label, board.chip_name, board.mode.value, states[board.path], block)
+        rows.append(row)
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -103,11 +110,19 @@ def _list(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
+def _listed(board: Board, states: dict[str, str], labels: Mapping[str, str]) -> dict[str, object]:
+    return {**board.as_dict(), "label": labels.get(board.path), "state": states[board.path]}
+
+
 # --- flash ------------------------------------------------------------------------------------
 
 
 def _flash(args: argparse.Namespace) -> int:
     image = dfufile.load(args.file)
+    overrun = dfufile.overrun_warning(image.entries, image.flash_size)
+    if overrun:
+        note(f"warning: {overrun}")
+    args.path = port_paths(args.path)
     usb_world = open_usb(args.sim)
     cancel = threading.Event()
     # Ctrl-C, SIGTERM and SIGHUP abort every download cleanly (each board is left in dfuIDLE,
@@ -156,6 +171,10 @@ def _select(
             continue
         if args.all:  # once, for the boards as they were when the flash started
             _say_skipped(boards, image, args.force)
+        for path in chosen if args.force else ():
+            overridden = forced(boards[path], image)
+            if overridden:
+                note(f"warning: --force flashes {path} although: {overridden}")
         return chosen
 
 
@@ -239,6 +258,6 @@ def _report(results: list[FlashResult]) -> None:
         report_result(result)
     flashed = sum(result.ok for result in results)
     print(f"{flashed} of {len(results)} board{'s' if len(results) != 1 else ''} flashed.")
-    next_steps = {result.next_step for result in results if result.ok and result.next_step}
-    for step in next_steps:
-        print(step)
+    reset = sum(bool(result.ok and result.next_step) for result in results)
+    if reset:
+        print(reset_step(reset))

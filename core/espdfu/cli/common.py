@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import argparse
 import enum
+import math
 import queue
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import FrameType
 from typing import Any, TypeAlias
 
-from ..errors import DfuFormatError, EspdfuError, InputError
+from ..errors import DfuFormatError, EspdfuError, InputError, printable
 from ..flashing.flasher import FlashOptions
 from ..flashing.stopping import STOP_SIGNALS, signal_exit_code, stopped_line
+from ..units import parse_size
 from ..worlds import SIM_ENV
 
 
@@ -30,14 +33,87 @@ class Exit(enum.IntEnum):
     INTERRUPTED = 130
 
 
+# --- the kinds of values options take: checked as the command line is read --------------------
+# Each refuses a value with the same words wherever it is taken, as argparse prints them:
+# "espdfu flash: error: argument --wait: must be a number of seconds, 0 or more (got -5)".
+
+
+def _got(text: str) -> str:
+    return f"(got {text!r})" if not text.strip() or text != text.strip() else f"(got {text})"
+
+
+def _seconds_at_least(text: str, zero_ok: bool) -> float:
+    words = "0 or more" if zero_ok else "more than 0"
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, {words} {_got(text)}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """A number of seconds, more than 0 (a time something is given)."""
+    return _seconds_at_least(text, zero_ok=False)
+
+
+def seconds_or_zero(text: str) -> float:
+    """A number of seconds, 0 or more (0: do not wait)."""
+    return _seconds_at_least(text, zero_ok=True)
+
+
+def _whole(text: str) -> int:
+    """A whole number written in digits; 0 for anything else (no kind below takes 0)."""
+    return int(text) if text.strip().isdecimal() else 0
+
+
+def port_number(text: str) -> int:
+    """A TCP port to serve on."""
+    value = _whole(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535 {_got(text)}")
+    return value
+
+
+def baud(text: str) -> int:
+    """A serial port's speed."""
+    value = _whole(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be a speed in bits per second, a whole number such as 115200 {_got(text)}"
+        )
+    return value
+
+
+def size(text: str) -> int:
+    """A number of bytes, more than 0, with or without a unit (:func:`espdfu.units.parse_size`)."""
+    value = parse_size(text)
+    if not value:
+        raise argparse.ArgumentTypeError(
+            f"must be a size in bytes, more than 0, such as 4096, 0x1000, 64K or 4MB {_got(text)}"
+        )
+    return value
+
+
+def board_name(text: str) -> str:
+    """A board: its USB port path, or its label."""
+    if not text.strip() or not text.isprintable():
+        raise argparse.ArgumentTypeError(
+            f"must be a USB port path (see `espdfu list`) or a board's label {_got(text)}"
+        )
+    return text.strip()
+
+
 # --- the options several commands take: one definition, one help text each -------------------
 
 
 STOP_HELP = (
-    "Stop with Ctrl-C (or SIGTERM, SIGHUP): running flashes are aborted, the boards left "
-    "ready, and it exits with 128 + the signal (130 for Ctrl-C)."
+    "Stop with Ctrl-C (or SIGTERM, SIGHUP): {stops}it exits with 128 + the signal (130 for Ctrl-C)."
 )
 """The last words of the long-running commands' --help."""
+STOP_FLASHES = "running flashes are aborted, the boards left ready, and "
+"""What a stop does to a long-running command that flashes."""
 
 
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -52,13 +128,15 @@ def add_command(
     description: str,
     *,
     runs_until_stopped: bool = False,
+    flashes: bool = True,
     **more: Any,
 ) -> argparse.ArgumentParser:
     """The command ``name``, which ``run`` runs: ``summary`` in ``espdfu --help``,
-    ``description`` in its own, with how to stop it when it ``runs_until_stopped`` (``more``:
-    argparse's other settings, an epilog)."""
+    ``description`` in its own, with how to stop it when it ``runs_until_stopped`` and what
+    that does to the flashes it runs, unless it runs none (``more``: argparse's other
+    settings, an epilog)."""
     if runs_until_stopped:
-        description += " " + STOP_HELP
+        description += " " + STOP_HELP.format(stops=STOP_FLASHES if flashes else "")
     command = commands.add_parser(name, help=summary, description=description, **more)
     command.set_defaults(run=run)
     return command
@@ -85,9 +163,49 @@ def add_sim(parser: argparse.ArgumentParser) -> None:
 def add_paths(parser: argparse._ActionsContainer, which: str) -> None:
     """``-p/--path PORT``, repeatable, into ``args.path``; ``which``: the boards it names."""
     parser.add_argument(
-        "-p", "--path", action="append", default=[], metavar="PORT",
-        help=f"{which} at this USB port path (see `espdfu list`); repeatable",
+        "-p", "--path", action="append", default=[], metavar="PORT", type=board_name,
+        help=f"{which} at this USB port path, or with this label (see `espdfu list`); "
+        "repeatable",
     )  # fmt: skip
+
+
+def configured_labels() -> Mapping[str, str]:
+    """The boards' labels (port path → label) the configuration around here gives."""
+    from ..bench.build import find_project
+    from ..config import load_settings
+
+    return load_settings(find_project(Path.cwd())).labels
+
+
+def port_paths(names: list[str], labels: Mapping[str, str] | None = None) -> list[str]:
+    """The USB port paths of the boards ``names`` names by port path or by label (``labels``:
+    port path → label; None: those the configuration gives, read only when a name needs them,
+    so that `espdfu flash -p 1-1.2` reads no file before its DETACH)."""
+    from ..config import is_port_path
+
+    if all(is_port_path(name) for name in names):
+        return names
+    if labels is None:
+        labels = configured_labels()
+    paths = []
+    for name in names:
+        labelled = [path for path, label in labels.items() if label == name]
+        if is_port_path(name) or len(labelled) == 1:
+            paths.append(name if is_port_path(name) else labelled[0])
+            continue
+        shown = printable(name)
+        if labelled:
+            raise InputError(
+                f"{len(labelled)} boards are labelled '{shown}': {', '.join(sorted(labelled))}.",
+                "Name the one you mean by its USB port path, or give each its own label.",
+            )
+        known = ", ".join(f"'{label}'" for label in sorted(set(labels.values())))
+        raise InputError(
+            f"'{shown}' is neither a USB port path (such as 1-1.2) nor a board's label"
+            + (f" ({known})." if known else " (no board has a label)."),
+            "`espdfu list` shows each board's port path and label.",
+        )
+    return paths
 
 
 def add_selection(parser: argparse.ArgumentParser, which: str, every: str) -> None:
@@ -102,7 +220,7 @@ def add_flash_options(parser: argparse.ArgumentParser) -> None:
     """``--force`` and ``--detach-wait``, which :func:`flash_options` reads."""
     add_flag(parser, "--force", help="flash even when the chip differs")
     parser.add_argument(
-        "--detach-wait", type=float, default=FlashOptions.detach_wait_s, metavar="SECONDS",
+        "--detach-wait", type=seconds, default=FlashOptions.detach_wait_s, metavar="SECONDS",
         help="how long a board may take to come back in DFU mode (default %(default)g)",
     )  # fmt: skip
 

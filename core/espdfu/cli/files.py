@@ -10,13 +10,13 @@ from pathlib import Path
 from ..chips import dfu_chip_names
 from ..errors import DfuFormatError, InputError
 from ..files import dfufile
+from ..files.dfufile import check_writable
 from ..files.idfbuild import (
     BuildFolder,
     Image,
     chip_for_target,
     flash_files_from_json,
     merge_images,
-    parse_flash_size,
     parse_int,
     parse_pid,
     part_size_from_env,
@@ -24,7 +24,7 @@ from ..files.idfbuild import (
 )
 from ..units import format_size
 from ..usb import rom
-from .common import Commands, Exit, add_command, add_flag, add_json
+from .common import Commands, Exit, add_command, add_flag, add_json, size
 
 
 def add_commands(commands: Commands) -> None:
@@ -55,11 +55,14 @@ def add_commands(commands: Commands) -> None:
     target = mkdfu.add_mutually_exclusive_group()
     target.add_argument("--pid", type=str, help="USB product ID in hex, as ESP-IDF's --pid")
     target.add_argument("--chip", help=f"target chip ({dfu_chip_names()})")
-    mkdfu.add_argument("--flash-size", default=None, help="flash size, 1MB ... 128MB (default 2MB)")
     mkdfu.add_argument(
-        "--part-size",
-        help="split images into parts of this many bytes (default $ESP_DFU_PART_SIZE or 512 KiB)",
+        "--flash-size", type=size, metavar="SIZE", help="flash size, 1MB ... 128MB (default 2MB)"
     )
+    mkdfu.add_argument(
+        "--part-size", type=size, metavar="SIZE",
+        help="split images into parts of this size, such as 64K or 0x10000 (default "
+        "$ESP_DFU_PART_SIZE or 512K)",
+    )  # fmt: skip
     mkdfu.add_argument(
         "--json", type=Path, metavar="FLASHER_ARGS", help="take images from a flasher_args.json"
     )
@@ -125,9 +128,7 @@ def _print_image(path: Path, image: dfufile.DfuImage) -> None:
 
 
 def _mkdfu(args: argparse.Namespace) -> int:
-    part_size = (
-        parse_int(args.part_size, "The part size") if args.part_size else part_size_from_env()
-    )
+    part_size = args.part_size or part_size_from_env()
     if args.build_dir is not None:
         data, output, notes = _from_build_dir(args, part_size)
     else:
@@ -196,13 +197,10 @@ def _from_inputs(args: argparse.Namespace, part_size: int) -> tuple[bytes, Path,
         for file in files
         if not file.data
     ]
-    flash_size = None if args.no_flash_params else parse_flash_size(args.flash_size or "2MB")
-    pid = _pid(args)
-    return (
-        dfufile.pack(files, pid=pid, flash_size=flash_size, part_size=part_size),
-        args.output,
-        notes,
-    )
+    flash_size = None if args.no_flash_params else args.flash_size or dfufile.DEFAULT_FLASH_SIZE
+    data = dfufile.pack(files, pid=_pid(args), flash_size=flash_size, part_size=part_size)
+    check_writable(files, flash_size)
+    return data, args.output, notes
 
 
 def _pid(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from ..consoles.ports import (
     Back,
     ConsoleEvent,
     Gone,
+    Port,
     Reader,
     Refused,
     console_finder,
@@ -40,8 +41,12 @@ from .common import (
     add_flag,
     add_json,
     add_sim,
+    baud,
+    board_name,
     note,
+    port_paths,
     say_stopped,
+    seconds,
 )
 
 FIRST_WAIT_SAY_S = 1.0
@@ -68,16 +73,18 @@ def add_commands(commands: Commands) -> None:
         "print the boards' consoles",
         DESCRIPTION,
         runs_until_stopped=True,
+        flashes=False,
     )
     monitor.add_argument("port", nargs="*", metavar="PORT", help="a serial port (/dev/ttyUSB0)")
     monitor.add_argument(
-        "-p", "--path", action="append", default=[], metavar="USB_PATH",
-        help="the board at this USB port path (its app's USB console); repeatable",
+        "-p", "--path", action="append", default=[], metavar="USB_PATH", type=board_name,
+        help="the board at this USB port path, or with this label (its app's USB console); "
+        "repeatable",
     )  # fmt: skip
     add_flag(monitor, "--all", help="every Espressif USB console there is now")
-    add_flag(monitor, "--list", help="list the serial ports and stop")
+    add_flag(monitor, "--list", help="list the serial ports (of --sim's boards, of -p's) and stop")
     monitor.add_argument(
-        "--baud", type=int, default=DEFAULT_BAUD,
+        "--baud", type=baud, default=DEFAULT_BAUD,
         help="the speed of a UART port (default %(default)d; USB consoles ignore it)",
     )  # fmt: skip
     monitor.add_argument(
@@ -86,7 +93,7 @@ def add_commands(commands: Commands) -> None:
         "('PASS|FAIL'), the first means success, any other failure",
     )  # fmt: skip
     monitor.add_argument(
-        "--timeout", type=float, metavar="SECONDS", help="give up after SECONDS (exit 1)"
+        "--timeout", type=seconds, metavar="SECONDS", help="give up after SECONDS (exit 1)"
     )
     add_json(monitor, "one JSON object per line")
     monitor.add_argument(
@@ -192,9 +199,9 @@ class _Waits:
 
 
 def _monitor(args: argparse.Namespace) -> int:
+    args.path = port_paths(args.path)
     if args.list:
-        for port in ports():
-            print(f"{port.device}  {port.usb_path or '-'}  {port.description}")
+        _list(args)
         return Exit.OK
     until = alternatives(args.until) if args.until else None
     world, boards = _boards(args)
@@ -263,6 +270,22 @@ def _matched(as_json: bool, label: str, alternatives: list[re.Pattern[str]], ind
     if index:
         text += f" (the first alternative, {alternatives[0].pattern!r}, means success)"
     note(f"{text}.")
+
+
+def _list(args: argparse.Namespace) -> None:
+    """The serial ports there are now: of the virtual boards with --sim, only those of the
+    boards at -p's port paths when it is given."""
+    spec = sim_spec(args.sim)
+    if spec:
+        serial = serial_ports(open_usb(spec))
+        devices = {path: serial.at(path) for path in serial.espressif()}
+        now = {True: "virtual board", False: "virtual board, no console now"}
+        found = [Port(dev or "-", path, None, now[bool(dev)]) for path, dev in devices.items()]
+    else:
+        found = ports()
+    for port in found:
+        if not args.path or port.usb_path in args.path:
+            print(f"{port.device}  {port.usb_path or '-'}  {port.description}")
 
 
 def _boards(args: argparse.Namespace) -> tuple[Usb | None, dict[str, Callable[[], str | None]]]:

@@ -28,8 +28,10 @@ from .common import (
     add_json,
     add_paths,
     add_sim,
+    configured_labels,
     flash_options,
     note,
+    port_paths,
     say_stopped,
 )
 
@@ -65,7 +67,7 @@ class _Lines:
         self.labels = labels
         self.lock = threading.Lock()
 
-    def _name(self, path: str) -> str:
+    def name(self, path: str) -> str:
         label = self.labels.get(path)
         return f"{label} ({path})" if label else path
 
@@ -75,7 +77,7 @@ class _Lines:
                 print(json.dumps(result.as_dict()), flush=True)
             else:
                 report_result(
-                    result, prefix=f"{time.strftime('%H:%M:%S')} ", name=self._name(result.path)
+                    result, prefix=f"{time.strftime('%H:%M:%S')} ", name=self.name(result.path)
                 )
 
     def skipped(self, skipped: Skipped) -> None:
@@ -84,19 +86,18 @@ class _Lines:
                 entry = {"path": skipped.path, "ok": False, "skipped": skipped.reason}
                 print(json.dumps({**entry, "hint": skipped.hint}), flush=True)
             else:
-                lead = f"{time.strftime('%H:%M:%S')} {self._name(skipped.path)}"
+                lead = f"{time.strftime('%H:%M:%S')} {self.name(skipped.path)}"
                 report_line(lead, f"not flashed: {skipped.reason}", skipped.hint)
 
 
 def _station(args: argparse.Namespace) -> int:
     # Imported here, as in `espdfu watch`: the station and the configuration are not needed by
     # other commands (`espdfu flash` loads less before its DETACH).
-    from ..bench.build import find_project
-    from ..config import load_settings
     from ..flashing.station import Station
 
     image = dfufile.load(args.file)
-    labels = load_settings(find_project(Path.cwd())).labels
+    labels = configured_labels()
+    paths = port_paths(args.path, labels)
     usb_world = open_usb(args.sim)
     lines = _Lines(args.json, labels)
     station = Station(
@@ -104,10 +105,10 @@ def _station(args: argparse.Namespace) -> int:
         image,
         lines.result,
         lines.skipped,
-        paths=args.path,
+        paths=paths,
         options=flash_options(args),
     )
-    slots = f" at {', '.join(args.path)}" if args.path else ""
+    slots = f" at {', '.join(map(lines.name, paths))}" if paths else ""
     note(
         f"flashing {args.file} ({image.chip_name}, {format_size(len(image.raw))}) to every board "
         f"plugged in{slots}; Ctrl-C stops. After a flash, press RESET on the board (or "

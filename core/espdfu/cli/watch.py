@@ -19,6 +19,7 @@ from .common import (
     add_flag,
     add_selection,
     add_sim,
+    port_paths,
     say_stopped,
 )
 
@@ -79,12 +80,13 @@ def _watch(args: argparse.Namespace) -> int:
     if args.no_make_dfu:
         overrides["make_dfu"] = False
     config = load_settings(find_project(Path.cwd()), overrides=overrides)
-    settings = workbench_settings(config, arm_only=args.path)
+    settings = workbench_settings(config, arm_only=port_paths(args.path, config.labels))
     if args.no_console:
         settings = replace(settings, consoles=False)
     printer = EventLines()
     workbench = Workbench(open_usb(args.sim), settings)
-    print(f"Watching {settings.build_dir} (Ctrl-C to stop).", flush=True)
+    yet = "" if settings.build_dir.is_dir() else ", which does not exist yet: a build makes it"
+    print(f"Watching {settings.build_dir}{yet} (Ctrl-C to stop).", flush=True)
     stopped = threading.Event()
     with StopSignals(stopped.set) as stop:
         workbench.start(printer.show)

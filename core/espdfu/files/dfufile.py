@@ -505,13 +505,9 @@ def _layout_warnings(
                 f"'{after.name}' at 0x{after.address:x} overlaps '{before.name}' "
                 f"(0x{before.address:x}-0x{before.end:x})."
             )
-    if flash_size is not None:
-        for entry in entries:
-            if entry.end > flash_size:
-                warnings.append(
-                    f"'{entry.name}' ends at 0x{entry.end:x}, beyond the "
-                    f"{format_size(flash_size)} flash."
-                )
+    overrun = overrun_warning(entries, flash_size)
+    if overrun:
+        warnings.append(overrun)
     names = {entry.name for entry in entries}
     for entry in entries:
         if f"{entry.name}.1" in names and entry.size % SECTOR_SIZE:
@@ -520,6 +516,60 @@ def _layout_warnings(
                 f"of {SECTOR_SIZE}: the ROM erases whole sectors, so parts erase each other."
             )
     return warnings
+
+
+def flash_overrun(ends: Iterable[tuple[str, int]], flash_size: int | None) -> str:
+    """What lies beyond ``flash_size`` of the (name, end address) ``ends``, with the flash it
+    takes: "'app.bin' ends at 0x8f0000, beyond the 2 MB flash (it takes 16MB)"; empty when
+    nothing does."""
+    beyond = [(name, end) for name, end in ends if flash_size is not None and end > flash_size]
+    if not beyond:
+        return ""
+    last = max(end for _, end in beyond)
+    if len(beyond) == 1:
+        what, they = f"'{beyond[0][0]}' ends at 0x{last:x}", "it takes"
+    else:
+        what, they = f"{len(beyond)} entries reach up to 0x{last:x}", "they take"
+    takes = fitting_flash_size(last) or "more than any ESP flash holds"
+    return f"{what}, beyond the {format_size(flash_size or 0)} flash ({they} {takes})"
+
+
+def overrun_warning(entries: Iterable[FlashEntry], flash_size: int | None) -> str:
+    """What a dfu.bin's reader is told of entries beyond the flash size it declares (such files
+    exist: ESP-IDF writes them), with both sizes; empty when there are none."""
+    overrun = flash_overrun(((entry.name, entry.end) for entry in entries), flash_size)
+    if not overrun:
+        return ""
+    return (
+        f"{overrun}; the file declares that flash in {FLASH_PARAMS_NAME}, and what the ESP ROM "
+        "does with entries beyond it is not published: flash it only to a board whose flash is "
+        "big enough."
+    )
+
+
+def fitting_flash_size(end: int) -> str | None:
+    """The smallest flash size ESP-IDF knows that holds ``end`` bytes ("4MB"), if any."""
+    return next((name for name, size in FLASH_SIZES.items() if size >= end), None)
+
+
+def check_writable(files: Iterable[FlashFile], flash_size: int | None) -> None:
+    """Refuse to write a dfu.bin that flashes nothing, or whose images pass ``flash_size``:
+    ESP-IDF's writer makes both without a word, and neither is what anybody meant."""
+    files = list(files)
+    if not any(file.data for file in files):
+        raise InputError(
+            "Nothing to write: every image is empty, and a dfu.bin without flash entries "
+            "writes nothing to the board.",
+            "Give the images the board should get (empty ones are left out, as ESP-IDF "
+            "leaves them out).",
+        )
+    overrun = flash_overrun(((f.name, f.address + len(f.data)) for f in files), flash_size)
+    if overrun:
+        raise InputError(
+            f"{overrun}: espdfu does not write a dfu.bin the flash cannot hold.",
+            "If the board's flash is bigger, say so with --flash-size (a build's own is "
+            "CONFIG_ESPTOOLPY_FLASHSIZE, in `idf.py menuconfig`); else put the images lower.",
+        )
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -545,7 +595,7 @@ def pack(
         raise InputError(f"The part size must be a positive number of bytes, not {part_size}.")
     if flash_size is not None and flash_size not in FLASH_SIZES.values():
         raise InputError(
-            f"A flash size of {flash_size:,} bytes is not one ESP-IDF knows: "
+            f"A flash size of {format_size(flash_size)} is not one ESP-IDF knows: "
             f"use one of {', '.join(FLASH_SIZES)}."
         )
     records: list[bytes] = []

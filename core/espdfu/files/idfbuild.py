@@ -25,6 +25,7 @@ from .dfufile import (
     FLASH_SIZES,
     MAX_FILE_SIZE,
     FlashFile,
+    check_writable,
     pack,
 )
 
@@ -57,17 +58,6 @@ def parse_pid(text: str) -> int:
     if not 0 <= pid <= 0xFFFF:
         raise InputError(f"The product ID '{text}' does not fit in 16 bits.")
     return pid
-
-
-def parse_flash_size(text: str) -> int:
-    """A flash size as ESP-IDF writes it ("4MB"); bytes."""
-    size = FLASH_SIZES.get(text.strip().upper())
-    if size is None:
-        raise InputError(
-            f"The flash size '{text}' is not one ESP-IDF knows: use one of "
-            f"{', '.join(FLASH_SIZES)}."
-        )
-    return size
 
 
 def part_size_from_env(environ: Mapping[str, str] = os.environ) -> int:
@@ -247,12 +237,15 @@ class BuildFolder:
 
     def make_dfu(self, part_size: int | None = None) -> bytes:
         """The dfu.bin ``idf.py dfu`` would write for this build."""
-        return pack(
-            read_flash_files(self.flash_files),
+        files = read_flash_files(self.flash_files)
+        data = pack(
+            files,
             pid=self.chip.dfu_pid,
             flash_size=self.flash_size,
             part_size=part_size_from_env() if part_size is None else part_size,
         )
+        check_writable(files, self.flash_size)
+        return data
 
 
 def project_target(project_dir: Path, build_dir: Path) -> str | None:

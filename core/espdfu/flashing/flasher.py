@@ -163,12 +163,7 @@ class FlashResult:
         """What the user must do now, if anything."""
         if self.error is not None:
             return self.error.hint
-        if self.ending is Ending.IDLE:
-            return (
-                "Press RESET on the board to run the new firmware: the ESP ROM does not "
-                "start it by itself."
-            )
-        return ""
+        return reset_step() if self.ending is Ending.IDLE else ""
 
     @property
     def message(self) -> str:
@@ -196,6 +191,20 @@ class FlashResult:
             "hint": self.next_step,
             "notes": list(self.notes),
         }
+
+
+def reset_step(boards: int = 1) -> str:
+    """What to do after good flashes left ``boards`` boards in DFU mode: one line for all."""
+    which = "the board" if boards == 1 else "each board"
+    return (
+        f"Press RESET on {which} to run the new firmware: the ESP ROM does not start it by itself."
+    )
+
+
+def forced(board: Board, image: DfuImage) -> str | None:
+    """What ``--force`` lets through for ``board`` (the chips' mismatch), None when nothing."""
+    problem = incompatibility(board, image)
+    return problem.message if problem and not incompatibility(board, image, True) else None
 
 
 def incompatibility(board: Board, image: DfuImage, force: bool = False) -> FlashError | None:

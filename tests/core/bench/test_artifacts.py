@@ -16,6 +16,7 @@ from watchdog.observers.api import BaseObserver
 
 from espdfu.bench.artifacts import Artifact, ArtifactWatcher
 from espdfu.chips import chip_by_name
+from espdfu.errors import InputError
 from espdfu.files import dfufile
 from espdfu.files.idfbuild import BuildFolder
 from tests.conftest import missing
@@ -36,15 +37,17 @@ class Watching:
     at the folder once the files were still: every report but a rename's comes from one) are
     counted."""
 
-    def __init__(self, build_dir: Path, settle_s: float = SETTLE_S, **options: bool) -> None:
+    def __init__(self, build_dir: Path, settle_s: float = SETTLE_S, make_dfu: bool = True) -> None:
         self.artifacts: queue.Queue[Artifact] = queue.Queue()
         self.notes: queue.Queue[str] = queue.Queue()
+        self.unmade: queue.Queue[str] = queue.Queue()
         self.watcher = ArtifactWatcher(
             build_dir,
             self.artifacts.put,
             settle_s=settle_s,
+            make_dfu=make_dfu,
             on_note=self.notes.put,
-            **options,
+            on_unmade=self.unmade.put,
         )
         self.rounds = threading.Condition()
         self.started = self.ended = 0
@@ -258,6 +261,27 @@ def test_a_plain_build_gets_its_dfu_bin_made(build_dir: Path) -> None:
         assert rebuilt.image is not None
         assert {entry.name for entry in rebuilt.image.entries} >= {"bootloader.bin", "app.bin"}
         assert (build_dir / "dfu.bin").read_bytes() == BuildFolder.open(build_dir).make_dfu()
+    finally:
+        watching.watcher.stop()
+
+
+def test_a_missing_image_is_said_in_mkdfus_words_until_it_comes(build_dir: Path) -> None:
+    """The app and `espdfu watch` showed "no dfu.bin yet" where `espdfu mkdfu --build-dir`
+    says which image flasher_args.json names that is not there: they say the same now."""
+    _fake_build(build_dir)
+    bootloader = build_dir / "bootloader" / "bootloader.bin"
+    kept = bootloader.read_bytes()
+    bootloader.unlink()
+    with pytest.raises(InputError) as mkdfu:
+        BuildFolder.open(build_dir).make_dfu()
+    watching = Watching(build_dir)
+    watching.watcher.start()
+    try:
+        said = watching.unmade.get(timeout=WAIT_S)
+        assert said == str(mkdfu.value) and "bootloader.bin does not exist" in said
+        bootloader.write_bytes(kept)  # the build finishes: the dfu.bin is made, the words gone
+        assert watching.next().made_here
+        assert watching.unmade.get(timeout=WAIT_S) == ""
     finally:
         watching.watcher.stop()
 

@@ -18,8 +18,9 @@ from espdfu.bench.views import (
     BuildChanged,
     Logged,
 )
+from espdfu.errors import InputError
 from espdfu.files import dfufile
-from espdfu.files.idfbuild import flash_files_from_json, read_flash_files
+from espdfu.files.idfbuild import BuildFolder, flash_files_from_json, read_flash_files
 from espdfu.flashing.flasher import Failure, FlashOptions, FlashResult
 from espdfu.sim import TimeModel
 from espdfu.usb.trace import TraceFolder, trace_files
@@ -189,6 +190,22 @@ def test_an_invalid_dfu_bin_is_shown_with_its_reason_and_not_flashed(bench: Benc
     assert artifact is not None and not artifact.valid
     assert "raw ESP firmware image" in artifact.problem
     assert bench.workbench.flash_all() == []
+
+
+def test_f_with_a_build_missing_an_image_says_what_mkdfu_says(bench: Bench) -> None:
+    """Not "Nothing to flash: there is no dfu.bin yet" alone: which image flasher_args.json
+    names that is not there, in the words of `espdfu mkdfu --build-dir`, in the summary the
+    app's status line shows and in the log."""
+    bench.build_dir.mkdir(parents=True)
+    (bench.build_dir / "project_description.json").write_text('{"target": "esp32s2"}')
+    (bench.build_dir / "flasher_args.json").write_text('{"flash_files": {"0x10000": "app.bin"}}')
+    with pytest.raises(InputError) as mkdfu:
+        BuildFolder.open(bench.build_dir).make_dfu()
+    bench.recorder.wait(lambda: bench.workbench.summary.unmade != "", "the missing image")
+    assert bench.workbench.summary.unmade == str(mkdfu.value)
+    assert bench.workbench.flash_all() == []
+    said = f"Nothing to flash: there is no dfu.bin yet. {mkdfu.value}"
+    assert said in bench.recorder.logged().splitlines()
 
 
 def test_stop_leaves_no_thread_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,7 +19,7 @@ from espdfu.errors import EspdfuError
 from espdfu.files import dfufile
 from espdfu.flashing.flasher import FlashOptions, FlashResult, Phase, Progress, flash
 from tests.helpers.boardworld import KIB, image, image_files, world
-from tests.helpers.command import espdfu
+from tests.helpers.command import espdfu, labelled
 
 
 @pytest.fixture
@@ -33,10 +33,12 @@ def test_list_shows_each_board_with_what_to_do() -> None:
     result = espdfu("list", "--sim", "esp32s2,esp32s3-jtag,esp32s2-noaccess")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["PORT", "CHIP", "MODE", "STATE", "BLOCK"]
-    assert lines[1].split() == ["1-1.1", "esp32s2", "ROM", "download", "ready", "64"]
-    assert lines[2].split() == ["1-1.2", "unknown", "USB-Serial-JTAG", "-", "-"]
-    assert lines[3].split() == ["1-1.3", "esp32s2", "ROM", "download", "no", "permission", "64"]
+    assert lines[0].split() == ["PORT", "LABEL", "CHIP", "MODE", "STATE", "BLOCK"]
+    assert lines[1].split() == ["1-1.1", "-", "esp32s2", "ROM", "download", "ready", "64"]
+    assert lines[2].split() == ["1-1.2", "-", "unknown", "USB-Serial-JTAG", "-", "-"]
+    assert lines[3].split() == [
+        "1-1.3", "-", "esp32s2", "ROM", "download", "no", "permission", "64"
+    ]  # fmt: skip
     notes = " ".join(line.strip() for line in lines[4:])
     assert (
         "1-1.2: Flash it over serial" in notes and "USB-Serial-JTAG" in notes and "USB-OTG" in notes
@@ -53,7 +55,7 @@ def test_list_shows_a_board_without_a_driver_and_the_fix() -> None:
     assert "Interface 2" in bare["hint"] and "after DETACH" in bare["hint"]
     assert (half["access"], half["state"], half["hint"]) == ("ok", "ready", "")
     table = espdfu("list", "--sim", "esp32s2-nodriver").stdout.splitlines()
-    assert table[1].split() == ["1-1.1", "esp32s2", "ROM", "download", "no", "driver", "64"]
+    assert table[1].split() == ["1-1.1", "-", "esp32s2", "ROM", "download", "no", "driver", "64"]
     assert table[2].startswith("1-1.1: Install the WinUSB driver")
 
 
@@ -142,6 +144,52 @@ def test_flash_a_wrong_chip_board_by_path(tmp_path: Path) -> None:
     assert result.returncode == 2 and "is esp32s2" in result.stderr
     forced = espdfu("flash", path, "--path", "1-1.1", "--force", "--sim", "esp32s2")
     assert forced.returncode == 0
+
+
+def test_a_label_names_a_board_as_its_port_path_does(s2_file: Path, tmp_path: Path) -> None:
+    """The app and `watch` name the board "slot A"; `flash -p "slot A"` said "No board at slot
+    A." and `list` showed no label."""
+    labels = labelled(tmp_path / "config", {"1-1.2": "slot A"})
+    listed = espdfu("list", "--sim", "esp32s2*2", env=labels)
+    rows = [line.split() for line in listed.stdout.splitlines()]
+    assert rows[1:3] == [
+        ["1-1.1", "-", "esp32s2", "ROM", "download", "ready", "64"],
+        ["1-1.2", "slot", "A", "esp32s2", "ROM", "download", "ready", "64"],
+    ]
+    as_json = json.loads(espdfu("list", "--json", "--sim", "esp32s2*2", env=labels).stdout)
+    assert [board["label"] for board in as_json] == [None, "slot A"]
+    result = espdfu("flash", s2_file, "-p", "slot A", "--sim", "esp32s2*2", env=labels)
+    assert result.returncode == 0, result.stderr
+    assert "1-1.2  esp32s2  Flashed" in result.stdout and "1-1.1" not in result.stdout
+    unknown = espdfu("flash", s2_file, "-p", "slot B", "--sim", "esp32s2*2", env=labels)
+    assert unknown.returncode == 2
+    assert (
+        "'slot B' is neither a USB port path (such as 1-1.2) nor a board's label ('slot A')."
+        in (unknown.stderr)
+    )
+
+
+def test_force_says_what_it_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "s3.bin"
+    path.write_bytes(dfufile.pack(image_files(), pid=9))
+    forced = espdfu("flash", path, "--path", "1-1.1", "--force", "--sim", "esp32s2")
+    assert forced.returncode == 0
+    assert (
+        "espdfu: warning: --force flashes 1-1.1 although: The file is for esp32s3 but the board "
+        "at 1-1.1 is esp32s2." in forced.stderr.splitlines()
+    )
+    fitting = espdfu("flash", path, "--force", "--sim", "esp32s3")
+    assert fitting.returncode == 0 and "--force" not in fitting.stderr
+
+
+def test_after_several_boards_reset_is_asked_once_of_each(s2_file: Path) -> None:
+    several = espdfu("flash", s2_file, "--all", "--sim", "esp32s2*2").stdout.splitlines()
+    assert [line for line in several if "RESET" in line] == [
+        "Press RESET on each board to run the new firmware: the ESP ROM does not start it by "
+        "itself."
+    ]
+    one = espdfu("flash", s2_file, "--sim", "esp32s2").stdout
+    assert "Press RESET on the board to run" in one
 
 
 def test_flash_with_no_board_waits_then_fails(s2_file: Path) -> None:

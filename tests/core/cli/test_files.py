@@ -192,6 +192,63 @@ def test_mkdfu_part_size_from_option_and_environment(tmp_path: Path) -> None:
     assert result.returncode == 0 and (tmp_path / "b.bin").read_bytes() == expected
 
 
+def test_mkdfu_takes_sizes_with_units(tmp_path: Path) -> None:
+    """--part-size 4M was refused where --flash-size 4MB worked: both take either now."""
+    (tmp_path / "app.bin").write_bytes(b"\xce" * (64 * 1024 + 1))
+    result = espdfu(
+        "mkdfu", "-o", "a.bin", "--chip", "esp32s2", "--flash-size", "4M", "--part-size", "64K",
+        "0x10000", "app.bin", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    image = dfufile.load(tmp_path / "a.bin")
+    assert image.flash_size == 4 * MB and [e.size for e in image.entries] == [64 * 1024, 1]
+
+
+def test_mkdfu_refuses_images_beyond_the_flash_and_names_the_way_out(tmp_path: Path) -> None:
+    """It wrote the file, exit 0, with a warning for each of its ten parts."""
+    (tmp_path / "rand5m.bin").write_bytes(bytes(5 * MB))
+    args = ["mkdfu", "-o", "x.bin", "--chip", "esp32s2", "0x3F0000", "rand5m.bin"]
+    result = espdfu(*args, cwd=tmp_path)
+    assert result.returncode == 2 and not (tmp_path / "x.bin").exists()
+    assert result.stderr.splitlines() == [
+        "espdfu: 'rand5m.bin' ends at 0x8f0000, beyond the 2 MB flash (it takes 16MB): espdfu "
+        "does not write a dfu.bin the flash cannot hold.",
+        "  If the board's flash is bigger, say so with --flash-size (a build's own is "
+        "CONFIG_ESPTOOLPY_FLASHSIZE, in `idf.py menuconfig`); else put the images lower.",
+    ]
+    assert espdfu(*args, "--flash-size", "16MB", cwd=tmp_path).returncode == 0
+
+
+def test_mkdfu_refuses_a_dfu_bin_that_flashes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "empty.bin").write_bytes(b"")
+    result = espdfu(
+        "mkdfu", "-o", "x.bin", "--chip", "esp32s2", "0x1000", "empty.bin", cwd=tmp_path
+    )
+    assert result.returncode == 2 and not (tmp_path / "x.bin").exists()
+    assert "Nothing to write: every image is empty" in result.stderr
+
+
+def test_info_and_flash_warn_of_entries_beyond_the_declared_flash(tmp_path: Path) -> None:
+    """`idf.py dfu` writes such files, and what the ROM does with them is not published: they
+    are read and flashed, with one warning that gives both sizes."""
+    parts = [FlashFile(0x3F0000 + n * 512 * 1024, f"p{n}", b"\xce" * 512 * 1024) for n in range(3)]
+    path = tmp_path / "dfu.bin"
+    path.write_bytes(dfufile.pack(parts, pid=2, flash_size=4 * MB))
+    warning = (
+        "3 entries reach up to 0x570000, beyond the 4 MB flash (they take 8MB); the file "
+        "declares that flash in flash_params.dat, and what the ESP ROM does with entries beyond "
+        "it is not published: flash it only to a board whose flash is big enough."
+    )
+    info = espdfu("info", path)
+    assert info.returncode == 0, info.stderr
+    assert [line for line in info.stdout.splitlines() if "warning" in line] == [
+        f"  warning: {warning}"
+    ]
+    flashed = espdfu("flash", path, "--sim", "esp32s2")  # a virtual board's flash is 4 MB
+    assert f"espdfu: warning: {warning}" in flashed.stderr.splitlines()
+    assert "1-1.1" in flashed.stdout  # warned, and flashed all the same
+
+
 def test_mkdfu_from_a_build_folder(tmp_path: Path, vectors: Path) -> None:
     build = tmp_path / "build"
     shutil.copytree(vectors / "1", build)
@@ -222,7 +279,10 @@ def test_mkdfu_for_a_target_without_dfu(tmp_path: Path) -> None:
     [
         (["-o", "x.bin", "--pid", "2", "0x1000"], "has no partner"),
         (["-o", "x.bin", "0x1000", "a.bin"], "Say which chip"),
-        (["-o", "x.bin", "--chip", "esp32s2", "--flash-size", "3MB", "0", "a.bin"], "3MB"),
+        (
+            ["-o", "x.bin", "--chip", "esp32s2", "--flash-size", "3MB", "0", "a.bin"],
+            "3 MB is not one ESP-IDF knows",
+        ),
         (["-o", "x.bin", "--chip", "esp32", "0", "a.bin"], "esp32 has no USB DFU"),
         (["-o", "x.bin", "--chip", "esp32s2", "zero", "a.bin"], "'zero' is not a number"),
         (["-o", "x.bin", "--chip", "esp32s2", "0", "missing.bin"], "missing.bin does not exist"),
@@ -303,7 +363,10 @@ def _build_with_certificate(root: Path, certificate: str) -> Path:
     build.mkdir()
     (build / "app.bin").write_bytes(b"\xe9app" * 100)
     files = {"0x10000": "app.bin", "0x310000": certificate}
-    (build / "flasher_args.json").write_text(json.dumps({"flash_files": files}))
+    flash = {"flash_size": "4MB"}  # the certificate is at 3 MB
+    (build / "flasher_args.json").write_text(
+        json.dumps({"flash_files": files, "flash_settings": flash})
+    )
     (build / "project_description.json").write_text('{"target": "esp32s2"}')
     return build
 

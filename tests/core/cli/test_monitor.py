@@ -316,3 +316,28 @@ def test_until_says_which_alternative_matched() -> None:
         "espdfu: 1-1.1 matched 'sensor' of --until: a failure (the first alternative, "
         "'temperature', means success)."
     ]
+
+
+def test_its_help_says_what_a_stop_does_to_it_and_to_no_flash() -> None:
+    """It said "running flashes are aborted": it runs none."""
+    text = subprocess.run([*MONITOR, "--help"], capture_output=True, text=True, timeout=30).stdout
+    assert "Stop with Ctrl-C" in " ".join(text.split()) and "flashes" not in text
+    watch = subprocess.run(
+        [sys.executable, "-m", "espdfu", "watch", "--help"], capture_output=True, text=True
+    ).stdout
+    assert "running flashes are aborted" in " ".join(watch.split())
+
+
+def test_list_shows_the_ports_of_sims_boards_and_of_the_paths_given() -> None:
+    """--list listed the system's ports whatever --sim and -p said."""
+    spec = "esp32s2*2,esp32s2-app"
+    every = subprocess.run(
+        [*MONITOR, "--list", "--sim", spec], capture_output=True, text=True, timeout=30
+    )
+    rows = [line.split("  ") for line in every.stdout.splitlines()]
+    assert every.returncode == 0 and [row[1] for row in rows] == ["1-1.1", "1-1.2", "1-1.3"]
+    assert rows[0][2] == "virtual board, no console now" and rows[2][2] == "virtual board"
+    one = subprocess.run(
+        [*MONITOR, "--list", "--sim", spec, "-p", "1-1.3"], capture_output=True, text=True
+    )
+    assert [line.split("  ")[1] for line in one.stdout.splitlines()] == ["1-1.3"]

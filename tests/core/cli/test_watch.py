@@ -13,7 +13,7 @@ import pytest
 
 from espdfu.files import dfufile
 from tests.helpers.boardworld import image_files
-from tests.helpers.command import DEADLINE_S, Command
+from tests.helpers.command import DEADLINE_S, Command, espdfu, labelled
 
 
 @pytest.fixture
@@ -62,30 +62,74 @@ def test_every_new_dfu_bin_is_flashed_until_ctrl_c(tmp_path: Path, start_watch: 
     assert "espdfu: stopped by SIGINT: " in err and "Traceback" not in err
 
 
-def test_only_the_chosen_board_is_flashed(tmp_path: Path, start_watch: object) -> None:
-    watch = start_watch("--path", "1-1.2", "--sim", "esp32s2*2")  # type: ignore[operator]
-    watch.expect("1-1.2: esp32s2, ROM download.")
+@pytest.mark.parametrize("name", ["1-1.2", "left jig"])
+def test_only_the_chosen_board_is_flashed(
+    tmp_path: Path, start_watch: object, left_jig: dict[str, str], name: str
+) -> None:
+    """By its port path, or by its label (which chose no board at all)."""
+    watch = start_watch("--path", name, "--sim", "esp32s2*2", env=left_jig)  # type: ignore[operator]
+    watch.expect("(1-1.2): esp32s2, ROM download.")
     _publish(tmp_path / "build", seed=1)
     line = watch.expect("Flashed")
-    assert "1-1.2" in line
+    assert "left jig" in line
     watch.process.send_signal(signal.SIGTERM)  # a CI runner stopping the job
     assert watch.process.wait(timeout=DEADLINE_S) == 143
     assert not any("1-1.1: Flashed" in line for line in watch.seen)
 
 
+@pytest.fixture
+def left_jig(tmp_path: Path) -> dict[str, str]:
+    return labelled(tmp_path / "config", {"1-1.2": "left jig"})
+
+
 def test_labels_name_the_boards_and_other_chips_are_said(
-    tmp_path: Path, start_watch: object
+    tmp_path: Path, start_watch: object, left_jig: dict[str, str]
 ) -> None:
-    config = tmp_path / "config"
-    config.mkdir()
-    (config / "config.toml").write_text('[labels]\n"1-1.2" = "left jig"\n')
-    watch = start_watch(  # type: ignore[operator]
-        "--sim", "esp32s2*2,esp32s3", env={"ESPDFU_CONFIG_DIR": str(config)}
-    )
+    watch = start_watch("--sim", "esp32s2*2,esp32s3", env=left_jig)  # type: ignore[operator]
     watch.expect("left jig (1-1.2): esp32s2, ROM download.")
     _publish(tmp_path / "build", seed=1)
     watch.expect("1-1.3: not flashed: The file is for esp32s2 but the board at 1-1.3 is esp32s3.")
     watch.expect("left jig: Flashed")
+    watch.process.send_signal(signal.SIGINT)
+    assert watch.process.wait(timeout=DEADLINE_S) == 130
+
+
+def test_a_build_folder_not_there_yet_is_said(start_watch: object) -> None:
+    watch = start_watch("--sim", "esp32s2")  # type: ignore[operator]
+    watch.expect("which does not exist yet: a build makes it (Ctrl-C to stop).")
+    watch.process.send_signal(signal.SIGINT)
+    assert watch.process.wait(timeout=DEADLINE_S) == 130
+
+
+@pytest.mark.parametrize(
+    ("folder", "said"),
+    [
+        ("/nonexistent/build", "The build folder /nonexistent/build does not exist, and neither "
+         "does /nonexistent."),
+        ("{file}", "The build folder {file} is a file, not a folder."),
+    ],
+)  # fmt: skip
+def test_what_cannot_be_a_build_folder_is_refused(tmp_path: Path, folder: str, said: str) -> None:
+    """It started, watching for ever what could never hold a dfu.bin."""
+    file = tmp_path / "some.bin"
+    file.write_bytes(b"")
+    result = espdfu("watch", folder.format(file=file), "--sim", "esp32s2")
+    assert result.returncode == 2 and f"espdfu: {said.format(file=file)}" in result.stderr
+
+
+def test_a_build_missing_an_image_is_said_in_mkdfus_words(
+    tmp_path: Path, start_watch: object
+) -> None:
+    """It said nothing, and the app "no build/dfu.bin yet", where mkdfu says what is wrong."""
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "project_description.json").write_text('{"target": "esp32s2"}')
+    (build / "flasher_args.json").write_text('{"flash_files": {"0x10000": "app.bin"}}')
+    mkdfu = espdfu("mkdfu", "--build-dir", build)
+    message = mkdfu.stderr.splitlines()[0].removeprefix("espdfu: ")
+    assert mkdfu.returncode == 2 and "app.bin does not exist" in message
+    watch = start_watch("--sim", "esp32s2")  # type: ignore[operator]
+    watch.expect(message)
     watch.process.send_signal(signal.SIGINT)
     assert watch.process.wait(timeout=DEADLINE_S) == 130
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -221,7 +222,50 @@ def test_overlapping_entries_warn() -> None:
 
 def test_entry_beyond_the_flash_size_warns() -> None:
     data = dfufile.pack([FlashFile(0x1FFFFF, "app.bin", b"xy")], pid=2, flash_size=2 * MB)
-    assert "beyond the 2 MB flash" in _warnings(dfufile.parse(data))
+    assert "'app.bin' ends at 0x200001, beyond the 2 MB flash (it takes 4MB); the file " in (
+        _warnings(dfufile.parse(data))
+    )
+
+
+def test_entries_beyond_the_flash_size_warn_once_with_both_sizes() -> None:
+    """Ten parts beyond the flash gave ten warnings, none of which said how big it must be."""
+    big = FlashFile(0x3F0000, "rand5m.bin", bytes(5 * MB))
+    image = dfufile.parse(dfufile.pack([big], pid=2, flash_size=2 * MB))
+    beyond = [warning for warning in image.warnings if "beyond" in warning]
+    assert len(beyond) == 1
+    assert beyond[0].startswith(
+        "10 entries reach up to 0x8f0000, beyond the 2 MB flash (they take 16MB)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("files", "flash_size", "words"),
+    [
+        ([FlashFile(0x1000, "empty.bin", b"")], 2 * MB, "Nothing to write: every image is empty"),
+        ([], 2 * MB, "Nothing to write"),
+        (
+            [FlashFile(0x1FFFFF, "a.bin", b"xy")],
+            2 * MB,
+            "'a.bin' ends at 0x200001, beyond the 2 MB",
+        ),
+        (
+            [FlashFile(0xFFFF0000, "a.bin", b"x")],
+            128 * MB,
+            "(it takes more than any ESP flash holds)",
+        ),
+    ],
+)
+def test_the_writer_refuses_what_no_board_should_get(
+    files: list[FlashFile], flash_size: int, words: str
+) -> None:
+    with pytest.raises(InputError, match=re.escape(words)) as refused:
+        dfufile.check_writable(files, flash_size)
+    assert refused.value.hint
+
+
+def test_the_writer_takes_what_fits_and_a_legacy_file_of_any_size() -> None:
+    dfufile.check_writable([FlashFile(0x1FFFFE, "a.bin", b"xy")], 2 * MB)
+    dfufile.check_writable([FlashFile(0x3F0000, "a.bin", bytes(MB))], None)
 
 
 def test_part_size_not_a_multiple_of_4096_warns() -> None:

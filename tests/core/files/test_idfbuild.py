@@ -15,7 +15,6 @@ from espdfu.files.idfbuild import (
     Image,
     flash_files_from_json,
     merge_images,
-    parse_flash_size,
     parse_pid,
     part_size_from_env,
 )
@@ -250,9 +249,3 @@ def test_pid_is_hexadecimal_as_in_esp_idf() -> None:
         parse_pid("xyz")
     with pytest.raises(InputError):
         parse_pid("10000")
-
-
-def test_flash_size_names() -> None:
-    assert parse_flash_size("4MB") == 4 * MB and parse_flash_size("128mb") == 128 * MB
-    with pytest.raises(InputError, match="1MB, 2MB, 4MB"):
-        parse_flash_size("3MB")
