@@ -26,7 +26,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "the dfu.bin is for esp32s2",
     ),
     "flashing.svg": ("flashing", "%", "the dfu.bin is for esp32s2"),
-    "failed.svg": ("failed: device vanished", "replug the board"),
+    "failed.svg": ("failed: device vanished", "Replug the board and flash again"),
     "help.svg": ("Keys", "Flash every board that can take the dfu.bin", "Setup", "Build folder"),
     "apps.svg": ("esp32s2 · app", "app running", ") app: "),
     "console.svg": (

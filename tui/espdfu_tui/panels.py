@@ -40,11 +40,11 @@ def fitted(width: int, *forms: str) -> str:
 
 def in_brief(hint: str, width: int) -> str:
     """A hint in a panel's line: whole, or its first sentence, without its asides, or what it
-    says before its colon. Hints begin with what to do (their whole sentence is in the log),
-    so what is cut is the why, never the what to do."""
+    says before its colon or semicolon. Hints begin with what to do (their whole sentence is in
+    the log), so what is cut is the why, never the what to do."""
     sentence = hint.split(". ", 1)[0].rstrip(".")
     plain = re.sub(r" \([^)]*\)", "", sentence)
-    return fitted(width, hint, sentence, plain, plain.split(": ", 1)[0])
+    return fitted(width, hint, sentence, plain, re.split(r"[:;] ", plain, maxsplit=1)[0])
 
 
 def joined(width: int, must: str, *extras: str) -> str:

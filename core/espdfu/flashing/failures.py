@@ -135,7 +135,7 @@ def worded(
         return FlashError(
             Failure.VANISHED,
             f"The board vanished {at}: it was unplugged or reset.",
-            "Check the cable and hub, replug the board and flash again.",
+            "Replug the board and flash again; check the cable and hub.",
             accepted=accepted,
         )
     if isinstance(error, DeviceStatusError):
