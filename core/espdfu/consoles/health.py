@@ -137,7 +137,6 @@ class Health:
     _brownout: str = ""
     _brownout_at: float = 0.0
     _reporting: bool = False
-    _watchdog_backtrace: bool = False
     _last_at: float | None = None
 
     # --- reading ---------------------------------------------------------------------------
@@ -172,7 +171,7 @@ class Health:
         ended = self._boot
         self._boot = _Boot(None, True, ended.chip, at)
         self._banner_open, self._before_banner, self._causes = False, None, []
-        self._reporting = self._watchdog_backtrace = False
+        self._reporting = False
         self._judge(ended, at, None)
 
     def seen(self) -> None:
@@ -230,7 +229,7 @@ class Health:
             key=lambda mark: mark[0],
         )
         if marks:
-            self._rom_refusal(text[: marks[0][0]], line.at)
+            self._rom_refusal(text[: marks[0][0]])
             banner = False
             for _, match in marks:
                 if match.re is RST:
@@ -262,9 +261,7 @@ class Health:
                 self.panic.append(line)
                 self._reporting = signs.BACKTRACE not in text
             return
-        if (why := signs.panic(text)) is not None or (
-            signs.panic_part(text) and not self._watchdog_backtrace
-        ):
+        if (why := signs.panic(text)) is not None or signs.panic_part(text):
             self._panic(line, text, why or "")
             return
         if signs.rom_line(text):
@@ -272,18 +269,17 @@ class Health:
             boot.entered = boot.entered or text.startswith(signs.ENTRY)
             if text.startswith(signs.DOWNLOAD):
                 self._download()
-            self._rom_refusal(text, at)
+            self._rom_refusal(text)
             return
-        if self._rom_refusal(text, at):
+        if self._rom_refusal(text):
             return
         if text.startswith(signs.BACKTRACE) or signs.neutral(text):
-            self._watchdog_backtrace = False  # a task watchdog's backtrace: no panic
-            return
+            return  # a task watchdog's backtrace, a monitor's line: nothing of the board
         said = signs.log(text)
         tag = said[1] if said else ""
         if said and tag in signs.BOOTLOADER_TAGS:
             boot.shown = boot.entered = True
-            if said[0] == "E":
+            if said[0] == "E" and boot.ran_at is None:  # not an app checking an OTA image
                 self._bootloader_error(said[2])
             return
         if said and tag == signs.TASK_WDT:
@@ -301,7 +297,9 @@ class Health:
             boot.ran_at = at
         self._refusal = []  # an app runs: whatever was refused before, this one booted
 
-    def _rom_refusal(self, text: str, at: float) -> bool:
+    def _rom_refusal(self, text: str) -> bool:
+        if self._boot.ran_at is not None:
+            return False  # the app's own words ("invalid header: X-Foo")
         for pattern in signs.ROM_REFUSALS:
             if match := pattern.search(text):
                 self._boot.shown = True
@@ -333,8 +331,6 @@ class Health:
         ):
             tasks = f"{self.note.why}, {task}" if self.note.why else task
             self.note = replace(self.note, why=tasks)
-        elif message.startswith("Print CPU"):
-            self._watchdog_backtrace = True
 
     def _panic(self, line: Line, text: str, why: str) -> None:
         boot = self._boot
@@ -386,7 +382,7 @@ class Health:
         self.resets.append(reset)
         self._boot = _Boot(reset, True, chip, reset.at, shown=True)
         self._causes = []
-        self._reporting = self._watchdog_backtrace = False
+        self._reporting = False
         self._judge(ended, reset.at, None)
         return ended
 

@@ -27,7 +27,6 @@ _ROM_LINES = (
     "SPIWP:",
     "configsip:",
     "clk_drv:",
-    "mode:",
     "load:0x",
     "ho 0 tail",
     "entry 0x",
@@ -148,7 +147,8 @@ def log(text: str) -> tuple[str, str, str] | None:
 
 
 def rom_line(text: str) -> bool:
-    return text.startswith(_ROM_LINES)
+    """``mode:DIO, clock div:1`` (seen as ``modeIO, …`` where a forum made ``:D`` a smiley)…"""
+    return text.startswith(_ROM_LINES) or ", clock div:" in text
 
 
 def neutral(text: str) -> bool:
@@ -179,8 +179,10 @@ def panic(text: str) -> str | None:
 
 
 def panic_part(text: str) -> bool:
-    """A line of a panic report whose first line went by unread (a register dump, a backtrace)."""
-    return _REGISTERS.match(text) is not None or text.startswith(BACKTRACE)
+    """A line of a panic's register dump, its first line gone by unread (a console opened in
+    the middle of it). A backtrace alone is not one: apps print theirs (esp_backtrace_print),
+    and so does the task watchdog."""
+    return _REGISTERS.match(text) is not None
 
 
 def watchdog_task(text: str) -> str | None:

@@ -204,3 +204,21 @@ def test_every_state_has_a_machine_word() -> None:
         "power-trouble",
         "silent",
     ]
+
+
+def test_a_running_apps_own_words_are_not_the_roms_or_the_bootloaders() -> None:
+    """An app checking an OTA image logs esp_image's errors; a web server may say "invalid
+    header"; esp_backtrace_print prints a backtrace: the app runs on."""
+    health = feed(
+        Health(),
+        [
+            "I (5000) app: OTA started",
+            "E (9000) esp_image: invalid segment length 0x403797f8",
+            "W (9001) http: invalid header: X-Foo",
+            "Backtrace: 0x40377CEE:0x3FC9E1D0 0x40377241:0x3FC9E1F0",
+            "mode: auto",
+        ],
+        10.0,
+    )
+    assert health.reading().words == "running"
+    assert health.panic == []
