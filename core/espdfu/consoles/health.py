@@ -357,17 +357,16 @@ class Health:
     def _rst(self, match: re.Match[str], rest: str, at: float) -> None:
         code, name = int(match[1], 16), match[2] or ""
         mode = BOOT_MODE.match(rest.lstrip(","))
+        download = mode is not None and mode[1].startswith("DOWNLOAD")
         if self._banner_open and self.resets and self.resets[-1].code is None:
-            chip = self._boot.chip
-            reset = replace(self.resets[-1], code=code, name=name, kind=kind(code, name, chip))
-            reset = replace(reset, download=bool(mode and mode[1].startswith("DOWNLOAD")))
+            why = kind(code, name, self._boot.chip)  # the reset its banner began
+            reset = replace(self.resets[-1], code=code, name=name, kind=why, download=download)
             self.resets[-1] = self._boot.reset = reset
             if self._before_banner is not None and reset.kind is ResetKind.WATCHDOG:
                 self._judge(self._before_banner, at, reset)
         else:
             chip = self._boot.chip if self._boot.reset is None else None
-            reset = Reset(at, code, name, kind(code, name, chip))
-            reset = replace(reset, download=bool(mode and mode[1].startswith("DOWNLOAD")))
+            reset = Reset(at, code, name, kind(code, name, chip), download)
             self._judge(self._new_boot(reset, chip), at, reset)
         self._banner_open = False
         self._before_banner = None
