@@ -24,6 +24,8 @@ LOGS = sorted((Path(__file__).parent / "logs").glob("*.log"))
 BYTE_S = 10 / 115200
 """A byte's time on a 115200-baud wire (8 bits, a start and a stop bit)."""
 
+_KEYS = re.compile(r"\w+\.c:\d+|\w+Prohibited|\w+_RST\b|abort\(\)|Brownout detector was triggered")
+"""What of a crash's or a brownout's reason in ``# expect:`` the state's words must say."""
 _STATES = {state.value: state for state in RunState}
 _NOTES = {"running, panicked before": "panicked", "running with a warning": "task watchdog"}
 
@@ -112,6 +114,8 @@ def test_a_real_log_reads_as_its_poster_read_it(path: Path, how: str, crlf: bool
         assert later.state is log.state, "trouble never goes quiet by itself"
     if log.state is RunState.RUNNING:
         assert (reading.note and reading.note.what) == log.note, reading.words
+    for key in _KEYS.findall(log.expect):  # the reason the poster gives is said
+        assert key in reading.words, reading.words
     if log.state is RunState.CANNOT_BOOT:
         assert log.quoted is not None
         assert any(line.startswith(log.quoted[:24]) for line in health.refusal), health.refusal
