@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from espdfu.consoles.health import SILENT_S, STABLE_S, Health, RunState
-from espdfu.consoles.lines import parse
+from espdfu.consoles.lines import Splitter, parse
 from espdfu.consoles.resets import ResetKind
 
 S3_RESET = (
@@ -222,3 +225,21 @@ def test_a_running_apps_own_words_are_not_the_roms_or_the_bootloaders() -> None:
     )
     assert health.reading().words == "running"
     assert health.panic == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([*S3_RESET, *S3_LOAD, *PANIC, "invalid header: 0xffff",
+                                 "E (1) boot: Factory app partition is not bootable",
+                                 "E BOD: Brownout detector was triggered", "I (5) app: hi",
+                                 "rst:0x", "rst:0xzz (", "SP-ROM:", "ets Jun  8 2016 00:22:57",
+                                 "E (2) task_wdt:  - IDLE1 (CPU 1)", ""]) | st.text(), max_size=40),
+       st.binary(max_size=300))  # fmt: skip
+def test_any_mix_of_lines_and_garbage_reads_as_some_state(texts: list[str], junk: bytes) -> None:
+    health, splitter = Health(), Splitter()
+    for at, text in enumerate(texts):
+        for line in splitter.feed(text.encode() + junk[at % 7 :][:9] + b"\r\n", float(at)):
+            health.see(line)
+    reading = health.reading(1000.0)
+    assert reading.state in RunState and reading.words
+    if health.refusal:  # a board that cannot boot never reads as running or silent
+        assert reading.state is RunState.CANNOT_BOOT
