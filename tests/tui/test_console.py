@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from textual.widgets import RichLog, Static
 
+from espdfu.consoles.health import Note, RunState
 from espdfu_tui.console_screen import ConsoleScreen
 from tests.helpers.harness import make_app, panel, panel_text, until
 
@@ -97,12 +99,36 @@ async def test_m_opens_the_whole_console_to_pause_save_and_clear_it(tmp_path: Pa
 async def test_a_panicking_app_is_shown_in_trouble(tmp_path: Path) -> None:
     app, _ = make_app(tmp_path, spec="esp32s2-app:panic")
     async with app.run_test(size=(100, 30)) as pilot:
-        # Panicked until its next boot (1 s here): a console opened later than that sees
-        # the boots pile up, and the panel goes straight to the loop. Red either way.
-        trouble = re.compile(r"app (panicked|rebooting in a loop)")
-        await until(pilot, lambda: trouble.search(panel_text(app, S2)) is not None, "the panic")
+        # It panics right after its start, at every boot: crashing at boot from the first
+        # panic on (a panic of an app that ran a while would read "panicked"). Red.
+        trouble = "crashing at boot: LoadProhibited"
+        await until(pilot, lambda: trouble in panel_text(app, S2), "the panic")
         assert panel(app, S2).has_class("failed")
-        await until(pilot, lambda: "rebooting in a loop" in panel_text(app, S2), "the third boot")
+        await until(pilot, lambda: "LoadProhibited, 2 boots" in panel_text(app, S2), "a 2nd boot")
+
+
+async def test_a_noted_panic_is_in_the_warning_colour_and_trouble_in_red(tmp_path: Path) -> None:
+    """A running app with a panic behind it is "warned" (the warning colour), not red; a board
+    that cannot boot is red ("failed"). The view is set on the panel directly: the virtual app
+    does not panic once and run on."""
+    app, _ = make_app(tmp_path, spec="esp32s2-app")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: "app running" in panel_text(app, S2), "the app's console")
+        board = panel(app, S2)
+        view, console = board.view, board.view.console
+        assert console is not None and not board.has_class("warned")
+        note = Note("panicked", "LoadProhibited", 0.0)
+        said = "running · panicked 40 s ago (LoadProhibited)"
+        board.view = replace(view, console=replace(console, note=note, said=said))
+        board.refresh_view()
+        assert board.has_class("warned") and not board.has_class("failed")
+        assert "app running · panicked 40 s ago" in panel_text(app, S2)  # what fits of it
+        refused = 'cannot boot: "invalid header: 0xffffffff"'
+        trouble = replace(console, state=RunState.CANNOT_BOOT, said=refused)
+        board.view = replace(view, console=trouble)
+        board.refresh_view()
+        assert board.has_class("failed") and not board.has_class("warned")
+        assert 'cannot boot: "invalid header' in panel_text(app, S2)
 
 
 async def test_the_console_opens_at_its_newest_line_and_follows_until_the_reader_scrolls_up(

@@ -367,6 +367,7 @@ class EspdfuApp(App[int]):
             )
             return
         scrollback = self.scrollbacks.setdefault(view.path, Scrollback())
+        self._send(partial(self.workbench.console_seen, view.path))  # a panic noted: looked at
         screen = ConsoleScreen(
             view, scrollback, save_dir=state_dir() / "consoles", clock=self.clock
         )

@@ -137,6 +137,7 @@ class BoardPanel(Widget, can_focus=True):
         flash_failed = view.last is not None and not view.last.ok and not view.cancelled
         troubled = app and view.troubled
         self.set_class((flash_failed and not view.flashing and not app) or troubled, "failed")
+        self.set_class(app and view.warned, "warned")  # it runs, with a panic behind it
         self.set_class(not app and (not view.present or not board.flashable), "inactive")
         what = f"{board.chip_name} · {view.mode_words}"
         self._update(

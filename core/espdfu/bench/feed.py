@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..consoles.health import Health, RunState
+from ..consoles.health import Health, Note, RunState
 from ..consoles.lines import Line
 from ..consoles.ports import Back, ConsoleEvent, Gone, Reader, Refused
 from ..errors import InputError
@@ -29,6 +29,8 @@ BATCH_S = 0.2
 TAIL_LINES = 2
 """The last lines a view carries (what a panel shows)."""
 _RATE_WINDOW_S = 2.0
+RECHECK_S = 1.0
+"""How often a quiet console's state is read again (it may have become silent)."""
 FAST_LINES_S = 10.0
 """From this rate on, a view says how fast the app prints."""
 
@@ -40,6 +42,13 @@ class ConsoleView:
     device: str | None = None
     """The port open now; None while the console is not there."""
     state: RunState = RunState.UNKNOWN
+    detail: str = ""
+    """Why, short: a panic's reason, the refusal quoted."""
+    note: Note | None = None
+    """Trouble the app got over (a panic it rebooted from, a task-watchdog warning), until the
+    user looks (:meth:`ConsoleFeed.seen`)."""
+    said: str = ""
+    """The state in a person's words, with its detail and note, as read when the view was made."""
     tail: tuple[Line, ...] = ()
     lines: int = 0
     """Lines read since the workbench started reading this board."""
@@ -60,16 +69,26 @@ class ConsoleView:
         return f"{self.rate:.0f} lines/s" if self.rate >= FAST_LINES_S else ""
 
     @property
+    def warned(self) -> bool:
+        """The app runs, with trouble behind it the user has not looked at."""
+        return self.note is not None and self.state in (RunState.RUNNING, RunState.BOOTING)
+
+    @property
     def words(self) -> str:
-        """The app's state in a few words: "app running", "app panicked", "console gone"."""
+        """The board's state in a few words: "app running · panicked 40 s ago (LoadProhibited)",
+        "crashing at boot: assert failed in startup.c:298", "console gone"."""
         if self.problem:
             return self.problem
         if self.device is None:
             return "console gone" if self.lines else "no console yet"
         if self.state is RunState.UNKNOWN:
             return "app: no output yet"
-        return f"app {self.state.value}"
+        said = self.said or self.state.value
+        return f"app {said}" if self.state in _APP_STATES else said
 
+
+_APP_STATES = frozenset({RunState.BOOTING, RunState.RUNNING, RunState.PANICKED, RunState.SILENT})
+"""States said of the app ("app running"); the others are the board's ("cannot boot: …")."""
 
 Deliver = Callable[[str, ConsoleView, tuple[Line, ...]], None]
 """(port path, the console now, the lines since the last batch) — always on one thread."""
@@ -164,7 +183,7 @@ class ConsoleFeed:
                 console.pending += [event, *decoded]
             elif isinstance(event, Back):
                 view = ConsoleView(device=event.device, lines=view.lines)
-                console.health = Health()
+                console.health.reopened(event.at)  # a panic before the reset is still told
             elif isinstance(event, Gone):
                 view = ConsoleView(lines=view.lines)
             elif isinstance(event, Refused):
@@ -201,9 +220,19 @@ class ConsoleFeed:
 
     # --- the batching thread ------------------------------------------------------------------
 
+    def seen(self, path: str) -> None:
+        """The user looked at the console of ``path``: the note of past trouble goes."""
+        with self._lock:
+            console = self._consoles.get(path)
+            if console is None or console.health.note is None:
+                return
+            console.health.seen()
+            console.dirty = True
+        self._wake.set()
+
     def _run(self) -> None:
         while True:
-            self._wake.wait()
+            self._wake.wait(RECHECK_S)  # no line for a while is news too: silent
             if self._pump.stopping:
                 return
             self._wake.clear()
@@ -216,7 +245,8 @@ class ConsoleFeed:
         batches = []
         with self._lock:
             for path, console in self._consoles.items():
-                if not console.dirty:
+                reading = console.health.reading(now)
+                if not console.dirty and reading.state is console.view.state:
                     continue
                 lines, console.pending, console.dirty = tuple(console.pending), [], False
                 counts = console.counts
@@ -226,7 +256,10 @@ class ConsoleFeed:
                 tail = (console.view.tail + lines)[-TAIL_LINES:]
                 console.view = ConsoleView(
                     device=console.view.device,
-                    state=console.health.state,
+                    state=reading.state,
+                    detail=reading.detail,
+                    note=reading.note,
+                    said=reading.words,
                     tail=tail,
                     lines=console.view.lines + len(lines),
                     rate=_rate(counts, now),

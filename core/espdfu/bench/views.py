@@ -9,7 +9,6 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from ..consoles.health import RunState
 from ..consoles.lines import Line
 from ..dispatch import Dispatcher
 from ..flashing.flasher import Failure, FlashResult, Phase, Progress
@@ -84,9 +83,17 @@ class BoardView:
 
     @property
     def troubled(self) -> bool:
-        """Its app panicked or reboots in a loop."""
+        """Its console says it is in trouble: panicked, crashing at boot, cannot boot, power
+        trouble."""
         console = self.console
-        return console is not None and console.state in (RunState.PANICKED, RunState.REBOOT_LOOP)
+        return console is not None and console.state.troubled
+
+    @property
+    def warned(self) -> bool:
+        """Its app runs with trouble behind it the user has not looked at (a panic it rebooted
+        from, a task-watchdog warning)."""
+        console = self.console
+        return console is not None and console.warned
 
     @property
     def mode_words(self) -> str:

@@ -222,6 +222,11 @@ class Workbench:
             except EspdfuError as error:
                 self._changes.log(f"The label was not saved: {error}", level="error")
 
+    def console_seen(self, path: str) -> None:
+        """The user looked at the console of ``path``: a panic its app rebooted from, or a
+        task-watchdog warning, is no longer noted on its panel."""
+        self._ports.feed.seen(path)
+
     def cancel_flash(self, path: str) -> bool:
         """Cancel the flash of the board at ``path``; whether one ran (else it says so)."""
         with self._changes:

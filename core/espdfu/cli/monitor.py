@@ -9,11 +9,12 @@ import re
 import sys
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
 from ..config import is_port_path
-from ..consoles.health import Health
+from ..consoles.health import Health, RunState
 from ..consoles.lines import Line
 from ..consoles.ports import (
     DEFAULT_BAUD,
@@ -250,6 +251,10 @@ def _monitor(args: argparse.Namespace) -> int:
         finally:
             for reader in readers:
                 reader.stop()
+            while not events.empty():  # a last line without its newline, given at the close
+                label, event = events.get_nowait()
+                if isinstance(event, Line):
+                    _show(args.json, label, event, health[label], logs.get(label), symbols)
             for log in logs.values():
                 log.close()
         if stop.signum is not None:
@@ -322,21 +327,26 @@ def _show(
     symbols: Symbols | None,
 ) -> None:
     if isinstance(event, Line):
+        before = replace(health.reading(), now=0.0)
         state = health.see(event)
+        reading = health.reading()
         places = [str(symbols.lookup(pc)) for pc in event.backtrace] if symbols else []
         if log is not None:
             log.write("".join(f"{text}\n" for text in [event.text, *places]))
             log.flush()
         record: dict[str, object] = {"board": label, "level": event.level and event.level.value}
-        record |= {"text": event.text, "state": state.value}
+        record |= {"text": event.text, "state": state.word, "words": reading.words}
         if places:
             record["decoded"] = places
         lines = [event.text, *(f"  {place}" for place in places)]
+        if state is not RunState.UNKNOWN and replace(reading, now=0.0) != before:
+            lines.append(f"-- {reading.words}")  # the board's state, when it changes
         _say(as_json, record, "\n".join(f"{label}  {line}" for line in lines))
     elif isinstance(event, Gone):
         gone = f"{label}  -- console gone (reset or unplugged); waiting for it"
         _say(as_json, {"board": label, "event": "gone"}, gone)
     elif isinstance(event, Back):
+        health.reopened(event.at)
         record = {"board": label, "event": "open", "port": event.device}
         _say(as_json, record, f"{label}  -- console open on {event.device}")
     elif isinstance(event, Refused):

@@ -326,3 +326,57 @@ def test_a_panic_backtrace_is_decoded_from_the_projects_elf(pty: Pty, elf: Path)
         "  0x40081234: sensor_read", "  0x400d1234: app_main", "  0x40085678: _start"
     ]  # fmt: skip
     assert delivered.batches[-1][0].state is RunState.PANICKED
+
+
+def test_a_panic_before_a_reset_is_noted_on_the_running_app_until_the_user_looks() -> None:
+    """An app's USB console goes with the reset and comes back with the app: the panic was
+    forgotten there (a new health at every open), and the panel said "app running"."""
+    ptys = [Pty()]
+    delivered = Deliveries()
+    consoles = ConsoleFeed(lambda path: lambda: ptys[-1].name, delivered)
+    try:
+        consoles.read("1-1", True)
+        delivered.wait_open()
+        ptys[0].write(["I (5000) app: tick", *PANIC_LINES])
+        delivered.wait(1 + len(PANIC_LINES))
+        assert delivered.batches[-1][0].state is RunState.PANICKED
+        ptys.append(Pty())
+        os.close(ptys[0].master)  # the reset: the port goes...
+        with delivered.changed:  # ...and comes back with the app
+            assert delivered.changed.wait_for(
+                lambda: delivered.batches[-1][0].device == ptys[-1].name, TIMEOUT_S
+            )
+        ptys[-1].write(["I (300) app: hello again"])
+        delivered.wait(2 + len(PANIC_LINES))
+        view = delivered.batches[-1][0]
+        assert view.state is RunState.RUNNING and view.warned
+        assert view.words.startswith("app running · panicked ")
+        assert view.words.endswith(" (LoadProhibited)")
+        consoles.seen("1-1")
+        with delivered.changed:
+            assert delivered.changed.wait_for(
+                lambda: delivered.batches[-1][0].note is None, TIMEOUT_S
+            )
+        assert delivered.batches[-1][0].words == "app running"
+    finally:
+        consoles.close()
+        os.close(ptys[-1].master)
+
+
+def test_a_console_that_stops_printing_turns_silent_without_a_new_line(
+    pty: Pty, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("espdfu.consoles.health.SILENT_S", 0.5)
+    monkeypatch.setattr("espdfu.bench.feed.RECHECK_S", 0.1)
+    delivered = Deliveries()
+    consoles = ConsoleFeed(lambda path: lambda: pty.name, delivered)
+    consoles.read("1-1", True)
+    delivered.wait_open()
+    pty.write(["I (300) app: hello"])
+    with delivered.changed:
+        silent = delivered.changed.wait_for(
+            lambda: delivered.batches[-1][0].state is RunState.SILENT, TIMEOUT_S
+        )
+    consoles.close()
+    assert silent
+    assert delivered.batches[-1][0].words.startswith("app silent for ")

@@ -124,7 +124,7 @@ def test_json_lines_carry_board_level_text_and_state_and_a_log_file_keeps_the_li
     records = [json.loads(line) for line in seen + out.splitlines()]
     warn = next(record for record in records if record.get("level") == "W")
     assert warn == {"board": console.path, "level": "W", "text": "W (20) boot: slow flash",
-                    "state": "booting"}  # fmt: skip
+                    "state": "booting", "words": "booting"}  # fmt: skip
     (log,) = logs.iterdir()
     assert log.read_text().splitlines() == [
         "ESP-ROM:esp32s3-20210327", "W (20) boot: slow flash", "I (400) app: ready"
@@ -341,3 +341,55 @@ def test_list_shows_the_ports_of_sims_boards_and_of_the_paths_given() -> None:
         [*MONITOR, "--list", "--sim", spec, "-p", "1-1.3"], capture_output=True, text=True
     )
     assert [line.split("  ")[1] for line in one.stdout.splitlines()] == ["1-1.3"]
+
+
+def test_a_line_without_its_newline_is_shown_when_the_monitor_stops(console: Console) -> None:
+    """The reader gives the part line when it closes the port; the monitor stopped reading its
+    events before that, and the line was lost."""
+    process = start(console.path, "--timeout", "2")
+    seen: list[str] = []
+    wait_for(process, "console open", seen)
+    os.write(console.master, b"I (0) app: whole\r\nassert failed: app_main main.c:12 (x)")
+    _, out, _ = finish(process)
+    shown = seen + out.splitlines()
+    assert f"{console.path}  assert failed: app_main main.c:12 (x)" in shown
+    # and the board's state, said in text where it changes
+    assert f"{console.path}  -- panicked: assert failed in main.c:12" in shown
+
+
+CORPUS = Path(__file__).parents[1] / "consoles" / "logs"
+
+
+@pytest.mark.parametrize(
+    ("name", "how", "state"),
+    [
+        ("s3-rom-invalid-header-joined", "whole", "cannot-boot"),
+        ("s3-assert-flash-size-loop", "bytes", "crashing-at-boot"),
+        ("s3-panic-reboot-arduino-radio", "chunks", "running"),
+        ("s2-brownout-reset-loop", "chunks", "power-trouble"),
+    ],
+)
+def test_a_real_log_through_a_terminal_ends_in_the_state_a_person_reads(
+    console: Console, name: str, how: str, state: str
+) -> None:
+    """Logs of tests/core/consoles/logs (their sources are in their headers), CRLF as a board
+    sends them, the last line without its newline, to ``espdfu monitor --json``."""
+    text = (CORPUS / f"{name}.log").read_text("utf-8")
+    body = "".join(line for line in text.splitlines(keepends=True) if not line.startswith("#"))
+    data = body.removesuffix("\n").replace("\n", "\r\n").encode()
+    process = start(console.path, "--json", "--timeout", "4")
+    seen: list[str] = []
+    wait_for(process, '"open"', seen)
+    rng = random.Random(name)
+    offset = 0
+    while offset < len(data):
+        size = {"whole": len(data), "bytes": 1}.get(how) or rng.choice([1, 5, 64, 300])
+        os.write(console.master, data[offset : offset + size])
+        offset += size
+    _, out, _ = finish(process)
+    records = [json.loads(line) for line in seen + out.splitlines()]
+    said = [record for record in records if "text" in record]
+    assert said[-1]["text"] == body.removesuffix("\n").splitlines()[-1]
+    assert said[-1]["state"] == state, said[-1]
+    if name == "s3-panic-reboot-arduino-radio":
+        assert "panicked" in said[-1]["words"]

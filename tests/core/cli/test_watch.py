@@ -161,6 +161,14 @@ def test_a_running_apps_console_is_printed_under_its_board(
     assert watch.process.wait(timeout=DEADLINE_S) == 130
 
 
+def test_an_app_that_panics_at_every_start_is_said_crashing_at_boot(start_watch: object) -> None:
+    """It was said "app panicked", then "app rebooting in a loop"."""
+    watch = start_watch("--sim", "esp32s2-app:panic")  # type: ignore[operator]
+    watch.expect("1-1.1: crashing at boot: LoadProhibited")
+    watch.process.send_signal(signal.SIGINT)
+    assert watch.process.wait(timeout=DEADLINE_S) == 130
+
+
 def test_no_console_reads_none(tmp_path: Path, start_watch: object) -> None:
     watch = start_watch("--sim", "esp32s2-app", "--no-console")  # type: ignore[operator]
     watch.expect("1-1.1: unknown, app (DFU runtime).")

@@ -98,7 +98,7 @@ def test_a_panicking_app_reboots_in_a_loop_with_its_backtrace(consoles: list[Con
     consoles.append(console)
     health = Health()
     events: list[ConsoleEvent] = []
-    while health.state is not RunState.REBOOT_LOOP:
+    while health.state is not RunState.CRASHING:
         events += console.until("Rebooting...")
         for event in events:
             if isinstance(event, Line):
