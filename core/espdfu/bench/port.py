@@ -285,9 +285,11 @@ class Port:
         self.said = board.mode
         where = f"{self.label} ({self.path})" if self.label else self.path
         said = f"{where}: {board.chip_name}, {board.mode.value}."
-        if board.hint:  # the panel has room for its first words only
-            return [Say(f"{said} {board.hint}", level="warning")]
-        return [Say(said)]
+        if not board.hint:
+            return [Say(said)]
+        # The panel has room for the hint's first words only. A running app without DFU is
+        # usual; a board that cannot be opened is a warning.
+        return [Say(f"{said} {board.hint}", level="info" if board.accessible else "warning")]
 
     def _console_wanted(self) -> bool:
         """Read the board's console when its app may run: not in the ROM's download or DFU
