@@ -9,7 +9,9 @@ by Textual (``App.run_test``) at 100x30 and saved with Textual's own ``save_scre
 - ``help.svg``: the help screen;
 - ``apps.svg``: the boards after a flash and a RESET, each panel showing its new app's state
   and last console line (the log hidden: it would show each flash's speed on this machine);
-- ``console.svg``: the first board's whole console (``m``).
+- ``console.svg``: the first board's whole console (``m``);
+- ``trouble.svg``: boards whose firmware is in trouble, one of each kind the simulator has
+  (:data:`TROUBLE_BOARDS`), each caught in its first boot (the reboot after it held off).
 
 Nothing on them depends on the clock or on the machine: the dfu.bin is made from a fixed seed
 and written once the boards are shown (so the log's order is fixed), the flashes run on a time
@@ -40,7 +42,7 @@ from espdfu.chips import chip_by_name
 from espdfu.demo.project import DEMO_BOARDS, PROJECT_NAME, app_image, make_demo_project
 from espdfu.files import dfufile
 from espdfu.flashing.flasher import FlashOptions
-from espdfu.sim import Fault, SimBus, TimeModel, virtual_usb
+from espdfu.sim import Fault, SimBus, TimeModel, firmware, virtual_usb
 from espdfu.usb.protocol import Request
 from espdfu_tui.app import EspdfuApp
 from espdfu_tui.console_screen import ConsoleScreen
@@ -57,6 +59,12 @@ APP_LINE = re.compile(r"[IWEDV] \(\d+\) app: .*")
 """A line the virtual app prints after its start-up."""
 BLOCK = 64
 """The ESP ROM's transfer size: one DFU block."""
+TROUBLE_BOARDS = (
+    "esp32s2-app:panic,esp32s3-app:bootassert,esp32s2-app:refuse,esp32s3-app:blank,"
+    "esp32s2-app:brownout"
+)
+TROUBLE_ENDS = ("Rebooting...", "Rebooting...", "No bootable app", "invalid header", "BOD:")
+"""What each trouble board's panel shows once its first boot has printed all it will."""
 
 PICTURE_TIME = TimeModel(
     request_s=0.0,
@@ -84,13 +92,14 @@ def demo_dfu() -> bytes:
     return dfufile.pack([app], pid=chip.dfu_pid, flash_size=dfufile.FLASH_SIZES["4MB"])
 
 
-def make_app(root: Path, time: TimeModel) -> tuple[EspdfuApp, SimBus]:
-    """The app as ``espdfu-tui --demo`` makes it, its settings fixed for pictures."""
+def make_app(root: Path, time: TimeModel, boards: str = DEMO_BOARDS) -> tuple[EspdfuApp, SimBus]:
+    """The app as ``espdfu-tui --demo`` makes it (or with ``boards``), its settings fixed for
+    pictures."""
     project = make_demo_project(root)
     project.build_dir.mkdir()
-    bus = SimBus.from_spec(DEMO_BOARDS, time=time)
+    bus = SimBus.from_spec(boards, time=time)
     workbench = Workbench(
-        virtual_usb(bus, f"virtual boards ({DEMO_BOARDS})"),
+        virtual_usb(bus, f"virtual boards ({boards})"),
         WorkbenchSettings(
             build_dir=project.build_dir,
             project_dir=project.project_dir,
@@ -106,7 +115,7 @@ def make_app(root: Path, time: TimeModel) -> tuple[EspdfuApp, SimBus]:
         f"Project: …/{PROJECT_NAME} (demo: a throw-away copy)",
         f"Build folder: …/{PROJECT_NAME}/build",
         f"Build command: {Path(sys.executable).name} -m espdfu.demo.project build …/{PROJECT_NAME}",
-        f"USB: virtual boards ({DEMO_BOARDS})",
+        f"USB: virtual boards ({boards})",
         "Config files read: none",
         "Board labels are kept in ~/.config/espdfu/labels.toml",
     ]
@@ -126,10 +135,15 @@ async def until(pilot: Pilot[int], condition: Callable[[], bool], what: str) -> 
 
 
 async def ready(pilot: Pilot[int], root: Path) -> None:
-    """The demo's five panels, then a dfu.bin, shown."""
+    """The demo's five panels, its app's first line, then a dfu.bin, shown."""
     app = pilot.app
     assert isinstance(app, EspdfuApp)
     await until(pilot, lambda: len(app.query(BoardPanel)) == 5, "five board panels")
+    await until(  # not caught in the middle of its start-up
+        pilot,
+        lambda: any(APP_LINE.search(str(static.content)) for static in app.query(Static)),
+        "the running app's first line",
+    )
     dfufile.save(root / PROJECT_NAME / "build" / "dfu.bin", demo_dfu())
     await until(pilot, lambda: app.summary.artifact is not None, "the dfu.bin")
 
@@ -220,7 +234,15 @@ async def shoot_apps(out: Path, root: Path) -> None:
         await pilot.press("l")  # the log hidden: it says how fast this machine flashed
         # Each panel shows its app's newest line, one a second: which one the picture catches
         # depends on how soon this machine opened the consoles; the same on all four.
-        await until(pilot, lambda: _same_app_line(app, s2), "the four apps showing a line")
+        # After their start-up's burst of lines, which a panel shows as a rate for 2 s.
+        await until(
+            pilot,
+            lambda: (
+                _same_app_line(app, s2)
+                and not any("lines/s" in _panel_lines(app, path) for path in s2)
+            ),
+            "the four apps showing a line",
+        )
         app.save_screenshot("apps.svg", str(out))
         await pilot.press("m")
         await until(
@@ -229,6 +251,27 @@ async def shoot_apps(out: Path, root: Path) -> None:
             "the first board's console",
         )
         app.save_screenshot("console.svg", str(out))
+
+
+async def shoot_trouble(out: Path, root: Path) -> None:
+    reboot_s, firmware.REBOOT_S = firmware.REBOOT_S, WAIT_S * 10  # one boot: no count of boots
+    try:
+        app, bus = make_app(root, TimeModel.instant(), TROUBLE_BOARDS)
+        async with app.run_test(size=SIZE) as pilot:
+            # No dfu.bin: the header would say how long ago it was found.
+            await until(pilot, lambda: len(app.query(BoardPanel)) == 5, "five board panels")
+            # Once the boot's burst of lines is out of the rate the panels show (a flood's).
+            await until(
+                pilot,
+                lambda: all(
+                    end in (shown := _panel_lines(app, path)) and "lines/s" not in shown
+                    for path, end in zip(bus.boards, TROUBLE_ENDS, strict=True)
+                ),
+                "each board's first boot",
+            )
+            app.save_screenshot("trouble.svg", str(out))
+    finally:
+        firmware.REBOOT_S = reboot_s
 
 
 def _panel_lines(app: EspdfuApp, path: str) -> str:
@@ -249,7 +292,7 @@ def _console_lines(app: EspdfuApp) -> str:
 async def make(out: Path) -> list[Path]:
     """Write every screenshot into ``out``; the files written."""
     out.mkdir(parents=True, exist_ok=True)
-    for shoot in (shoot_idle, shoot_flashing, shoot_failed, shoot_apps):
+    for shoot in (shoot_idle, shoot_flashing, shoot_failed, shoot_apps, shoot_trouble):
         with tempfile.TemporaryDirectory(prefix="espdfu-shots-") as root:
             await shoot(out, Path(root))
     return sorted(out.glob("*.svg"))

@@ -37,6 +37,14 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "p Pause",
         "s Save",
     ),
+    "trouble.svg": (
+        "crashing at boot: LoadProhibited",
+        "crashing at boot: assert failed",
+        'cannot boot: "Segment 0',
+        'cannot boot: "invalid header: 0xffffffff"',
+        "power trouble: Brownout detector",
+        "E BOD: Brownout detector was triggered",
+    ),
 }
 
 

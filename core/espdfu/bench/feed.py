@@ -246,7 +246,8 @@ class ConsoleFeed:
         with self._lock:
             for path, console in self._consoles.items():
                 reading = console.health.reading(now)
-                if not console.dirty and reading.state is console.view.state:
+                flood = console.view.rate >= FAST_LINES_S  # shown: it must fade when lines stop
+                if not console.dirty and reading.state is console.view.state and not flood:
                     continue
                 lines, console.pending, console.dirty = tuple(console.pending), [], False
                 counts = console.counts

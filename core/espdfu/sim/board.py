@@ -238,7 +238,7 @@ class VirtualBoard:
         manifest_poll: bool = not rom.MANIFEST_TO_IDLE,
         dfu_pid: int | None = None,
         erase_ms_per_sector: float | None = None,
-        panic: bool = False,
+        app: str = "idf",
         chatty: bool = False,
         faults: Iterable[Fault] = (),
     ) -> None:
@@ -260,8 +260,11 @@ class VirtualBoard:
         """The DFU-mode face's PID; None: :func:`espdfu.usb.rom.dfu_mode_pid`'s."""
         self.erase_ms_per_sector = erase_ms_per_sector
         """This board's erase time per sector (a slow flash chip); None: the bus's time model's."""
-        self.panic = panic
-        """Its app panics at start (and so reboots in a loop): :mod:`espdfu.sim.firmware`."""
+        if app not in firmware.APPS:
+            raise ValueError(f"no virtual firmware {app!r}: one of {', '.join(firmware.APPS)}")
+        self.app = app
+        """What its firmware does when it runs (:data:`espdfu.sim.firmware.APPS`): ``idf``, a
+        healthy ESP-IDF app; ``panic``, an app that panics at start and so reboots in a loop…"""
         self.chatty = chatty
         """Its app prints :data:`~espdfu.sim.firmware.CHATTY_LINES_S` lines a second, not one."""
         self.faults: list[Fault] = list(faults)
@@ -493,9 +496,7 @@ class VirtualBoard:
         app = next((f for f in files if f.name not in _NOT_THE_APP), None)
         image = bytes(self._memory()[app.address : app.address + app.size]) if app else None
         with contextlib.suppress(OSError):  # no pseudo-terminal left: an app without console
-            self._firmware = firmware.Firmware(
-                self.chip, image, panic=self.panic, chatty=self.chatty
-            )
+            self._firmware = firmware.Firmware(self.chip, image, kind=self.app, chatty=self.chatty)
 
     def _arrive(self, mode: BusMode) -> None:
         assert self._bus is not None

@@ -1,9 +1,12 @@
 """What a virtual board's application prints, through a pseudo-terminal any serial monitor opens.
 
 A board whose app runs (RESET without BOOT, or an ``app`` board plugged in) prints the ROM's
-banner and ESP-IDF's start-up, naming the image it runs, then one line a second
-(:func:`story_line`); a board told to panic prints ESP-IDF's panic report and reboots, over
-and over. The ROM banners are the chips' own (``ESP-ROM:esp32s2-rc4-20191025``,
+banner, the 2nd-stage bootloader's and ESP-IDF's start-up, naming the image it runs, then one
+line a second (:func:`story_line`). A board told to misbehave (:data:`APPS`) prints what real
+boards print then (tests/core/consoles/logs/README.md): a panic report, an assert at start-up,
+the bootloader's refusal, the ROM's ``invalid header``, a brownout, each followed by the reset
+it causes and the next boot with that reset's reason; or a sketch's own lines, or nothing
+after start-up. The ROM's lines are the chips' own (``ESP-ROM:esp32s2-rc4-20191025``,
 ``ESP-ROM:esp32s3-20210327``); the line ``App image SHA256`` is the simulator's, so that a
 test can tell which image runs. Its port holds the output until a host opens it (:class:`Firmware`).
 """
@@ -13,16 +16,16 @@ from __future__ import annotations
 import collections
 import contextlib
 import hashlib
+import itertools
 import os
 import select
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from ..chips import Chip
 from ..files.idfbuild import APP_DESC_AT, APP_DESC_MAGIC
 
-_ROM_BANNERS = {"esp32s2": "ESP-ROM:esp32s2-rc4-20191025", "esp32s3": "ESP-ROM:esp32s3-20210327"}
 SUPPORTED = hasattr(os, "openpty") and hasattr(select, "poll")
 """Pseudo-terminals exist on Linux and macOS; on Windows virtual boards have no console."""
 LINE_INTERVAL_S = 1.0
@@ -61,16 +64,93 @@ def project_name(app: bytes) -> str:
     return desc[48:80].split(b"\0")[0].decode("ascii", "replace") or "unknown"
 
 
-def boot_lines(chip: Chip, app: bytes | None) -> list[str]:
-    """What the board prints from RESET to app_main."""
-    image = hashlib.sha256(app).hexdigest() if app else "none (nothing flashed)"
+APPS = ("idf", "arduino", "panic", "bootassert", "refuse", "blank", "brownout", "quiet")
+"""What a virtual board's firmware does (the spec words of :mod:`espdfu.sim.spec`): ``idf``, an
+ESP-IDF app that logs a line a second; ``arduino``, a sketch that prints its own lines and none
+of ESP-IDF's; ``panic``, an app that panics in ``app_main`` and reboots; ``bootassert``,
+ESP-IDF's start-up failing an assert at every boot; ``refuse``, a 2nd-stage bootloader that
+refuses the app and resets; ``blank``, a flash the ROM finds no bootloader in, until its
+watchdog resets the chip; ``brownout``, an app whose power dips as it starts its radio;
+``quiet``, an app that logs nothing after its start-up."""
+TROUBLES = ("panic", "bootassert", "refuse", "blank", "brownout")
+"""The firmwares that never get to run: each boot ends in a reset, over and over."""
+REBOOT_S = 1.0
+"""From a boot's last line to the reset after it (the screenshots make it long: one boot)."""
+
+_ROMS = {
+    "esp32s2": ("ESP-ROM:esp32s2-rc4-20191025", "Build:Oct 25 2019"),
+    "esp32s3": ("ESP-ROM:esp32s3-20210327", "Build:Mar 27 2021"),
+}
+POWERON = "0x1 (POWERON)"
+_NEXT_RESET = {
+    "panic": "0xc (RTC_SW_CPU_RST)",  # esp_restart after the panic's "Rebooting..."
+    "bootassert": "0xc (RTC_SW_CPU_RST)",
+    "refuse": "0x3 (RTC_SW_SYS_RST)",  # bootloader_reset() after "No bootable app partitions"
+    "blank": "0x7 (TG0WDT_SYS_RST)",  # the ROM's watchdog
+    "brownout": "0x3 (RTC_SW_SYS_RST)",  # ESP-IDF's brownout handler restarts by software
+}
+"""The reason the ROM prints at the boot after each trouble (tests/core/consoles/logs/README.md)."""
+_LOADS = {  # the 2nd-stage bootloader's segments and entry point, as ESP-IDF v5.3 builds them
+    "esp32s2": ("load:0x3ffe6100,len:0x17a4", "load:0x4004b000,len:0xc70",
+                "load:0x4004f000,len:0x2dd8", "entry 0x4004b1ec"),
+    "esp32s3": ("load:0x3fce2810,len:0x178c", "load:0x403c8700,len:0x4",
+                "load:0x403c8704,len:0xcb8", "load:0x403cb700,len:0x2db0", "entry 0x403c8928"),
+}  # fmt: skip
+_GREEN, _RED, _END = "\x1b[0;32m", "\x1b[0;31m", "\x1b[0m"
+
+
+def _info(ms: int, text: str) -> str:
+    return f"{_GREEN}I ({ms}) {text}{_END}"
+
+
+def _error(ms: int, text: str) -> str:
+    return f"{_RED}E ({ms}) {text}{_END}"
+
+
+def rom_lines(chip: Chip, reset: str = POWERON, *, loads: bool = True) -> list[str]:
+    """The ROM's lines at a reset for ``reset`` (``0xc (RTC_SW_CPU_RST)``), up to its hand-over
+    to the 2nd-stage bootloader (``loads``; else up to where it looks for it)."""
+    banner, build = _ROMS.get(chip.name, (f"ESP-ROM:{chip.name}", "Build:Jan  1 2020"))
+    lines = [banner, build, f"rst:{reset},boot:0x8 (SPI_FAST_FLASH_BOOT)"]
+    if reset != POWERON:
+        lines.append("Saved PC:0x40049a7e")  # printed after every reset but power-on
+    if loads:
+        lines += ["SPIWP:0xee", "mode:DIO, clock div:1", *_LOADS.get(chip.name, ())]
+    return lines
+
+
+def bootloader_lines(chip: Chip, version: str = "v5.3") -> list[str]:
+    """The 2nd-stage bootloader up to where it checks the factory app's image."""
     return [
-        _ROM_BANNERS.get(chip.name, f"ESP-ROM:{chip.name}"),
-        "rst:0x1 (POWERON),boot:0x8 (SPI_FAST_FLASH_BOOT)",
-        "\x1b[0;32mI (25) boot: ESP-IDF v5.3 2nd stage bootloader\x1b[0m",
-        f"\x1b[0;32mI (290) app_init: Project name:     {project_name(app or b'')}\x1b[0m",
-        f"\x1b[0;32mI (295) app_init: App image SHA256: {image}\x1b[0m",
-        "\x1b[0;32mI (310) main_task: Calling app_main()\x1b[0m",
+        _info(24, f"boot: ESP-IDF {version} 2nd stage bootloader"),
+        _info(25, "boot: compile time Dec  7 2026 10:00:00"),
+        _info(27, "boot: chip revision: v0.0"),
+        _info(31, f"boot.{chip.name}: SPI Speed      : 80MHz"),
+        _info(36, f"boot.{chip.name}: SPI Mode       : DIO"),
+        _info(41, f"boot.{chip.name}: SPI Flash Size : 4MB"),
+        _info(46, "boot: Partition Table:"),
+        _info(50, "boot: ## Label            Usage          Type ST Offset   Length"),
+        _info(57, "boot:  0 nvs              WiFi data        01 02 00009000 00006000"),
+        _info(65, "boot:  1 phy_init         RF data          01 01 0000f000 00001000"),
+        _info(72, "boot:  2 factory          factory app      00 00 00010000 00100000"),
+        _info(80, "boot: End of partition table"),
+        _info(85, "esp_image: segment 0: paddr=00010020 vaddr=3f000020 size=0a4f0h ( 42224) map"),
+    ]
+
+
+def boot_lines(chip: Chip, app: bytes | None, reset: str = POWERON) -> list[str]:
+    """What the board prints from RESET to app_main: the ROM's, the bootloader's and ESP-IDF's
+    start-up lines."""
+    image = hashlib.sha256(app).hexdigest() if app else "none (nothing flashed)"
+    return [  # the bootloader's first and last lines only: a real one prints some 25 more,
+        # which a panel would show as a flood (`· 20 lines/s`) for the 2 s after each boot
+        *rom_lines(chip, reset),
+        *bootloader_lines(chip)[:1],
+        _info(120, "boot: Loaded app from partition at offset 0x10000"),
+        _info(290, f"app_init: Project name:     {project_name(app or b'')}"),
+        _info(295, f"app_init: App image SHA256: {image}"),
+        _info(300, "main_task: Started on CPU0"),
+        _info(310, "main_task: Calling app_main()"),
     ]
 
 
@@ -78,9 +158,43 @@ PANIC_LINES = [
     "Guru Meditation Error: Core  0 panic'ed (LoadProhibited). Exception was unhandled.",
     "PC      : 0x40081234  PS      : 0x00060030  A0      : 0x800d1234  A1      : 0x3ffb0000",
     "EXCVADDR: 0x00000000",
+    "",
     "Backtrace: 0x40081234:0x3ffb0000 0x400d1234:0x3ffb0020 0x40085678:0x3ffb0040",
+    "",
+    "ELF file SHA256: 2f8a6e41c0d95b73",
+    "",
     "Rebooting...",
 ]
+ASSERT_LINES = [
+    _error(113, "spi_flash: Detected size(4096k) smaller than the size in the binary image "
+           "header(8192k). Probe failed."),
+    "",
+    "assert failed: do_core_init startup.c:298 (flash_ret == ESP_OK)",
+    "",
+    "Backtrace: 0x40375a36:0x3fceb1d0 0x4037b5f1:0x3fceb1f0 0x40381a71:0x3fceb210",
+    "",
+    "ELF file SHA256: 5d07c2b83e6a1f94",
+    "",
+    "Rebooting...",
+]  # fmt: skip
+REFUSAL_LINES = [
+    _error(93, "esp_image: Segment 0 0x3f000020-0x3f00a510 invalid: bad load address range"),
+    _error(99, "boot: Factory app partition is not bootable"),
+    _error(104, "boot: No bootable app partitions in the partition table"),
+]
+BROWNOUT_LINES = [
+    _info(1000, "app: starting Wi-Fi"),
+    "",
+    "E BOD: Brownout detector was triggered",
+]
+ARDUINO_BANNER = ["", "Weather station 1.4 (sketch {project})", "arduino-esp32 v3.0.7"]
+
+
+def arduino_line(n: int) -> str:
+    """A sketch's ``n``-th line: Serial.printf, no ESP-IDF prefix."""
+    if n % 10 == 9:
+        return f"free heap: {250_000 - n % 7 * 128} bytes"
+    return f"temperature: {21 + (n * 7 % 11 - 5) / 10:.1f} C, humidity: {40 + n * 3 % 9} %"
 
 
 class Firmware:
@@ -93,10 +207,11 @@ class Firmware:
     """
 
     def __init__(
-        self, chip: Chip, app: bytes | None, *, panic: bool = False, chatty: bool = False
+        self, chip: Chip, app: bytes | None, *, kind: str = "idf", chatty: bool = False
     ) -> None:
-        self._boot = boot_lines(chip, app)
-        self._panic = panic
+        if kind not in APPS:
+            raise ValueError(f"no virtual firmware {kind!r}: one of {', '.join(APPS)}")
+        self._chip, self._app, self._kind = chip, app, kind
         self._interval_s = 1 / CHATTY_LINES_S if chatty else LINE_INTERVAL_S
         import tty  # POSIX only, as pseudo-terminals are: see SUPPORTED
 
@@ -127,25 +242,56 @@ class Firmware:
         while not self._stop.is_set():
             now = time.monotonic()
             while due <= now:
-                line, pause = next(script)
+                step = next(script, None)
+                if step is None:  # it prints no more (and the loop waits for ever)
+                    due = float("inf")
+                    break
+                line, pause = step
                 self._held.append(line.encode() + b"\r\n")
                 due += pause
             self._send(now)
             self._stop.wait(_TICK_S)
 
     def _script(self) -> Iterator[tuple[str, float]]:
-        """Each line the app prints, with the time until the next."""
-        n = 0
+        """Each line the firmware prints, with the time until the next: boot after boot."""
+        reset = POWERON  # RESET pressed, or plugged in
         while True:
-            yield from ((line, 0.0) for line in self._boot)
-            if self._panic:
-                yield from ((line, 0.0) for line in PANIC_LINES[:-1])
-                yield PANIC_LINES[-1], LINE_INTERVAL_S
-                continue
-            while True:
-                level, text = story_line(n)
-                yield f"{level} ({1000 + n * 1000}) {text.format(n=n)}\x1b[0m", self._interval_s
-                n += 1
+            yield from self._boot(reset)
+            if self._kind not in TROUBLES:
+                return
+            reset = _NEXT_RESET[self._kind]
+
+    def _boot(self, reset: str) -> Iterator[tuple[str, float]]:
+        """One boot, from the ROM's banner for ``reset``; for trouble, up to the next reset."""
+        chip, kind = self._chip, self._kind
+        if kind == "blank":  # the ROM finds no bootloader: it tries and tries, then its watchdog
+            yield from _at_once(rom_lines(chip, reset, loads=False))
+            yield from (("invalid header: 0xffffffff", 0.05) for _ in range(7))
+            yield "invalid header: 0xffffffff", REBOOT_S
+            return
+        if kind == "arduino":  # the bootloader's and the app's log level is below info
+            yield from _at_once(rom_lines(chip, reset))
+            project = project_name(self._app or b"")
+            yield from _at_once(line.format(project=project) for line in ARDUINO_BANNER)
+            for n in itertools.count():
+                yield arduino_line(n), self._interval_s
+        if kind == "refuse":
+            yield from _at_once([*rom_lines(chip, reset), *bootloader_lines(chip)])
+            yield from _ending(REFUSAL_LINES)
+            return
+        if kind == "bootassert":
+            yield from _at_once([*rom_lines(chip, reset), *bootloader_lines(chip, "v4.4.6")])
+            yield from _ending(ASSERT_LINES)
+            return
+        yield from _at_once(boot_lines(chip, self._app, reset))
+        if kind == "quiet":
+            return
+        if kind in ("panic", "brownout"):
+            yield from _ending(PANIC_LINES if kind == "panic" else BROWNOUT_LINES)
+            return
+        for n in itertools.count():
+            level, text = story_line(n)
+            yield f"{level} ({1000 + n * 1000}) {text}\x1b[0m", self._interval_s
 
     def _send(self, now: float) -> None:
         """What is held goes out once a host has had the port open for SETTLE_S."""
@@ -164,3 +310,13 @@ class Firmware:
             except OSError:
                 return
             self._held.popleft()
+
+
+def _at_once(lines: Iterable[str]) -> Iterator[tuple[str, float]]:
+    return ((line, 0.0) for line in lines)
+
+
+def _ending(lines: list[str]) -> Iterator[tuple[str, float]]:
+    """A boot's last lines: then :data:`REBOOT_S` until the reset."""
+    yield from _at_once(lines[:-1])
+    yield lines[-1], REBOOT_S

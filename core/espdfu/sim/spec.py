@@ -18,6 +18,7 @@ from ..errors import InputError
 from ..usb.protocol import Request, Status
 from .board import BoardKind, Fault, FaultAction, VirtualBoard, check_kind
 from .descriptors import TRANSFER_SIZE
+from .firmware import APPS
 
 MAX_PER_TERM = 64
 MAX_BOARDS = 128
@@ -35,10 +36,11 @@ _AT_FAULTS: dict[str, FaultAction] = {
 _SWITCHES = {
     "dnbusy": "erase_busy",
     "manifest": "manifest_poll",
-    "panic": "panic",
     "chatty": "chatty",
 }
 """Settings a word turns on, and the VirtualBoard argument each sets."""
+_APPS = frozenset(APPS) - {"idf"}
+"""Words for what the board's firmware does (VirtualBoard's ``app``): one per board."""
 _STATUSES = {status.name.lower(): status for status in Status if status is not Status.OK}
 _FORMS = (
     "Write terms CHIP[-KIND][*COUNT][:FAULT...] separated by commas, such as "
@@ -49,8 +51,13 @@ _FORMS = (
     "number of bytes, or with K or M for KiB or MiB): pull@BYTE (the cable is pulled), stall@BYTE, "
     "timeout@BYTE, busy@BYTE (stuck busy), status=errNAME@BYTE (such as status=errVERIFY@4K); "
     f"slowerase=MS (ms per 4 KiB sector, up to {MAX_ERASE_MS}), dnbusy (the erase reported "
-    "as dfuDNBUSY), manifest (a dfuMANIFEST phase), panic (its app panics at start, and so "
-    "reboots in a loop), chatty (its app prints 100 lines a second)."
+    "as dfuDNBUSY), manifest (a dfuMANIFEST phase), chatty (its app prints 100 lines a second). "
+    "What its firmware does, one of: panic (its app panics at start, and so reboots in a loop), "
+    "bootassert (ESP-IDF's start-up fails an assert at every boot), refuse (the bootloader "
+    "refuses the app and resets, over and over), blank (the ROM finds no bootloader: "
+    "'invalid header', then its watchdog resets), brownout (a brownout as the app starts, at "
+    "every boot), arduino (a sketch that prints its own lines, none of ESP-IDF's), quiet (the "
+    "app prints nothing after its start-up)."
 )
 
 
@@ -127,6 +134,14 @@ def _read_option(term: str, option: str, faults: list[Fault], settings: dict[str
     word, _, value = option.lower().partition("=")
     if word in _SWITCHES and not value:
         settings[_SWITCHES[word]] = True
+    elif word in _APPS and not value:
+        if settings.get("app", word) != word:
+            raise InputError(
+                f"In '{term}', '{settings['app']}' and '{word}' are two firmwares: a board "
+                "runs one.",
+                _FORMS,
+            )
+        settings["app"] = word
     elif word == "slowerase" and value:
         if not _ERASE_MS.fullmatch(value) or int(value) > MAX_ERASE_MS:
             raise InputError(

@@ -279,6 +279,24 @@ def pty() -> Iterator[Pty]:
     os.close(made.master)
 
 
+def test_the_rate_a_panel_shows_fades_once_the_app_stops_printing(pty: Pty) -> None:
+    """A burst, then nothing (a boot's lines, then a board that hangs): the view is made again
+    until its rate is no more a flood's, though no line comes and its state stays."""
+    delivered = Deliveries()
+    consoles = ConsoleFeed(lambda path: lambda: pty.name, delivered)
+    consoles.read("1-1", True)
+    delivered.wait_open()
+    pty.write([f"I ({n}) app: line {n}" for n in range(100)])
+    delivered.wait(100)
+    assert delivered.batches[-1][0].rate_words.endswith("lines/s")
+    with delivered.changed:
+        assert delivered.changed.wait_for(
+            lambda: not delivered.batches[-1][0].rate_words, TIMEOUT_S
+        )
+    consoles.close()
+    assert delivered.batches[-1][0].state is RunState.RUNNING
+
+
 def test_a_fast_app_is_delivered_whole_in_few_batches(pty: Pty) -> None:
     delivered = Deliveries()
     consoles = ConsoleFeed(lambda path: lambda: pty.name, delivered)

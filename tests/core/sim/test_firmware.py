@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import queue
+import time
 from collections.abc import Iterator
 
 import pytest
 import serial
 
-from espdfu.consoles.health import Health, RunState
+from espdfu.consoles.health import SILENT_S, Health, RunState
 from espdfu.consoles.lines import Line
 from espdfu.consoles.ports import Back, ConsoleEvent, Gone, Reader, Refused, console_finder
 from espdfu.flashing.flasher import flash
+from espdfu.sim import VirtualBoard
 from espdfu.usb.transport import Usb
 from tests.helpers.boardworld import image, image_files, world
 
@@ -106,6 +108,115 @@ def test_a_panicking_app_reboots_in_a_loop_with_its_backtrace(consoles: list[Con
         events.clear()
     assert health.panic[0].text.startswith("Guru Meditation Error")
     assert health.panic[-1].backtrace == (0x40081234, 0x400D1234, 0x40085678)
+
+
+def plugged(spec: str, consoles: list[Console]) -> tuple[Console, VirtualBoard]:
+    """The console of the one board ``spec`` names, plugged in, and the board."""
+    w = world(spec)
+    (path,) = w.paths
+    console = Console(w.usb, path)
+    consoles.append(console)
+    return console, w.board(path)
+
+
+def feed(health: Health, events: list[ConsoleEvent]) -> list[Line]:
+    """The lines among ``events``, each read by ``health``."""
+    lines = [event for event in events if isinstance(event, Line)]
+    for line in lines:
+        health.see(line)
+    return lines
+
+
+def read(console: Console, health: Health, until: RunState, seconds: float = 15.0) -> list[Line]:
+    """Feed the console's lines to ``health`` until it reads ``until``; the lines."""
+    lines: list[Line] = []
+    deadline = time.monotonic() + seconds
+    while health.state is not until:
+        left = deadline - time.monotonic()
+        try:
+            event = console.events.get(timeout=max(left, 0.0))
+        except queue.Empty:
+            raise AssertionError(f"not {until.value} but {health.state.value}: {lines}") from None
+        if isinstance(event, Line):
+            health.see(event)
+            lines.append(event)
+    return lines
+
+
+def reasons(health: Health) -> list[str | None]:
+    return [reset.name for reset in health.resets]
+
+
+@pytest.mark.parametrize(
+    ("spec", "state", "detail", "reason"),
+    [
+        ("esp32s3-app:panic", RunState.CRASHING, "LoadProhibited", "RTC_SW_CPU_RST"),
+        ("esp32s2-app:bootassert", RunState.CRASHING, "startup.c:298", "RTC_SW_CPU_RST"),
+        ("esp32s3-app:refuse", RunState.CANNOT_BOOT, "bad load address range", "RTC_SW_SYS_RST"),
+        ("esp32s2-app:blank", RunState.CANNOT_BOOT, "invalid header: 0xffffffff", "TG0WDT_SYS_RST"),
+        ("esp32s3-app:brownout", RunState.POWER, "Brownout detector was trig", "RTC_SW_SYS_RST"),
+    ],
+)  # fmt: skip
+def test_a_firmware_in_trouble_reads_so_and_boots_again_with_the_reason_real_chips_print(
+    consoles: list[Console], spec: str, state: RunState, detail: str, reason: str
+) -> None:
+    console, _ = plugged(spec, consoles)
+    health = Health()
+    read(console, health, state)
+    assert detail in health.reading().words
+    assert reasons(health) == ["POWERON"]  # plugged in
+    for boot in (2, 3):  # the reset it causes, and again
+        feed(health, console.until("rst:") + console.until(detail))
+        assert len(health.resets) == boot
+    assert reasons(health) == ["POWERON", reason, reason]
+    assert health.state is state and detail in health.reading().words
+    assert health.resets[-1].download is False
+    assert detail in health.reading().words
+
+
+def test_a_sketch_prints_its_own_lines_and_reads_as_running(consoles: list[Console]) -> None:
+    console, _ = plugged("esp32s3-app:arduino", consoles)
+    health = Health()
+    lines = read(console, health, RunState.RUNNING)
+    texts = [line.text for line in lines]
+    assert texts[:3] == ["ESP-ROM:esp32s3-20210327", "Build:Mar 27 2021",
+                         "rst:0x1 (POWERON),boot:0x8 (SPI_FAST_FLASH_BOOT)"]  # fmt: skip
+    assert texts[-1].startswith("Weather station")
+    assert not any(line.level for line in lines)  # no ESP-IDF log line: not the bootloader's
+    feed(health, console.until("temperature: "))
+    assert health.state is RunState.RUNNING and reasons(health) == ["POWERON"]
+
+
+def test_an_app_that_logs_nothing_reads_silent_once_its_silence_is_long(
+    consoles: list[Console],
+) -> None:
+    console, _ = plugged("esp32s2-app:quiet", consoles)
+    health = Health()
+    lines = feed(health, console.until("main_task: Calling app_main()"))
+    assert health.state is RunState.RUNNING
+    with pytest.raises(queue.Empty):  # and nothing after
+        while True:
+            event = console.events.get(timeout=1.5)
+            assert not isinstance(event, Line), event
+    last = lines[-1].at
+    assert health.reading(last + SILENT_S - 1).state is RunState.RUNNING
+    assert health.reading(last + SILENT_S).words == "silent for 30 s"
+
+
+def test_a_reset_of_a_healthy_board_is_one_boot(consoles: list[Console]) -> None:
+    console, board = plugged("esp32s3-app", consoles)
+    console.until("app: sensor ready")
+    board.press_reset()
+    console.until(Gone)
+    health = Health()
+    lines = feed(health, console.until("app: no Wi-Fi set"))
+    assert [(reset.code, reset.name) for reset in health.resets] == [(1, "POWERON")]
+    assert health.state is RunState.RUNNING
+    assert sum("ESP-ROM:" in line.text for line in lines) == 1
+    texts = [line.text for line in lines]
+    assert texts.index("entry 0x403c8928") < next(
+        n for n, text in enumerate(texts) if "2nd stage bootloader" in text
+    )
 
 
 def test_a_chatty_app_prints_every_line_in_order(consoles: list[Console]) -> None:

@@ -84,6 +84,9 @@ def test_the_default_time_is_realistic() -> None:
         ("esp32s2:slowerase", "'slowerase' is not a fault or a setting"),
         ("esp32s2:", "'' is not a fault or a setting"),
         ("esp32s2:dnbusy=1", "'dnbusy=1' is not a fault or a setting"),
+        ("esp32s2-app:panic:refuse", "'panic' and 'refuse' are two firmwares: a board runs one"),
+        ("esp32s2-app:idf", "'idf' is not a fault or a setting"),
+        ("esp32s2-app:quiet=1", "'quiet=1' is not a fault or a setting"),
     ],
 )
 def test_a_bad_spec_says_what_is_wrong_and_the_valid_forms(spec: str, says: str) -> None:
@@ -93,6 +96,17 @@ def test_a_bad_spec_says_what_is_wrong_and_the_valid_forms(spec: str, says: str)
     assert "CHIP[-KIND][*COUNT]" in refused.value.hint
     assert "esp32s2, esp32s3" in refused.value.hint
     assert "pull@BYTE" in refused.value.hint and "slowerase=MS" in refused.value.hint
+
+
+def test_each_firmware_has_its_word_read_after_the_board_and_listed_in_the_forms() -> None:
+    words = ("panic", "bootassert", "refuse", "blank", "brownout", "arduino", "quiet")
+    for word in words:
+        (board,) = parse_boards(f"esp32s2-app:{word.upper()}:chatty")
+        assert board.settings == {"app": word, "chatty": True}
+        assert board.board().app == word
+    with pytest.raises(InputError) as refused:
+        parse_spec("esp32s2:nope")
+    assert all(f"{word} (" in refused.value.hint for word in words)
 
 
 def test_128_boards_are_allowed() -> None:
