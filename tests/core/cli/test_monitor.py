@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import random
+import signal
 import struct
 import subprocess
 import sys
@@ -23,7 +24,9 @@ from pathlib import Path
 import pytest
 import serial
 
-from espdfu.consoles.lines import MAX_LINE
+from espdfu.consoles.health import Health, RunState
+from espdfu.consoles.lines import MAX_LINE, Splitter
+from tests.core.consoles.test_corpus import LOGS, Log, chunks, read_log
 
 MONITOR = [sys.executable, "-m", "espdfu", "monitor"]
 
@@ -357,39 +360,51 @@ def test_a_line_without_its_newline_is_shown_when_the_monitor_stops(console: Con
     assert f"{console.path}  -- panicked: assert failed in main.c:12" in shown
 
 
-CORPUS = Path(__file__).parents[1] / "consoles" / "logs"
+_WAYS = ("whole", "bytes", "chunks")
 
 
-@pytest.mark.parametrize(
-    ("name", "how", "state"),
-    [
-        ("s3-rom-invalid-header-joined", "whole", "cannot-boot"),
-        ("s3-assert-flash-size-loop", "bytes", "crashing-at-boot"),
-        ("s3-panic-reboot-arduino-radio", "chunks", "running"),
-        ("s2-brownout-reset-loop", "chunks", "power-trouble"),
-    ],
-)
+@pytest.mark.parametrize("log", LOGS, ids=lambda path: path.stem)
 def test_a_real_log_through_a_terminal_ends_in_the_state_a_person_reads(
-    console: Console, name: str, how: str, state: str
+    console: Console, log: Path
 ) -> None:
-    """Logs of tests/core/consoles/logs (their sources are in their headers), CRLF as a board
-    sends them, the last line without its newline, to ``espdfu monitor --json``."""
-    text = (CORPUS / f"{name}.log").read_text("utf-8")
-    body = "".join(line for line in text.splitlines(keepends=True) if not line.startswith("#"))
-    data = body.removesuffix("\n").replace("\n", "\r\n").encode()
-    process = start(console.path, "--json", "--timeout", "4")
+    """Every log of tests/core/consoles/logs (their sources are in their headers) through a real
+    pseudo-terminal to ``espdfu monitor --json``, its last line without a newline, in one piece,
+    byte by byte or in random chunks and with CRLF or LF, by turns: the monitor ends in the
+    state the log's header says (a board silent at its end: in the state before the silence,
+    which comes only after SILENT_S)."""
+    real = read_log(log)
+    turn = LOGS.index(log)
+    how = _WAYS[turn % len(_WAYS)]
+    data = real.body.replace(b"\n", b"\r\n") if turn % 2 == 0 else real.body
+    splitter = Splitter()
+    lines = [*splitter.feed(data, 0.0), *splitter.flush(0.0)]
+    process = start(console.path, "--json", "--timeout", "30")
     seen: list[str] = []
     wait_for(process, '"open"', seen)
-    rng = random.Random(name)
-    offset = 0
-    while offset < len(data):
-        size = {"whole": len(data), "bytes": 1}.get(how) or rng.choice([1, 5, 64, 300])
-        os.write(console.master, data[offset : offset + size])
-        offset += size
+    for chunk, _ in chunks(data, how, log.stem):
+        os.write(console.master, chunk)
+    # Every line but the last is shown as its newline is read; then nothing waits unread, and
+    # the stop shows the last line, which has no newline.
+    assert process.stdout is not None
+    while sum('"text"' in line for line in seen) < len(lines) - 1:
+        seen.append(process.stdout.readline().rstrip("\n"))
+        assert seen[-1], seen
+    console.wait_until_read()
+    process.send_signal(signal.SIGINT)
     _, out, _ = finish(process)
     records = [json.loads(line) for line in seen + out.splitlines()]
     said = [record for record in records if "text" in record]
-    assert said[-1]["text"] == body.removesuffix("\n").splitlines()[-1]
-    assert said[-1]["state"] == state, said[-1]
-    if name == "s3-panic-reboot-arduino-radio":
-        assert "panicked" in said[-1]["words"]
+    assert [record["text"] for record in said] == [line.text for line in lines]  # the last too
+    expected = real.state
+    if expected is RunState.SILENT:
+        expected = _before_the_silence(real)
+    assert said[-1]["state"] == expected.word, (said[-1], real.expect)
+    if real.note:
+        assert real.note in said[-1]["words"]
+
+
+def _before_the_silence(log: Log) -> RunState:
+    health = Health()
+    for line in Splitter().feed(log.body + b"\n", 0.0):
+        health.see(line)
+    return health.state
