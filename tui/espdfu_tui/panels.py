@@ -214,9 +214,7 @@ class BoardPanel(Widget, can_focus=True):
             tail = view.console.tail
             if tail:
                 return styled(tail[-1])
-            return fitted(
-                width, f"(nothing printed yet on {view.console.device})", "(nothing printed yet)"
-            )
+            return "(nothing printed yet)"
         if view.away:
             return fitted(
                 width, "looked for at the same USB port a moment", "looked for at the same port"
