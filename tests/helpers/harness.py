@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 from time import time as wall_time
+from typing import Any
 
 from textual.css.query import NoMatches
 from textual.pilot import Pilot
@@ -50,7 +51,7 @@ def make_app(
 
 
 async def until(
-    pilot: Pilot[int], condition: Callable[[], bool], what: str, step_s: float = 0.05
+    pilot: Pilot[Any], condition: Callable[[], bool], what: str, step_s: float = 0.05
 ) -> None:
     """Let the app run until ``condition`` holds, looked at every ``step_s`` (bounded; the app's
     clock, not a bare sleep). A widget it reads that is not there yet (not yet mounted, or

@@ -7,10 +7,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from textual.app import App, ComposeResult
 from textual.widgets import RichLog, Static
 
+from espdfu.bench.views import BoardView
 from espdfu.consoles.health import Note, RunState
+from espdfu.consoles.lines import Line
 from espdfu_tui.console_screen import ConsoleScreen
+from espdfu_tui.panels import BoardPanel
 from tests.helpers.harness import make_app, panel, panel_text, until
 
 S2 = "1-1.1"
@@ -129,6 +133,51 @@ async def test_a_noted_panic_is_in_the_warning_colour_and_trouble_in_red(tmp_pat
         board.refresh_view()
         assert board.has_class("failed") and not board.has_class("warned")
         assert 'cannot boot: "invalid header' in panel_text(app, S2)
+
+
+class _OnePanel(App[None]):
+    """A panel alone, drawn only by the test (in the app, the workbench redraws it too)."""
+
+    def __init__(self, view: BoardView) -> None:
+        super().__init__()
+        self.view = view
+
+    def compose(self) -> ComposeResult:
+        yield BoardPanel(self.view, 0.0)
+
+
+async def test_trouble_is_drawn_at_once_with_its_colour_and_new_lines_alone_wait(
+    tmp_path: Path,
+) -> None:
+    """Console lines alone are drawn at most twice a second; a change of state is drawn at
+    once, its words and its colour together (CI saw "crashing at boot" in a panel not yet red:
+    the crash came within half a second of a line and waited, and the once-a-second look at the
+    "ago" drew its words without its colour)."""
+    app, _ = make_app(tmp_path, spec="esp32s2-app")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: "app running" in panel_text(app, S2), "the app's console")
+        view = panel(app, S2).view
+    console = view.console
+    assert console is not None
+    alone = _OnePanel(view)
+    async with alone.run_test(size=(60, 8)) as alone_pilot:
+        board = alone.query_one(BoardPanel)
+
+        def text() -> str:
+            return "\n".join(str(static.content) for static in board.query(Static))
+
+        board.refresh_view()  # drawn just now: what comes next is too soon for new lines
+        line = Line("a line", 0.0)
+        board.show(replace(view, console=replace(console, tail=(*console.tail, line))), 0.0)
+        assert "a line" not in text()  # waits
+        crash = replace(console, state=RunState.CRASHING, said="crashing at boot: Oops")
+        board.show(replace(view, console=crash), 0.0)
+        assert board.has_class("failed") and "crashing at boot: Oops" in text()
+        board.show(replace(view, console=replace(crash, tail=(line,))), 0.0)
+        assert "a line" not in text()  # drawn just now, at the crash: it waits
+        board.refresh_age(0.0)
+        await until(alone_pilot, lambda: "a line" in text(), "the redraw due")
+        assert board.has_class("failed") and "crashing at boot: Oops" in text()
 
 
 async def test_the_console_opens_at_its_newest_line_and_follows_until_the_reader_scrolls_up(

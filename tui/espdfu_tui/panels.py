@@ -102,18 +102,21 @@ class BoardPanel(Widget, can_focus=True):
         """The "12 s ago" of the last result, the only text that changes by itself: the line
         is redrawn only when its words change (bytes over SSH)."""
         self.now = now
+        if self._later is not None:
+            return  # a redraw of the whole view is due: its state line and colour go together
         state = self.query_one("#state", Static)
         line = self._state_line()
         if str(state.content) != line:
             state.update(line, layout=False)
 
     def show(self, view: BoardView, now: float) -> None:
-        """Draw ``view``; a change of its console alone at most every :data:`CONSOLE_REDRAW_S`
-        (an app printing fast would otherwise redraw the panel with every batch)."""
-        console_only = replace(self.view, console=view.console) == view
+        """Draw ``view``; new console lines alone at most every :data:`CONSOLE_REDRAW_S` (an
+        app printing fast would otherwise redraw the panel with every batch); a change of what
+        the board is (its state, a panic) at once."""
+        lines_only = _new_lines_only(self.view, view)
         self.view, self.now = view, now
         wait = self._drawn_at + CONSOLE_REDRAW_S - time.monotonic()
-        if console_only and wait > 0:
+        if lines_only and wait > 0:
             if self._later is None:
                 self._later = self.set_timer(wait, self.refresh_view)
             return
@@ -226,6 +229,16 @@ class BoardPanel(Widget, can_focus=True):
         if last is not None and last.ending is Ending.IDLE and view.board.mode is Mode.DFU:
             return fitted(width, "press RESET to run the new firmware", "press RESET to run it")
         return in_brief(view.board.hint, width)
+
+
+def _new_lines_only(old: BoardView, new: BoardView) -> bool:
+    """``new`` differs from ``old`` only in its console's lines and their rate."""
+    if old.console is None or new.console is None:
+        return old == new
+    lines = replace(
+        old.console, tail=new.console.tail, lines=new.console.lines, rate=new.console.rate
+    )
+    return replace(old, console=lines) == new
 
 
 def panel_id(path: str) -> str:
