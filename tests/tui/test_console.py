@@ -111,6 +111,26 @@ async def test_a_panicking_app_is_shown_in_trouble(tmp_path: Path) -> None:
         await until(pilot, lambda: "LoadProhibited, 2 boots" in panel_text(app, S2), "a 2nd boot")
 
 
+async def test_the_demo_app_panics_once_and_its_panel_keeps_it_until_its_console_is_opened(
+    tmp_path: Path,
+) -> None:
+    """The demo's app board (``panic-once``): some 26 s after its start the app panics, reboots
+    and runs again; its panel says so in the warning colour until its console is opened."""
+    app, _ = make_app(tmp_path, spec="esp32s2-app:panic-once")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: "sensor timeout" in panel_text(app, S2), "18 s of the app")
+        noted = "app running · panicked"
+        await until(pilot, lambda: noted in panel_text(app, S2), "the panic, and the app again")
+        board = panel(app, S2)
+        assert board.has_class("warned") and not board.has_class("failed")
+        assert app.focused is board
+        await pilot.press("m")
+        assert isinstance(app.screen, ConsoleScreen)
+        await pilot.press("escape")
+        await until(pilot, lambda: "panicked" not in panel_text(app, S2), "the panic looked at")
+        assert not board.has_class("warned") and "app running" in panel_text(app, S2)
+
+
 async def test_a_noted_panic_is_in_the_warning_colour_and_trouble_in_red(tmp_path: Path) -> None:
     """A running app with a panic behind it is "warned" (the warning colour), not red; a board
     that cannot boot is red ("failed"). The view is set on the panel directly: the virtual app
@@ -199,7 +219,9 @@ async def test_the_console_opens_at_its_newest_line_and_follows_until_the_reader
         seen = scrollback.total
         await until(pilot, lambda: scrollback.total > seen + 50, "new lines")
         await until(pilot, lambda: screen.shown >= seen + 50, "them drawn")
-        assert at_end(log)  # followed
+        # followed (a batch just written is scrolled to at the next refresh: wait for it; a
+        # console that does not follow never gets there while lines come)
+        await until(pilot, lambda: at_end(log), "the new end")
         await pilot.press("pageup")
         held = log.scroll_y
         assert not following(screen) and not at_end(log)

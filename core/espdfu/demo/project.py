@@ -39,9 +39,10 @@ from ..files.idfbuild import (
 )
 from ..fsutil import atomic_write
 
-DEMO_BOARDS = "esp32s2*3,esp32s3,esp32s2-app"
+DEMO_BOARDS = "esp32s2*3,esp32s3,esp32s2-app:panic-once"
 """Three S2 in ROM download mode, an S3 (the wrong chip for the demo's S2 build, so the app
-shows why it is skipped) and an S2 running an application with a DFU runtime."""
+shows why it is skipped) and an S2 running an application with a DFU runtime, which panics
+once after it started (so the demo shows a panic kept on its panel until it is looked at)."""
 BUILD_TIME_ENV = "ESPDFU_DEMO_BUILD_S"
 DEFAULT_BUILD_S = 2.0
 PROJECT_NAME = "espdfu-demo"

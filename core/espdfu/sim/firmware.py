@@ -64,16 +64,22 @@ def project_name(app: bytes) -> str:
     return desc[48:80].split(b"\0")[0].decode("ascii", "replace") or "unknown"
 
 
-APPS = ("idf", "arduino", "panic", "bootassert", "refuse", "blank", "brownout", "quiet")
+APPS = (
+    "idf", "panic-once", "arduino", "panic", "bootassert", "refuse", "blank", "brownout", "quiet"
+)  # fmt: skip
 """What a virtual board's firmware does (the spec words of :mod:`espdfu.sim.spec`): ``idf``, an
-ESP-IDF app that logs a line a second; ``arduino``, a sketch that prints its own lines and none
-of ESP-IDF's; ``panic``, an app that panics in ``app_main`` and reboots; ``bootassert``,
-ESP-IDF's start-up failing an assert at every boot; ``refuse``, a 2nd-stage bootloader that
-refuses the app and resets; ``blank``, a flash the ROM finds no bootloader in, until its
-watchdog resets the chip; ``brownout``, an app whose power dips as it starts its radio;
-``quiet``, an app that logs nothing after its start-up."""
+ESP-IDF app that logs a line a second; ``panic-once``, the same app panicking once,
+:data:`PANIC_ONCE_AT` lines after its start, and running on after the reboot; ``arduino``, a
+sketch that prints its own lines and none of ESP-IDF's; ``panic``, an app that panics in
+``app_main`` and reboots; ``bootassert``, ESP-IDF's start-up failing an assert at every boot;
+``refuse``, a 2nd-stage bootloader that refuses the app and resets; ``blank``, a flash the ROM
+finds no bootloader in, until its watchdog resets the chip; ``brownout``, an app whose power
+dips as it starts its radio; ``quiet``, an app that logs nothing after its start-up."""
 TROUBLES = ("panic", "bootassert", "refuse", "blank", "brownout")
 """The firmwares that never get to run: each boot ends in a reset, over and over."""
+PANIC_ONCE_AT = 25
+"""The line of ``panic-once``'s story a panic takes the place of: late enough to read as the
+panic of an app that ran (not a crash at boot), soon enough for someone trying the demo."""
 REBOOT_S = 1.0
 """From a boot's last line to the reset after it (the screenshots make it long: one boot)."""
 
@@ -84,6 +90,7 @@ _ROMS = {
 POWERON = "0x1 (POWERON)"
 _NEXT_RESET = {
     "panic": "0xc (RTC_SW_CPU_RST)",  # esp_restart after the panic's "Rebooting..."
+    "panic-once": "0xc (RTC_SW_CPU_RST)",
     "bootassert": "0xc (RTC_SW_CPU_RST)",
     "refuse": "0x3 (RTC_SW_SYS_RST)",  # bootloader_reset() after "No bootable app partitions"
     "blank": "0x7 (TG0WDT_SYS_RST)",  # the ROM's watchdog
@@ -254,16 +261,18 @@ class Firmware:
 
     def _script(self) -> Iterator[tuple[str, float]]:
         """Each line the firmware prints, with the time until the next: boot after boot."""
-        reset = POWERON  # RESET pressed, or plugged in
+        reset, kind = POWERON, self._kind  # RESET pressed, or plugged in
         while True:
-            yield from self._boot(reset)
-            if self._kind not in TROUBLES:
+            yield from self._boot(kind, reset)
+            if kind == "panic-once":
+                kind = "idf"  # after the panic's reboot it runs on
+            elif kind not in TROUBLES:
                 return
             reset = _NEXT_RESET[self._kind]
 
-    def _boot(self, reset: str) -> Iterator[tuple[str, float]]:
+    def _boot(self, kind: str, reset: str) -> Iterator[tuple[str, float]]:
         """One boot, from the ROM's banner for ``reset``; for trouble, up to the next reset."""
-        chip, kind = self._chip, self._kind
+        chip = self._chip
         if kind == "blank":  # the ROM finds no bootloader: it tries and tries, then its watchdog
             yield from _at_once(rom_lines(chip, reset, loads=False))
             yield from (("invalid header: 0xffffffff", 0.05) for _ in range(7))
@@ -290,6 +299,9 @@ class Firmware:
             yield from _ending(PANIC_LINES if kind == "panic" else BROWNOUT_LINES)
             return
         for n in itertools.count():
+            if kind == "panic-once" and n == PANIC_ONCE_AT:
+                yield from _ending(PANIC_LINES)
+                return
             level, text = story_line(n)
             yield f"{level} ({1000 + n * 1000}) {text}\x1b[0m", self._interval_s
 

@@ -53,6 +53,7 @@ _FORMS = (
     f"slowerase=MS (ms per 4 KiB sector, up to {MAX_ERASE_MS}), dnbusy (the erase reported "
     "as dfuDNBUSY), manifest (a dfuMANIFEST phase), chatty (its app prints 100 lines a second). "
     "What its firmware does, one of: panic (its app panics at start, and so reboots in a loop), "
+    "panic-once (its app panics once after 25 s, and runs on after the reboot), "
     "bootassert (ESP-IDF's start-up fails an assert at every boot), refuse (the bootloader "
     "refuses the app and resets, over and over), blank (the ROM finds no bootloader: "
     "'invalid header', then its watchdog resets), brownout (a brownout as the app starts, at "

@@ -13,7 +13,7 @@ from espdfu.demo.project import DEMO_BOARDS, DemoProject, main, make_demo_projec
 from espdfu.files import dfufile
 from espdfu.files.idfbuild import BuildFolder
 from espdfu.sim.firmware import project_name
-from espdfu.sim.spec import parse_spec
+from espdfu.sim.spec import parse_boards, parse_spec
 
 
 def _build(demo: DemoProject) -> subprocess.CompletedProcess[str]:
@@ -49,6 +49,8 @@ def test_the_demo_boards(demo: DemoProject) -> None:
     boards = [(chip, kind.value) for chip, kind in parse_spec(DEMO_BOARDS)]
     assert boards.count(("esp32s2", "rom")) == 3
     assert ("esp32s3", "rom") in boards and ("esp32s2", "app") in boards
+    (app,) = [board for board in parse_boards(DEMO_BOARDS) if board.kind.value == "app"]
+    assert app.settings == {"app": "panic-once"}  # the demo shows a panic kept on its panel
 
 
 def test_a_build_makes_a_dfu_bin_like_idf_py_dfu(demo: DemoProject) -> None:

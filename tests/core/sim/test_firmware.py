@@ -6,6 +6,7 @@ import hashlib
 import queue
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 import serial
@@ -119,9 +120,13 @@ def plugged(spec: str, consoles: list[Console]) -> tuple[Console, VirtualBoard]:
     return console, w.board(path)
 
 
+def lines_in(events: list[ConsoleEvent]) -> list[Line]:
+    return [event for event in events if isinstance(event, Line)]
+
+
 def feed(health: Health, events: list[ConsoleEvent]) -> list[Line]:
     """The lines among ``events``, each read by ``health``."""
-    lines = [event for event in events if isinstance(event, Line)]
+    lines = lines_in(events)
     for line in lines:
         health.see(line)
     return lines
@@ -172,6 +177,28 @@ def test_a_firmware_in_trouble_reads_so_and_boots_again_with_the_reason_real_chi
     assert health.state is state and detail in health.reading().words
     assert health.resets[-1].download is False
     assert detail in health.reading().words
+
+
+def test_an_app_that_panics_once_reads_running_with_the_panic_kept(
+    consoles: list[Console],
+) -> None:
+    """``panic-once`` (the demo's app board): its story, a panic in place of line 25, the
+    reboot, and the story again with no second panic. Read 100 lines a second (``chatty``),
+    each line is timed here at one a second, as the app prints them."""
+    console, _ = plugged("esp32s2-app:panic-once:chatty", consoles)
+    health = Health()
+    events = console.until("Rebooting...") + console.until("sensor ready")
+    events += console.until("sensor back")  # the story's line 18, after the reboot
+    lines = [replace(line, at=float(n)) for n, line in enumerate(lines_in(events))]
+    for line in lines:
+        health.see(line)
+    texts = [line.text for line in lines]
+    assert sum(text.startswith("Guru Meditation Error") for text in texts) == 1
+    assert texts.index("Rebooting...") > texts.index("I (25000) app: temperature 20.8 °C")
+    assert reasons(health) == ["POWERON", "RTC_SW_CPU_RST"]
+    reading = health.reading(lines[-1].at + 5)
+    assert reading.state is RunState.RUNNING
+    assert reading.words.startswith("running · panicked") and "(LoadProhibited)" in reading.words
 
 
 def test_a_sketch_prints_its_own_lines_and_reads_as_running(consoles: list[Console]) -> None:

@@ -99,7 +99,7 @@ def test_a_bad_spec_says_what_is_wrong_and_the_valid_forms(spec: str, says: str)
 
 
 def test_each_firmware_has_its_word_read_after_the_board_and_listed_in_the_forms() -> None:
-    words = ("panic", "bootassert", "refuse", "blank", "brownout", "arduino", "quiet")
+    words = ("panic-once", "panic", "bootassert", "refuse", "blank", "brownout", "arduino", "quiet")
     for word in words:
         (board,) = parse_boards(f"esp32s2-app:{word.upper()}:chatty")
         assert board.settings == {"app": word, "chatty": True}
