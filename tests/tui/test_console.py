@@ -15,7 +15,7 @@ from espdfu.consoles.health import Note, RunState
 from espdfu.consoles.lines import Line
 from espdfu_tui.console_screen import ConsoleScreen
 from espdfu_tui.panels import BoardPanel
-from tests.helpers.harness import make_app, panel, panel_text, until
+from tests.helpers.harness import log_text, make_app, panel, panel_text, until
 
 S2 = "1-1.1"
 APP_LINE = re.compile(r"[IWEDV] \(\d+\) app: ")
@@ -119,10 +119,12 @@ async def test_the_demo_app_panics_once_and_its_panel_keeps_it_until_its_console
     app, _ = make_app(tmp_path, spec="esp32s2-app:panic-once")
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: "sensor timeout" in panel_text(app, S2), "18 s of the app")
-        noted = "app running · panicked"
+        noted = "running · panicked"
         await until(pilot, lambda: noted in panel_text(app, S2), "the panic, and the app again")
         board = panel(app, S2)
         assert board.has_class("warned") and not board.has_class("failed")
+        assert "(LoadProhibited)" in panel_text(app, S2)  # the reason kept: "app " gave way
+        assert log_text(app).count("1-1.1: app panicked: LoadProhibited.") == 1
         assert app.focused is board
         await pilot.press("m")
         assert isinstance(app.screen, ConsoleScreen)

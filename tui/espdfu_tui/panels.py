@@ -180,7 +180,10 @@ class BoardPanel(Widget, can_focus=True):
         width = self._width
         console = view.console
         if console is not None and view.running_app and not view.flashing:
-            return joined(width, console.words, console.rate_words)
+            words = console.words  # "app running · panicked 7 s ago (LoadProhibited)"
+            return joined(
+                width, fitted(width, words, words.removeprefix("app ")), console.rate_words
+            )
         text = view.state
         if view.last is not None and view.last_at is not None and text == view.last_state:
             age = ago(view.last_at, self.now)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Concatenate, ParamSpec
 
 from ..chips import Chip
+from ..consoles.health import RunState
 from ..files.dfufile import DfuImage
 from ..flashing.flasher import Failure, FlashResult, Outcome, Phase, Progress, incompatibility
 from ..flashing.jobs import Job
@@ -230,17 +231,18 @@ class Port:
         if self.console is None:
             return None  # no longer read (a flash started): what it said before is moot
         there = view.open or bool(view.problem)
+        news = self._trouble(self.console, view)
         self.console = view
         if self.on_bus or self.life is Life.FLASHING:
-            return []
+            return news
         if there and self.life is Life.ABSENT and view.open:
             self.life = Life.APP
-            return [Say(f"{self.title}: its app's console is on {view.device}.")]
+            return [Say(f"{self.title}: its app's console is on {view.device}."), *news]
         if there:
             self.life = Life.APP
         elif self.life is Life.APP:
             self.life = Life.AWAY if self.policy.consoles else Life.ABSENT  # RESET, or the cable
-        return []
+        return news
 
     @_transition
     def timed_out(self, look: int) -> list[Effect] | None:
@@ -290,6 +292,16 @@ class Port:
         # The panel has room for the hint's first words only. A running app without DFU is
         # usual; a board that cannot be opened is a warning.
         return [Say(f"{said} {board.hint}", level="info" if board.accessible else "warning")]
+
+    def _trouble(self, before: ConsoleView, now: ConsoleView) -> list[Effect]:
+        """The log says once when the board gets into trouble (a panic, a crash at boot, a
+        refusal, a brownout): the panel's note goes once looked at, the log keeps it."""
+        state = now.state
+        if state is before.state or not state.troubled:
+            return []
+        return [
+            Say(f"{self.title}: {now.words}.", "warning" if state is RunState.POWER else "error")
+        ]
 
     def _console_wanted(self) -> bool:
         """Read the board's console when its app may run: not in the ROM's download or DFU

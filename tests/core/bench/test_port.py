@@ -16,6 +16,7 @@ from espdfu.bench.feed import ConsoleView
 from espdfu.bench.port import Effect, Hide, LookFor, Policy, Port, ReadConsole, Say, Show
 from espdfu.bench.views import Life
 from espdfu.chips import ESPRESSIF_VID, chip_by_name
+from espdfu.consoles.health import RunState
 from espdfu.flashing.failures import Failure, FlashError
 from espdfu.flashing.flasher import FlashResult, Outcome, Phase, Progress
 from espdfu.flashing.jobs import Job
@@ -43,6 +44,11 @@ CANCELLED = FlashResult(PATH, "esp32s2", 1000, 1.0, FlashError(Failure.CANCELLED
 OPEN = ConsoleView(device="/dev/ttyACM0")
 HELD = ConsoleView(problem="/dev/ttyACM0 is in use by another program.", hint="Close it.")
 GONE = ConsoleView(lines=3)
+PANICKED = replace(
+    OPEN, state=RunState.PANICKED, detail="LoadProhibited", said="panicked: LoadProhibited"
+)
+NOTED = replace(OPEN, state=RunState.RUNNING, said="running · panicked 3 s ago (LoadProhibited)")
+BROWNOUT = replace(OPEN, state=RunState.POWER, said="power trouble: Brownout detector was trig")
 
 
 News = Callable[[Port], list[Effect]]
@@ -93,6 +99,7 @@ STATES: dict[str, list[News]] = {
         LEFT,
         console(OPEN),
     ],
+    "app panicked": [seen(APP), console(OPEN), console(PANICKED)],
 }
 
 
@@ -158,6 +165,19 @@ TABLE = [
         "ROM download.",
     ),
     Row("app, seen by its console", LEFT, Life.APP, ()),  # off the bus already
+    # Trouble is said in the log once, as it begins (the panel keeps it until looked at).
+    Row(
+        "app with DFU runtime",
+        console(PANICKED),
+        Life.PRESENT,
+        (Show, Say),
+        "1-1.2: app panicked: LoadProhibited.",
+    ),
+    Row(
+        "app, seen by its console", console(BROWNOUT), Life.APP, (Show, Say), "power trouble: Brown"
+    ),
+    Row("app panicked", console(PANICKED), Life.PRESENT, (Show,)),  # said already
+    Row("app panicked", console(NOTED), Life.PRESENT, (Show,)),  # over: the panel says so
 ]
 
 
@@ -195,6 +215,7 @@ def test_every_state_of_the_table_is_reached_as_it_says() -> None:
         "flashed, in DFU mode": Life.PRESENT,
         "away after a flash": Life.AWAY,
         "app, seen by its console": Life.APP,
+        "app panicked": Life.PRESENT,
     }
     assert {row.state for row in TABLE} == set(STATES) - {"DFU mode"}
 
@@ -264,3 +285,11 @@ def test_the_view_says_what_the_port_knows() -> None:
     held = port_in("away after a flash")
     console(replace(HELD))(held)
     assert held.view(None, force=False).state == HELD.problem
+
+
+def test_trouble_is_an_error_in_the_log_and_power_trouble_a_warning() -> None:
+    """Firmware in trouble is the board's fault to fix; a brownout is the power's."""
+    panicked = console(PANICKED)(port_in("app with DFU runtime"))
+    browned = console(BROWNOUT)(port_in("app with DFU runtime"))
+    assert [say.level for say in panicked if isinstance(say, Say)] == ["error"]
+    assert [say.level for say in browned if isinstance(say, Say)] == ["warning"]
