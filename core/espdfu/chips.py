@@ -15,17 +15,23 @@ class Chip:
 
     name: str
     dfu_pid: int
+    image_id: int
+    """``esp_chip_id_t`` in its images' headers (ESP-IDF's esp_app_format.h)."""
+    bootloader_at: int
+    """Where the ROM looks for the 2nd-stage bootloader (``ESP_ROM_BOOTLOADER_OFFSET_FLASH``,
+    ESP-IDF's components/esp_rom/<chip>/esp_rom_caps.h)."""
 
 
 CHIPS: tuple[Chip, ...] = (
-    Chip("esp32s2", 0x0002),
-    Chip("esp32s3", 0x0009),
-    Chip("esp32p4", 0x0012),
-    Chip("esp32s31", 0x0020),
+    Chip("esp32s2", 0x0002, 0x0002, 0x1000),
+    Chip("esp32s3", 0x0009, 0x0009, 0x0),
+    Chip("esp32p4", 0x0012, 0x0012, 0x2000),
+    Chip("esp32s31", 0x0020, 0x0020, 0x2000),
 )
 
 _BY_NAME = {chip.name: chip for chip in CHIPS}
 _BY_PID = {chip.dfu_pid: chip for chip in CHIPS}
+_BY_IMAGE_ID = {chip.image_id: chip for chip in CHIPS}
 
 
 def chip_by_name(name: str) -> Chip | None:
@@ -36,6 +42,11 @@ def chip_by_name(name: str) -> Chip | None:
 def chip_by_pid(pid: int) -> Chip | None:
     """The chip whose ROM enumerates with ``pid`` in DFU mode, or None."""
     return _BY_PID.get(pid)
+
+
+def chip_by_image_id(image_id: int) -> Chip | None:
+    """The chip an image's header names, or None (not a chip with USB DFU)."""
+    return _BY_IMAGE_ID.get(image_id)
 
 
 def dfu_chip_names() -> str:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import re
 import sys
 import tempfile
@@ -84,11 +83,9 @@ board that keeps answering busy would be shown as waiting on a busy board, not a
 
 def demo_dfu() -> bytes:
     """A 64 KiB ESP32-S2 application at 0x10000 in a dfu.bin, the same bytes every time."""
-    start = app_image("build 1", time.gmtime(0))
-    body = random.Random(PROJECT_NAME).randbytes(64 * 1024 - len(start))
     chip = chip_by_name("esp32s2")
     assert chip is not None
-    app = dfufile.FlashFile(0x10000, "app.bin", start + body)
+    app = dfufile.FlashFile(0x10000, "app.bin", app_image("build 1", time.gmtime(0), 64 * 1024))
     return dfufile.pack([app], pid=chip.dfu_pid, flash_size=dfufile.FLASH_SIZES["4MB"])
 
 

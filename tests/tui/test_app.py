@@ -18,6 +18,7 @@ from espdfu.config import config_dir, load_labels, save_label
 from espdfu.errors import InputError
 from espdfu.files import dfufile
 from espdfu.files.dfufile import FlashFile
+from espdfu.files.espimage import write_image
 from espdfu.files.idfbuild import BuildFolder
 from espdfu.sim import BoardKind, TimeModel, VirtualBoard
 from espdfu_tui.__main__ import build_parser, main, make_app_from_args
@@ -510,6 +511,36 @@ async def test_shift_f_with_no_board_for_the_dfu_bin_says_so(tmp_path: Path) -> 
         await pilot.press("F")
         reason = "Nothing to flash: no board here can take this dfu.bin."
         await until(pilot, lambda: reason in log_text(app), "the reason")
+
+
+async def test_a_dfu_bin_the_board_would_not_boot_is_shown_so_and_not_flashed(
+    tmp_path: Path,
+) -> None:
+    """An ESP32-S2 dfu.bin whose app was built for the ESP32-S3: the top line says so, f
+    says why it does nothing; the good build after it shows its app's own words."""
+    app, bus = make_app(tmp_path, spec="esp32s2")
+    build_dir = tmp_path / "espdfu-demo" / "build"
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: len(app.query(BoardPanel)) == 1, "the panel")
+        s3_app = write_image(0x0009, [(0x3F000020, bytes(256))], entry=0x40370000)
+        build_dir.mkdir(parents=True, exist_ok=True)
+        files = [FlashFile(0x10000, "app.bin", s3_app)]
+        dfufile.save(build_dir / "dfu.bin", dfufile.pack(files, pid=0x0002))
+        said = "app.bin at 0x10000 is built for esp32s3 but the file is for esp32s2"
+        await until(pilot, lambda: said in text(app, "#artifact-line"), "the refusal")
+        assert "build/dfu.bin would NOT boot: " in text(app, "#artifact-line")
+        assert app.query_one(StatusBar).has_class("artifact-bad")
+        await pilot.press("f")
+        await until(pilot, lambda: "would not boot" in log_text(app), "f's reason")
+        await idle(pilot, app)
+        assert bus.board(S2A).downloads_completed == 0
+        await pilot.press("b")
+        await until(pilot, lambda: "espdfu-demo build 1" in text(app, "#artifact-line"), "a build")
+        line = text(app, "#artifact-line")
+        assert re.search(
+            r"esp32s2, \d s ago · espdfu-demo build 1 · ESP-IDF v5\.3 · ELF [0-9a-f]{8}…", line
+        )
+        assert not app.query_one(StatusBar).has_class("artifact-bad")
 
 
 async def test_keys_that_cannot_act_on_a_board_say_why_and_what_to_do(tmp_path: Path) -> None:

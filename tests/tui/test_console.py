@@ -66,7 +66,7 @@ async def test_m_opens_the_whole_console_to_pause_save_and_clear_it(tmp_path: Pa
         screen = app.screen
         await until(pilot, lambda: "app: sensor ready" in _shown(screen), "the lines so far")
         shown = _shown(screen)
-        assert shown.startswith("ESP-ROM:esp32s2") and "App image SHA256" in shown
+        assert shown.startswith("ESP-ROM:esp32s2") and "ELF file SHA256:  " in shown
         assert not app.check_action("flash_all", ())  # the boards' keys are hidden here
         assert app.check_action("build", ())  # building is not: watch the new app come up
 
@@ -90,7 +90,7 @@ async def test_m_opens_the_whole_console_to_pause_save_and_clear_it(tmp_path: Pa
         assert any(f"saved to {saved}" in message for message in said)
         assert (
             saved.read_text().startswith("ESP-ROM:esp32s2")
-            and "App image SHA256" in saved.read_text()
+            and "ELF file SHA256:  " in saved.read_text()
         )
 
         await pilot.press("c")
@@ -148,7 +148,8 @@ async def test_a_noted_panic_is_in_the_warning_colour_and_trouble_in_red(tmp_pat
         board.view = replace(view, console=replace(console, note=note, said=said))
         board.refresh_view()
         assert board.has_class("warned") and not board.has_class("failed")
-        assert "app running · panicked 40 s ago" in panel_text(app, S2)  # what fits of it
+        # what fits of it at 100 columns: "app " gives way to the panic's reason
+        assert "running · panicked 40 s ago (LoadProhibited)" in panel_text(app, S2)
         refused = 'cannot boot: "invalid header: 0xffffffff"'
         trouble = replace(console, state=RunState.CANNOT_BOOT, said=refused)
         board.view = replace(view, console=trouble)

@@ -33,7 +33,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "1-1.1 · /dev/",
         "ESP-ROM:esp32s2",
         "Project name:     espdfu-demo",
-        "App image SHA256",
+        "ELF file SHA256:  ",
         "p Pause",
         "s Save",
     ),

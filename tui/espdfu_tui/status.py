@@ -46,7 +46,10 @@ class StatusBar(Widget):
             bar.update(total=build.total, progress=build.done)
         self.set_class(build.state is BuildState.FAILED, "build-failed")
         artifact = summary.artifact
-        self.set_class(artifact is not None and not artifact.valid, "artifact-bad")
+        bad = artifact is not None and (
+            not artifact.valid or artifact.image is None or bool(artifact.image.contents.problems)
+        )
+        self.set_class(bad, "artifact-bad")
 
     def _artifact_text(self, summary: Summary, now: float) -> str:
         artifact = summary.artifact
@@ -54,13 +57,16 @@ class StatusBar(Widget):
             return f"no {self.build_dir}/dfu.bin: {summary.unmade}"
         if artifact is None:
             return f"no {self.build_dir}/dfu.bin yet: press {self.build_key} to build"
-        if not artifact.valid:
+        if not artifact.valid or artifact.image is None:
             return f"{self.build_dir}/dfu.bin is NOT usable: {artifact.problem}"
-        chip = artifact.image.chip_name if artifact.image else "?"
+        contents = artifact.image.contents
+        if contents.problems:
+            return f"{self.build_dir}/dfu.bin would NOT boot: {contents.problems[0]}"
         made = " (made from flasher_args.json)" if artifact.made_here else ""
+        app = f" · {contents.app.brief}" if contents.app is not None else ""
         return (
-            f"{self.build_dir}/dfu.bin: {format_size(artifact.size)}, {chip}, "
-            f"{ago(artifact.mtime, now)}{made}"
+            f"{self.build_dir}/dfu.bin: {format_size(artifact.size)}, "
+            f"{artifact.image.chip_name}, {ago(artifact.mtime, now)}{made}{app}"
         )
 
 

@@ -103,6 +103,9 @@ class _Console:
     dirty: bool = False
     counts: deque[tuple[float, int]] = field(default_factory=deque)
     """(when, lines) of the recent batches, for the rate."""
+    printed: int = 0
+    """Lines of the running app since the last batch: a boot's burst (the ROM's, the
+    bootloader's, start-up's 20 to 40 lines at once) is no flood."""
 
 
 class ConsoleFeed:
@@ -179,7 +182,8 @@ class ConsoleFeed:
                 return
             view = console.view
             if isinstance(event, Line):
-                console.health.see(event)
+                if console.health.see(event) is RunState.RUNNING:
+                    console.printed += 1
                 console.pending += [event, *decoded]
             elif isinstance(event, Back):
                 view = ConsoleView(device=event.device, lines=view.lines)
@@ -251,7 +255,8 @@ class ConsoleFeed:
                     continue
                 lines, console.pending, console.dirty = tuple(console.pending), [], False
                 counts = console.counts
-                counts.append((now, len(lines)))
+                counts.append((now, console.printed))
+                console.printed = 0
                 while counts and now - counts[0][0] > _RATE_WINDOW_S:
                     counts.popleft()
                 tail = (console.view.tail + lines)[-TAIL_LINES:]
@@ -272,6 +277,5 @@ class ConsoleFeed:
 
 
 def _rate(counts: deque[tuple[float, int]], now: float) -> float:
-    """Lines per second over the last :data:`_RATE_WINDOW_S`: a start-up burst of a few lines
-    is not a flood."""
+    """The running app's lines per second over the last :data:`_RATE_WINDOW_S`."""
     return sum(n for at, n in counts if now - at <= _RATE_WINDOW_S) / _RATE_WINDOW_S

@@ -256,7 +256,11 @@ class Workbench:
                 return
             image = artifact.image
             chip = image.chip_name if image else "?"
-            self._changes.log(f"New dfu.bin: {chip}, {artifact.size:,} bytes.")
+            app = image.contents.app if image else None
+            what = f" ({app.brief})" if app is not None else ""
+            self._changes.log(f"New dfu.bin: {chip}, {artifact.size:,} bytes{what}.")
+            for problem in image.contents.problems if image else ():
+                self._changes.log(f"{artifact.path}: {problem}", level="error")
             for entry in rom.slow_entries(image.entries if image else ()):
                 self._changes.log(rom.erase_note(entry))
             if not self._builder.running:  # after our own build, the build's end decides

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import EspdfuError, InputError
 from ..files import dfufile
+from ..files.contents import REBUILD, read_contents
 from ..files.dfufile import DfuImage
 from ..flashing.flasher import FlashResult, flash_many, forced, incompatibility, reset_step
 from ..flashing.stopping import flash_endings
@@ -122,6 +123,11 @@ def _flash(args: argparse.Namespace) -> int:
     overrun = dfufile.overrun_warning(image.entries, image.flash_size)
     if overrun:
         note(f"warning: {overrun}")
+    wont_boot = read_contents(image).problems
+    if wont_boot and not args.force:
+        raise InputError(f"{args.file}: {wont_boot[0]}", f"{REBUILD} --force flashes it anyway.")
+    for problem in wont_boot:
+        note(f"warning: --force flashes {args.file} anyway: {problem}")
     args.path = port_paths(args.path)
     usb_world = open_usb(args.sim)
     cancel = threading.Event()

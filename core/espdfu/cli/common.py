@@ -218,7 +218,9 @@ def add_selection(parser: argparse.ArgumentParser, which: str, every: str) -> No
 
 def add_flash_options(parser: argparse.ArgumentParser) -> None:
     """``--force`` and ``--detach-wait``, which :func:`flash_options` reads."""
-    add_flag(parser, "--force", help="flash even when the chip differs")
+    add_flag(
+        parser, "--force", help="flash even when the chip differs or the board would not boot it"
+    )
     parser.add_argument(
         "--detach-wait", type=seconds, default=FlashOptions.detach_wait_s, metavar="SECONDS",
         help="how long a board may take to come back in DFU mode (default %(default)g)",

@@ -10,7 +10,9 @@ from pathlib import Path
 from ..chips import dfu_chip_names
 from ..errors import DfuFormatError, InputError
 from ..files import dfufile
+from ..files.contents import Contents, read_contents
 from ..files.dfufile import check_writable
+from ..files.espimage import chip_name
 from ..files.idfbuild import (
     BuildFolder,
     Image,
@@ -88,15 +90,21 @@ def _info(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"file": str(args.file), "valid": False, "error": str(error)}))
         raise
+    contents = read_contents(image)
     if args.json:
         notes = [rom.erase_note(entry) for entry in rom.slow_entries(image.entries)]
-        print(json.dumps({"file": str(args.file), **image.as_dict(), "notes": notes}, indent=2))
+        whole = {"file": str(args.file), **image.as_dict(), **contents.as_dict(), "notes": notes}
+        print(json.dumps(whole, indent=2))
     else:
         _print_image(args.file, image)
-    if image.valid:
-        return Exit.OK
-    print(f"espdfu: {args.file} is not a valid dfu.bin: {image.problems[0]}", file=sys.stderr)
-    return Exit.INVALID
+        _print_contents(contents)
+    if not image.valid:
+        print(f"espdfu: {args.file} is not a valid dfu.bin: {image.problems[0]}", file=sys.stderr)
+        return Exit.INVALID
+    if contents.problems:
+        print(f"espdfu: {args.file}: {contents.problems[0]}", file=sys.stderr)
+        return Exit.INVALID
+    return Exit.OK
 
 
 def _print_image(path: Path, image: dfufile.DfuImage) -> None:
@@ -122,6 +130,32 @@ def _print_image(path: Path, image: dfufile.DfuImage) -> None:
         print(f"  warning: {warning}")
     for entry in rom.slow_entries(image.entries):
         print(f"  note: {rom.erase_note(entry)}")
+
+
+def _print_contents(contents: Contents) -> None:
+    """The images as the chip will boot them, the app's own words, the partition table."""
+    if contents.app is not None:
+        print(f"  app         {contents.app.words}")
+    if contents.images:
+        print("  images")
+    for placed in contents.images:
+        esp = placed.image
+        facts = [chip_name(esp.chip_id), f"{len(esp.segments)} segments"]
+        facts.append("checksum ok" if esp.checksum_ok else "checksum BAD")
+        if esp.sha256_ok is not None:
+            facts.append("SHA-256 ok" if esp.sha256_ok else "SHA-256 BAD")
+        if placed.partition is not None:
+            share = esp.length * 100 // max(placed.partition.size, 1)
+            facts.append(f"{esp.length:,} of {placed.partition.size:,} bytes ({share}%)")
+        print(f"    0x{placed.address:08x}  {placed.role:<10}  {', '.join(facts)}")
+    table = contents.table
+    if table is not None and contents.table_at is not None:
+        md5 = {True: "MD5 ok", False: "MD5 BAD", None: "no MD5"}[table.md5_ok]
+        print(f"  partitions  (at 0x{contents.table_at:x}, {md5})")
+        for part in table.partitions:
+            print(f"    {part.label:<16}{part.kind:<16}0x{part.offset:08x}  {part.size:>12,}")
+    for problem in contents.problems:
+        print(f"  problem: {problem}")
 
 
 # --- mkdfu ------------------------------------------------------------------------------------

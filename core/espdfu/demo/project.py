@@ -18,10 +18,10 @@ sets how long it takes (0 for tests).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
-import struct
 import sys
 import time
 from collections.abc import Sequence
@@ -30,13 +30,9 @@ from pathlib import Path
 
 from ..errors import EspdfuError
 from ..files import dfufile
-from ..files.idfbuild import (
-    APP_DESC_AT,
-    APP_DESC_MAGIC,
-    FLASHER_ARGS,
-    PROJECT_DESCRIPTION,
-    BuildFolder,
-)
+from ..files.espimage import AppDesc, app_desc_bytes, write_image
+from ..files.idfbuild import FLASHER_ARGS, PROJECT_DESCRIPTION, BuildFolder
+from ..files.partitions import APP, DATA, Partition, write_table
 from ..fsutil import atomic_write
 
 DEMO_BOARDS = "esp32s2*3,esp32s3,esp32s2-app:panic-once"
@@ -50,6 +46,7 @@ FAIL_FLAG = Path("main") / "FAIL"
 EXIT_BUILD_FAILED = 2  # what idf.py returns when ninja fails
 
 _TARGET = "esp32s2"
+_CHIP_ID = 0x0002  # esp_chip_id_t of the ESP32-S2
 _FLASH_SIZE = "4MB"
 _APP_SIZE = 96 * 1024
 _COUNTER = ".espdfu-demo-builds"
@@ -245,13 +242,10 @@ def _write_build(project: Path, build_dir: Path) -> None:
     """The files of a finished ``idf.py dfu``, dfu.bin last, each renamed into place."""
     number = _next_build_number(build_dir)
     stamp = time.time_ns()
-    noise = random.Random(stamp ^ number)
-    app = app_image(f"build {number}", time.localtime(stamp // 1_000_000_000))
-    app += noise.randbytes(_APP_SIZE - len(app))
-    fixed = random.Random(PROJECT_NAME)  # the bootloader and partition table never change
-    contents = {
-        "bootloader/bootloader.bin": b"\xe9\x03\x02\x20" + fixed.randbytes(16 * 1024 - 4),
-        "partition_table/partition-table.bin": fixed.randbytes(3 * 1024),
+    app = app_image(f"build {number}", time.localtime(stamp // 1_000_000_000), seed=stamp)
+    contents = {  # the bootloader and partition table never change
+        "bootloader/bootloader.bin": bootloader_image(),
+        "partition_table/partition-table.bin": write_table(PARTITIONS),
         "app.bin": app,
     }
     for name, data in contents.items():
@@ -278,28 +272,40 @@ def _write_build(project: Path, build_dir: Path) -> None:
     dfufile.save(build_dir / "dfu.bin", BuildFolder.open(build_dir).make_dfu())
 
 
-def app_image(version: str, built: time.struct_time) -> bytes:
-    """The start of an ESP32-S2 app image as ESP-IDF lays it out (esp_app_format.h): the image
-    header, the first segment's header, then its esp_app_desc_t, which names the project and
-    the version (the app's start-up prints them)."""
-    header = struct.pack(
-        "<BBBBIB3sHBHHI?", 0xE9, 6, 2, 0x20, 0x40024000, 0xEE, bytes(3), 2, 0, 0, 0xFFFF, 0, True
-    )
-    desc = struct.pack(
-        "<II8x32s32s16s16s32s32s",
-        APP_DESC_MAGIC,
-        0,
-        version.encode(),
-        PROJECT_NAME.encode(),
-        time.strftime("%H:%M:%S", built).encode(),
-        time.strftime("%b %d %Y", built).encode(),
-        b"v5.3",
-        bytes(32),
-    )
-    desc += bytes(256 - len(desc))
-    start = header + struct.pack("<II", 0x3F000020, len(desc))
-    assert len(start) == APP_DESC_AT
-    return start + desc
+def app_image(version: str, built: time.struct_time, size: int = _APP_SIZE, seed: int = 0) -> bytes:
+    """A whole ESP32-S2 app image of ``size`` bytes (about) as ESP-IDF builds one: its
+    esp_app_desc_t (naming the project, the version, the build time and an ELF's SHA-256)
+    first in its flash-mapped data, then data, RAM and code segments at the chip's addresses,
+    the checksum and the SHA-256 (esp_app_format.h; esptool's image-info reads it)."""
+    noise = random.Random(f"{version} {seed}")
+    elf = hashlib.sha256(f"{PROJECT_NAME} {version} {seed}".encode()).digest()
+    date = f"{time.strftime('%b', built)} {built.tm_mday:2d} {built.tm_year}"  # C's __DATE__
+    clock = time.strftime("%H:%M:%S", built)
+    desc = AppDesc(PROJECT_NAME, version, "v5.3", date, clock, elf)
+    code = max(size - 28 * 1024, 4096) // 4 * 4
+    segments = [
+        (0x3F000020, app_desc_bytes(desc) + noise.randbytes(8 * 1024)),  # DROM: rodata
+        (0x3FFBE000, noise.randbytes(2 * 1024)),  # DRAM: initialised data
+        (0x40024000, noise.randbytes(16 * 1024)),  # IRAM: code run from RAM
+        (0x40080020, noise.randbytes(code)),  # IROM: code run from flash
+    ]
+    return write_image(_CHIP_ID, segments, entry=0x40024AD8)
+
+
+def bootloader_image() -> bytes:
+    """The 2nd-stage bootloader the demo's builds carry: the same bytes every build, at the
+    load addresses the ROM prints for ESP-IDF v5.3's (see the virtual firmware's boot lines)."""
+    noise = random.Random(f"{PROJECT_NAME} bootloader")
+    segments = [(0x3FFE6100, noise.randbytes(0x17A4)), (0x4004B000, noise.randbytes(0xC70)),
+                (0x4004F000, noise.randbytes(0x2DD8))]  # fmt: skip
+    return write_image(_CHIP_ID, segments, entry=0x4004B1EC)
+
+
+PARTITIONS = (  # ESP-IDF's partitions_singleapp.csv
+    Partition("nvs", DATA, 0x02, 0x9000, 0x6000),
+    Partition("phy_init", DATA, 0x01, 0xF000, 0x1000),
+    Partition("factory", APP, 0x00, 0x10000, 0x100000),
+)
 
 
 def _next_build_number(build_dir: Path) -> int:

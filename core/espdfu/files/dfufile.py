@@ -18,6 +18,7 @@ import struct
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from ..chips import ANY_PID, ESPRESSIF_VID, Chip, chip_by_pid, dfu_chip_names
 from ..errors import DfuFormatError, InputError, printable
 from ..fsutil import atomic_write, read_bytes
 from ..units import format_size
+from .contents import Contents, read_contents
 
 SUFFIX = struct.Struct("<HHHH3sB")  # bcdDevice, idProduct, idVendor, bcdDFU, "UFD", bLength
 CRC = struct.Struct("<I")
@@ -127,6 +129,11 @@ class DfuImage:
             return "any"
         chip = self.chip
         return chip.name if chip else "unknown"
+
+    @cached_property
+    def contents(self) -> Contents:
+        """What it writes, read as the chip will boot it (read when first asked, then kept)."""
+        return read_contents(self)
 
     @property
     def payload(self) -> bytes:

@@ -31,10 +31,6 @@ from .dfufile import (
 
 PART_SIZE_ENV = "ESP_DFU_PART_SIZE"
 FLASHER_ARGS = "flasher_args.json"
-APP_DESC_MAGIC = 0xABCD5432
-APP_DESC_AT = 32
-"""An app image's esp_app_desc_t (ESP-IDF's esp_app_format.h) follows the image header (24
-bytes) and the first segment's header (8)."""
 PROJECT_DESCRIPTION = "project_description.json"
 _JSON_LIMIT = 16 * 1024 * 1024
 

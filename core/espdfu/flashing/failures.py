@@ -35,6 +35,7 @@ class Failure(enum.Enum):
     IN_USE = "in use"
     NOT_DFU = "no DFU interface"
     WRONG_CHIP = "wrong chip"
+    WONT_BOOT = "would not boot"
     LOST = "lost after detach"
     VANISHED = "device vanished"
     DEVICE_STATUS = "device error"
@@ -50,6 +51,7 @@ _FINAL = {
     Failure.NO_DRIVER,
     Failure.NOT_DFU,
     Failure.WRONG_CHIP,
+    Failure.WONT_BOOT,
     Failure.CANCELLED,
 }
 """Failures a retry cannot mend."""

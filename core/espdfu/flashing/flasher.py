@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from ..chips import ANY_PID, ESPRESSIF_VID, chip_by_pid
 from ..errors import EspdfuError
+from ..files.contents import REBUILD
 from ..files.dfufile import DfuImage
 from ..units import format_size
 from ..usb import rom
@@ -202,13 +203,28 @@ def reset_step(boards: int = 1) -> str:
 
 
 def forced(board: Board, image: DfuImage) -> str | None:
-    """What ``--force`` lets through for ``board`` (the chips' mismatch), None when nothing."""
-    problem = incompatibility(board, image)
-    return problem.message if problem and not incompatibility(board, image, True) else None
+    """What ``--force`` lets through for ``board`` (the chips' mismatch), None when nothing; what
+    the file itself would not boot is said once, by whoever loads it."""
+    if _unreachable(board) is not None:
+        return None
+    problem = _other_chip(board, image)
+    return problem.message if problem is not None else None
 
 
 def incompatibility(board: Board, image: DfuImage, force: bool = False) -> FlashError | None:
     """Why ``image`` must not go to ``board`` (None when it may)."""
+    problem = _unreachable(board)
+    if problem is not None or force:
+        return problem
+    if image.contents.problems:
+        return FlashError(
+            Failure.WONT_BOOT, f"The file would not boot: {image.contents.problems[0]}", REBUILD
+        )
+    return _other_chip(board, image)
+
+
+def _unreachable(board: Board) -> FlashError | None:
+    """Why nothing can be flashed to ``board``, whatever the file and --force."""
     if board.access is Access.NO_PERMISSION:
         return FlashError(
             Failure.NO_PERMISSION, f"The board at {board.path} cannot be opened.", access_hint()
@@ -223,7 +239,11 @@ def incompatibility(board: Board, image: DfuImage, force: bool = False) -> Flash
         return FlashError(
             Failure.NOT_DFU, f"The device at {board.path} has no DFU interface.", board.hint
         )
-    if force or image.pid == ANY_PID or (board.chip is None and board.mode is Mode.APP):
+    return None
+
+
+def _other_chip(board: Board, image: DfuImage) -> FlashError | None:
+    if image.pid == ANY_PID or (board.chip is None and board.mode is Mode.APP):
         return None  # an application's chip shows once it has detached into the ROM
     if board.chip is None or board.chip.dfu_pid != image.pid:
         wanted = chip_by_pid(image.pid)

@@ -7,8 +7,9 @@ boards print then (tests/core/consoles/logs/README.md): a panic report, an asser
 the bootloader's refusal, the ROM's ``invalid header``, a brownout, each followed by the reset
 it causes and the next boot with that reset's reason; or a sketch's own lines, or nothing
 after start-up. The ROM's lines are the chips' own (``ESP-ROM:esp32s2-rc4-20191025``,
-``ESP-ROM:esp32s3-20210327``); the line ``App image SHA256`` is the simulator's, so that a
-test can tell which image runs. Its port holds the output until a host opens it (:class:`Firmware`).
+``ESP-ROM:esp32s3-20210327``); the app's information is ESP-IDF's, from the image's own
+esp_app_desc_t (``ELF file SHA256:  3e4a2b1c0d9e8f7a...`` tells which build runs). Its port
+holds the output until a host opens it (:class:`Firmware`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 from collections.abc import Iterable, Iterator
 
 from ..chips import Chip
-from ..files.idfbuild import APP_DESC_AT, APP_DESC_MAGIC
+from ..files.espimage import AppDesc, read_image
 
 SUPPORTED = hasattr(os, "openpty") and hasattr(select, "poll")
 """Pseudo-terminals exist on Linux and macOS; on Windows virtual boards have no console."""
@@ -56,12 +57,16 @@ def story_line(n: int) -> tuple[str, str]:
     return "\x1b[0;32mI", f"app: temperature {21 + (n * 7 % 11 - 5) / 10:.1f} °C"
 
 
-def project_name(app: bytes) -> str:
-    """The project name from the app's esp_app_desc_t (ESP-IDF's esp_app_format.h), if any."""
-    desc = app[APP_DESC_AT : APP_DESC_AT + 80]
-    if len(desc) < 80 or int.from_bytes(desc[:4], "little") != APP_DESC_MAGIC:
-        return "unknown"
-    return desc[48:80].split(b"\0")[0].decode("ascii", "replace") or "unknown"
+def app_info(app: bytes | None) -> AppDesc:
+    """What the app says of itself at start-up: its image's esp_app_desc_t. For bytes without
+    one (the tests' random images, or nothing flashed), a stand-in whose ELF SHA-256 is the
+    image's own, so that which image runs can still be told (a real app always has one)."""
+    image = read_image(app or b"", app=True)
+    if image is not None and image.app is not None:
+        return image.app
+    return AppDesc(
+        "unknown", "1", "v5.3", "Jan  1 2026", "00:00:00", hashlib.sha256(app or b"").digest()
+    )
 
 
 APPS = (
@@ -147,16 +152,21 @@ def bootloader_lines(chip: Chip, version: str = "v5.3") -> list[str]:
 
 def boot_lines(chip: Chip, app: bytes | None, reset: str = POWERON) -> list[str]:
     """What the board prints from RESET to app_main: the ROM's, the bootloader's and ESP-IDF's
-    start-up lines."""
-    image = hashlib.sha256(app).hexdigest() if app else "none (nothing flashed)"
+    start-up lines, its application information as ESP-IDF v5.x prints it (esp_app_desc.c),
+    from the image's own esp_app_desc_t."""
+    desc = app_info(app)
     return [  # the bootloader's first and last lines only: a real one prints some 25 more,
         # which a panel would show as a flood (`· 20 lines/s`) for the 2 s after each boot
         *rom_lines(chip, reset),
         *bootloader_lines(chip)[:1],
         _info(120, "boot: Loaded app from partition at offset 0x10000"),
-        _info(290, f"app_init: Project name:     {project_name(app or b'')}"),
-        _info(295, f"app_init: App image SHA256: {image}"),
-        _info(300, "main_task: Started on CPU0"),
+        _info(287, "app_init: Application information:"),
+        _info(290, f"app_init: Project name:     {desc.project}"),
+        _info(293, f"app_init: App version:      {desc.version}"),
+        _info(296, f"app_init: Compile time:     {desc.date} {desc.time}"),
+        _info(299, f"app_init: ELF file SHA256:  {desc.elf_prefix}..."),
+        _info(302, f"app_init: ESP-IDF:          {desc.idf_version}"),
+        _info(305, "main_task: Started on CPU0"),
         _info(310, "main_task: Calling app_main()"),
     ]
 
@@ -280,7 +290,7 @@ class Firmware:
             return
         if kind == "arduino":  # the bootloader's and the app's log level is below info
             yield from _at_once(rom_lines(chip, reset))
-            project = project_name(self._app or b"")
+            project = app_info(self._app).project
             yield from _at_once(line.format(project=project) for line in ARDUINO_BANNER)
             for n in itertools.count():
                 yield arduino_line(n), self._interval_s

@@ -3,7 +3,6 @@ panics decoded; virtual boards print through real pseudo-terminals."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import queue
 import threading
@@ -17,15 +16,17 @@ import serial
 from espdfu.bench import flashes
 from espdfu.bench.feed import BATCH_S, ConsoleFeed, ConsoleView
 from espdfu.bench.views import BenchEvent, BoardRemoved, ConsoleOutput
+from espdfu.chips import CHIPS
 from espdfu.consoles.health import RunState
 from espdfu.consoles.lines import Line
 from espdfu.demo.finger import Finger
+from espdfu.files.espimage import read_image
 from espdfu.files.idfbuild import flash_files_from_json, read_flash_files
 from espdfu.flashing.flasher import Outcome
 from espdfu.flashing.flasher import flash_and_look as real_flash_and_look
 from espdfu.loops import Alarms
 from espdfu.sim import TimeModel
-from espdfu.sim.firmware import PANIC_LINES
+from espdfu.sim.firmware import PANIC_LINES, boot_lines
 from espdfu.usb.boards import Mode
 from tests.helpers.bench import Bench, bench_on
 from tests.helpers.soak import TIMEOUT_S
@@ -60,10 +61,13 @@ def _flashed(bench: Bench) -> str:
     return path
 
 
-def _app_sha256(bench: Bench) -> str:
+def _app_elf(bench: Bench) -> str:
+    """The ELF SHA-256 the build's app says of itself, as its start-up prints it."""
     specs = flash_files_from_json(bench.build_dir / "flasher_args.json")
     app = next(f for f in read_flash_files(specs) if f.name.endswith("app.bin"))
-    return hashlib.sha256(app.data).hexdigest()
+    image = read_image(app.data, app=True)
+    assert image is not None and image.app is not None
+    return f"ELF file SHA256:  {image.app.elf_prefix}..."
 
 
 def test_after_a_flash_and_reset_the_board_shows_its_new_apps_console(one: Bench) -> None:
@@ -77,7 +81,7 @@ def test_after_a_flash_and_reset_the_board_shows_its_new_apps_console(one: Bench
     assert not view.present and view.running_app  # off the bus, but shown: its app runs
     assert view.console is not None and view.console.state is RunState.RUNNING
     assert view.state == "app running"
-    assert f"App image SHA256: {_app_sha256(one)}" in _printed(one.events(), path)
+    assert _app_elf(one) in _printed(one.events(), path)
     assert f"{path}: its app's console is on" not in one.logged()  # shown all along
 
 
@@ -184,19 +188,18 @@ def test_the_demos_finger_resets_a_flashed_board_and_brings_it_back_for_the_next
     (path,) = bench.world.paths
     bench.workbench.build(then_flash=True)
     bench.wait_flashed([path])
-    first = _app_sha256(bench)
-    banner = f"App image SHA256: {first}"
-    bench.recorder.wait(lambda: banner in _printed(bench.recorder.events, path), "the app's banner")
+    first = _app_elf(bench)
+    bench.recorder.wait(lambda: first in _printed(bench.recorder.events, path), "the app's banner")
     assert f"Demo: RESET tapped on {path} for you" in bench.logged()
     bench.workbench.build(then_flash=True)
     assert f"Demo: BOOT held and RESET tapped on {path} for you." in bench.logged()
     bench.recorder.wait(
-        lambda: _printed(bench.recorder.events, path).count("App image SHA256: ") >= 2,
+        lambda: _printed(bench.recorder.events, path).count("ELF file SHA256: ") >= 2,
         "the second app's banner",
     )
-    second = _app_sha256(bench)
+    second = _app_elf(bench)
     assert second != first  # every demo build differs: the new app is the one running
-    assert f"App image SHA256: {second}" in _printed(bench.events(), path)
+    assert second in _printed(bench.events(), path)
     next(generator, None)
 
 
@@ -223,7 +226,7 @@ def test_a_console_on_a_uart_bridge_is_read_from_the_port_the_config_gives_its_l
     bench.recorder.wait(
         lambda: "hello over the bridge" in _printed(bench.recorder.events, path), "the line"
     )
-    assert "App image SHA256" not in _printed(
+    assert "ELF file SHA256" not in _printed(
         bench.events(), path
     )  # not the board's own USB console
     next(generator, None)
@@ -244,6 +247,9 @@ class Pty:
         data = "".join(f"{line}\r\n" for line in lines).encode()
         while data:
             data = data[os.write(self.master, data) :]
+
+
+ESP32S2 = next(chip for chip in CHIPS if chip.name == "esp32s2")
 
 
 class Deliveries:
@@ -295,6 +301,23 @@ def test_the_rate_a_panel_shows_fades_once_the_app_stops_printing(pty: Pty) -> N
         )
     consoles.close()
     assert delivered.batches[-1][0].state is RunState.RUNNING
+
+
+def test_a_boots_burst_is_no_flood_but_the_apps_own_is(pty: Pty) -> None:
+    """Every reset prints 20 to 40 lines at once (the ROM's, the bootloader's, start-up's):
+    no "lines/s" for those; the running app printing as fast is a flood."""
+    delivered = Deliveries()
+    consoles = ConsoleFeed(lambda path: lambda: pty.name, delivered)
+    consoles.read("1-1", True)
+    delivered.wait_open()
+    boot = boot_lines(ESP32S2, None) * 2  # a boot, and a RESET right after
+    pty.write(boot)
+    delivered.wait(len(boot))
+    assert not any(view.rate_words for view, _ in delivered.batches)  # (4 lines: main_task's)
+    pty.write([f"I ({n}) app: line {n}" for n in range(100)])
+    delivered.wait(len(boot) + 100)
+    consoles.close()
+    assert delivered.batches[-1][0].rate_words.endswith("lines/s")
 
 
 def test_a_fast_app_is_delivered_whole_in_few_batches(pty: Pty) -> None:

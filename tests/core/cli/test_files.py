@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 
 from espdfu import __version__
+from espdfu.demo.project import main as build_demo
+from espdfu.demo.project import make_demo_project
 from espdfu.files import dfufile
 from espdfu.files.dfufile import FlashFile
+from espdfu.files.espimage import write_image
 from tests.helpers.archive import archive, record, with_suffix
 from tests.helpers.command import espdfu
 
@@ -399,7 +402,8 @@ def test_mkdfu_names_the_key_of_a_missing_build_image(tmp_path: Path) -> None:
 
 def test_an_esp32p4_file_is_made_read_and_flashed_to_a_p4_only(tmp_path: Path) -> None:
     """ESP-IDF's `idf.py dfu` makes P4 files (PID 0x0012) since v5.5."""
-    (tmp_path / "app.bin").write_bytes(b"\xe9p4" * 1000)
+    app = write_image(0x0012, [(0x40000020, bytes(3000))], entry=0x4FF00000)  # a P4 app
+    (tmp_path / "app.bin").write_bytes(app)
     made = espdfu("mkdfu", "-o", "p4.bin", "--chip", "esp32p4", "0x10000", "app.bin", cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     info = espdfu("info", tmp_path / "p4.bin")
@@ -415,3 +419,55 @@ def test_an_esp32p4_file_is_made_read_and_flashed_to_a_p4_only(tmp_path: Path) -
 def test_usage_errors_exit_2() -> None:
     result = espdfu("frobnicate")
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def _demo_build(tmp_path: Path) -> Path:
+    """The demo project's build: a bootloader, a partition table, an app, as ESP-IDF's."""
+
+    project = make_demo_project(tmp_path)
+    assert build_demo(["build", str(project.project_dir)]) == 0
+    return project.build_dir / "dfu.bin"
+
+
+def test_info_says_what_the_board_will_boot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ESPDFU_DEMO_BUILD_S", "0")
+    path = _demo_build(tmp_path)
+    result = espdfu("info", path)
+    assert result.returncode == 0, result.stderr
+    assert "  app         espdfu-demo build 1 · ESP-IDF v5.3 · built " in result.stdout
+    assert "0x00001000  bootloader  esp32s2, 3 segments, checksum ok, SHA-256 ok" in result.stdout
+    assert "0x00010000  factory     esp32s2, 4 segments, checksum ok, SHA-256 ok" in result.stdout
+    assert "  partitions  (at 0x8000, MD5 ok)" in result.stdout
+    assert "factory         app/factory     0x00010000     1,048,576" in result.stdout
+    summary = json.loads(espdfu("info", "--json", path).stdout)
+    assert summary["boot_problems"] == []
+    (boot, app) = summary["images"]
+    assert (boot["role"], app["role"], app["address"]) == ("bootloader", "factory", 0x10000)
+    assert app["app"]["project"] == "espdfu-demo" and len(app["app"]["elf_sha256"]) == 64
+    assert app["checksum_ok"] is True and app["sha256_ok"] is True
+    labels = [p["label"] for p in summary["partition_table"]["partitions"]]
+    assert labels == ["nvs", "phy_init", "factory"]
+
+
+def _other_chips_app(tmp_path: Path) -> Path:
+    """An ESP32-S2 dfu.bin whose app was built for the ESP32-S3."""
+    app = write_image(0x0009, [(0x3F000020, bytes(256))], entry=0x40370000)
+    path = tmp_path / "dfu.bin"
+    path.write_bytes(dfufile.pack([FlashFile(0x10000, "app.bin", app)], pid=2))
+    return path
+
+
+def test_info_and_flash_refuse_what_the_board_would_not_boot(tmp_path: Path) -> None:
+    path = _other_chips_app(tmp_path)
+    said = "app.bin at 0x10000 is built for esp32s3 but the file is for esp32s2"
+    info = espdfu("info", path)
+    assert info.returncode == 2 and f"  problem: {said}" in info.stdout
+    assert said in info.stderr
+    refused = espdfu("flash", path, "--sim", "esp32s2")
+    assert refused.returncode == 2 and said in refused.stderr
+    assert "idf.py dfu" in refused.stderr and "Traceback" not in refused.stderr
+    forced = espdfu("flash", path, "--sim", "esp32s2", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert f"warning: --force flashes {path} anyway: {said}" in forced.stderr

@@ -12,7 +12,7 @@ import pytest
 from espdfu.demo.project import DEMO_BOARDS, DemoProject, main, make_demo_project
 from espdfu.files import dfufile
 from espdfu.files.idfbuild import BuildFolder
-from espdfu.sim.firmware import project_name
+from espdfu.sim.firmware import app_info
 from espdfu.sim.spec import parse_boards, parse_spec
 
 
@@ -73,7 +73,7 @@ def test_a_build_makes_a_dfu_bin_like_idf_py_dfu(demo: DemoProject) -> None:
     assert image.raw == BuildFolder.open(demo.build_dir).make_dfu()
     # The app names its project, as an ESP-IDF app does in its esp_app_desc_t
     app = (demo.build_dir / "app.bin").read_bytes()
-    assert app[0] == 0xE9 and project_name(app) == "espdfu-demo"
+    assert app[0] == 0xE9 and app_info(app).project == "espdfu-demo"
 
 
 def test_every_build_gives_new_content(demo: DemoProject) -> None:
