@@ -27,6 +27,7 @@ from espdfu_tui.grid import NO_BOARDS_TEXT, BoardGrid
 from espdfu_tui.panels import BoardPanel, ago, panel_id
 from espdfu_tui.screens import ConfirmScreen, HelpScreen, LabelScreen
 from espdfu_tui.status import StatusBar
+from tests.helpers.buildfolder import stale_build
 from tests.helpers.harness import idle, log_text, make_app, panel, panel_text, text, until
 
 SIZE = (80, 24)
@@ -77,6 +78,24 @@ async def test_a_build_missing_an_image_is_said_in_mkdfus_words(tmp_path: Path) 
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: "exist" in text(app, "#artifact-line"), "the missing image")
         assert text(app, "#artifact-line") == f"no build/dfu.bin: {mkdfu.value}"
+
+
+async def test_a_dfu_bin_older_than_its_build_that_cannot_be_made_again_is_not_usable(
+    tmp_path: Path,
+) -> None:
+    """The top line showed the dfu.bin of an older build as the one to flash."""
+    app, _ = make_app(tmp_path)
+    build = app.workbench.settings.build_dir
+    build.mkdir()
+    stale_build(build)
+    (build / "partition_table" / "partition-table.bin").unlink()  # no new one can be made
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: "NOT usable" in text(app, "#artifact-line"), "the dfu.bin")
+        assert text(app, "#artifact-line") == (
+            "build/dfu.bin is NOT usable: it holds an older app than build/app.bin "
+            "(`idf.py dfu` makes it again)"
+        )
+        assert app.query_one(StatusBar).has_class("artifact-bad")
 
 
 async def test_a_board_without_a_driver_says_so_and_how_to_fix_it(tmp_path: Path) -> None:
@@ -356,9 +375,9 @@ async def test_q_quits_at_once_when_idle(tmp_path: Path) -> None:
 
 
 async def test_q_asks_first_while_a_flash_runs(tmp_path: Path) -> None:
-    # An erase of some 18 s: the flash is still running when q, n, q, y are handled, however
-    # loaded the machine (a 70 KB flash at the ROM's pace once ended first in a full run).
-    app, bus = make_app(tmp_path, spec="esp32s2:slowerase=1000", time=TimeModel.realistic())
+    # A board stuck busy from 8 KiB on: the flash is still running when q, n, q, y are
+    # handled, however loaded the machine (a 70 KB flash at the ROM's pace once ended first).
+    app, bus = make_app(tmp_path, spec="esp32s2:busy@8K", time=TimeModel.realistic())
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: len(app.query(BoardPanel)) == 1, "the panel")
         await pilot.press("x")

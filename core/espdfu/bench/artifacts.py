@@ -3,8 +3,11 @@
 A build writes dfu.bin in pieces, and reading it at the first event would see a half-written
 file. So events only re-arm a deadline on one worker thread; when no event came for
 ``settle_s`` and the files' sizes and modification times are still what they were when the
-last one came, the file is read and verified. After a plain ``idf.py build`` (an app image
-newer than dfu.bin) the watcher makes dfu.bin itself, as ``idf.py dfu`` would.
+last one came, the file is read and verified, and compared with the images the build's
+flasher_args.json names: ``idf.py build`` does not remake dfu.bin, so a build folder often
+holds one of an older build, and only content tells (a copy gives every file one mtime). When
+dfu.bin does not hold the build (or there is none), the watcher makes it, as ``idf.py dfu``
+would; one known not to hold its build is never reported usable.
 
 Only the build folder and the folders of the flash images are watched, never recursively:
 an ESP-IDF build folder holds thousands of folders.
@@ -18,7 +21,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from stat import S_ISDIR
 
@@ -33,9 +36,11 @@ from ..files.idfbuild import (
     FLASHER_ARGS,
     BuildFolder,
     flash_files_from_json,
+    image_roles,
     read_flash_files,
     read_json,
 )
+from ..files.staleness import Stale, stale_dfu
 from ..fsutil import read_bytes
 
 log = logging.getLogger(__name__)
@@ -66,7 +71,8 @@ class Artifact:
     digest: str
     """SHA-256 of the content (hex), empty if unreadable: the same content is the same artifact."""
     made_here: bool
-    """Made by espdfu from the build's flash images, after a plain ``idf.py build``."""
+    """Made by espdfu from the build's flash images (after a plain ``idf.py build``, or in
+    place of one that did not hold them)."""
 
     @property
     def valid(self) -> bool:
@@ -146,6 +152,11 @@ class ArtifactWatcher:
         self._paused = False
         self._current: Artifact | None = None
         self._read_stat: _Stat = None
+        self._read: Artifact | None = None
+        """The dfu.bin as last read, before it was compared with the build (under
+        ``_refreshing``)."""
+        self._said = ""
+        """The last note on a dfu.bin that does not hold its build: each is said once."""
         self._thread: threading.Thread | None = None
         # Used by the worker thread only.
         self._plan = _Plan()
@@ -155,7 +166,8 @@ class ArtifactWatcher:
         self._relevant_folders: frozenset[str] = frozenset()
         self._watches: dict[Path, tuple[ObservedWatch, tuple[int, int]]] = {}
         self._made_from: tuple[_Stat, ...] | None = None
-        self._noted: tuple[_Stat, ...] | None = None
+        self._make_failure = ""
+        """Why making dfu.bin from the images of ``_made_from`` failed ("" if it did not)."""
         self._last_failure = ""
 
     @property
@@ -174,6 +186,8 @@ class ArtifactWatcher:
     def paused(self, value: bool) -> None:
         with self._lock:
             self._paused = value
+        if not value:
+            self._poke()  # what the build left is looked at again, and made into dfu.bin if need be
 
     def start(self) -> None:
         """Report the dfu.bin there is now (if any), then watch for new ones."""
@@ -193,19 +207,30 @@ class ArtifactWatcher:
 
     def check_now(self) -> Artifact | None:
         """Read dfu.bin now, report it if it is new, and return the current artifact."""
-        self._refresh(force=True)
+        if self._refresh(force=True) is not None:
+            self._poke()  # the worker makes the right one
         return self.current
 
     def refresh(self) -> Artifact | None:
         """As :meth:`check_now`, but dfu.bin is read only if it changed since it was last read
-        (the watcher has usually read it already)."""
-        self._refresh()
+        (the watcher has usually read it already); it is compared with the build again."""
+        if self._refresh() is not None:
+            self._poke()
         return self.current
 
     # --- reading ------------------------------------------------------------------------------
 
-    def _refresh(self, *, force: bool = False, made_here: bool = False) -> None:
-        """Read dfu.bin if it changed since it was last read (or ``force``); report it if new."""
+    def _refresh(
+        self, *, force: bool = False, made_here: bool = False, again: bool = True
+    ) -> str | None:
+        """Read dfu.bin if it changed since it was last read (or ``force``), compare it with
+        the build as it is now, and report it if that is new (:meth:`_judge`); without
+        ``again``, a dfu.bin read before is not compared again (while our build rewrites the
+        images: its end is).
+
+        Returns None, or, when a dfu.bin is to be made (there is none, or it does not hold
+        the build), what to say once it is made: only the worker makes it.
+        """
         with self._refreshing:
             stat = _stat(self._dfu_path)
             with self._lock:
@@ -215,22 +240,60 @@ class ArtifactWatcher:
                     self._read_stat = None
             if deleted:
                 self._note(f"{self._dfu_path} was deleted; the last artifact stays current.")
-            if stat is None or (unchanged and not force):
-                return
-            artifact = read_artifact(self._dfu_path, made_here=made_here)
-            if artifact is None:
-                return
-            with self._lock:
-                self._read_stat = stat
-                last = self._current
-                new = last is None or (artifact.digest, artifact.problem) != (
-                    last.digest,
-                    last.problem,
-                )
-                if new:
-                    self._current = artifact
+            if stat is None:
+                self._read = None
+                return None if self._why_unmade() else ""
+            artifact = self._read
+            if unchanged and not force and not again:
+                return None
+            if not unchanged or force or artifact is None:
+                artifact = read_artifact(self._dfu_path, made_here=made_here)
+                if artifact is None:
+                    return None
+                with self._lock:
+                    self._read_stat = stat
+                self._read = artifact
+            return self._judge(artifact)
+
+    def _judge(self, artifact: Artifact) -> str | None:
+        """Report ``artifact`` if it is new, and return None; but when it does not hold the
+        build's images (or is not usable at all) and the worker is to make the right one,
+        report nothing and return what to say once that is made. One known not to hold its
+        build is never reported usable: when none is made, it is reported not usable, and the
+        note says why none is made."""
+        stale = self._stale(artifact) if artifact.valid else None
+        remade = stale is not None or (not artifact.valid and self._flasher_args.is_file())
+        unmade = self._why_unmade() if remade else ""
+        if remade and not unmade:
+            return _made_note(self._dfu_path, artifact, stale)
+        if stale is None:
+            self._said = ""  # said again should it come back
+        else:
+            said = f"{stale.said()}; {unmade}"
+            if said != self._said:
+                self._said = said
+                self._note(said)
+            artifact = replace(artifact, problem=f"it {stale.why} (`idf.py dfu` makes it again)")
+        with self._lock:
+            last = self._current
+            new = last is None or (artifact.digest, artifact.problem) != (last.digest, last.problem)
             if new:
-                self._on_artifact(artifact)
+                self._current = artifact
+        if new:
+            self._on_artifact(artifact)
+        return None
+
+    def _stale(self, artifact: Artifact) -> Stale | None:
+        """How the dfu.bin differs from the build; None when it does not, or that cannot be
+        told now (a flasher_args.json being rewritten: its next event brings it back; an image
+        that is no file: making dfu.bin says so)."""
+        if artifact.image is None:
+            return None
+        try:
+            return stale_dfu(self._dfu_path, artifact.image)
+        except EspdfuError as error:
+            log.debug("dfu.bin not compared with the build: %s", error)
+            return None
 
     # --- the worker thread --------------------------------------------------------------------
 
@@ -309,11 +372,17 @@ class ArtifactWatcher:
             self._plan_stat = flasher_stat
             self._plan = self._read_plan()
         self._schedule(observer)
-        self._refresh()
+        paused = self.paused  # our build makes dfu.bin and rewrites the images meanwhile
         if replanned:
+            self._refresh(again=not paused)
             self._poke()  # let the newly named images settle before making anything of them
-        elif self._make_dfu:
-            self._make()
+            return
+        if self._make_dfu and not paused:
+            missing = any(_stat(path) is None for path in self._plan.images)
+            self._say_unmade(self._missing_image() if missing else "")
+        said = self._refresh(again=not paused)
+        if said is not None:
+            self._make(said)
 
     def _fingerprint(self) -> tuple[_Stat, ...]:
         paths = (self._dfu_path, self._flasher_args, *self._plan.images)
@@ -373,41 +442,55 @@ class ArtifactWatcher:
 
     # --- making dfu.bin -----------------------------------------------------------------------
 
-    def _make(self) -> None:
-        """Make dfu.bin when a plain ``idf.py build`` has left images newer than dfu.bin.
+    def _why_unmade(self) -> str:
+        """Why no dfu.bin is made of the build as it is now, with what to do; "" when the
+        worker makes one (or is yet to read flasher_args.json: it decides then).
 
-        The app must be among them: a build links it after everything else, so a newer
-        bootloader alone is more likely a build still running than one that has finished,
-        and a dfu.bin of a new bootloader and an old app must never be flashed.
+        The app must be among the images newer than dfu.bin, if any are: a build links it
+        after everything else, so a newer bootloader alone is more likely a build still
+        running than one that has finished, and a dfu.bin of a new bootloader and an old app
+        must never be flashed. Images as old as dfu.bin or older (a copied folder) are no such
+        sign: then content alone decides.
         """
-        images = self._plan.images
+        if not self._make_dfu:
+            return f"espdfu makes no {DFU_NAME} here (make_dfu is off): run `idf.py dfu`."
         if self.paused:
-            return
+            return f"espdfu's build runs: a new one is made from {FLASHER_ARGS} once it ends."
+        images = self._plan.images
+        if not images:
+            return "" if self._plan_stat is False else f"{FLASHER_ARGS} names no images."
         stats = tuple(_stat(path) for path in images)
-        self._say_unmade(self._missing_image() if None in stats else "")
-        if not images or None in stats:
-            return
-        mtimes = {path: stat[1] for path, stat in zip(images, stats, strict=True) if stat}
-        dfu = _stat(self._dfu_path)
-        if dfu is not None and max(mtimes[path] for path in self._plan.last_written) <= dfu[1]:
-            newer = [path.name for path in images if mtimes[path] > dfu[1]]
-            if newer and stats != self._noted:
-                self._noted = stats
-                app = self._plan.last_written[0].name
-                self._note(
-                    f"{', '.join(newer)} newer than {DFU_NAME} but {app} is not: no {DFU_NAME} "
-                    f"is made until {app} is rebuilt too (`idf.py dfu` makes one now)."
-                )
-            return
+        if None in stats:
+            return self._missing_image()
         if stats == self._made_from:
-            return
-        self._made_from = stats
+            failure = self._make_failure
+            return f"none can be made: {failure}" if failure else "run `idf.py dfu`."
+        dfu = _stat(self._dfu_path)
+        mtimes = {path: stat[1] for path, stat in zip(images, stats, strict=True) if stat}
+        newer = [path.name for path in images if dfu is not None and mtimes[path] > dfu[1]]
+        if dfu is not None and newer and max(mtimes[p] for p in self._plan.last_written) <= dfu[1]:
+            app = self._plan.last_written[0].name
+            return (
+                f"{', '.join(newer)} newer than {DFU_NAME} but {app} is not: no {DFU_NAME} "
+                f"is made until {app} is rebuilt too (`idf.py dfu` makes one now)."
+            )
+        return ""
+
+    def _make(self, said: str) -> None:
+        """Make dfu.bin from the build's images, as ``idf.py dfu`` would, and say ``said``."""
+        self._made_from = tuple(_stat(path) for path in self._plan.images)
         try:
             folder = BuildFolder.open(self._build_dir)
             dfufile.save(self._dfu_path, folder.make_dfu())
         except EspdfuError as error:
-            self._note(str(error))
+            self._make_failure = str(error)
+            if self._read is None or not self._read.valid:
+                self._note(str(error))  # else the note on the one there says it
+            self._refresh()  # the one there, if any, is now reported with why
             return
+        self._make_failure = ""
+        if said:
+            self._note(said)
         for note in folder.notes:
             self._note(note)
         self._refresh(made_here=True)
@@ -459,6 +542,18 @@ class _Handler(FileSystemEventHandler):
         self._watcher._on_event(event)
 
 
+def _made_note(dfu_path: Path, artifact: Artifact, stale: Stale | None) -> str:
+    """What is said of a dfu.bin made in place of ``artifact``: why, and the flash size taken
+    from flasher_args.json when flash_params.dat said another."""
+    made = f"made a new one from {FLASHER_ARGS}"
+    if stale is None:
+        shown = f"{dfu_path.parent.name}/{dfu_path.name}"  # as Stale shows it: build/dfu.bin
+        return f"{shown} is not usable ({artifact.problem.rstrip('.')}): {made}."
+    if stale.flash_size:
+        made += f", for its {stale.flash_size} flash"
+    return f"{stale.said()}: {made}."
+
+
 def _stat(path: Path) -> _Stat:
     try:
         stat = path.stat()
@@ -482,6 +577,5 @@ def _app_image(flasher_args: Path) -> Path | None:
         content = read_json(flasher_args)
     except InputError:  # rewritten since flash_files_from_json read it: the next event retries
         return None
-    app = content.get("app")
-    name = app.get("file") if isinstance(app, dict) else None
-    return flasher_args.parent / name if isinstance(name, str) else None
+    roles = image_roles(flasher_args, content)
+    return next((path for path, role in roles.items() if role == "app"), None)

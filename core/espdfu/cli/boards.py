@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import EspdfuError, InputError
 from ..files import dfufile
-from ..files.contents import REBUILD, read_contents
+from ..files.contents import REBUILD
 from ..files.dfufile import DfuImage
 from ..flashing.flasher import FlashResult, flash_many, forced, incompatibility, reset_step
 from ..flashing.stopping import flash_endings
@@ -35,8 +35,10 @@ from .common import (
     flash_options,
     note,
     port_paths,
+    remake_hint,
     say_stopped,
     seconds_or_zero,
+    stale_beside,
 )
 from .live import LiveProgress
 from .trace import TRACE_HELP, traced_to
@@ -68,7 +70,11 @@ def add_commands(commands: Commands) -> None:
     add_sim(flash)
     flash.add_argument("file", type=Path, metavar="FILE", help="the dfu.bin to flash")
     add_selection(flash, "the board", "every compatible board, in parallel")
-    add_flash_options(flash)
+    add_flash_options(
+        flash,
+        force="flash even when the chip differs, the board would not boot FILE, or FILE is "
+        "older than its build",
+    )
     flash.add_argument(
         "--wait", type=seconds_or_zero, default=0.0, metavar="SECONDS",
         help="wait up to SECONDS for the boards to appear",
@@ -120,10 +126,18 @@ def _listed(board: Board, states: dict[str, str], labels: Mapping[str, str]) -> 
 
 def _flash(args: argparse.Namespace) -> int:
     image = dfufile.load(args.file)
+    stale = stale_beside(args.file, image)
+    if stale is not None and not args.force:
+        raise InputError(
+            f"{stale.said()}, so it is not what the build beside it flashes.",
+            f"{remake_hint(args.file)}, or flash it as it is with --force.",
+        )
+    if stale is not None:
+        note(f"warning: --force flashes it although {stale.said()}.")
     overrun = dfufile.overrun_warning(image.entries, image.flash_size)
     if overrun:
         note(f"warning: {overrun}")
-    wont_boot = read_contents(image).problems
+    wont_boot = image.contents.problems
     if wont_boot and not args.force:
         raise InputError(f"{args.file}: {wont_boot[0]}", f"{REBUILD} --force flashes it anyway.")
     for problem in wont_boot:

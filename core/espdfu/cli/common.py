@@ -16,6 +16,8 @@ from types import FrameType
 from typing import Any, TypeAlias
 
 from ..errors import DfuFormatError, EspdfuError, InputError, printable
+from ..files.dfufile import DfuImage
+from ..files.staleness import Stale, stale_dfu
 from ..flashing.flasher import FlashOptions
 from ..flashing.stopping import STOP_SIGNALS, signal_exit_code, stopped_line
 from ..units import parse_size
@@ -216,11 +218,13 @@ def add_selection(parser: argparse.ArgumentParser, which: str, every: str) -> No
     add_flag(group, "--all", help=every)
 
 
-def add_flash_options(parser: argparse.ArgumentParser) -> None:
-    """``--force`` and ``--detach-wait``, which :func:`flash_options` reads."""
-    add_flag(
-        parser, "--force", help="flash even when the chip differs or the board would not boot it"
-    )
+def add_flash_options(
+    parser: argparse.ArgumentParser,
+    force: str = "flash even when the chip differs or the board would not boot it",
+) -> None:
+    """``--force`` (``force``: what it lets through) and ``--detach-wait``, which
+    :func:`flash_options` reads."""
+    add_flag(parser, "--force", help=force)
     parser.add_argument(
         "--detach-wait", type=seconds, default=FlashOptions.detach_wait_s, metavar="SECONDS",
         help="how long a board may take to come back in DFU mode (default %(default)g)",
@@ -252,6 +256,22 @@ def print_error(error: EspdfuError, program: str = "espdfu") -> int:
 
 def note(text: str) -> None:
     print(f"espdfu: {text}", file=sys.stderr)
+
+
+def stale_beside(path: Path, image: DfuImage) -> Stale | None:
+    """How the dfu.bin ``image``, read from ``path``, differs from the build beside it (a
+    flasher_args.json in its folder); None when it does not, or that cannot be told (a note
+    says why: the file itself is what the command is about)."""
+    try:
+        return stale_dfu(path, image)
+    except InputError as error:
+        note(f"note: {path} is not compared with the build beside it: {error}")
+        return None
+
+
+def remake_hint(path: Path) -> str:
+    """What makes a dfu.bin again from the build it lies in."""
+    return f"Run `idf.py dfu` (or `espdfu mkdfu --build-dir {path.parent}`) to make it again"
 
 
 class StopSignals:

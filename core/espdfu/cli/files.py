@@ -10,7 +10,7 @@ from pathlib import Path
 from ..chips import dfu_chip_names
 from ..errors import DfuFormatError, InputError
 from ..files import dfufile
-from ..files.contents import Contents, read_contents
+from ..files.contents import Contents
 from ..files.dfufile import check_writable
 from ..files.espimage import chip_name
 from ..files.idfbuild import (
@@ -26,7 +26,16 @@ from ..files.idfbuild import (
 )
 from ..units import format_size
 from ..usb import rom
-from .common import Commands, Exit, add_command, add_flag, add_json, size
+from .common import (
+    Commands,
+    Exit,
+    add_command,
+    add_flag,
+    add_json,
+    remake_hint,
+    size,
+    stale_beside,
+)
 
 
 def add_commands(commands: Commands) -> None:
@@ -35,8 +44,9 @@ def add_commands(commands: Commands) -> None:
         "info",
         _info,
         "show what a dfu.bin holds and whether it is valid",
-        "Show a dfu.bin's chip, flash size, entries, CRC and md5 status and warnings. Exit 0 "
-        "when the file is valid, 2 when it is not.",
+        "Show a dfu.bin's chip, flash size, entries, CRC and md5 status and warnings, and "
+        "whether it holds the build whose flasher_args.json lies beside it. Exit 0 when the "
+        "file is valid, 2 when it is not.",
     )
     info.add_argument("file", type=Path, metavar="FILE", help="the dfu.bin to inspect")
     add_json(info, "one JSON object")
@@ -90,14 +100,18 @@ def _info(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"file": str(args.file), "valid": False, "error": str(error)}))
         raise
-    contents = read_contents(image)
+    contents = image.contents
+    stale = stale_beside(args.file, image)
     if args.json:
         notes = [rom.erase_note(entry) for entry in rom.slow_entries(image.entries)]
-        whole = {"file": str(args.file), **image.as_dict(), **contents.as_dict(), "notes": notes}
-        print(json.dumps(whole, indent=2))
+        summary = {"file": str(args.file), **image.as_dict(), **contents.as_dict(), "notes": notes}
+        summary["stale"] = stale.as_dict() if stale is not None else None
+        print(json.dumps(summary, indent=2))
     else:
         _print_image(args.file, image)
         _print_contents(contents)
+        if stale is not None:
+            print(f"  warning: {stale.said()}. {remake_hint(args.file)}.")
     if not image.valid:
         print(f"espdfu: {args.file} is not a valid dfu.bin: {image.problems[0]}", file=sys.stderr)
         return Exit.INVALID

@@ -84,8 +84,11 @@ class Image(NamedTuple):
     "app.bin" under "0x10000"``. Empty for an image given on the command line."""
 
 
-def flash_files_from_json(json_path: str | os.PathLike[str]) -> list[Image]:
-    """The ``flash_files`` of a flasher_args.json, in the file's order.
+def flash_files_from_json(
+    json_path: str | os.PathLike[str], content: Mapping[str, Any] | None = None
+) -> list[Image]:
+    """The ``flash_files`` of a flasher_args.json, in the file's order (``content``: the file
+    as already read, so that what is said of it comes from one reading).
 
     Paths are relative to the JSON file's folder, and may lead out of it: a build names images
     from the project's source tree as ``../main/certs/...``, and absolute paths are allowed
@@ -93,7 +96,8 @@ def flash_files_from_json(json_path: str | os.PathLike[str]) -> list[Image]:
     each path holds is checked when it is read (:func:`read_flash_files`).
     """
     json_path = Path(json_path)
-    content = read_json(json_path)
+    if content is None:
+        content = read_json(json_path)
     flash_files = content.get("flash_files")
     if not isinstance(flash_files, dict) or not all(
         isinstance(name, str) for name in flash_files.values()
@@ -118,6 +122,26 @@ def flash_files_from_json(json_path: str | os.PathLike[str]) -> list[Image]:
             )
         images[address] = Image(address, json_path.parent / name, named_by)
     return list(images.values())
+
+
+def image_roles(json_path: Path, content: Mapping[str, Any]) -> dict[Path, str]:
+    """What a flasher_args.json says each image is, by path: its objects that name a file
+    (``"app": {"file": ...}``, ``"partition-table"``, ...), as words ("partition table")."""
+    roles: dict[Path, str] = {}
+    for key, value in content.items():
+        name = value.get("file") if isinstance(value, dict) else None
+        if isinstance(name, str) and name:
+            role = printable(key.replace("-", " ").replace("_", " "))  # anybody's file
+            roles.setdefault(json_path.parent / name, role)
+    return roles
+
+
+def said_flash_size(settings: Mapping[str, Any]) -> str | None:
+    """The flash size a flasher_args.json's ``flash_settings`` names, if ESP-IDF knows it
+    ("4MB"; not "keep" or "detect")."""
+    flash_settings = settings.get("flash_settings")
+    said = flash_settings.get("flash_size") if isinstance(flash_settings, dict) else None
+    return said.upper() if isinstance(said, str) and said.upper() in FLASH_SIZES else None
 
 
 def merge_images(
@@ -278,12 +302,7 @@ def _find_target(path: Path, settings: dict[str, Any], config: dict[str, Any]) -
 
 
 def _find_flash_size(settings: dict[str, Any], config: dict[str, Any]) -> int | None:
-    flash_settings = settings.get("flash_settings")
-    candidates = [
-        flash_settings.get("flash_size") if isinstance(flash_settings, dict) else None,
-        config.get("ESPTOOLPY_FLASHSIZE"),
-    ]
-    for candidate in candidates:
+    for candidate in (said_flash_size(settings), config.get("ESPTOOLPY_FLASHSIZE")):
         if isinstance(candidate, str) and candidate.upper() in FLASH_SIZES:
             return FLASH_SIZES[candidate.upper()]
     return None

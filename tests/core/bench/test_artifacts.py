@@ -18,10 +18,12 @@ from espdfu.bench.artifacts import Artifact, ArtifactWatcher
 from espdfu.chips import chip_by_name
 from espdfu.errors import InputError
 from espdfu.files import dfufile
-from espdfu.files.idfbuild import BuildFolder
+from espdfu.files.idfbuild import BuildFolder, read_flash_files
 from tests.conftest import missing
+from tests.helpers.buildfolder import NEWER_APP, fake_build, one_mtime, stale_build
 
 SETTLE_S = 0.15
+MB = 1024 * 1024
 WAIT_S = 5.0
 
 
@@ -104,26 +106,6 @@ def watching(build_dir: Path) -> Iterator[Watching]:
     yield watching
     watching.watcher.stop()
     assert set(threading.enumerate()) <= before
-
-
-def _fake_build(build_dir: Path, target: str = "esp32s2") -> None:
-    """What `idf.py build` leaves for espdfu to read (see test_idfbuild)."""
-    (build_dir / "bootloader").mkdir()
-    (build_dir / "partition_table").mkdir()
-    files = {
-        "0x1000": "bootloader/bootloader.bin",
-        "0x8000": "partition_table/partition-table.bin",
-        "0x10000": "app.bin",
-    }
-    args = {
-        "flash_files": files,
-        "app": {"offset": "0x10000", "file": "app.bin", "encrypted": "false"},
-        "flash_settings": {"flash_mode": "dio", "flash_size": "4MB"},
-    }
-    (build_dir / "flasher_args.json").write_text(json.dumps(args))
-    (build_dir / "project_description.json").write_text(json.dumps({"target": target}))
-    for name in files.values():
-        (build_dir / name).write_bytes(b"\xe9" + name.encode() * 200)
 
 
 def test_the_dfu_bin_there_is_reported_at_start(build_dir: Path) -> None:
@@ -240,7 +222,7 @@ def test_a_plain_build_gets_its_dfu_bin_made(build_dir: Path) -> None:
     watching = Watching(build_dir)
     watching.watcher.start()
     try:
-        _fake_build(build_dir)
+        fake_build(build_dir)
         artifact = watching.next()
         assert artifact.valid and artifact.made_here
         expected = BuildFolder.open(build_dir).make_dfu()
@@ -250,10 +232,19 @@ def test_a_plain_build_gets_its_dfu_bin_made(build_dir: Path) -> None:
             build_dir / "dfu.bin"
         )  # made once, and the dfu.bin it wrote is not new again
 
-        # A rebuilt bootloader alone is not made into a dfu.bin with the old app ...
-        (build_dir / "bootloader" / "bootloader.bin").write_bytes(b"\xe9new bootloader")
-        assert "app.bin is not" in watching.note()
-        watching.nothing_more(build_dir / "dfu.bin")
+        # A rebuilt bootloader alone is not made into a dfu.bin with the old app, and the one
+        # with the old bootloader is not usable any more ...
+        bootloader = build_dir / "bootloader" / "bootloader.bin"
+        bootloader.write_bytes(b"\xe9new bootloader")
+        note = watching.note()
+        assert note.startswith(
+            "build/dfu.bin holds an older bootloader than build/bootloader/bootloader.bin; "
+        )
+        assert "app.bin is not" in note and "`idf.py dfu`" in note
+        held = watching.next()
+        assert held.digest == artifact.digest and not held.valid
+        assert held.problem.startswith("it holds an older bootloader than build/bootloader/")
+        watching.nothing_more(bootloader)  # the bootloader stays the newer: a build runs
         # ... but a rebuilt app is, with the new bootloader.
         (build_dir / "app.bin").write_bytes(b"\xe9new app" * 300)
         rebuilt = watching.next()
@@ -268,7 +259,7 @@ def test_a_plain_build_gets_its_dfu_bin_made(build_dir: Path) -> None:
 def test_a_missing_image_is_said_in_mkdfus_words_until_it_comes(build_dir: Path) -> None:
     """The app and `espdfu watch` showed "no dfu.bin yet" where `espdfu mkdfu --build-dir`
     says which image flasher_args.json names that is not there: they say the same now."""
-    _fake_build(build_dir)
+    fake_build(build_dir)
     bootloader = build_dir / "bootloader" / "bootloader.bin"
     kept = bootloader.read_bytes()
     bootloader.unlink()
@@ -286,12 +277,140 @@ def test_a_missing_image_is_said_in_mkdfus_words_until_it_comes(build_dir: Path)
         watching.watcher.stop()
 
 
+# --- a dfu.bin of an older build -------------------------------------------------------------
+# `idf.py build` does not remake dfu.bin: public ESP-IDF projects commit build folders whose
+# dfu.bin holds an older app than the images beside it. Only content tells: a copy gives every
+# file one mtime, a touch makes an image newer.
+
+
+@pytest.mark.parametrize("copied", ["with one mtime", "with the images newer"])
+def test_a_dfu_bin_holding_an_older_app_is_never_reported_but_made_anew(
+    build_dir: Path, copied: str
+) -> None:
+    """It was reported (and flashed by auto-flash) as the watcher started; with the images
+    newer, the right one was made only after it."""
+    stale = stale_build(build_dir)
+    one_mtime(build_dir, older=build_dir / "dfu.bin" if copied.endswith("newer") else None)
+    watching = Watching(build_dir)
+    watching.watcher.start()
+    try:
+        artifact = watching.next()  # the first report
+        assert artifact.made_here and artifact.valid and artifact.image is not None
+        assert artifact.image.raw == BuildFolder.open(build_dir).make_dfu() != stale
+        assert (build_dir / "dfu.bin").read_bytes() == artifact.image.raw
+        assert watching.note() == (
+            "build/dfu.bin holds an older app than build/app.bin: made a new one from "
+            "flasher_args.json."
+        )
+        watching.nothing_more(build_dir / "app.bin")
+    finally:
+        watching.watcher.stop()
+
+
+def test_a_dfu_bin_that_says_less_flash_than_the_build_is_made_anew_with_the_builds(
+    build_dir: Path,
+) -> None:
+    """As in an ESP32-S3 restful_server's build folder: flash_params.dat says 2MB, its parts
+    reach past 2 MB, and flasher_args.json says 4MB."""
+    fake_build(build_dir)
+    app = build_dir / "app.bin"
+    app.write_bytes(b"\xe9" + bytes(range(256)) * 8200)  # from 0x10000 to past 2 MB
+    folder = BuildFolder.open(build_dir)
+    files = read_flash_files(folder.flash_files)  # as ESP-IDF writes it, past its flash
+    (build_dir / "dfu.bin").write_bytes(dfufile.pack(files, pid=2, flash_size=2 * MB))
+    one_mtime(build_dir)
+    watching = Watching(build_dir)
+    watching.watcher.start()
+    try:
+        artifact = watching.next()
+        assert artifact.made_here and artifact.image is not None
+        assert artifact.image.flash_size == 4 * MB and artifact.image.warnings == ()
+        assert artifact.image.raw == folder.make_dfu()
+        assert watching.note() == (
+            "build/dfu.bin says 2 MB of flash in flash_params.dat where flasher_args.json says "
+            "4MB: made a new one from flasher_args.json, for its 4MB flash."
+        )
+    finally:
+        watching.watcher.stop()
+
+
+def test_a_dfu_bin_that_holds_the_build_is_reported_as_it_is_and_left_alone(
+    build_dir: Path,
+) -> None:
+    """Images newer than dfu.bin, with the content it holds (a touch, a checkout back): nothing
+    is made, and the file is not rewritten, though it was made in parts of 1 KiB where espdfu
+    makes them of 512 KiB."""
+    fake_build(build_dir)
+    dfu = build_dir / "dfu.bin"
+    dfu.write_bytes(BuildFolder.open(build_dir).make_dfu(part_size=1024))
+    one_mtime(build_dir, older=dfu)
+    before = dfu.read_bytes(), dfu.stat().st_mtime_ns
+    watching = Watching(build_dir)
+    watching.watcher.start()
+    try:
+        artifact = watching.next()
+        assert artifact.valid and not artifact.made_here and artifact.image is not None
+        assert [entry.name for entry in artifact.image.entries][-2:] == ["app.bin", "app.bin.1"]
+        watching.nothing_more(build_dir / "flasher_args.json", rounds=2)  # the plan's, the images'
+        assert (dfu.read_bytes(), dfu.stat().st_mtime_ns) == before
+        assert watching.notes.empty()
+    finally:
+        watching.watcher.stop()
+
+
+def test_a_dfu_bin_holding_an_older_app_that_cannot_be_made_anew_is_not_usable(
+    build_dir: Path,
+) -> None:
+    """An image flasher_args.json names is missing: no new dfu.bin can be made, and the old one
+    is reported not usable, with why; the note says why none is made and what to do."""
+    stale = stale_build(build_dir)
+    (build_dir / "partition_table" / "partition-table.bin").unlink()
+    one_mtime(build_dir)
+    watching = Watching(build_dir)
+    watching.watcher.start()
+    try:
+        artifact = watching.next()
+        assert not artifact.valid and artifact.image is not None and artifact.image.raw == stale
+        assert artifact.problem == (
+            "it holds an older app than build/app.bin (`idf.py dfu` makes it again)"
+        )
+        note = watching.note()
+        assert note.startswith("build/dfu.bin holds an older app than build/app.bin; ")
+        assert "partition-table.bin does not exist" in note and "`idf.py build`" in note
+        watching.nothing_more(build_dir / "app.bin")
+        assert (build_dir / "dfu.bin").read_bytes() == stale
+        (build_dir / "app.bin").write_bytes(NEWER_APP[:-1])  # rebuilt: the same words, once
+        watching.nothing_more(build_dir / "app.bin")
+        assert watching.notes.empty()
+    finally:
+        watching.watcher.stop()
+
+
+def test_a_dfu_bin_cut_short_beside_a_whole_build_is_made_anew(build_dir: Path) -> None:
+    """It was reported not usable and left so, the images being no newer than it."""
+    fake_build(build_dir)
+    whole = BuildFolder.open(build_dir).make_dfu()
+    (build_dir / "dfu.bin").write_bytes(whole[: len(whole) // 2])
+    one_mtime(build_dir)
+    watching = Watching(build_dir)
+    watching.watcher.start()
+    try:
+        artifact = watching.next()
+        assert artifact.made_here and artifact.valid and artifact.image is not None
+        assert artifact.image.raw == whole
+        note = watching.note()
+        assert note.startswith("build/dfu.bin is not usable (The file is cut short")
+        assert note.endswith("): made a new one from flasher_args.json.")
+    finally:
+        watching.watcher.stop()
+
+
 def test_nothing_is_made_while_paused(build_dir: Path) -> None:
     watching = Watching(build_dir)
     watching.watcher.paused = True
     watching.watcher.start()
     try:
-        _fake_build(build_dir)
+        fake_build(build_dir)
         watching.nothing_more(build_dir / "flasher_args.json", rounds=2)  # the plan's, the images'
         assert not (build_dir / "dfu.bin").exists()
     finally:
@@ -302,7 +421,7 @@ def test_a_target_without_dfu_is_said_not_raised(build_dir: Path) -> None:
     watching = Watching(build_dir)
     watching.watcher.start()
     try:
-        _fake_build(build_dir, target="esp32c3")
+        fake_build(build_dir, target="esp32c3")
         assert "esp32c3 has no USB DFU" in watching.note()
         watching.nothing_more(build_dir / "flasher_args.json", rounds=2)
         assert not (build_dir / "dfu.bin").exists()
@@ -336,7 +455,7 @@ def test_an_image_from_the_source_tree_goes_into_the_dfu_bin(build_dir: Path) ->
     certs = build_dir.parent / "main" / "certs"
     certs.mkdir(parents=True)
     (certs / "client.crt").write_bytes(b"-----BEGIN CERTIFICATE-----")
-    _fake_build(build_dir)
+    fake_build(build_dir)
     _name_image(build_dir, "0x300000", "../main/certs/client.crt")
     watching = Watching(build_dir)
     watching.watcher.start()
@@ -352,7 +471,7 @@ def test_an_image_that_is_a_named_pipe_gets_no_dfu_bin_and_is_named(build_dir: P
     if not hasattr(os, "mkfifo"):
         missing("named pipes need a POSIX system")
     os.mkfifo(build_dir.parent / "pipe")
-    _fake_build(build_dir)
+    fake_build(build_dir)
     _name_image(build_dir, "0x20000", "../pipe")
     watching = Watching(build_dir)
     watching.watcher.start()

@@ -192,6 +192,36 @@ def test_an_invalid_dfu_bin_is_shown_with_its_reason_and_not_flashed(bench: Benc
     assert bench.workbench.flash_all() == []
 
 
+def test_a_dfu_bin_older_than_its_build_is_shown_not_usable_and_not_flashed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain `idf.py build` run elsewhere, with make_dfu off: the dfu.bin there holds an older
+    app, and `F` flashed it as the current one."""
+    generator = bench_on(tmp_path, monkeypatch, "esp32s2", TimeModel.instant(), make_dfu=False)
+    bench = next(generator)
+    try:
+        bench.workbench.build()  # the demo's `idf.py dfu`
+        bench.recorder.wait(lambda: bench.workbench.summary.artifact is not None, "the dfu.bin")
+        made = bench.workbench.summary.artifact
+        app = bench.build_dir / "app.bin"
+        app.write_bytes(app.read_bytes()[::-1])
+        bench.recorder.wait(
+            lambda: bench.workbench.summary.artifact is not made, "the dfu.bin judged again"
+        )
+        artifact = bench.workbench.summary.artifact
+        why = "it holds an older copy of build/app.bin (`idf.py dfu` makes it again)"
+        assert artifact is not None and not artifact.valid and artifact.problem == why
+        assert bench.workbench.flash_all() == []
+        logged = bench.logged()
+        assert f"Nothing to flash: {why}." in logged
+        assert "build/dfu.bin holds an older copy of build/app.bin; espdfu makes no dfu.bin" in (
+            logged
+        )
+        assert bench.world.board(bench.world.paths[0]).downloads_completed == 0
+    finally:
+        next(generator, None)
+
+
 def test_f_with_a_build_missing_an_image_says_what_mkdfu_says(bench: Bench) -> None:
     """Not "Nothing to flash: there is no dfu.bin yet" alone: which image flasher_args.json
     names that is not there, in the words of `espdfu mkdfu --build-dir`, in the summary the

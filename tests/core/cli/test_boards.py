@@ -19,6 +19,7 @@ from espdfu.errors import EspdfuError
 from espdfu.files import dfufile
 from espdfu.flashing.flasher import FlashOptions, FlashResult, Phase, Progress, flash
 from tests.helpers.boardworld import KIB, image, image_files, world
+from tests.helpers.buildfolder import stale_build
 from tests.helpers.command import espdfu, labelled
 
 
@@ -180,6 +181,24 @@ def test_force_says_what_it_overrides(tmp_path: Path) -> None:
     )
     fitting = espdfu("flash", path, "--force", "--sim", "esp32s3")
     assert fitting.returncode == 0 and "--force" not in fitting.stderr
+
+
+def test_flash_refuses_a_dfu_bin_older_than_the_build_beside_it(tmp_path: Path) -> None:
+    """`idf.py build` does not remake dfu.bin: the one beside the build held an older app, and
+    was flashed."""
+    (tmp_path / "build").mkdir()
+    stale_build(tmp_path / "build")
+    said = "build/dfu.bin holds an older app than build/app.bin"
+    refused = espdfu("flash", "build/dfu.bin", "--sim", "esp32s2", cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.splitlines() == [
+        f"espdfu: {said}, so it is not what the build beside it flashes.",
+        "  Run `idf.py dfu` (or `espdfu mkdfu --build-dir build`) to make it again, or flash it "
+        "as it is with --force.",
+    ]
+    forced = espdfu("flash", "build/dfu.bin", "--force", "--sim", "esp32s2", cwd=tmp_path)
+    assert forced.returncode == 0 and "Flashed" in forced.stdout
+    assert f"espdfu: warning: --force flashes it although {said}." in forced.stderr.splitlines()
 
 
 def test_after_several_boards_reset_is_asked_once_of_each(s2_file: Path) -> None:

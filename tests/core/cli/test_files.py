@@ -15,6 +15,7 @@ from espdfu.files import dfufile
 from espdfu.files.dfufile import FlashFile
 from espdfu.files.espimage import write_image
 from tests.helpers.archive import archive, record, with_suffix
+from tests.helpers.buildfolder import stale_build
 from tests.helpers.command import espdfu
 
 MB = 1024 * 1024
@@ -66,6 +67,28 @@ def test_info_on_a_damaged_file_shows_it_and_exits_2(valid_file: Path) -> None:
     assert "not a valid dfu.bin" in result.stderr and "CRC" in result.stderr
     json_result = espdfu("info", "--json", valid_file)
     assert json_result.returncode == 2 and json.loads(json_result.stdout)["crc_ok"] is False
+
+
+def test_info_says_when_a_dfu_bin_holds_an_older_build_than_the_one_beside_it(
+    tmp_path: Path,
+) -> None:
+    """`idf.py build` does not remake dfu.bin: beside a flasher_args.json, info compares."""
+    (tmp_path / "build").mkdir()
+    stale_build(tmp_path / "build")
+    said = "build/dfu.bin holds an older app than build/app.bin"
+    result = espdfu("info", "build/dfu.bin", cwd=tmp_path)
+    assert result.returncode == 0 and result.stderr == ""  # a valid dfu.bin all the same
+    assert (
+        f"  warning: {said}. Run `idf.py dfu` (or `espdfu mkdfu --build-dir build`) to make it "
+        "again."
+    ) in result.stdout.splitlines()
+    summary = json.loads(espdfu("info", "--json", "build/dfu.bin", cwd=tmp_path).stdout)
+    assert summary["stale"] == {"image": "build/app.bin", "why": said}
+
+    assert espdfu("mkdfu", "--build-dir", "build", cwd=tmp_path).returncode == 0
+    assert "warning" not in espdfu("info", "build/dfu.bin", cwd=tmp_path).stdout
+    summary = json.loads(espdfu("info", "--json", "build/dfu.bin", cwd=tmp_path).stdout)
+    assert summary["stale"] is None
 
 
 @pytest.mark.parametrize(
