@@ -53,8 +53,10 @@ async def test_after_a_flash_and_reset_the_panel_shows_the_running_app(tmp_path:
         # The panel shows the newest line: which one depends on when the host opened the port
         await until(pilot, lambda: APP_LINE.search(panel_text(app, S2)) is not None, "a line")
         text = panel_text(app, S2)
-        assert "esp32s2 · app" in text and "app running" in text
+        # the build its start-up names (its ELF's SHA-256) is the one just flashed
+        assert "esp32s2 · app" in text and "running espdfu-demo build 1 · verified" in text
         assert app.focused is panel(app, S2)  # the board stayed selected across its RESET
+        assert log_text(app).count(f"{S2}: verified: it runs espdfu-demo build 1 (ELF ") == 1
 
 
 async def test_m_opens_the_whole_console_to_pause_save_and_clear_it(tmp_path: Path) -> None:

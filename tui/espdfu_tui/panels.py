@@ -13,6 +13,7 @@ from textual.widget import Widget
 from textual.widgets import ProgressBar, Static
 
 from espdfu.bench.views import BoardView
+from espdfu.consoles.health import RunState
 from espdfu.flashing.flasher import Phase
 from espdfu.usb.boards import Mode
 from espdfu.usb.protocol import Ending
@@ -180,6 +181,11 @@ class BoardPanel(Widget, can_focus=True):
         width = self._width
         console = view.console
         if console is not None and view.running_app and not view.flashing:
+            check = view.check
+            if check is not None and console.state is RunState.RUNNING and not console.note:
+                # "running espdfu-demo build 3 · verified · flashed 14 s ago"
+                since = f"flashed {ago(view.last_at, self.now)}" if view.last_at else ""
+                return joined(width, fitted(width, check.words, check.short), since)
             words = console.words  # "app running · panicked 7 s ago (LoadProhibited)"
             return joined(
                 width, fitted(width, words, words.removeprefix("app ")), console.rate_words

@@ -49,6 +49,9 @@ class ConsoleView:
     user looks (:meth:`ConsoleFeed.seen`)."""
     said: str = ""
     """The state in a person's words, with its detail and note, as read when the view was made."""
+    elf: str = ""
+    """The running build as its start-up named it: its ELF's SHA-256, first digits ("": not said
+    since the last reset)."""
     tail: tuple[Line, ...] = ()
     lines: int = 0
     """Lines read since the workbench started reading this board."""
@@ -266,6 +269,7 @@ class ConsoleFeed:
                     detail=reading.detail,
                     note=reading.note,
                     said=reading.words,
+                    elf=reading.elf,
                     tail=tail,
                     lines=console.view.lines + len(lines),
                     rate=_rate(counts, now),

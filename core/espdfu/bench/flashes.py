@@ -109,7 +109,9 @@ class Flashes:
         port = self._ports.get(job.path)
         waiting, port.waiting = port.waiting, None
         result = outcome.result
-        self._ports.apply(port, port.ended(outcome, job.item.digest))
+        image = job.item.image
+        app = image.contents.app if image is not None else None
+        self._ports.apply(port, port.ended(outcome, job.item.digest, app))
         if result.ok and result.next_step:
             self._to_reset[port.path] = port.title
         if waiting is None or job.cancelled or not self.start(port.path, waiting, False):

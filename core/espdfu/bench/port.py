@@ -20,12 +20,14 @@ from typing import Concatenate, ParamSpec
 from ..chips import Chip
 from ..consoles.health import RunState
 from ..files.dfufile import DfuImage
+from ..files.espimage import AppDesc
 from ..flashing.flasher import Failure, FlashResult, Outcome, Phase, Progress, incompatibility
 from ..flashing.jobs import Job
 from ..usb.boards import Board, Mode
 from .artifacts import Artifact
 from .feed import ConsoleView
 from .settings import AWAY_S
+from .verify import Check, Verdict, check
 from .views import BoardView, Life
 
 _ROM_MODES = (Mode.ROM, Mode.DFU)
@@ -126,6 +128,10 @@ class Port:
         """When the last flash ended (time.time())."""
         self.flashed: str | None = None
         """The digest of the artifact last flashed here successfully."""
+        self.flashed_app: AppDesc | None = None
+        """What the app of that artifact says of itself: the build a boot must name."""
+        self.checked: Check | None = None
+        """What the log last said of the build running here since that flash."""
         self.console: ConsoleView | None = None
         """Its app's console while it is read (None: not read)."""
         self.look = 0
@@ -159,6 +165,7 @@ class Port:
             fits=fits and self.on_bus,
             artifact_chip=image.chip_name if image else None,
             console=self.console,
+            check=check(self.flashed_app, self.console),
         )
 
     # --- what happens here: each a transition, which says what to do about it ----------------
@@ -202,13 +209,18 @@ class Port:
         return []
 
     @_transition
-    def ended(self, outcome: Outcome, digest: str) -> list[Effect] | None:
-        """The flash of the artifact ``digest`` ended; the board as it left the port."""
+    def ended(
+        self, outcome: Outcome, digest: str, app: AppDesc | None = None
+    ) -> list[Effect] | None:
+        """The flash of the artifact ``digest`` (whose app is ``app``) ended; the board as it
+        left the port."""
         if self.life is not Life.FLASHING:
             return None
         result = outcome.result
         self.job, self.progress = None, None
         self.last, self.last_at = result, time.time()
+        self.flashed_app = app if result.ok else None  # a failed flash leaves no known build
+        self.checked = None
         if result.ok:
             self.flashed = digest
             says: list[Effect] = [Say(f"{self.title}: {result.headline}")]  # RESET: once a round
@@ -231,7 +243,7 @@ class Port:
         if self.console is None:
             return None  # no longer read (a flash started): what it said before is moot
         there = view.open or bool(view.problem)
-        news = self._trouble(self.console, view)
+        news = self._trouble(self.console, view) + self._checked(view)
         self.console = view
         if self.on_bus or self.life is Life.FLASHING:
             return news
@@ -302,6 +314,26 @@ class Port:
         return [
             Say(f"{self.title}: {now.words}.", "warning" if state is RunState.POWER else "error")
         ]
+
+    def _checked(self, now: ConsoleView) -> list[Effect]:
+        """The log says what the boots after our flash showed, each change once: the build
+        runs, another one does, it did not boot, or nothing said which."""
+        said = check(self.flashed_app, now)
+        if said is None or said == self.checked:
+            return []
+        self.checked = said
+        app = self.flashed_app
+        assert app is not None
+        words = {
+            Verdict.VERIFIED: f"{self.title}: verified: it runs {app.project} {app.version} "
+            f"(ELF {app.elf_prefix[:8]}…), the build flashed here.",
+            Verdict.OTHER: f"{self.title}: {said.words}: not the build flashed here.",
+            Verdict.NOT_BOOTED: f"{self.title}: the build flashed here {said.words}.",
+            Verdict.UNVERIFIED: f"{self.title}: not verified: its app runs, but no start-up "
+            "banner (ESP-IDF's `ELF file SHA256:` line) was seen to say which build.",
+        }[said.verdict]
+        level = {Verdict.VERIFIED: "info", Verdict.UNVERIFIED: "warning"}.get(said.verdict, "error")
+        return [Say(words, level)]
 
     def _console_wanted(self) -> bool:
         """Read the board's console when its app may run: not in the ROM's download or DFU

@@ -16,6 +16,7 @@ from ..usb.boards import Board, Mode
 from .artifacts import Artifact
 from .build import BuildResult, BuildState
 from .feed import ConsoleView
+from .verify import Check
 
 IN_DFU_MODE = (Phase.DOWNLOADING, Phase.ERASING, Phase.MANIFESTING)
 """The phases of a flash in which the flasher has the board open in DFU mode."""
@@ -58,6 +59,8 @@ class BoardView:
     """The chip the current artifact is for (None: no usable artifact)."""
     console: ConsoleView | None = None
     """Its app's console, while it is read (None: not read: in DFU mode, flashing)."""
+    check: Check | None = None
+    """Whether it runs the build last flashed here, as its console says (None: nothing yet)."""
 
     @property
     def running_app(self) -> bool:

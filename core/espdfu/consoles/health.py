@@ -79,6 +79,8 @@ class Reading:
     """Why, short: the panic's reason, the refusal quoted, the brownout's line."""
     note: Note | None = None
     now: float = 0.0
+    elf: str = ""
+    """The running build, as this boot's start-up named it (its ELF's SHA-256, first digits)."""
 
     @property
     def words(self) -> str:
@@ -112,6 +114,8 @@ class _Boot:
     """What failed it at its start (a panic's reason, a brownout)."""
     panicking: bool = False
     """A panic report is under way (or ended in a halt): until the next reset."""
+    elf: str = ""
+    """The first hex digits of the ELF SHA-256 its start-up named (empty: not said)."""
 
 
 @dataclass
@@ -154,7 +158,7 @@ class Health:
         now = self._last_at if now is None else max(now, self._last_at)
         self._settle(now)
         state, detail = self._state(now)
-        return Reading(state, detail, self.note, now)
+        return Reading(state, detail, self.note, now, self._boot.elf)
 
     @property
     def refusal(self) -> tuple[str, ...]:
@@ -290,6 +294,8 @@ class Health:
             and not f"{tag}: {said[2]}".startswith(signs.RUN_MARKS)
         ):
             boot.shown = boot.entered = True
+            if elf := signs.ELF_SHA256.match(said[2]):
+                boot.elf = elf[1]
             return
         if boot.reset is not None and not boot.entered and said is None:
             return  # not the app's: the ROM has not handed over (garbage, a cut line)

@@ -94,6 +94,11 @@ STARTUP_TAGS = frozenset(
 """ESP-IDF's own start-up before the app's code (components/esp_system: startup_funcs.c,
 port/cpu_start.c; heap, psram, flash and core-dump init): the app is still starting."""
 
+ELF_SHA256 = re.compile(r"^ELF file SHA256:\s+([0-9a-f]{8,64})")
+"""ESP-IDF's start-up naming the running app's build, first digits of its ELF's SHA-256
+(components/esp_app_format/esp_app_desc.c: ``ELF file SHA256:  %s...``, tag ``app_init`` in
+v5.x, ``cpu_start`` before); matched in the log line's message."""
+
 RUN_MARKS = ("main_task: ", "cpu_start: Starting scheduler on PRO CPU")
 """ESP-IDF's hand-over to the app: v5.x ``main_task: Started on CPU0`` / ``Calling app_main()``
 (components/freertos/app_startup.c), v4.4 ``cpu_start: Starting scheduler on PRO CPU.``."""

@@ -14,9 +14,11 @@ import pytest
 from espdfu.bench.artifacts import Artifact
 from espdfu.bench.feed import ConsoleView
 from espdfu.bench.port import Effect, Hide, LookFor, Policy, Port, ReadConsole, Say, Show
+from espdfu.bench.verify import Verdict
 from espdfu.bench.views import Life
 from espdfu.chips import ESPRESSIF_VID, chip_by_name
 from espdfu.consoles.health import RunState
+from espdfu.files.espimage import AppDesc
 from espdfu.flashing.failures import Failure, FlashError
 from espdfu.flashing.flasher import FlashResult, Outcome, Phase, Progress
 from espdfu.flashing.jobs import Job
@@ -293,3 +295,48 @@ def test_trouble_is_an_error_in_the_log_and_power_trouble_a_warning() -> None:
     browned = console(BROWNOUT)(port_in("app with DFU runtime"))
     assert [say.level for say in panicked if isinstance(say, Say)] == ["error"]
     assert [say.level for say in browned if isinstance(say, Say)] == ["warning"]
+
+
+def test_each_boot_after_our_flash_is_checked_against_the_build_flashed() -> None:
+    """The build a boot names (its ELF's SHA-256, as ESP-IDF's start-up prints it) against the
+    app of the file flashed here: the log says each change once, the view says it always."""
+    app = AppDesc("blink", "v2", "v5.3", "Dec  7 2026", "12:00:00", bytes.fromhex("3e4a" * 16))
+    port = Port(PATH)
+    for news in (seen(ROM), started(), methodcaller("ended", Outcome(FLASHED, None), "d", app)):
+        news(port)
+    said: list[str] = []
+
+    def boot(view: ConsoleView) -> None:
+        effects = console(view)(port)
+        said.extend(f"{e.level}: {e.text}" for e in effects if isinstance(e, Say))
+
+    boot(OPEN)  # the console opens: nothing said of the build yet
+    assert port.view(None, force=False).check is None and said == []
+    mine = replace(OPEN, state=RunState.RUNNING, elf="3e4a3e4a3e4a3e4a")
+    boot(mine)
+    assert said == [
+        f"info: {PATH}: verified: it runs blink v2 (ELF 3e4a3e4a…), the build flashed here."
+    ]
+    check = port.view(None, force=False).check
+    assert check is not None and check.verdict is Verdict.VERIFIED
+    assert check.words == "running blink v2 · verified"
+    boot(replace(OPEN, state=RunState.BOOTING))  # a RESET: the same build again, not said again
+    boot(mine)
+    assert len(said) == 1
+    boot(replace(mine, elf="9f1c9f1c9f1c9f1c"))  # flashed by another tool meanwhile
+    assert said[-1] == (
+        f"error: {PATH}: runs another build (ELF 9f1c9f1c…, flashed 3e4a3e4a…): not the build "
+        "flashed here."
+    )
+    boot(replace(OPEN, state=RunState.RUNNING))  # attached to a running app: no banner seen
+    assert said[-1].startswith(f"warning: {PATH}: not verified: its app runs, but no start-up")
+    boot(replace(OPEN, state=RunState.CRASHING, detail="LoadProhibited"))
+    assert said[-1] == f"error: {PATH}: the build flashed here did not boot: LoadProhibited."
+
+
+def test_no_check_without_a_build_of_ours_to_compare() -> None:
+    """A board never flashed here, or whose last flash failed, is not judged."""
+    port = port_in("app, seen by its console")  # flashed, but its file named no app
+    running = replace(OPEN, state=RunState.RUNNING, elf="3e4a3e4a3e4a3e4a")
+    effects = console(running)(port)
+    assert not [e for e in effects if isinstance(e, Say)] and port.view(None, False).check is None

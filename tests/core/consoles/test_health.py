@@ -243,3 +243,19 @@ def test_any_mix_of_lines_and_garbage_reads_as_some_state(texts: list[str], junk
     assert reading.state in RunState and reading.words
     if health.refusal:  # a board that cannot boot never reads as running or silent
         assert reading.state is RunState.CANNOT_BOOT
+
+
+def test_the_build_a_boot_names_is_read_from_its_start_up_and_forgotten_at_a_reset() -> None:
+    """s3-idf-start-markers-esphome (ESP-IDF 5.1, tag cpu_start); v5.3 says app_init: the
+    ELF's SHA-256 a boot's start-up names is the build that runs. The panic handler's own
+    "ELF file SHA256:" line is not a start-up."""
+    health = feed(Health(), [*S3_RESET, *S3_LOAD], 0.0)
+    assert health.reading().elf == ""
+    feed(health, ["I (777) cpu_start: ELF file SHA256:  968bda9fce6200dd..."], 0.5)
+    assert health.reading().elf == "968bda9fce6200dd"
+    feed(health, [*S3_RESET, *S3_LOAD], 5.0)  # a RESET: which build comes is not said yet
+    assert health.reading().elf == ""
+    feed(health, ["ELF file SHA256: a760eaa80003108b"], 5.5)  # a panic report's line
+    assert health.reading().elf == ""
+    feed(health, ["I (299) app_init: ELF file SHA256:  3e4a2b1c0d9e8f7a..."], 6.0)
+    assert health.reading().elf == "3e4a2b1c0d9e8f7a"
