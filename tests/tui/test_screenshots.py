@@ -94,7 +94,7 @@ def test_the_flashing_picture_has_four_bars_part_way(made: Path) -> None:
 
 def test_the_apps_picture_shows_four_new_apps_running(made: Path) -> None:
     shown = "\n".join(check(made / "apps.svg"))
-    assert shown.count("app running") == 4
+    assert shown.count("running espdfu-demo build 1 · verified") == 4
     lines = re.findall(r"[IWEDV] \(\d+\) app: [^│┃]*", shown)
     assert len(lines) == 4 and len(set(lines)) == 1, lines  # their apps keep step
 

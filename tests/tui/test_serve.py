@@ -35,7 +35,7 @@ def all_flashed(screen: str) -> bool:
     """The four S2 boards flashed and, RESET by the demo, running their new apps (the app
     board named by the chip its DFU mode showed)."""
     apps = len(re.findall(r"esp32s2 · app\s", screen)) == 4
-    return apps and "esp32s2 · app (DFU runtime)" in screen and screen.count("app running") == 4
+    return apps and "esp32s2 · app (DFU runtime)" in screen and screen.count("running") == 4
 
 
 class Served:

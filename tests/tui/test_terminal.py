@@ -65,7 +65,7 @@ def test_x_builds_and_flashes_every_board_that_can_take_it(
         lambda s: (
             len(re.findall(r"esp32s2 · app\s", s)) == 4
             and "esp32s2 · app (DFU runtime)" in s
-            and s.count("app running") == 4
+            and s.count("running") == 4  # "running espdfu-demo build 1 · verified", or a note
             and re.search(r"[IWEDV] \(\d+\) ", s) is not None
         ),
         "the new apps running, with their consoles' lines",
@@ -113,9 +113,9 @@ def test_at_80_by_24_every_panel_says_its_state_and_advice_whole(
     demo.run("send-keys", "-t", "app", "x")
     demo.wait_for(shows(lambda s: "flashing" in s), "the flashes")
     demo.wait_for(
-        shows(lambda s: s.count("app running") == 4 and "app: temperature" in s),
+        shows(lambda s: s.count("running · verified") == 4 and "app: temperature" in s),
         "the new apps running",
     )
-    states = {"ready", "flashing", "app running", "the dfu.bin is for esp32s2"}
+    states = {"ready", "flashing", "running · verified", "the dfu.bin is for esp32s2"}
     assert all(any(state in screen for screen in seen) for state in states)
     assert [line for screen in seen for line in cut_panel_lines(screen)] == []
