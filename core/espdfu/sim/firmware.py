@@ -199,6 +199,28 @@ REFUSAL_LINES = [
     _error(99, "boot: Factory app partition is not bootable"),
     _error(104, "boot: No bootable app partitions in the partition table"),
 ]
+
+
+def bootloader_refusal(chip: Chip, app: bytes | None) -> list[str]:
+    """What ESP-IDF's 2nd-stage bootloader prints refusing the flashed app, or [] when it boots
+    it: another chip's image (bootloader_common_loader.c, tag ``boot_comm``), a corrupt one (the
+    first fault :func:`~espdfu.files.espimage.read_image` finds, in esp_image_format.c's words
+    where it has them), then bootloader_utility.c's two lines. Bytes that are no image at all
+    (the tests' random stand-ins for an app) are booted: the simulator's assumption, where a
+    real bootloader says ``invalid magic byte (nothing flashed here?)``."""
+    image = read_image(app or b"", app=True)
+    if image is None:
+        return []
+    if image.chip_id != chip.image_id:
+        found = f"mismatch chip ID, expected {chip.image_id}, found {image.chip_id}"
+        cause = _error(91, f"boot_comm: {found}")
+    elif image.problems:
+        cause = _error(93, f"esp_image: {image.problems[0]}")
+    else:
+        return []
+    return [cause, *REFUSAL_LINES[1:]]
+
+
 BROWNOUT_LINES = [
     _info(1000, "app: starting Wi-Fi"),
     "",
@@ -228,6 +250,9 @@ class Firmware:
     ) -> None:
         if kind not in APPS:
             raise ValueError(f"no virtual firmware {kind!r}: one of {', '.join(APPS)}")
+        self._refusal = bootloader_refusal(chip, app) or REFUSAL_LINES
+        if kind not in TROUBLES and self._refusal is not REFUSAL_LINES:
+            kind = "refuse"  # the flashed image does not boot, whatever the app would do
         self._chip, self._app, self._kind = chip, app, kind
         self._interval_s = 1 / CHATTY_LINES_S if chatty else LINE_INTERVAL_S
         import tty  # POSIX only, as pseudo-terminals are: see SUPPORTED
@@ -296,7 +321,7 @@ class Firmware:
                 yield arduino_line(n), self._interval_s
         if kind == "refuse":
             yield from _at_once([*rom_lines(chip, reset), *bootloader_lines(chip)])
-            yield from _ending(REFUSAL_LINES)
+            yield from _ending(self._refusal)
             return
         if kind == "bootassert":
             yield from _at_once([*rom_lines(chip, reset), *bootloader_lines(chip, "v4.4.6")])

@@ -14,10 +14,16 @@ import serial
 from espdfu.consoles.health import SILENT_S, Health, RunState
 from espdfu.consoles.lines import Line
 from espdfu.consoles.ports import Back, ConsoleEvent, Gone, Reader, Refused, console_finder
-from espdfu.flashing.flasher import flash
+from espdfu.files.dfufile import FlashFile
+from espdfu.files.espimage import write_image
+from espdfu.flashing.flasher import FlashOptions, flash
 from espdfu.sim import VirtualBoard
 from espdfu.usb.transport import Usb
 from tests.helpers.boardworld import image, image_files, world
+
+APP = write_image(0x0002, [(0x3F000020, bytes(range(256)) * 4)], entry=0x40080000)
+CORRUPT = APP[:300] + bytes([APP[300] ^ 1]) + APP[301:]
+S3_APP = write_image(0x0009, [(0x3F000020, bytes(range(256)) * 4)], entry=0x40080000)
 
 
 class Console:
@@ -277,3 +283,36 @@ def test_a_console_another_program_holds_is_said_once_then_read_when_freed(
         for _ in range(1 + 3):  # the look refused, then three more: it keeps trying...
             console.looks.get(timeout=10)
     assert [type(event) for event in console.until(Back)] == [Back]  # ...without saying it again
+
+
+@pytest.mark.parametrize(
+    ("app", "cause"),
+    [
+        (
+            CORRUPT,
+            "E (93) esp_image: Checksum failed. Calculated 0x",
+        ),
+        (S3_APP, "E (91) boot_comm: mismatch chip ID, expected 2, found 9"),
+    ],
+    ids=["a corrupt image", "another chip's image"],
+)
+def test_an_image_the_bootloader_refuses_does_not_boot_and_it_says_why(
+    consoles: list[Console], app: bytes, cause: str
+) -> None:
+    """Flashed with --force: the virtual bootloader checks the image as ESP-IDF's does, says
+    why in its words, and the reset it causes starts it over."""
+    w = world("esp32s2")
+    (path,) = w.paths
+    files = [FlashFile(0x10000, "app.bin", app)]
+    assert flash(w.usb, path, image(files=files), options=FlashOptions(force=True)).ok
+    console = Console(w.usb, path)
+    consoles.append(console)
+    w.board(path).press_reset()
+    health = Health()
+    lines = read(console, health, RunState.CANNOT_BOOT)
+    lines += lines_in(console.until("No bootable app partitions"))
+    texts = [line.text for line in lines]
+    assert any(text.startswith(cause) for text in texts), texts
+    assert "E (104) boot: No bootable app partitions in the partition table" in texts
+    assert cause.split(": ", 1)[1] in health.reading().words  # quoted: cannot boot: "…"
+    assert not any("app_init" in text for text in texts)  # no app started
