@@ -576,7 +576,7 @@ async def test_keys_that_cannot_act_on_a_board_say_why_and_what_to_do(tmp_path: 
         await pilot.press("x")
         await until(pilot, lambda: all(panel(app, p).view.last for p in (S2A, S2B)), "flashes")
         bus.board(S2A).press_reset()  # its new app runs, off the bus: no DFU runtime
-        await until(pilot, lambda: "running · verified" in panel_text(app, S2A), "the app")
+        await until(pilot, lambda: "build 1 · verified" in panel_text(app, S2A), "the app")
         await pilot.press("f")
         said = f"{S2A}: not flashed: its app runs without a DFU runtime"
         await until(pilot, lambda: said in " ".join(log_text(app).split()), "f's reason")

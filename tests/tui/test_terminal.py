@@ -113,9 +113,9 @@ def test_at_80_by_24_every_panel_says_its_state_and_advice_whole(
     demo.run("send-keys", "-t", "app", "x")
     demo.wait_for(shows(lambda s: "flashing" in s), "the flashes")
     demo.wait_for(
-        shows(lambda s: s.count("running · verified") == 4 and "app: temperature" in s),
+        shows(lambda s: s.count("build 1 · verified") == 4 and "app: temperature" in s),
         "the new apps running",
     )
-    states = {"ready", "flashing", "running · verified", "the dfu.bin is for esp32s2"}
+    states = {"ready", "flashing", "running build 1 · verified", "the dfu.bin is for esp32s2"}
     assert all(any(state in screen for screen in seen) for state in states)
     assert [line for screen in seen for line in cut_panel_lines(screen)] == []

@@ -185,7 +185,7 @@ class BoardPanel(Widget, can_focus=True):
             if check is not None and console.state is RunState.RUNNING and not console.note:
                 # "running espdfu-demo build 3 · verified · flashed 14 s ago"
                 since = f"flashed {ago(view.last_at, self.now)}" if view.last_at else ""
-                return joined(width, fitted(width, check.words, check.short), since)
+                return joined(width, fitted(width, *check.forms), since)
             words = console.words  # "app running · panicked 7 s ago (LoadProhibited)"
             return joined(
                 width, fitted(width, words, words.removeprefix("app ")), console.rate_words

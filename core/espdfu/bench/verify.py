@@ -27,11 +27,13 @@ class Verdict(enum.Enum):
 @dataclass(frozen=True)
 class Check:
     verdict: Verdict
-    words: str
-    """What the panel says: ``running espdfu-demo build 3 · verified``, ``runs another build
-    (ELF 9f1c2b3a…, flashed 3e4a2b1c…)``, ``did not boot: "invalid header: 0xffffffff"``…"""
-    short: str
-    """The same where a panel is narrow: ``running · verified``."""
+    forms: tuple[str, ...]
+    """What a panel says, the fullest first, then shorter for a narrow panel: ``running
+    espdfu-demo build 3 · verified``, ``running build 3 · verified``, ``running · verified``."""
+
+    @property
+    def words(self) -> str:
+        return self.forms[0]
 
 
 def check(flashed: AppDesc | None, console: ConsoleView | None) -> Check | None:
@@ -41,14 +43,18 @@ def check(flashed: AppDesc | None, console: ConsoleView | None) -> Check | None:
         return None
     if console.state in (RunState.CANNOT_BOOT, RunState.CRASHING):
         why = console.detail or console.said
-        return Check(Verdict.NOT_BOOTED, f"did not boot: {why}", "did not boot")
+        return Check(Verdict.NOT_BOOTED, (f"did not boot: {why}", "did not boot"))
     if console.elf:
         if flashed.elf_sha256.hex().startswith(console.elf):
-            running = f"running {flashed.project} {flashed.version} · verified"
-            return Check(Verdict.VERIFIED, running, "running · verified")
+            forms = (
+                f"running {flashed.project} {flashed.version} · verified",
+                f"running {flashed.version} · verified",
+                "running · verified",
+            )
+            return Check(Verdict.VERIFIED, forms)
         other = f"runs another build (ELF {console.elf[:8]}…, flashed {flashed.elf_prefix[:8]}…)"
-        return Check(Verdict.OTHER, other, "runs another build")
+        return Check(Verdict.OTHER, (other, "runs another build"))
     if console.state is RunState.RUNNING:
         unknown = "running · not verified: no start-up banner seen"
-        return Check(Verdict.UNVERIFIED, unknown, "running · not verified")
+        return Check(Verdict.UNVERIFIED, (unknown, "running · not verified"))
     return None

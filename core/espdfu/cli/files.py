@@ -154,7 +154,8 @@ def _print_contents(contents: Contents) -> None:
         print("  images")
     for placed in contents.images:
         esp = placed.image
-        facts = [chip_name(esp.chip_id), f"{len(esp.segments)} segments"]
+        count = len(esp.segments)
+        facts = [chip_name(esp.chip_id), f"{count} segment{'' if count == 1 else 's'}"]
         facts.append("checksum ok" if esp.checksum_ok else "checksum BAD")
         if esp.sha256_ok is not None:
             facts.append("SHA-256 ok" if esp.sha256_ok else "SHA-256 BAD")
