@@ -31,7 +31,6 @@ CHIPS: tuple[Chip, ...] = (
 
 _BY_NAME = {chip.name: chip for chip in CHIPS}
 _BY_PID = {chip.dfu_pid: chip for chip in CHIPS}
-_BY_IMAGE_ID = {chip.image_id: chip for chip in CHIPS}
 
 
 def chip_by_name(name: str) -> Chip | None:
@@ -42,11 +41,6 @@ def chip_by_name(name: str) -> Chip | None:
 def chip_by_pid(pid: int) -> Chip | None:
     """The chip whose ROM enumerates with ``pid`` in DFU mode, or None."""
     return _BY_PID.get(pid)
-
-
-def chip_by_image_id(image_id: int) -> Chip | None:
-    """The chip an image's header names, or None (not a chip with USB DFU)."""
-    return _BY_IMAGE_ID.get(image_id)
 
 
 def dfu_chip_names() -> str:

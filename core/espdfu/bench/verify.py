@@ -18,11 +18,6 @@ class Verdict(enum.Enum):
     NOT_BOOTED = "did not boot"
     UNVERIFIED = "not verified"
 
-    @property
-    def word(self) -> str:
-        """A stable machine word (``--json``): ``verified``, ``another-build``…"""
-        return self.value.replace(" ", "-")
-
 
 @dataclass(frozen=True)
 class Check:

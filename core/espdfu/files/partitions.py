@@ -17,7 +17,6 @@ ENTRY = struct.Struct("<2sBBII16sI")
 MAGIC = b"\xaa\x50"
 MD5_MAGIC = b"\xeb\xeb"
 MAX_LENGTH = 0xC00
-DEFAULT_OFFSET = 0x8000
 APP, DATA = 0x00, 0x01
 _APP_SUBTYPES = {0x00: "factory", 0x20: "test", **{0x10 + n: f"ota_{n}" for n in range(16)}}
 _DATA_SUBTYPES = {
@@ -39,10 +38,6 @@ class Partition:
     @property
     def is_app(self) -> bool:
         return self.type == APP
-
-    @property
-    def end(self) -> int:
-        return self.offset + self.size
 
     @property
     def kind(self) -> str:
