@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -24,6 +25,12 @@ def labelled(folder: Path, labels: dict[str, str]) -> dict[str, str]:
     return {"ESPDFU_CONFIG_DIR": str(folder)}
 
 
+def _environment(env: dict[str, str] | None) -> dict[str, str]:
+    """Virtual boards instant; a hung command's threads can be dumped (faulthandler, on
+    SIGABRT)."""
+    return {**os.environ, "ESPDFU_SIM_TIME": "0", "PYTHONFAULTHANDLER": "1", **(env or {})}
+
+
 def espdfu(
     *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -33,7 +40,7 @@ def espdfu(
         capture_output=True,
         text=True,
         cwd=cwd,
-        env={**os.environ, "ESPDFU_SIM_TIME": "0", **(env or {})},
+        env=_environment(env),
         timeout=60,
     )
     assert "Traceback" not in result.stderr
@@ -41,19 +48,48 @@ def espdfu(
 
 
 class Command:
-    """The process, its stdout read on a thread; expect() waits for a line with some words."""
+    """``espdfu ARGS`` running, its stdout read on a thread; expect() waits for a line with some
+    words, stop() signals it and waits for its end."""
 
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.process = process
+    def __init__(
+        self, *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "espdfu", *map(str, args)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=cwd,
+            env=_environment(env),
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
-        assert process.stdout is not None
-        self.reader = threading.Thread(target=self._read, args=(process.stdout,))
+        assert self.process.stdout is not None
+        self.reader = threading.Thread(target=self._read, args=(self.process.stdout,))
         self.reader.start()
 
     def _read(self, stdout: IO[str]) -> None:
         for line in stdout:
             self.lines.put(line)
+
+    def stop(self, signum: int) -> tuple[int, str]:
+        """Send ``signum``; the exit code and what the command wrote on stderr, never a
+        traceback. One still running DEADLINE_S later fails the test with where each of its
+        threads stood (a hang seen once in CI, never here, is then found from its log)."""
+        self.process.send_signal(signum)
+        assert self.process.stderr is not None
+        try:
+            code = self.process.wait(timeout=DEADLINE_S)
+        except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGABRT)
+            self.process.wait(timeout=10)
+            stacks = self.process.stderr.read()
+            raise AssertionError(
+                f"still running {DEADLINE_S:.0f} s after the signal:\n{stacks}"
+            ) from None
+        err = self.process.stderr.read()
+        assert "Traceback" not in err
+        return code, err
 
     def close(self) -> None:
         if self.process.poll() is None:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +10,7 @@ import pytest
 
 from espdfu.files import dfufile
 from tests.helpers.boardworld import image_files
-from tests.helpers.command import DEADLINE_S, Command, espdfu, labelled
+from tests.helpers.command import Command, espdfu, labelled
 
 
 @pytest.fixture
@@ -21,14 +18,7 @@ def start_watch(tmp_path: Path) -> Iterator[object]:
     watches: list[Command] = []
 
     def start(*args: str, env: dict[str, str] | None = None) -> Command:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "espdfu", "watch", str(tmp_path / "build"), *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "ESPDFU_SIM_TIME": "0", **(env or {})},
-        )
-        watches.append(Command(process))
+        watches.append(Command("watch", tmp_path / "build", *args, env=env))
         return watches[-1]
 
     yield start
@@ -55,11 +45,9 @@ def test_every_new_dfu_bin_is_flashed_until_ctrl_c(tmp_path: Path, start_watch: 
     _publish(tmp_path / "build", seed=2)
     watch.expect("New dfu.bin")
     watch.expect("Flashed")
-    watch.process.send_signal(signal.SIGINT)
-    assert watch.process.wait(timeout=DEADLINE_S) == 130
-    assert watch.process.stderr is not None
-    err = watch.process.stderr.read()
-    assert "espdfu: stopped by SIGINT: " in err and "Traceback" not in err
+    code, err = watch.stop(signal.SIGINT)
+    assert code == 130
+    assert "espdfu: stopped by SIGINT: " in err
 
 
 @pytest.mark.parametrize("name", ["1-1.2", "left jig"])
@@ -72,8 +60,7 @@ def test_only_the_chosen_board_is_flashed(
     _publish(tmp_path / "build", seed=1)
     line = watch.expect("Flashed")
     assert "left jig" in line
-    watch.process.send_signal(signal.SIGTERM)  # a CI runner stopping the job
-    assert watch.process.wait(timeout=DEADLINE_S) == 143
+    assert watch.stop(signal.SIGTERM)[0] == 143  # a CI runner stopping the job
     assert not any("1-1.1: Flashed" in line for line in watch.seen)
 
 
@@ -90,15 +77,13 @@ def test_labels_name_the_boards_and_other_chips_are_said(
     _publish(tmp_path / "build", seed=1)
     watch.expect("1-1.3: not flashed: The file is for esp32s2 but the board at 1-1.3 is esp32s3.")
     watch.expect("left jig: Flashed")
-    watch.process.send_signal(signal.SIGINT)
-    assert watch.process.wait(timeout=DEADLINE_S) == 130
+    assert watch.stop(signal.SIGINT)[0] == 130
 
 
 def test_a_build_folder_not_there_yet_is_said(start_watch: object) -> None:
     watch = start_watch("--sim", "esp32s2")  # type: ignore[operator]
     watch.expect("which does not exist yet: a build makes it (Ctrl-C to stop).")
-    watch.process.send_signal(signal.SIGINT)
-    assert watch.process.wait(timeout=DEADLINE_S) == 130
+    assert watch.stop(signal.SIGINT)[0] == 130
 
 
 @pytest.mark.parametrize(
@@ -130,8 +115,7 @@ def test_a_build_missing_an_image_is_said_in_mkdfus_words(
     assert mkdfu.returncode == 2 and "app.bin does not exist" in message
     watch = start_watch("--sim", "esp32s2")  # type: ignore[operator]
     watch.expect(message)
-    watch.process.send_signal(signal.SIGINT)
-    assert watch.process.wait(timeout=DEADLINE_S) == 130
+    assert watch.stop(signal.SIGINT)[0] == 130
 
 
 def test_a_dropped_session_aborts_the_running_flash(tmp_path: Path, start_watch: object) -> None:
@@ -140,12 +124,9 @@ def test_a_dropped_session_aborts_the_running_flash(tmp_path: Path, start_watch:
     watch.expect("1-1.1: esp32s2, ROM download.")
     _publish(tmp_path / "build", seed=1, app_size=200 * 1024)  # seconds to download
     watch.expect("1-1.1: downloading")  # back on the bus after its detach, in DFU mode
-    watch.process.send_signal(signal.SIGHUP)
-    assert watch.process.wait(timeout=DEADLINE_S) == 129
-    assert watch.process.stderr is not None
-    err = watch.process.stderr.read()
+    code, err = watch.stop(signal.SIGHUP)
+    assert code == 129
     assert "espdfu: stopped by SIGHUP: 1 flash aborted, board left ready to flash (1-1.1)." in err
-    assert "Traceback" not in err
 
 
 def test_a_running_apps_console_is_printed_under_its_board(
@@ -157,16 +138,14 @@ def test_a_running_apps_console_is_printed_under_its_board(
     assert any("1-1.1 | ESP-ROM:esp32s2" in line for line in watch.seen)
     _publish(tmp_path / "build", seed=1)  # flashed: its console closes first, for the flash
     watch.expect("Flashed")
-    watch.process.send_signal(signal.SIGINT)
-    assert watch.process.wait(timeout=DEADLINE_S) == 130
+    assert watch.stop(signal.SIGINT)[0] == 130
 
 
 def test_an_app_that_panics_at_every_start_is_said_crashing_at_boot(start_watch: object) -> None:
     """It was said "app panicked", then "app rebooting in a loop"."""
     watch = start_watch("--sim", "esp32s2-app:panic")  # type: ignore[operator]
     watch.expect("1-1.1: crashing at boot: LoadProhibited")
-    watch.process.send_signal(signal.SIGINT)
-    assert watch.process.wait(timeout=DEADLINE_S) == 130
+    assert watch.stop(signal.SIGINT)[0] == 130
 
 
 def test_no_console_reads_none(tmp_path: Path, start_watch: object) -> None:
@@ -174,6 +153,5 @@ def test_no_console_reads_none(tmp_path: Path, start_watch: object) -> None:
     watch.expect("1-1.1: unknown, app (DFU runtime).")
     _publish(tmp_path / "build", seed=1)
     watch.expect("Flashed")
-    watch.process.send_signal(signal.SIGINT)
-    assert watch.process.wait(timeout=DEADLINE_S) == 130
+    assert watch.stop(signal.SIGINT)[0] == 130
     assert not any(" | " in line for line in watch.seen)

@@ -3,10 +3,7 @@ flash engine and monitor, and `espdfu station` as a line runs it."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -150,34 +147,27 @@ def test_stop_aborts_the_running_flashes_and_leaves_the_boards_ready(
     assert not any(t.name.startswith("espdfu-station") for t in threading.enumerate())
 
 
-def start_station(folder: Path, config_dir: Path) -> tuple[subprocess.Popen[str], Command]:
+def start_station(folder: Path, config_dir: Path) -> Command:
     """`espdfu station` on two S2 boards and an S3, in ``folder``, with the configuration in
     ``config_dir`` (never the user's own)."""
     dfu = folder / "dfu.bin"
     dfu.write_bytes(dfufile.pack(image_files(app_size=8 * KIB), pid=0x0002))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "espdfu", "station", str(dfu), "--sim", "esp32s2*2,esp32s3"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=folder,
-        env={**os.environ, "ESPDFU_SIM_TIME": "0", "ESPDFU_CONFIG_DIR": str(config_dir)},
-    )
-    return process, Command(process)
+    return Command(
+        "station", dfu, "--sim", "esp32s2*2,esp32s3", cwd=folder,
+        env={"ESPDFU_CONFIG_DIR": str(config_dir)},
+    )  # fmt: skip
 
 
 def test_the_command_reports_each_board_and_stops_on_a_signal(tmp_path: Path) -> None:
-    process, command = start_station(tmp_path, tmp_path)
+    command = start_station(tmp_path, tmp_path)
     try:
         command.expect_all(  # in any order: the skipped board's line may come last
             "1-1.3  not flashed: The file is for esp32s2",
             "1-1.1  esp32s2  Flashed",
             "1-1.2  esp32s2  Flashed",
         )
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=DEADLINE_S) == 130
-        assert process.stderr is not None
-        err = process.stderr.read()
+        code, err = command.stop(signal.SIGINT)
+        assert code == 130
         assert "2 boards flashed, 0 failed." in err
         assert "stopped by SIGINT: nothing was running." in err
     finally:
@@ -190,14 +180,13 @@ def test_the_command_names_labelled_slots_by_label_and_port(tmp_path: Path) -> N
     config = tmp_path / "config"
     config.mkdir()
     (config / "config.toml").write_text('[labels]\n"1-1.2" = "slot 2"\n"1-1.3" = "slot 3"\n')
-    process, command = start_station(tmp_path, config)
+    command = start_station(tmp_path, config)
     try:
         unlabelled, _, skipped = command.expect_all(
             "1-1.1  esp32s2  Flashed", "slot 2 (1-1.2)  esp32s2  Flashed", "slot 3 (1-1.3)"
         )
         assert "not flashed: The file is for esp32s2" in skipped
         assert unlabelled.split()[1:3] == ["1-1.1", "esp32s2"]  # no label: the port alone
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=DEADLINE_S) == 130
+        assert command.stop(signal.SIGINT)[0] == 130
     finally:
         command.close()
