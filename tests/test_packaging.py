@@ -170,7 +170,7 @@ def test_the_app_requires_the_core_at_its_version_and_a_textual_range(
     assert set(reqs) == {"espdfu", "textual", "textual-serve"}
     # The core released with it: by name (a folder of the build machine installs nowhere else),
     # at exactly the version of the core's sources, which is the core wheel's.
-    assert str(reqs["espdfu"]) == f"espdfu=={VERSION}"
+    assert str(reqs["espdfu"]) == f"espdfu[bridge]=={VERSION}"  # with the bridge resets
     assert metadata(wheels[CORE])["Version"] == VERSION
     textual = reqs["textual"].specifier
     assert {spec.operator for spec in textual} == {">=", "<"}, str(textual)
@@ -267,16 +267,20 @@ def dependency_wheels(wheels: list[Path], out: Path) -> set[str]:
     The wheels' own distributions are left out: here they are installed from the checkout
     (editable), not as the files a wheel holds.
     """
-    own = {canonicalize_name(metadata(wheel)["Name"]) for wheel in wheels}
+    own = {canonicalize_name(metadata(wheel)["Name"]): wheel for wheel in wheels}
     followed: dict[str, set[str]] = {}
     """Each distribution repacked, and the extras whose requirements were followed ("": none)."""
     todo = [(Requirement(text), {""}) for wheel in wheels for text in requires(wheel)]
     while todo:
         req, extras = todo.pop()
         name = canonicalize_name(req.name)
-        if name in own or not (
+        if not (
             req.marker is None or any(req.marker.evaluate({"extra": extra}) for extra in extras)
         ):
+            continue
+        if name in own:  # the app asks for the core's extra: what that extra requires
+            asked = set(req.extras)
+            todo += [(Requirement(text), asked) for text in requires(own[name]) if asked]
             continue
         new = {"", *req.extras} - followed.get(name, set())
         if not new:

@@ -19,6 +19,9 @@ default (docs/configuration.md says the same for users)::
     arm_new_boards = true        # arm boards for auto-flash as they are plugged in
     detach_wait = 10.0           # seconds (0.5 to 300) for a board to come back in DFU mode
     make_dfu = true              # make dfu.bin from flasher_args.json after a plain idf.py build
+    reset = true                 # reset a board whose console is on its USB-UART bridge
+                                 # ([consoles]) into download mode before a flash, into its app
+                                 # after, through the bridge's DTR/RTS (boards in [resets] aside)
     trace = false                # write each flash's USB requests and decisions to a file in
                                  # the state folder's traces/ (the newest 30 are kept)
 
@@ -35,8 +38,11 @@ default (docs/configuration.md says the same for users)::
     [consoles]                   # board (port path or label) = its console's serial port, when
     "left jig" = "/dev/ttyUSB0"  # not its own USB: a device, or the USB port path of a bridge
 
-Labels merge entry by entry, as do keys and consoles: config.toml < espdfu.toml < labels.toml,
-the last being what the user typed into the app most recently.
+    [resets]                     # board (port path or label) = false: never reset through its
+    "left jig" = false           # bridge (a board being debugged); true turns one back on
+
+Labels merge entry by entry, as do keys, consoles and resets: config.toml < espdfu.toml <
+labels.toml, the last being what the user typed into the app most recently.
 """
 
 from __future__ import annotations
@@ -94,6 +100,8 @@ class Settings:
     """The command is one string for the shell: only when a configuration file asks for it."""
     auto_flash: bool = False
     make_dfu: bool = True
+    bridge_reset: bool = True
+    """Reset boards through their USB-UART bridge (:mod:`espdfu.consoles.bridge`)."""
     trace: bool = False
     """Trace every flash into :func:`traces_dir` (:mod:`espdfu.usb.trace`)."""
     arm_new_boards: bool = True
@@ -107,6 +115,9 @@ class Settings:
     consoles: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     """Board (USB port path or label) → its console's serial port (a device, or the USB port
     path of the USB-UART bridge), for boards whose console is not on their own USB."""
+    resets: Mapping[str, bool] = field(default_factory=lambda: MappingProxyType({}))
+    """Board (USB port path or label) → whether it is reset through its bridge (above
+    ``bridge_reset``, for that board)."""
     sources: tuple[Path, ...] = ()
     """The files that were read, lowest precedence first."""
 
@@ -360,6 +371,7 @@ _OPTIONS: dict[str, dict[str, _Option]] = {
         "arm_new_boards": _Option("arm_new_boards", _boolean),
         "detach_wait": _Option("detach_wait_s", _seconds(0.5, 300)),
         "make_dfu": _Option("make_dfu", _boolean),
+        "reset": _Option("bridge_reset", _boolean),
         "trace": _Option("trace", _boolean),
     },
     "ui": {
@@ -367,7 +379,7 @@ _OPTIONS: dict[str, dict[str, _Option]] = {
         "monitor_interval": _Option("monitor_interval_s", _seconds(0.05, 10)),
     },
 }
-_ALL_SECTIONS = (*_OPTIONS, "keys", "labels", "consoles")
+_ALL_SECTIONS = (*_OPTIONS, "keys", "labels", "consoles", "resets")
 _BY_FIELD = {option.setting: option for section in _OPTIONS.values() for option in section.values()}
 
 
@@ -382,12 +394,14 @@ class _Layer:
     keys: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     consoles: dict[str, str] = field(default_factory=dict)
+    resets: dict[str, bool] = field(default_factory=dict)
 
     def update(self, other: _Layer) -> None:
         self.values.update(other.values)
         self.keys.update(other.keys)
         self.labels.update(other.labels)
         self.consoles.update(other.consoles)
+        self.resets.update(other.resets)
 
 
 def _read_file(
@@ -470,6 +484,8 @@ def _set(layer: _Layer, section: str, key: str, value: object) -> None:
         layer.labels[key] = _label(value)
     elif section == "consoles":
         layer.consoles[key] = _console_port(value)
+    elif section == "resets":
+        layer.resets[key] = _boolean(value)
     else:
         option = _OPTIONS[section][key]
         layer.values[option.setting] = option.read(value)
@@ -509,6 +525,7 @@ def _settings(project_dir: Path | None, merged: _Layer, sources: tuple[Path, ...
         keys=MappingProxyType(dict(merged.keys)),
         labels=MappingProxyType(labels),
         consoles=MappingProxyType(consoles),
+        resets=MappingProxyType(dict(merged.resets)),
         sources=sources,
         **values,
     )

@@ -82,10 +82,22 @@ def _missing_hint(path: Path, what: str) -> str:
     return f"Check the name and the folder of the {what} (relative to {where})."
 
 
+Version = tuple[int, int] | None
+"""(size, mtime_ns) of a file, or None when there is none: what a write changes."""
+
+
 def _version(status: os.stat_result) -> tuple[int, int]:
     """What changes when a file is written to (not ctime: replacing a file changes the old
     one's, and the old one is still whole)."""
     return status.st_size, status.st_mtime_ns
+
+
+def file_version(path: Path) -> Version:
+    """The :data:`Version` of the file at ``path`` now."""
+    try:
+        return _version(path.stat())
+    except OSError:
+        return None
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> Path:

@@ -38,7 +38,7 @@ from textual.widgets import RichLog, Static
 from espdfu.bench.settings import WorkbenchSettings
 from espdfu.bench.workbench import Workbench
 from espdfu.chips import chip_by_name
-from espdfu.demo.project import DEMO_BOARDS, PROJECT_NAME, app_image, make_demo_project
+from espdfu.demo.project import PROJECT_NAME, app_image, make_demo_project
 from espdfu.files import dfufile
 from espdfu.flashing.flasher import FlashOptions
 from espdfu.sim import Fault, SimBus, TimeModel, firmware, virtual_usb
@@ -89,7 +89,12 @@ def demo_dfu() -> bytes:
     return dfufile.pack([app], pid=chip.dfu_pid, flash_size=dfufile.FLASH_SIZES["4MB"])
 
 
-def make_app(root: Path, time: TimeModel, boards: str = DEMO_BOARDS) -> tuple[EspdfuApp, SimBus]:
+SHOT_BOARDS = "esp32s2*3,esp32s3,esp32s2-app:panic-once"
+"""The demo's boards without their USB-UART bridges (its first two have one): every RESET
+in the pictures is pressed here, on the four boards at once, so that their apps keep step."""
+
+
+def make_app(root: Path, time: TimeModel, boards: str = SHOT_BOARDS) -> tuple[EspdfuApp, SimBus]:
     """The app as ``espdfu-tui --demo`` makes it (or with ``boards``), its settings fixed for
     pictures."""
     project = make_demo_project(root)

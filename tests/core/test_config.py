@@ -177,6 +177,28 @@ def test_consoles_name_each_boards_serial_port_by_port_path_or_label(
     assert workbench_settings(settings).console_ports == dict(settings.consoles)
 
 
+def test_resets_through_a_bridge_are_on_and_turned_off_per_board(project: Path, user: Path) -> None:
+    """[flash] reset for every bridged board; [resets] per board (by port path or label),
+    merged entry by entry: the project turns one back on that the user turned off."""
+    assert _load(project, user).bridge_reset  # on unless turned off
+    (user / USER_FILE).write_text(
+        '[flash]\nreset = false\n[resets]\n"left jig" = false\n"1-2" = false\n'
+    )
+    (project / PROJECT_FILE).write_text('[resets]\n"1-2" = true\n')
+    settings = _load(project, user)
+    assert not settings.bridge_reset and settings.resets == {"left jig": False, "1-2": True}
+    bench = workbench_settings(settings)
+    assert not bench.bridge_reset and bench.resets == {"left jig": False, "1-2": True}
+
+
+def test_a_reset_that_is_not_true_or_false_is_refused_at_its_line(
+    project: Path, user: Path
+) -> None:
+    (user / USER_FILE).write_text('[resets]\n"1-2" = "no"\n')
+    with pytest.raises(ConfigError, match=r"line 2: \[resets\] 1-2 must be true or false"):
+        _load(project, user)
+
+
 def test_a_console_port_that_is_not_text_is_refused_at_its_line(project: Path, user: Path) -> None:
     (user / USER_FILE).write_text('[consoles]\n"1-2" = 115200\n')
     with pytest.raises(ConfigError, match=r"line 2: \[consoles\] 1-2 must be a serial port"):
@@ -271,7 +293,7 @@ def test_an_unknown_key(project: Path, user: Path) -> None:
     (project / PROJECT_FILE).write_text("[flash]\nauto = true\nauto_flash = true\n")
     error = _error(project, user)
     assert error.message == f"{project / PROJECT_FILE}, line 3: unknown key [flash] auto_flash."
-    assert "arm_new_boards, auto, detach_wait, make_dfu, trace" in error.hint
+    assert "arm_new_boards, auto, detach_wait, make_dfu, reset, trace" in error.hint
 
 
 def test_an_unknown_section(project: Path, user: Path) -> None:

@@ -549,6 +549,9 @@ async def test_a_dfu_bin_the_board_would_not_boot_is_shown_so_and_not_flashed(
         await until(pilot, lambda: said in text(app, "#artifact-line"), "the refusal")
         assert "build/dfu.bin would NOT boot: " in text(app, "#artifact-line")
         assert app.query_one(StatusBar).has_class("artifact-bad")
+        logged = f"bytes; not flashed, as it would not boot: {said}"  # once, in one line
+        await until(pilot, lambda: logged in log_text(app).replace("\n", ""), "the log's line")
+        assert log_text(app).replace("\n", "").count(said) == 1
         await pilot.press("f")
         await until(pilot, lambda: "would not boot" in log_text(app), "f's reason")
         await idle(pilot, app)

@@ -236,6 +236,8 @@ class BoardPanel(Widget, can_focus=True):
         if last is not None and not last.ok:
             return in_brief(last.next_step, width)
         if last is not None and last.ending is Ending.IDLE and view.board.mode is Mode.DFU:
+            if view.bridged:
+                return fitted(width, "its UART bridge resets it to run", "reset by its bridge")
             return fitted(width, "press RESET to run the new firmware", "press RESET to run it")
         return in_brief(view.board.hint, width)
 

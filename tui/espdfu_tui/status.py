@@ -46,10 +46,7 @@ class StatusBar(Widget):
             bar.update(total=build.total, progress=build.done)
         self.set_class(build.state is BuildState.FAILED, "build-failed")
         artifact = summary.artifact
-        bad = artifact is not None and (
-            not artifact.valid or artifact.image is None or bool(artifact.image.contents.problems)
-        )
-        self.set_class(bad, "artifact-bad")
+        self.set_class(artifact is not None and not artifact.usable, "artifact-bad")
 
     def _artifact_text(self, summary: Summary, now: float) -> str:
         artifact = summary.artifact
@@ -59,9 +56,9 @@ class StatusBar(Widget):
             return f"no {self.build_dir}/dfu.bin yet: press {self.build_key} to build"
         if not artifact.valid or artifact.image is None:
             return f"{self.build_dir}/dfu.bin is NOT usable: {artifact.problem}"
+        if artifact.boot_problems:
+            return f"{self.build_dir}/dfu.bin would NOT boot: {artifact.boot_problems[0]}"
         contents = artifact.image.contents
-        if contents.problems:
-            return f"{self.build_dir}/dfu.bin would NOT boot: {contents.problems[0]}"
         made = " (made from flasher_args.json)" if artifact.made_here else ""
         app = f" · {contents.app.brief}" if contents.app is not None else ""
         return (

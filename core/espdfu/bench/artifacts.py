@@ -7,7 +7,7 @@ last one came, the file is read and verified, and compared with the images the b
 flasher_args.json names: ``idf.py build`` does not remake dfu.bin, so a build folder often
 holds one of an older build, and only content tells (a copy gives every file one mtime). When
 dfu.bin does not hold the build (or there is none), the watcher makes it, as ``idf.py dfu``
-would; one known not to hold its build is never reported usable.
+would (:mod:`.dfumaker`); one known not to hold its build is never reported usable.
 
 Only the build folder and the folders of the flash images are watched, never recursively:
 an ESP-IDF build folder holds thousands of folders.
@@ -32,29 +32,19 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 from ..errors import DfuFormatError, EspdfuError, InputError
 from ..files import dfufile
 from ..files.dfufile import MAX_FILE_SIZE, DfuImage
-from ..files.idfbuild import (
-    FLASHER_ARGS,
-    BuildFolder,
-    flash_files_from_json,
-    image_roles,
-    read_flash_files,
-    read_json,
-)
+from ..files.idfbuild import FLASHER_ARGS
 from ..files.staleness import Stale, stale_dfu
-from ..fsutil import read_bytes
+from ..fsutil import Version, file_version, read_bytes
+from .dfumaker import DFU_NAME, DfuMaker
 
 log = logging.getLogger(__name__)
 
-DFU_NAME = "dfu.bin"
 _FOLDER_POLL_S = 0.5
 _RETRY_S = 5.0
 _STOP_TIMEOUT_S = 2.0
 # Opening, reading and attribute changes (our own reads among them) change no content.
 _CONTENT_EVENTS = frozenset({"created", "modified", "moved", "deleted", "closed"})
 _FOLDER_EVENTS = frozenset({"created", "moved", "deleted"})
-
-_Stat = tuple[int, int] | None
-"""(size, mtime_ns) of a file, or None when there is none."""
 
 
 @dataclass(frozen=True)
@@ -78,19 +68,29 @@ class Artifact:
     def valid(self) -> bool:
         return self.image is not None and self.image.valid and not self.problem
 
+    @property
+    def boot_problems(self) -> tuple[str, ...]:
+        """Why a board would not boot the valid file (its images as the chip reads them)."""
+        return self.image.contents.problems if self.valid and self.image is not None else ()
+
+    @property
+    def usable(self) -> bool:
+        """Valid, and a board would boot it: what may be flashed without ``force``."""
+        return self.valid and not self.boot_problems
+
 
 def read_artifact(path: Path, *, made_here: bool = False) -> Artifact | None:
     """The dfu.bin at ``path`` as it is now; None when there is none or it changed while read."""
-    before = _stat(path)
+    before = file_version(path)
     if before is None:
         return None
     try:
         data = read_bytes(path, limit=MAX_FILE_SIZE, what=DFU_NAME)
     except InputError as error:  # too large, no regular file, no permission; or it changed
-        if _stat(path) != before:
+        if file_version(path) != before:
             return None  # gone or still being written: its next event brings it back
         return Artifact(path, None, error.message, before[0], before[1] / 1e9, "", made_here)
-    if _stat(path) != before or len(data) != before[0]:
+    if file_version(path) != before or len(data) != before[0]:
         return None  # still being written: its next event brings it back
     image: DfuImage | None
     try:
@@ -100,15 +100,6 @@ def read_artifact(path: Path, *, made_here: bool = False) -> Artifact | None:
         image, problem = None, error.message
     digest = hashlib.sha256(data).hexdigest()
     return Artifact(path, image, problem, len(data), before[1] / 1e9, digest, made_here)
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What flasher_args.json names: the flash images, and the one a build writes last."""
-
-    images: tuple[Path, ...] = ()
-    last_written: tuple[Path, ...] = ()
-    """The app image (a build links it after everything else), or all images if unnamed."""
 
 
 class ArtifactWatcher:
@@ -138,7 +129,7 @@ class ArtifactWatcher:
         self._on_unmade = on_unmade
         self._unmade = ""
         self._settle_s = settle_s
-        self._make_dfu = make_dfu
+        self._maker = DfuMaker(self._build_dir, enabled=make_dfu)
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._events = 0
@@ -151,7 +142,7 @@ class ArtifactWatcher:
         self._stopping = False
         self._paused = False
         self._current: Artifact | None = None
-        self._read_stat: _Stat = None
+        self._read_stat: Version = None
         self._read: Artifact | None = None
         """The dfu.bin as last read, before it was compared with the build (under
         ``_refreshing``)."""
@@ -159,15 +150,7 @@ class ArtifactWatcher:
         """The last note on a dfu.bin that does not hold its build: each is said once."""
         self._thread: threading.Thread | None = None
         # Used by the worker thread only.
-        self._plan = _Plan()
-        self._plan_stat: _Stat | bool = False  # False: flasher_args.json not looked at yet
-        self._handler = _Handler(self)
-        self._relevant: frozenset[str] = frozenset()
-        self._relevant_folders: frozenset[str] = frozenset()
-        self._watches: dict[Path, tuple[ObservedWatch, tuple[int, int]]] = {}
-        self._made_from: tuple[_Stat, ...] | None = None
-        self._make_failure = ""
-        """Why making dfu.bin from the images of ``_made_from`` failed ("" if it did not)."""
+        self._folders = _Folders(self._dfu_path, self._poke, self._renamed_into_place)
         self._last_failure = ""
 
     @property
@@ -232,7 +215,7 @@ class ArtifactWatcher:
         the build), what to say once it is made: only the worker makes it.
         """
         with self._refreshing:
-            stat = _stat(self._dfu_path)
+            stat = file_version(self._dfu_path)
             with self._lock:
                 unchanged = stat == self._read_stat
                 deleted = stat is None and self._read_stat is not None
@@ -320,8 +303,8 @@ class ArtifactWatcher:
         observer = Observer()
         observer.start()
         try:
-            self._watches.clear()
-            self._plan_stat = False
+            self._folders.forget()
+            self._maker.forget_plan()
             self._schedule(observer)
             self._watching.set()
             self._settle_loop(observer)
@@ -333,7 +316,7 @@ class ArtifactWatcher:
         """Wait for events; act once the files have been still for ``settle_s``."""
         seen = -1  # so the first round looks at the folder as it is now
         deadline: float | None = None
-        armed: tuple[_Stat, ...] = ()
+        armed: tuple[Version, ...] = ()
         while True:
             with self._wake:
                 if self._events == seen:
@@ -366,144 +349,61 @@ class ArtifactWatcher:
                 self._note_failure(error)
 
     def _settled(self, observer: BaseObserver) -> None:
-        flasher_stat = _stat(self._flasher_args)
-        replanned = flasher_stat != self._plan_stat
+        replanned = self._maker.replan()
         if replanned:
-            self._plan_stat = flasher_stat
-            self._plan = self._read_plan()
+            self._note(replanned)
         self._schedule(observer)
         paused = self.paused  # our build makes dfu.bin and rewrites the images meanwhile
-        if replanned:
+        if replanned is not None:
             self._refresh(again=not paused)
             self._poke()  # let the newly named images settle before making anything of them
             return
-        if self._make_dfu and not paused:
-            missing = any(_stat(path) is None for path in self._plan.images)
-            self._say_unmade(self._missing_image() if missing else "")
+        if self._maker.enabled and not paused:
+            missing = any(file_version(path) is None for path in self._images)
+            self._say_unmade(self._maker.missing_image() if missing else "")
         said = self._refresh(again=not paused)
         if said is not None:
             self._make(said)
 
-    def _fingerprint(self) -> tuple[_Stat, ...]:
-        paths = (self._dfu_path, self._flasher_args, *self._plan.images)
-        return tuple(_stat(path) for path in paths)
+    def _fingerprint(self) -> tuple[Version, ...]:
+        paths = (self._dfu_path, self._flasher_args, *self._images)
+        return tuple(file_version(path) for path in paths)
 
     def _poke(self) -> None:
         with self._wake:
             self._events += 1
             self._wake.notify_all()
 
-    # --- what to watch ------------------------------------------------------------------------
-
-    def _read_plan(self) -> _Plan:
-        if not self._flasher_args.is_file():
-            return _Plan()
-        try:
-            images = tuple(image.path for image in flash_files_from_json(self._flasher_args))
-            app = _app_image(self._flasher_args)
-        except EspdfuError as error:
-            self._note(str(error))
-            return _Plan()
-        return _Plan(images, (app,) if app in images else images)
-
     def _schedule(self, observer: BaseObserver) -> None:
-        """Watch the build folder and the images' folders; re-watch folders made anew."""
-        wanted: dict[Path, tuple[int, int]] = {}
-        for folder in {self._build_dir, *(path.parent for path in self._plan.images)}:
-            identity = _identity(folder)
-            if identity is not None:
-                wanted[folder] = identity
-        for folder, (watch, identity) in list(self._watches.items()):
-            if wanted.get(folder) != identity:
-                observer.unschedule(watch)
-                del self._watches[folder]
-        for folder, identity in wanted.items():
-            if folder not in self._watches:
-                watch = observer.schedule(self._handler, str(folder), recursive=False)
-                self._watches[folder] = (watch, identity)
-        files = {self._dfu_path, self._flasher_args, *self._plan.images}
-        self._relevant = frozenset(str(path) for path in files)
-        folders = {self._build_dir, *(path.parent for path in self._plan.images)}
-        self._relevant_folders = frozenset(str(path) for path in folders)
+        files = (self._dfu_path, self._flasher_args, *self._images)
+        self._folders.schedule(observer, files)
 
-    def _on_event(self, event: FileSystemEvent) -> None:
-        """Called on watchdog's thread: only count the event and wake the worker."""
-        paths = {os.fsdecode(event.src_path), os.fsdecode(event.dest_path)}
-        kind = event.event_type
-        if kind == "moved" and os.fsdecode(event.dest_path) == str(self._dfu_path):
-            with self._wake:
-                self._renamed = True
-        if (kind in _CONTENT_EVENTS and not paths.isdisjoint(self._relevant)) or (
-            kind in _FOLDER_EVENTS
-            and event.is_directory
-            and not paths.isdisjoint(self._relevant_folders)
-        ):
-            self._poke()
+    def _renamed_into_place(self) -> None:
+        with self._wake:
+            self._renamed = True
 
     # --- making dfu.bin -----------------------------------------------------------------------
 
-    def _why_unmade(self) -> str:
-        """Why no dfu.bin is made of the build as it is now, with what to do; "" when the
-        worker makes one (or is yet to read flasher_args.json: it decides then).
+    @property
+    def _images(self) -> tuple[Path, ...]:
+        return self._maker.plan.images
 
-        The app must be among the images newer than dfu.bin, if any are: a build links it
-        after everything else, so a newer bootloader alone is more likely a build still
-        running than one that has finished, and a dfu.bin of a new bootloader and an old app
-        must never be flashed. Images as old as dfu.bin or older (a copied folder) are no such
-        sign: then content alone decides.
-        """
-        if not self._make_dfu:
-            return f"espdfu makes no {DFU_NAME} here (make_dfu is off): run `idf.py dfu`."
-        if self.paused:
-            return f"espdfu's build runs: a new one is made from {FLASHER_ARGS} once it ends."
-        images = self._plan.images
-        if not images:
-            return "" if self._plan_stat is False else f"{FLASHER_ARGS} names no images."
-        stats = tuple(_stat(path) for path in images)
-        if None in stats:
-            return self._missing_image()
-        if stats == self._made_from:
-            failure = self._make_failure
-            return f"none can be made: {failure}" if failure else "run `idf.py dfu`."
-        dfu = _stat(self._dfu_path)
-        mtimes = {path: stat[1] for path, stat in zip(images, stats, strict=True) if stat}
-        newer = [path.name for path in images if dfu is not None and mtimes[path] > dfu[1]]
-        if dfu is not None and newer and max(mtimes[p] for p in self._plan.last_written) <= dfu[1]:
-            app = self._plan.last_written[0].name
-            return (
-                f"{', '.join(newer)} newer than {DFU_NAME} but {app} is not: no {DFU_NAME} "
-                f"is made until {app} is rebuilt too (`idf.py dfu` makes one now)."
-            )
-        return ""
+    def _why_unmade(self) -> str:
+        return self._maker.why_unmade(paused=self.paused)
 
     def _make(self, said: str) -> None:
         """Make dfu.bin from the build's images, as ``idf.py dfu`` would, and say ``said``."""
-        self._made_from = tuple(_stat(path) for path in self._plan.images)
         try:
-            folder = BuildFolder.open(self._build_dir)
-            dfufile.save(self._dfu_path, folder.make_dfu())
+            notes = self._maker.make()
         except EspdfuError as error:
-            self._make_failure = str(error)
             if self._read is None or not self._read.valid:
                 self._note(str(error))  # else the note on the one there says it
             self._refresh()  # the one there, if any, is now reported with why
             return
-        self._make_failure = ""
-        if said:
-            self._note(said)
-        for note in folder.notes:
-            self._note(note)
+        for note in (said, *notes):
+            if note:
+                self._note(note)
         self._refresh(made_here=True)
-
-    def _missing_image(self) -> str:
-        """What ``espdfu mkdfu`` says of the first image flasher_args.json names that is not
-        there ("" if all are there by now): nothing is read but what is missing."""
-        try:
-            images = flash_files_from_json(self._flasher_args)
-            read_flash_files([image for image in images if _stat(image.path) is None][:1])
-        except EspdfuError as error:
-            return str(error)
-        return ""
 
     # --- notes --------------------------------------------------------------------------------
 
@@ -534,12 +434,55 @@ class ArtifactWatcher:
             self._note(text)
 
 
-class _Handler(FileSystemEventHandler):
-    def __init__(self, watcher: ArtifactWatcher) -> None:
-        self._watcher = watcher
+class _Folders(FileSystemEventHandler):
+    """The folders watched, the files' own and never recursively (an ESP-IDF build folder
+    holds thousands), and which of their events may change what the watcher reads.
+
+    Its events come on watchdog's thread: they only call ``on_change`` (and ``on_renamed``
+    when a dfu.bin was renamed into place), which wake the watcher's worker.
+    """
+
+    def __init__(
+        self, dfu_path: Path, on_change: Callable[[], None], on_renamed: Callable[[], None]
+    ) -> None:
+        self._dfu_path = str(dfu_path)
+        self._on_change = on_change
+        self._on_renamed = on_renamed
+        self._files: frozenset[str] = frozenset()
+        self._folders: frozenset[str] = frozenset()
+        self._watches: dict[Path, tuple[ObservedWatch, tuple[int, int]]] = {}
+
+    def forget(self) -> None:
+        """A new observer watches nothing yet."""
+        self._watches.clear()
+
+    def schedule(self, observer: BaseObserver, files: tuple[Path, ...]) -> None:
+        """Watch the folders of ``files``; re-watch folders made anew."""
+        wanted: dict[Path, tuple[int, int]] = {}
+        for folder in {path.parent for path in files}:
+            identity = _identity(folder)
+            if identity is not None:
+                wanted[folder] = identity
+        for folder, (watch, identity) in list(self._watches.items()):
+            if wanted.get(folder) != identity:
+                observer.unschedule(watch)
+                del self._watches[folder]
+        for folder, identity in wanted.items():
+            if folder not in self._watches:
+                watch = observer.schedule(self, str(folder), recursive=False)
+                self._watches[folder] = (watch, identity)
+        self._files = frozenset(str(path) for path in files)
+        self._folders = frozenset(str(path.parent) for path in files)
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        self._watcher._on_event(event)
+        paths = {os.fsdecode(event.src_path), os.fsdecode(event.dest_path)}
+        kind = event.event_type
+        if kind == "moved" and os.fsdecode(event.dest_path) == self._dfu_path:
+            self._on_renamed()
+        if (kind in _CONTENT_EVENTS and not paths.isdisjoint(self._files)) or (
+            kind in _FOLDER_EVENTS and event.is_directory and not paths.isdisjoint(self._folders)
+        ):
+            self._on_change()
 
 
 def _made_note(dfu_path: Path, artifact: Artifact, stale: Stale | None) -> str:
@@ -554,14 +497,6 @@ def _made_note(dfu_path: Path, artifact: Artifact, stale: Stale | None) -> str:
     return f"{stale.said()}: {made}."
 
 
-def _stat(path: Path) -> _Stat:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_size, stat.st_mtime_ns
-
-
 def _identity(folder: Path) -> tuple[int, int] | None:
     """(device, inode) of a folder, None if there is none: a folder made anew is another."""
     try:
@@ -569,13 +504,3 @@ def _identity(folder: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (stat.st_dev, stat.st_ino) if S_ISDIR(stat.st_mode) else None
-
-
-def _app_image(flasher_args: Path) -> Path | None:
-    """The app image flasher_args.json names (``"app": {"file": ...}``), if it names one."""
-    try:
-        content = read_json(flasher_args)
-    except InputError:  # rewritten since flash_files_from_json read it: the next event retries
-        return None
-    roles = image_roles(flasher_args, content)
-    return next((path for path, role in roles.items() if role == "app"), None)

@@ -115,7 +115,7 @@ class Builder:
                     self._changes.log(line, source="build", level="error")
                 return
             self._changes.log(f"Build finished in {result.seconds:.1f} s.")
-            if artifact is None or not artifact.valid:
+            if artifact is None or not artifact.usable:  # a won't-boot one was said as it came
                 self._changes.log("The build made no usable dfu.bin.", level="error")
                 return
             self._made(artifact, self.status.then_flash)

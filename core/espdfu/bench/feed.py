@@ -20,7 +20,16 @@ from pathlib import Path
 
 from ..consoles.health import Health, Note, RunState
 from ..consoles.lines import Line
-from ..consoles.ports import Back, ConsoleEvent, Gone, Reader, Refused
+from ..consoles.ports import (
+    ActionDone,
+    Back,
+    ConsoleEvent,
+    Gone,
+    PortAction,
+    PortError,
+    Reader,
+    Refused,
+)
 from ..errors import InputError
 from ..files.backtrace import Symbols
 from ..loops import Worker
@@ -154,6 +163,16 @@ class ConsoleFeed:
                 reader = self._consoles.pop(path).reader
                 reader.stop(wait=False)
                 self._stopping[path] = reader
+
+    def act(self, path: str, action: PortAction, done: ActionDone) -> None:
+        """Do ``action`` with the console port of ``path`` between two reads, once it is open
+        (:meth:`~espdfu.consoles.ports.Reader.act`); ``done`` is told how it went."""
+        with self._lock:
+            console = self._consoles.get(path)
+        if console is None:
+            done(PortError(f"The console of {path} is not read, so nothing was done with it."))
+            return
+        console.reader.act(action, done)
 
     def release(self, path: str) -> None:
         """Wait until the port of ``path`` is closed (before a flash, which must not share it)."""

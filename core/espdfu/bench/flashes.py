@@ -4,10 +4,23 @@ one line of RESET advice for each round of flashes."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
-from ..flashing.flasher import Outcome, flash_and_look, incompatibility
+from ..consoles import bridge
+from ..consoles.ports import open_port
+from ..errors import EspdfuError
+from ..flashing.failures import Failure, FlashError
+from ..flashing.flasher import (
+    FlashResult,
+    Outcome,
+    Phase,
+    Progress,
+    flash_and_look,
+    incompatibility,
+)
 from ..flashing.jobs import Job, Jobs
+from ..usb.boards import Mode, board_at
 from ..usb.transport import port_order
 from .artifacts import Artifact
 from .ports import Ports
@@ -33,6 +46,8 @@ class Flashes:
         self._jobs: Jobs[Artifact, Outcome] = Jobs(
             self._flash, self._flashed, guard=changes, name="espdfu-job"
         )
+        self._bridges: dict[str, Callable[[], str | None]] = {}
+        """Port path → where its bridge is, for the jobs that start with a reset through it."""
         self._to_reset: dict[str, str] = {}
         """Port path → title of the boards of this round of flashes that wait for RESET: said
         once, when the round ends."""
@@ -54,7 +69,7 @@ class Flashes:
             if same and explicit:
                 self._changes.log(f"{port.title} is being flashed already.", level="warning")
             return False
-        if not port.on_bus:
+        if not port.startable:
             if explicit:
                 why = _OFF_THE_BUS.get(port.life, "it is not on the bus.")
                 self._changes.log(f"{port.title}: not flashed: {why}", level="warning")
@@ -70,6 +85,8 @@ class Flashes:
         job = self._jobs.start(path, artifact)
         if job is None:
             return False
+        if not port.on_bus:  # a bridged board: its bridge takes it into download mode first
+            self._bridges[path] = self._ports.bridge_finder(path)
         self._ports.apply(port, port.flash_started(job, len(image.payload)))
         self._counted()
         return True
@@ -93,16 +110,50 @@ class Flashes:
 
     def _flash(self, path: str, artifact: Artifact, cancel: threading.Event) -> Outcome:
         """A job, on its own thread."""
-        assert artifact.image is not None
+        image = artifact.image
+        assert image is not None
         self._ports.feed.release(path)  # a console port is never held across a flash
+
+        def progress(now: Progress) -> None:
+            self._ports.tell(path, lambda port: port.progressed(now))
+
+        finder = self._bridges.pop(path, None)
+        if finder is not None:
+            start = time.monotonic()
+            progress(Progress(path, Phase.RESETTING, 0, len(image.payload)))
+            error = self._into_download_mode(path, finder, cancel)
+            if error is not None:
+                size, seconds = len(image.payload), time.monotonic() - start
+                result = FlashResult(path, image.chip_name, size, seconds, error)
+                return Outcome(result, board_at(self._ports.usb, path))
+        options = self._ports.settings.flash
         return flash_and_look(
-            self._ports.usb,
-            path,
-            artifact.image,
-            options=self._ports.settings.flash,
-            progress=lambda progress: self._ports.tell(path, lambda p: p.progressed(progress)),
-            cancel=cancel,
+            self._ports.usb, path, image, options=options, progress=progress, cancel=cancel
         )
+
+    def _into_download_mode(
+        self, path: str, finder: Callable[[], str | None], cancel: threading.Event
+    ) -> FlashError | None:
+        """Reset the board at ``path`` into ROM download mode through its bridge, and wait
+        for it on the bus (as long as for DFU mode after DETACH); None once it is there."""
+        usb_world, wait_s = self._ports.usb, self._ports.settings.flash.detach_wait_s
+        device = finder()
+        if device is None:
+            return _not_reset(path, "its UART bridge is not there")
+        try:
+            with open_port(device) as port:
+                bridge.into_download_mode(port)
+        except EspdfuError as error:  # the port is held, refused, or will not set its lines
+            return _not_reset(path, error.message.rstrip("."), error.hint)
+        self._changes.log(f"{path}: reset into download mode through its UART bridge ({device}).")
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            board = board_at(usb_world, path)
+            if board is not None and board.mode in (Mode.ROM, Mode.DFU) and board.accessible:
+                return None
+            if cancel.wait(_LOOK_S):
+                return FlashError(Failure.CANCELLED, f"The flash of {path} was cancelled.")
+        return _not_reset(path, f"it did not come on the bus in download mode within {wait_s:g} s")
 
     def _flashed(self, job: Job[Artifact, Outcome], outcome: Outcome) -> None:
         """A job ended (inside the lock): the port takes it, then what waited there starts."""
@@ -112,7 +163,7 @@ class Flashes:
         image = job.item.image
         app = image.contents.app if image is not None else None
         self._ports.apply(port, port.ended(outcome, job.item.digest, app))
-        if result.ok and result.next_step:
+        if result.ok and result.next_step and not port.bridged:  # a bridge resets it
             self._to_reset[port.path] = port.title
         if waiting is None or job.cancelled or not self.start(port.path, waiting, False):
             self._counted()
@@ -123,3 +174,17 @@ class Flashes:
 
     def _counted(self) -> None:
         self._count(sum(port.flashing for port in self._ports))
+
+
+_LOOK_S = 0.05
+"""How often the bus is looked at for a board its bridge reset into download mode."""
+_PLUG_THE_BRIDGE = (
+    "Check the DevKit's UART connector and its link in [consoles], or hold BOOT, tap RESET, "
+    "release BOOT, and flash again."
+)
+
+
+def _not_reset(path: str, why: str, hint: str = _PLUG_THE_BRIDGE) -> FlashError:
+    return FlashError(
+        Failure.NOT_RESET, f"The board at {path} was not reset into download mode: {why}.", hint
+    )

@@ -19,9 +19,18 @@ from typing import Concatenate, ParamSpec
 
 from ..chips import Chip
 from ..consoles.health import RunState
+from ..errors import EspdfuError
 from ..files.dfufile import DfuImage
 from ..files.espimage import AppDesc
-from ..flashing.flasher import Failure, FlashResult, Outcome, Phase, Progress, incompatibility
+from ..flashing.flasher import (
+    Failure,
+    FlashResult,
+    Outcome,
+    Phase,
+    Progress,
+    incompatibility,
+    reset_step,
+)
 from ..flashing.jobs import Job
 from ..usb.boards import Board, Mode
 from .artifacts import Artifact
@@ -63,6 +72,12 @@ class ReadConsole:
 
 
 @dataclass(frozen=True)
+class ResetIntoApp:
+    """Reset the board into its app through its bridge, on its console's port once open (its
+    start-up is read from the first line); then call :meth:`Port.reset_into_app_done`."""
+
+
+@dataclass(frozen=True)
 class LookFor:
     """Call :meth:`Port.timed_out` with this look's number after ``seconds``."""
 
@@ -70,7 +85,7 @@ class LookFor:
     look: int
 
 
-Effect = Show | Hide | Say | ReadConsole | LookFor
+Effect = Show | Hide | Say | ReadConsole | ResetIntoApp | LookFor
 
 
 @dataclass(frozen=True)
@@ -136,6 +151,9 @@ class Port:
         """Its app's console while it is read (None: not read)."""
         self.look = 0
         """The number of the current look for the board (see :meth:`timed_out`)."""
+        self.bridged = False
+        """Its console is on its USB-UART bridge, and it is reset through the bridge's lines:
+        into download mode before a flash, into its app after (the settings say)."""
 
     @property
     def title(self) -> str:
@@ -166,6 +184,7 @@ class Port:
             artifact_chip=image.chip_name if image else None,
             console=self.console,
             check=check(self.flashed_app, self.console),
+            bridged=self.bridged,
         )
 
     # --- what happens here: each a transition, which says what to do about it ----------------
@@ -192,10 +211,18 @@ class Port:
             return [Say(f"{self.title} unplugged.")]
         return []
 
+    @property
+    def startable(self) -> bool:
+        """A flash may start here now: the board is on the bus, or a bridged board runs its
+        app (or is on its way to it), which its bridge resets into download mode first."""
+        if self.life is Life.PRESENT:
+            return True
+        return self.bridged and self.board is not None and self.life in (Life.APP, Life.AWAY)
+
     @_transition
     def flash_started(self, job: Job[Artifact, Outcome], total: int) -> list[Effect] | None:
-        """Our flash of ``total`` bytes starts here (the board is on the bus)."""
-        if self.life is not Life.PRESENT:
+        """Our flash of ``total`` bytes starts here (:attr:`startable`)."""
+        if not self.startable:
             return None
         self.life, self.job = Life.FLASHING, job
         self.progress = Progress(self.path, Phase.CONNECTING, 0, total)
@@ -230,8 +257,12 @@ class Port:
         if outcome.board is not None:
             self._seen(outcome.board)
             self.life = Life.PRESENT
-        elif result.ok and self.policy.consoles:
-            self.on_bus, self.life = False, Life.AWAY  # RESET after the flash: its app is coming
+            if result.ok and self.bridged:  # no RESET to ask for: the bridge does it
+                says.append(ResetIntoApp())
+        elif (result.ok or self.bridged) and self.policy.consoles:
+            # RESET after the flash: its app is coming; or a bridged board's app still runs
+            # (its bridge did not reset it): its console says so
+            self.on_bus, self.life = False, Life.AWAY
         else:
             self.on_bus, self.life = False, Life.ABSENT
             says.append(Say(f"{self.title} unplugged."))
@@ -255,6 +286,14 @@ class Port:
         elif self.life is Life.APP:
             self.life = Life.AWAY if self.policy.consoles else Life.ABSENT  # RESET, or the cable
         return news
+
+    @_transition
+    def reset_into_app_done(self, error: EspdfuError | None) -> list[Effect] | None:
+        """The reset into the app through the bridge was done, or why not (``error``)."""
+        if error is None:
+            return [Say(f"{self.title}: reset into its app through its UART bridge.")]
+        why = f"{error.message} {error.hint}".strip()
+        return [Say(f"{self.title}: not reset into its app: {why} {reset_step()}", "warning")]
 
     @_transition
     def timed_out(self, look: int) -> list[Effect] | None:
@@ -311,6 +350,9 @@ class Port:
         state = now.state
         if state is before.state or not state.troubled:
             return []
+        ours = check(self.flashed_app, now)
+        if ours is not None and ours.verdict is Verdict.NOT_BOOTED:
+            return []  # said once, of the build flashed here (:meth:`_checked`)
         return [
             Say(f"{self.title}: {now.words}.", "warning" if state is RunState.POWER else "error")
         ]
@@ -337,11 +379,12 @@ class Port:
 
     def _console_wanted(self) -> bool:
         """Read the board's console when its app may run: not in the ROM's download or DFU
-        mode, not while it is flashed."""
+        mode (its USB serial is the ROM's then), not while it is flashed. A bridge's console
+        is the chip's UART whatever it runs: read in download mode too (the ROM says so)."""
         board = self.board
         return (
             self.policy.consoles
             and board is not None
             and self.life is not Life.FLASHING
-            and not (self.on_bus and board.mode in _ROM_MODES)
+            and (self.bridged or not (self.on_bus and board.mode in _ROM_MODES))
         )

@@ -7,17 +7,17 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 
-from ..config import is_port_path
+from ..consoles import bridge
 from ..consoles.lines import Line
-from ..consoles.ports import console_finder
+from ..errors import EspdfuError
 from ..files.backtrace import project_elf
 from ..files.dfufile import DfuImage
 from ..loops import Alarms
 from ..usb.hotplug import BoardEvent, Change, HotPlug
 from ..usb.transport import Usb
 from .feed import ConsoleFeed, ConsoleView
-from .port import Effect, Hide, LookFor, Policy, Port, ReadConsole, Say, Show
-from .settings import WorkbenchSettings
+from .port import Effect, Hide, LookFor, Policy, Port, ReadConsole, ResetIntoApp, Say, Show
+from .settings import WorkbenchSettings, bridged, console_at
 from .views import BoardChanged, BoardRemoved, BoardView, ConsoleOutput, Outbox
 
 
@@ -40,7 +40,7 @@ class Ports:
         self._alarms = Alarms()
         self._closed = False
         for path, label in settings.labels.items():
-            self.get(path).label = label
+            self.label(self.get(path), label)
         self.hotplug = HotPlug(usb_world, self._on_board_event, settings.monitor_interval_s)
         self.feed = ConsoleFeed(
             self._console_finder, self._on_console, elf=lambda: project_elf(settings.build_dir)
@@ -54,7 +54,14 @@ class Ports:
             arm = path in settings.arm_only if settings.arm_only else settings.arm_new_boards
             policy = Policy(consoles=settings.consoles, arm=arm, away_s=settings.away_s)
             port = self._ports[path] = Port(path, policy=policy)
+            port.bridged = self._bridged(port)
         return port
+
+    def label(self, port: Port, label: str) -> None:
+        """Name the board at ``port``: what the settings give a label (its console, its
+        resets) follows."""
+        port.label = label
+        port.bridged = self._bridged(port)
 
     def __iter__(self) -> Iterator[Port]:
         return iter(list(self._ports.values()))
@@ -83,6 +90,9 @@ class Ports:
                 self._changes.log(effect.text, level=effect.level)
             elif isinstance(effect, ReadConsole):
                 self.feed.read(port.path, effect.on and not self._closed)
+            elif isinstance(effect, ResetIntoApp) and not self._closed:
+                done = functools.partial(self._reset_done, port.path)
+                self.feed.act(port.path, bridge.into_app, done)
             elif isinstance(effect, LookFor) and not self._closed:
                 timed_out = functools.partial(Port.timed_out, look=effect.look)
                 ring = functools.partial(self.tell, port.path, timed_out)
@@ -119,14 +129,18 @@ class Ports:
                 self._changes.post(ConsoleOutput(path, lines))
             self.apply(port, port.console_changed(view))
 
+    def _reset_done(self, path: str, error: EspdfuError | None) -> None:
+        """On a console reader's thread: how the reset into the app went."""
+        self.tell(path, functools.partial(Port.reset_into_app_done, error=error))
+
+    def bridge_finder(self, path: str) -> Callable[[], str | None]:
+        """Where the bridge of the bridged board at ``path`` is, each time it is asked."""
+        return self._console_finder(path)
+
     def _console_finder(self, path: str) -> Callable[[], str | None]:
-        """Where the console of the board at ``path`` is: the serial port the settings give it
-        (by port path or by its label), else its app's own USB port at ``path``."""
-        ports = self.settings.console_ports
-        label = self.get(path).label
-        given = ports.get(path) or (ports.get(label) if label else None)
-        if given is None:
-            return console_finder(path, self.usb)
-        if is_port_path(given):  # the USB-UART bridge's place: its port, whatever its name
-            return console_finder(given)
-        return lambda: given
+        """Where the console of the board at ``path`` is (:func:`console_at`)."""
+        port = self.get(path)
+        return console_at(self.settings, path, port.label, self.usb)
+
+    def _bridged(self, port: Port) -> bool:
+        return bridged(self.settings, port.path, port.label)

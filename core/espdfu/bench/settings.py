@@ -7,14 +7,19 @@ setting means the same in both and each default has one home.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
-from ..config import DEFAULT_COMMAND, Settings, traces_dir
+from ..config import DEFAULT_COMMAND, Settings, is_port_path, traces_dir
+from ..consoles.ports import console_finder
 from ..errors import InputError
 from ..flashing.flasher import FlashOptions
 from ..usb.trace import TraceFolder
+from ..usb.transport import Usb
+
+_V = TypeVar("_V")
 
 AWAY_S = 5.0
 """How long a board that leaves by what may be a RESET may take to come back (its app's
@@ -42,6 +47,10 @@ class WorkbenchSettings:
     device (/dev/ttyUSB0, COM5) or the USB port path of its USB-UART bridge."""
     away_s: float = AWAY_S
     """How long a board that left by what may be a RESET is looked for (:data:`AWAY_S`)."""
+    bridge_reset: bool = True
+    """Reset a board whose console is on its USB-UART bridge through the bridge's lines."""
+    resets: dict[str, bool] = field(default_factory=dict)
+    """Board (port path or label) → whether it is reset through its bridge, for that board."""
 
 
 def workbench_settings(
@@ -71,6 +80,8 @@ def workbench_settings(
         arm_only=frozenset(arm_only),
         labels=dict(config.labels if labels is None else labels),
         console_ports=dict(config.consoles),
+        bridge_reset=config.bridge_reset,
+        resets=dict(config.resets),
         flash=replace(
             flash or FlashOptions(),
             detach_wait_s=config.detach_wait_s,
@@ -78,6 +89,36 @@ def workbench_settings(
         ),
         monitor_interval_s=config.monitor_interval_s,
     )
+
+
+def board_setting(table: Mapping[str, _V], path: str, label: str) -> _V | None:
+    """What ``table`` (a setting by board: ``[consoles]``, ``[resets]``) gives the board at
+    ``path``, by its port path, else by its label."""
+    if path in table:
+        return table[path]
+    return table.get(label) if label else None
+
+
+def bridged(settings: WorkbenchSettings, path: str, label: str) -> bool:
+    """Whether the board's console is on a bridge it is reset through: a console link, and
+    resets on for it (its own setting, else the global one)."""
+    linked = board_setting(settings.console_ports, path, label) is not None
+    wanted = board_setting(settings.resets, path, label)
+    return linked and (settings.bridge_reset if wanted is None else wanted)
+
+
+def console_at(
+    settings: WorkbenchSettings, path: str, label: str, usb_world: Usb
+) -> Callable[[], str | None]:
+    """Where the console of the board at ``path`` is, each time it is asked: the serial port
+    the settings give it (by port path or by its label; a USB port path names a bridge's,
+    whatever name the system gives it), else its app's own USB port at ``path``."""
+    given = board_setting(settings.console_ports, path, label)
+    if given is None:
+        return console_finder(path, usb_world)
+    if is_port_path(given):
+        return console_finder(given)
+    return lambda: given
 
 
 def build_folder(path: Path) -> Path:

@@ -5,9 +5,14 @@ ELF's SHA-256, ESP-IDF's ``ELF file SHA256:`` line) against the app the flashed 
 from __future__ import annotations
 
 import enum
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..consoles.health import RunState
+from ..consoles import bridge
+from ..consoles.health import Health, RunState
+from ..consoles.lines import Splitter
+from ..consoles.ports import open_port
 from ..files.espimage import AppDesc
 from .feed import ConsoleView
 
@@ -53,3 +58,42 @@ def check(flashed: AppDesc | None, console: ConsoleView | None) -> Check | None:
         unknown = "running · not verified: no start-up banner seen"
         return Check(Verdict.UNVERIFIED, (unknown, "running · not verified"))
     return None
+
+
+def read_boot(
+    device: str,
+    flashed: AppDesc,
+    *,
+    reset: bool,
+    timeout_s: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> Check:
+    """The board's next boot, read on its console at ``device`` and checked against the build
+    ``flashed`` (for a script: ``espdfu flash --verify``).
+
+    With ``reset``, the board is reset into its app through its bridge once the port is open,
+    so that its start-up is read from the first line. Reads until the boot names a build or
+    fails, ``timeout_s`` at most: a board that never says is "not verified", never a guess.
+    Raises :class:`~espdfu.errors.EspdfuError` when the port or the bridge will not.
+    """
+    health, splitter = Health(), Splitter()
+    view = ConsoleView(device=device)
+    with open_port(device) as port:
+        if reset:
+            bridge.into_app(port)
+        deadline = clock() + timeout_s
+        while clock() < deadline:
+            for line in splitter.feed(port.read(max(1, port.in_waiting)), clock()):
+                health.see(line)
+            reading = health.reading(clock())
+            view = ConsoleView(
+                device, reading.state, reading.detail, said=reading.words, elf=reading.elf
+            )
+            said = check(flashed, view)
+            if said is not None and said.verdict is not Verdict.UNVERIFIED:
+                return said
+    if view.state is RunState.RUNNING:
+        why = "its app runs, but its start-up named no build (no `ELF file SHA256:` line)"
+    else:
+        why = f"no boot named a build on {device} within {timeout_s:g} s"
+    return Check(Verdict.UNVERIFIED, (why, "not verified"))

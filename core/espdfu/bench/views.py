@@ -61,6 +61,8 @@ class BoardView:
     """Its app's console, while it is read (None: not read: in DFU mode, flashing)."""
     check: Check | None = None
     """Whether it runs the build last flashed here, as its console says (None: nothing yet)."""
+    bridged: bool = False
+    """Its USB-UART bridge resets it: into download mode before a flash, into its app after."""
 
     @property
     def running_app(self) -> bool:

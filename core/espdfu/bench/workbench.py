@@ -214,7 +214,7 @@ class Workbench:
         label = label.strip()
         with self._changes:
             port = self._ports.get(path)
-            port.label = label
+            self._ports.label(port, label)
             self._ports.show(port)
         if self._save_label is not None:  # outside the lock: it writes a file
             try:
@@ -258,9 +258,14 @@ class Workbench:
             chip = image.chip_name if image else "?"
             app = image.contents.app if image else None
             what = f" ({app.brief})" if app is not None else ""
-            self._changes.log(f"New dfu.bin: {chip}, {artifact.size:,} bytes{what}.")
-            for problem in image.contents.problems if image else ():
-                self._changes.log(f"{artifact.path}: {problem}", level="error")
+            new = f"New dfu.bin: {chip}, {artifact.size:,} bytes{what}"
+            if artifact.boot_problems:  # one line: what came, and why it is not flashed
+                problems = "; ".join(artifact.boot_problems)
+                self._changes.log(
+                    f"{new}; not flashed, as it would not boot: {problems}", level="error"
+                )
+                return
+            self._changes.log(f"{new}.")
             for entry in rom.slow_entries(image.entries if image else ()):
                 self._changes.log(rom.erase_note(entry))
             if not self._builder.running:  # after our own build, the build's end decides

@@ -42,6 +42,7 @@ from .common import (
 )
 from .live import LiveProgress
 from .trace import TRACE_HELP, traced_to
+from .verifying import add_verify, verify
 
 _WAIT_POLL_S = 0.2
 
@@ -81,6 +82,7 @@ def add_commands(commands: Commands) -> None:
     )  # fmt: skip
     add_json(flash, "one JSON result per board")
     flash.add_argument("--trace", type=Path, metavar="FILE", help=TRACE_HELP)
+    add_verify(flash)
 
 
 # --- list -------------------------------------------------------------------------------------
@@ -160,14 +162,23 @@ def _flash(args: argparse.Namespace) -> int:
             cancel=cancel,
             on_result=live.finish if live else None,
         )
+    verifying = args.verify is not None and stop.signum is None
+    if results and not args.json:
+        _report(results, reset_advice=not verifying)  # --verify resets, or asks for each
+    verdicts = verify(args, usb_world, image, results) if verifying else {}
     if args.json:
         for result in results:
-            print(json.dumps(result.as_dict()))
-    elif results:
-        _report(results)
+            seen = verdicts.get(result.path)
+            checked = {} if seen is None else {"verified": seen[0], "verdict": seen[1]}
+            print(json.dumps({**result.as_dict(), **checked}))
+    else:
+        for path, (_, words) in verdicts.items():
+            print(f"{path}  {words}", flush=True)
     if stop.signum is not None:
         return say_stopped(stop.signum, flash_endings({r.path: r for r in results}))
-    return Exit.OK if all(result.ok for result in results) else Exit.FAILED
+    if not all(result.ok for result in results):
+        return Exit.FAILED
+    return Exit.OK if all(ok for ok, _ in verdicts.values()) else Exit.NOT_VERIFIED
 
 
 def _select(
@@ -273,11 +284,11 @@ def report_result(result: FlashResult, prefix: str = "", name: str = "") -> None
     report_line(f"{prefix}{name or result.path}", f"{result.chip}  {result.headline}", hint)
 
 
-def _report(results: list[FlashResult]) -> None:
+def _report(results: list[FlashResult], *, reset_advice: bool = True) -> None:
     for result in results:
         report_result(result)
     flashed = sum(result.ok for result in results)
     print(f"{flashed} of {len(results)} board{'s' if len(results) != 1 else ''} flashed.")
     reset = sum(bool(result.ok and result.next_step) for result in results)
-    if reset:
+    if reset and reset_advice:
         print(reset_step(reset))

@@ -32,6 +32,8 @@ class Exit(enum.IntEnum):
     """The operation failed (a flash, a board lost)."""
     INVALID = 2
     """The input is invalid: a bad file, a bad option, an ambiguous choice of boards."""
+    NOT_VERIFIED = 3
+    """Flashed, but the board was not seen running the build flashed (``flash --verify``)."""
     INTERRUPTED = 130
 
 

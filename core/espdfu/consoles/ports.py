@@ -114,12 +114,22 @@ def console_finder(usb_path: str, usb_world: Usb | None = None) -> Callable[[], 
     return lambda: serial_world.at(usb_path)
 
 
-def open_port(device: str, baud: int = DEFAULT_BAUD) -> serial.Serial:
+def open_port(device: str, baud: int = DEFAULT_BAUD) -> serial.SerialBase:
     """Open ``device`` for reading, alone (as other well-behaved programs, idf.py monitor among
-    them, lock it), or raise :class:`PortError` saying why not."""
+    them, lock it), or raise :class:`PortError` saying why not.
+
+    DTR and RTS are deasserted as it opens, as idf.py monitor does: on a DevKit's USB-UART
+    bridge both equal reset nothing, and the reset sequences (:mod:`.bridge`) start from there.
+    ``device`` may be a pyserial URL (``rfc2217://``; a virtual board's bridge).
+    """
     _check_is_a_device(device)
     try:
-        return serial.Serial(device, baud, timeout=_READ_TIMEOUT_S, exclusive=True)
+        port = serial.serial_for_url(
+            device, baud, timeout=_READ_TIMEOUT_S, exclusive=True, do_not_open=True
+        )
+        port.dtr = port.rts = False
+        port.open()
+        return port
     except (serial.SerialException, OSError, ValueError) as error:
         code = _errno(error)
         if code == errno.ENOTTY:  # a device, but no terminal (/dev/zero)
@@ -192,11 +202,19 @@ ConsoleEvent = Line | Gone | Back | Refused
 """What a :class:`Reader` hands on."""
 
 
+PortAction = Callable[[serial.SerialBase], None]
+"""Something done with an open port between two reads (a reset through a bridge's lines)."""
+ActionDone = Callable[[EspdfuError | None], None]
+"""Told how a :data:`PortAction` went: None, or the error it (or opening the port) raised."""
+
+
 class Reader:
     """Reads one board's console on a thread of its own and hands each line and each change to
     ``deliver``. ``find`` says where the console is now (None: not there); it is asked again
     each time the port vanishes, so the reader follows a board across resets. :meth:`stop`
-    closes the port: it is held only while read."""
+    closes the port: it is held only while read. :meth:`act` does something with the port it
+    holds, between two reads, so that no line is lost around it (a board reset into its app
+    prints its start-up at once)."""
 
     def __init__(
         self,
@@ -211,6 +229,14 @@ class Reader:
         self._baud = baud
         self._clock = clock
         self._worker = Worker(self._run, "espdfu-console")
+        self._action: tuple[PortAction, ActionDone] | None = None
+        self._acting = threading.Lock()
+
+    def act(self, action: PortAction, done: ActionDone) -> None:
+        """Do ``action`` with the port once it is open (now, if it is), then tell ``done``
+        on the reader's thread; a port that cannot be opened tells ``done`` why instead."""
+        with self._acting:
+            self._action = (action, done)
 
     def start(self) -> None:
         self._worker.start()
@@ -231,6 +257,8 @@ class Reader:
                 if device and Path(device).exists() and error.message != said:
                     said = error.message
                     self._deliver(Refused(error, self._clock()))
+                if device:
+                    self._take_action(None, error)
             if port is None:
                 self._worker.wait(_REOPEN_S)
                 continue
@@ -240,10 +268,11 @@ class Reader:
             if not self._worker.stopping:
                 self._deliver(Gone(self._clock()))
 
-    def _read(self, port: serial.Serial) -> None:
+    def _read(self, port: serial.SerialBase) -> None:
         splitter = Splitter()
         with port:
             while not self._worker.stopping:
+                self._take_action(port)
                 try:
                     data = port.read(max(1, port.in_waiting))
                 except (serial.SerialException, OSError):
@@ -252,3 +281,21 @@ class Reader:
                     self._deliver(line)
         for line in splitter.flush(self._clock()):
             self._deliver(line)
+
+    def _take_action(
+        self, port: serial.SerialBase | None, refused: PortError | None = None
+    ) -> None:
+        with self._acting:
+            taken, self._action = self._action, None
+        if taken is None:
+            return
+        action, done = taken
+        if port is None:
+            done(refused)
+            return
+        try:
+            action(port)
+        except EspdfuError as error:
+            done(error)
+        else:
+            done(None)

@@ -2,8 +2,10 @@
 
 After a good flash the ESP ROM waits for RESET; as a build starts, a board that runs an app
 without a DFU runtime needs BOOT held and RESET tapped to take the flash after it. In the demo
-the finger does both, and says so in the log. It is a subscriber like any front end: it reads
-what the workbench reports and presses only virtual boards; the workbench knows nothing of it.
+the finger does both, and says so in the log, for the boards without a USB-UART bridge: those
+with one are reset through it by the workbench itself, as real DevKits are. It is a subscriber
+like any front end: it reads what the workbench reports and presses only virtual boards; the
+workbench knows nothing of it.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ class Finger:
             self._views[view.path] = view
             flashed = view.last is not None and view.last.ok and bool(view.last.next_step)
             new = before is None or before.last_at != view.last_at
-            if self._stopped or not (flashed and new):
+            if self._stopped or view.bridged or not (flashed and new):
                 return
         self._alarms.set(view.path, self._reset_s, functools.partial(self._reset, view.path))
 
@@ -89,7 +91,7 @@ class Finger:
     def _to_download_mode(self) -> None:
         """BOOT held and RESET tapped on every board off the bus, running its app."""
         with self._lock:
-            running = [v for v in self._views.values() if v.life in _OFF_THE_BUS]
+            running = [v for v in self._views.values() if v.life in _OFF_THE_BUS and not v.bridged]
             if self._stopped:
                 return
         for view in running:

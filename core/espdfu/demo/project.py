@@ -28,17 +28,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import PROJECT_FILE
 from ..errors import EspdfuError
 from ..files import dfufile
 from ..files.espimage import AppDesc, app_desc_bytes, write_image
 from ..files.idfbuild import FLASHER_ARGS, PROJECT_DESCRIPTION, BuildFolder
 from ..files.partitions import APP, DATA, Partition, write_table
 from ..fsutil import atomic_write
+from ..sim.bridge import bridge_url
 
-DEMO_BOARDS = "esp32s2*3,esp32s3,esp32s2-app:panic-once"
-"""Three S2 in ROM download mode, an S3 (the wrong chip for the demo's S2 build, so the app
-shows why it is skipped) and an S2 running an application with a DFU runtime, which panics
-once after it started (so the demo shows a panic kept on its panel until it is looked at)."""
+DEMO_BOARDS = "esp32s2*2:bridge,esp32s2,esp32s3,esp32s2-app:panic-once"
+"""Three S2 in ROM download mode, the first two DevKits with a USB-UART bridge (linked in the
+project's espdfu.toml: reset through it, no button pressed), the third reset by the demo's
+finger; an S3 (the wrong chip for the demo's S2 build, so the app shows why it is skipped) and
+an S2 running an application with a DFU runtime, which panics once after it started (so the
+demo shows a panic kept on its panel until it is looked at)."""
+BRIDGED = ("1-1.1", "1-1.2")
+"""Where the bridged boards of :data:`DEMO_BOARDS` are plugged (the first two ports)."""
 BUILD_TIME_ENV = "ESPDFU_DEMO_BUILD_S"
 DEFAULT_BUILD_S = 2.0
 PROJECT_NAME = "espdfu-demo"
@@ -122,6 +128,12 @@ def make_demo_project(root: Path) -> DemoProject:
         'idf_component_register(SRCS "app_main.c" INCLUDE_DIRS ".")\n'
     )
     (project / "main" / "app_main.c").write_text(_APP_MAIN_C)
+    links = "".join(f'"{path}" = "{bridge_url(path)}"\n' for path in BRIDGED)
+    (project / PROJECT_FILE).write_text(
+        "# The demo's first two boards are DevKits whose UART connector (a USB-UART bridge) is\n"
+        "# linked here: espdfu-tui reads their console there and resets them through it.\n"
+        f"[consoles]\n{links}"
+    )
     return DemoProject(
         project_dir=project,
         build_dir=project / "build",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..chips import CHIPS, Chip
+from ..jsonable import as_json
 from .espimage import AppDesc, EspImage, chip_name, is_image, read_image
 from .partitions import Partition, PartitionTable, is_table, read_table
 
@@ -61,7 +62,7 @@ class Contents:
     def as_dict(self) -> dict[str, object]:
         return {
             "images": [
-                {"address": p.address, "name": p.name, "role": p.role, **p.image.as_dict()}
+                {"address": p.address, "name": p.name, "role": p.role, **as_json(p.image)}
                 for p in self.images
             ],
             "partition_table": None

@@ -75,17 +75,6 @@ class AppDesc:
         parts.append(f"ELF {self.elf_sha256.hex()[:8]}…")
         return " · ".join(parts)
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "project": self.project,
-            "version": self.version,
-            "idf_version": self.idf_version,
-            "date": self.date,
-            "time": self.time,
-            "elf_sha256": self.elf_sha256.hex(),
-            "secure_version": self.secure_version,
-        }
-
 
 @dataclass(frozen=True)
 class Segment:
@@ -118,24 +107,6 @@ class EspImage:
     sha256_ok: bool | None
     app: AppDesc | None
     problems: tuple[str, ...]
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "chip_id": self.chip_id,
-            "entry": self.entry,
-            "min_rev": self.min_rev,
-            "max_rev": self.max_rev,
-            "segments": [
-                {"load_address": s.load_address, "length": s.length} for s in self.segments
-            ],
-            "length": self.length,
-            "checksum_ok": self.checksum_ok,
-            "hash_appended": self.hash_appended,
-            "sha256": self.sha256.hex() if self.sha256 is not None else None,
-            "sha256_ok": self.sha256_ok,
-            "app": self.app.as_dict() if self.app is not None else None,
-            "problems": list(self.problems),
-        }
 
 
 def is_image(data: bytes) -> bool:

@@ -30,6 +30,7 @@ class Failure(enum.Enum):
     """Every way a flash fails, with a short title for panels and tables."""
 
     NOT_FOUND = "board not found"
+    NOT_RESET = "not reset into download mode"
     NO_PERMISSION = "no permission"
     NO_DRIVER = "no driver"
     IN_USE = "in use"

@@ -64,6 +64,8 @@ _T = TypeVar("_T")
 
 
 class Phase(enum.Enum):
+    RESETTING = "reset into download mode"
+    """Its USB-UART bridge resets the board into ROM download mode (the workbench's)."""
     CONNECTING = "connecting"
     DETACHING = "detaching"
     WAITING = "waiting for DFU mode"
@@ -644,26 +646,7 @@ class _Flash:
                 return self._in_dfu_mode(before)
             self._sleep(_POLL_FOR_BOARD_S)
         self._note("not_back", last_seen=None if seen is None else seen.mode.name.lower())
-        if seen is not None and seen.mode is Mode.DFU and seen.access is Access.NO_DRIVER:
-            raise FlashError(
-                Failure.NO_DRIVER,
-                f"The board at {self.path} came back in DFU mode, but Windows has no driver "
-                "for the DFU-mode device. The board stays in DFU mode: install the driver "
-                "for it now, then flash again.",
-                DRIVER_HINT,
-            )
-        if seen is not None and seen.mode is Mode.DFU:
-            raise FlashError(
-                Failure.NO_PERMISSION,
-                f"The board at {self.path} came back in DFU mode but cannot be opened.",
-                access_hint(),
-            )
-        raise FlashError(
-            Failure.LOST,
-            f"The board at {self.path} did not come back in DFU mode within "
-            f"{self.options.detach_wait_s:g} s after DETACH.",
-            "Replug it, or hold BOOT, tap RESET, release BOOT, and flash again.",
-        )
+        raise _not_back(self.path, seen, self.options.detach_wait_s)
 
     def _download(self, board: Board) -> Ending:
         dfu = self._translated(lambda: self._open(board))
@@ -690,7 +673,8 @@ class _Flash:
         except FlashError as error:
             if error.kind is not Failure.VANISHED:
                 cancelled = error.kind is Failure.CANCELLED
-                status, settled = self._recover(dfu, prompt=cancelled)
+                limit = _CANCELLED_BUSY_LIMIT_MS if cancelled else _RECOVER_BUSY_LIMIT_MS
+                status, settled = _recover(dfu, min(self._busy_limit_ms, limit), self._note)
                 if error.status is None and status is not None:
                     error.status = status
                     error.message += f" The board reports {status.label}: {status.meaning}."
@@ -773,32 +757,6 @@ class _Flash:
                 return False
             time.sleep(_POLL_FOR_BOARD_S)
 
-    def _recover(self, dfu: DfuInterface, prompt: bool = False) -> tuple[Status | None, bool]:
-        """Best effort: leave the board in dfuIDLE, waiting a busy one only a second when
-        ``prompt`` (a stop); the error status it reported, and whether it is in dfuIDLE."""
-        seen: Status | None = None
-
-        def perform(step: Step) -> Reply:
-            nonlocal seen
-            self.request = step.request
-            if step.request is not Request.GETSTATUS:
-                dfu.send(step.request, step.value, step.data, step.timeout_ms)
-                return None
-            reply = dfu.get_status(step.timeout_ms)
-            if reply.state is State.ERROR and seen is None:
-                seen = reply.status
-            return reply
-
-        limit = _CANCELLED_BUSY_LIMIT_MS if prompt else _RECOVER_BUSY_LIMIT_MS
-        self._note("recover", busy_limit_ms=min(self._busy_limit_ms, limit))
-        try:
-            drive(recover(min(self._busy_limit_ms, limit)), perform)
-        except (DeviceGone, UsbFault, ProtocolError, BusyTooLongError) as error:
-            self._note("recovered", idle=False, why=f"{type(error).__name__}: {error}")
-            return seen, False
-        self._note("recovered", idle=True, status=None if seen is None else seen.label)
-        return seen, True
-
     def _translated(self, action: Callable[[], _T]) -> _T:
         try:
             return action()
@@ -822,6 +780,57 @@ class _Flash:
             timeout_ms=self.options.timeout_ms,
             left_the_bus=self._left_the_bus,
         )
+
+
+def _not_back(path: str, seen: Board | None, waited_s: float) -> FlashError:
+    """Why a board was not seen back in DFU mode after DETACH (``seen``: as it was last)."""
+    if seen is not None and seen.mode is Mode.DFU and seen.access is Access.NO_DRIVER:
+        return FlashError(
+            Failure.NO_DRIVER,
+            f"The board at {path} came back in DFU mode, but Windows has no driver for the "
+            "DFU-mode device. The board stays in DFU mode: install the driver for it now, "
+            "then flash again.",
+            DRIVER_HINT,
+        )
+    if seen is not None and seen.mode is Mode.DFU:
+        return FlashError(
+            Failure.NO_PERMISSION,
+            f"The board at {path} came back in DFU mode but cannot be opened.",
+            access_hint(),
+        )
+    return FlashError(
+        Failure.LOST,
+        f"The board at {path} did not come back in DFU mode within {waited_s:g} s after DETACH.",
+        "Replug it, or hold BOOT, tap RESET, release BOOT, and flash again.",
+    )
+
+
+def _recover(
+    dfu: DfuInterface, busy_limit_ms: int, note: Callable[..., None]
+) -> tuple[Status | None, bool]:
+    """Best effort after a failed download: leave the board in dfuIDLE, waiting for a busy
+    one ``busy_limit_ms`` at most; the error status it reported, and whether it is in
+    dfuIDLE. ``note`` writes the trace."""
+    seen: Status | None = None
+
+    def perform(step: Step) -> Reply:
+        nonlocal seen
+        if step.request is not Request.GETSTATUS:
+            dfu.send(step.request, step.value, step.data, step.timeout_ms)
+            return None
+        reply = dfu.get_status(step.timeout_ms)
+        if reply.state is State.ERROR and seen is None:
+            seen = reply.status
+        return reply
+
+    note("recover", busy_limit_ms=busy_limit_ms)
+    try:
+        drive(recover(busy_limit_ms), perform)
+    except (DeviceGone, UsbFault, ProtocolError, BusyTooLongError) as error:
+        note("recovered", idle=False, why=f"{type(error).__name__}: {error}")
+        return seen, False
+    note("recovered", idle=True, status=None if seen is None else seen.label)
+    return seen, True
 
 
 def _left_busy(error: FlashError) -> None:

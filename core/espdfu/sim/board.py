@@ -17,6 +17,7 @@ import contextlib
 import enum
 import math
 import threading
+import time
 from array import array
 from collections import Counter
 from collections.abc import Iterable
@@ -35,6 +36,7 @@ from ..usb.protocol import (
     StatusReply,
 )
 from . import firmware
+from .bridge import VirtualBridge
 from .descriptors import (
     LANGIDS,
     TRANSFER_SIZE,
@@ -240,6 +242,7 @@ class VirtualBoard:
         erase_ms_per_sector: float | None = None,
         app: str = "idf",
         chatty: bool = False,
+        bridge: bool = False,
         faults: Iterable[Fault] = (),
     ) -> None:
         self.chip = resolve_chip(chip)
@@ -267,6 +270,9 @@ class VirtualBoard:
         healthy ESP-IDF app; ``panic``, an app that panics at start and so reboots in a loop…"""
         self.chatty = chatty
         """Its app prints :data:`~espdfu.sim.firmware.CHATTY_LINES_S` lines a second, not one."""
+        self.bridge = VirtualBridge(self) if bridge and firmware.SUPPORTED else None
+        """Its USB-UART bridge (a DevKit's UART connector): its console, whatever the chip does,
+        and DTR/RTS wired to EN and GPIO0 (:mod:`espdfu.sim.bridge`)."""
         self.faults: list[Fault] = list(faults)
         self.requests: Counter[Request] = Counter()
         """Class requests to the DFU interface since the board was (re)plugged."""
@@ -334,10 +340,10 @@ class VirtualBoard:
 
     @property
     def console_port(self) -> str | None:
-        """The serial port its running app prints to (a pseudo-terminal), None while no app
-        runs: in download or DFU mode, unplugged."""
+        """The serial port of its running app's own USB console (a pseudo-terminal), None while
+        no app runs (in download or DFU mode, unplugged) or when its console is on its bridge."""
         with self._lock:
-            return self._firmware.port if self._firmware else None
+            return self._firmware.port if self._firmware and self.bridge is None else None
 
     # --- the cable and the buttons --------------------------------------------------------------
 
@@ -362,18 +368,36 @@ class VirtualBoard:
         unplugged board has no power: the button does nothing.
         """
         with self._lock:
-            if not self._plugged:
-                return
-            if self.kind is BoardKind.JTAG:
-                mode: BusMode | None = "jtag"
-            elif boot:
-                mode = "rom"
-            else:
-                mode = "app" if self.kind is BoardKind.APP else None
-            due = self._clock.now() + self._time.reenumerate_delay_s
-            self._leave(plugged=True, arrival=(due, mode) if mode else None)
-            if not boot:
-                self._run_app()
+            if self._plugged:
+                self._out_of_reset(boot)
+
+    def hold_reset(self) -> None:
+        """EN held low (its bridge's lines): the chip stops, off the bus until released."""
+        with self._lock:
+            if self._plugged:
+                self._leave(plugged=True)
+
+    def release_reset(self, boot: bool) -> None:
+        """EN released: the chip starts, in download mode if GPIO0 was low (``boot``)."""
+        with self._lock:
+            if self._plugged:
+                self._out_of_reset(boot)
+
+    def _out_of_reset(self, boot: bool) -> None:
+        if self.kind is BoardKind.JTAG:
+            mode: BusMode | None = "jtag"
+        elif boot:
+            mode = "rom"
+        else:
+            mode = "app" if self.kind is BoardKind.APP else None
+        due = self._clock.now() + self._time.reenumerate_delay_s
+        self._leave(plugged=True, arrival=(due, mode) if mode else None)
+        if not boot:
+            self._run_app()
+        elif self.bridge is not None:  # the ROM says where it waits, on its UART
+            for line in firmware.download_lines(self.chip):
+                self.bridge.tty.print(line)
+            self.bridge.tty.send(time.monotonic())
 
     # --- for SimBus and SimBackend ----------------------------------------------------------------
 
@@ -391,6 +415,8 @@ class VirtualBoard:
             if self._bus is not None:
                 raise ValueError(f"{self!r} is already on a bus")
             self._bus, self._path, self._location, self._time = bus, path, location, bus.time
+            if self.bridge is not None:
+                self.bridge.register(path)
             self._clock, self._pacer = bus.clock, Pacer(bus.clock)
             if self.erase_ms_per_sector is not None:
                 self._time = replace(bus.time, erase_ms_per_sector=self.erase_ms_per_sector)
@@ -495,8 +521,11 @@ class VirtualBoard:
         files = self._receiver.files if self._receiver else []
         app = next((f for f in files if f.name not in _NOT_THE_APP), None)
         image = bytes(self._memory()[app.address : app.address + app.size]) if app else None
+        tty = self.bridge.tty if self.bridge is not None else None
         with contextlib.suppress(OSError):  # no pseudo-terminal left: an app without console
-            self._firmware = firmware.Firmware(self.chip, image, kind=self.app, chatty=self.chatty)
+            self._firmware = firmware.Firmware(
+                self.chip, image, kind=self.app, chatty=self.chatty, tty=tty
+            )
 
     def _arrive(self, mode: BusMode) -> None:
         assert self._bus is not None

@@ -131,6 +131,17 @@ def rom_lines(chip: Chip, reset: str = POWERON, *, loads: bool = True) -> list[s
     return lines
 
 
+_DOWNLOAD_BOOT = {"esp32s2": "DOWNLOAD(USB/UART0/1/SPI)", "esp32s3": "DOWNLOAD(USB/UART0)"}
+"""The strapping the ROM names when GPIO0 was low at reset (tests/core/consoles/logs/README.md)."""
+
+
+def download_lines(chip: Chip) -> list[str]:
+    """The ROM's lines on its UART as it starts in download mode (GPIO0 low at reset)."""
+    banner, build = _ROMS.get(chip.name, (f"ESP-ROM:{chip.name}", "Build:Jan  1 2020"))
+    boot = _DOWNLOAD_BOOT.get(chip.name, "DOWNLOAD(USB/UART0)")
+    return [banner, build, f"rst:{POWERON},boot:0x0 ({boot})", "waiting for download"]
+
+
 def bootloader_lines(chip: Chip, version: str = "v5.3") -> list[str]:
     """The 2nd-stage bootloader up to where it checks the factory app's image."""
     return [
@@ -236,25 +247,18 @@ def arduino_line(n: int) -> str:
     return f"temperature: {21 + (n * 7 % 11 - 5) / 10:.1f} C, humidity: {40 + n * 3 % 9} %"
 
 
-class Firmware:
-    """The app's console: a pseudo-terminal, and a thread that prints to it until stopped.
+class Tty:
+    """A console's pseudo-terminal: what a host opens (:attr:`port`), and the lines waiting
+    to go out to it.
 
-    Like a USB CDC stack with a transmit buffer, it holds what the app prints until a host has
-    the port open (for :data:`SETTLE_S`, which covers pyserial's flush of the input at open),
-    and keeps at most :data:`HELD_LINES` lines meanwhile. That a real USB console holds its
-    start-up output for a host is an assumption; a UART console loses it.
+    ``holds``: like a USB CDC stack with a transmit buffer, what the app prints waits until a
+    host has had the port open for :data:`SETTLE_S` (which covers pyserial's flush of the input
+    at open), at most :data:`HELD_LINES` lines. That a real USB console holds its start-up
+    output for a host is an assumption. Without ``holds``, a UART through a bridge: what is
+    printed while no host has the port open is lost.
     """
 
-    def __init__(
-        self, chip: Chip, app: bytes | None, *, kind: str = "idf", chatty: bool = False
-    ) -> None:
-        if kind not in APPS:
-            raise ValueError(f"no virtual firmware {kind!r}: one of {', '.join(APPS)}")
-        self._refusal = bootloader_refusal(chip, app) or REFUSAL_LINES
-        if kind not in TROUBLES and self._refusal is not REFUSAL_LINES:
-            kind = "refuse"  # the flashed image does not boot, whatever the app would do
-        self._chip, self._app, self._kind = chip, app, kind
-        self._interval_s = 1 / CHATTY_LINES_S if chatty else LINE_INTERVAL_S
+    def __init__(self, *, holds: bool) -> None:
         import tty  # POSIX only, as pseudo-terminals are: see SUPPORTED
 
         self._master, slave = os.openpty()
@@ -265,18 +269,77 @@ class Firmware:
         os.set_blocking(self._master, False)
         self._poller = select.poll()
         self._poller.register(self._master, select.POLLHUP)
+        self._holds = holds
         self._held: collections.deque[bytes] = collections.deque(maxlen=HELD_LINES)
         self._open_since: float | None = None
+        self._lock = threading.Lock()
+
+    def print(self, line: str) -> None:
+        self._held.append(line.encode() + b"\r\n")
+
+    def send(self, now: float) -> None:
+        """What is held goes out (when ``holds``, once a host has had the port open for
+        SETTLE_S); without a host, a UART's is lost."""
+        with self._lock:
+            if any(mask & select.POLLHUP for _, mask in self._poller.poll(0)):
+                self._open_since = None
+                if not self._holds:
+                    self._held.clear()
+                return
+            if self._open_since is None:
+                self._open_since = now
+            if self._holds and now - self._open_since < SETTLE_S:
+                return
+            while self._held:
+                try:
+                    os.write(self._master, self._held[0])
+                except BlockingIOError:  # the host reads slower than the app prints: held
+                    return
+                except OSError:
+                    return
+                self._held.popleft()
+
+    def close(self) -> None:
+        with self._lock, contextlib.suppress(OSError):
+            os.close(self._master)
+
+
+class Firmware:
+    """The app running: a thread that prints its lines to a :class:`Tty` until stopped; the
+    app's own USB console (a new one each run, gone when it stops) unless ``tty`` is given
+    (a UART through a bridge, there whatever the chip does)."""
+
+    def __init__(
+        self,
+        chip: Chip,
+        app: bytes | None,
+        *,
+        kind: str = "idf",
+        chatty: bool = False,
+        tty: Tty | None = None,
+    ) -> None:
+        if kind not in APPS:
+            raise ValueError(f"no virtual firmware {kind!r}: one of {', '.join(APPS)}")
+        self._refusal = bootloader_refusal(chip, app) or REFUSAL_LINES
+        if kind not in TROUBLES and self._refusal is not REFUSAL_LINES:
+            kind = "refuse"  # the flashed image does not boot, whatever the app would do
+        self._chip, self._app, self._kind = chip, app, kind
+        self._interval_s = 1 / CHATTY_LINES_S if chatty else LINE_INTERVAL_S
+        self._own_tty = tty is None
+        self.tty = tty or Tty(holds=True)
+        self.port = self.tty.port
+        """The serial port to open (/dev/pts/N)."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="virtual-firmware")
         self._thread.start()
 
     def stop(self) -> None:
-        """Power off (or download mode): the port goes away, as a USB console does."""
+        """Power off, a reset or download mode: the app stops, and its own USB console goes
+        away with it (a bridge's stays)."""
         self._stop.set()
         self._thread.join()
-        with contextlib.suppress(OSError):
-            os.close(self._master)
+        if self._own_tty:
+            self.tty.close()
 
     def _run(self) -> None:
         script = self._script()
@@ -289,9 +352,9 @@ class Firmware:
                     due = float("inf")
                     break
                 line, pause = step
-                self._held.append(line.encode() + b"\r\n")
+                self.tty.print(line)
                 due += pause
-            self._send(now)
+            self.tty.send(now)
             self._stop.wait(_TICK_S)
 
     def _script(self) -> Iterator[tuple[str, float]]:
@@ -339,24 +402,6 @@ class Firmware:
                 return
             level, text = story_line(n)
             yield f"{level} ({1000 + n * 1000}) {text}\x1b[0m", self._interval_s
-
-    def _send(self, now: float) -> None:
-        """What is held goes out once a host has had the port open for SETTLE_S."""
-        if any(mask & select.POLLHUP for _, mask in self._poller.poll(0)):
-            self._open_since = None
-            return
-        if self._open_since is None:
-            self._open_since = now
-        if now - self._open_since < SETTLE_S:
-            return
-        while self._held:
-            try:
-                os.write(self._master, self._held[0])
-            except BlockingIOError:  # the host reads slower than the app prints: held
-                return
-            except OSError:
-                return
-            self._held.popleft()
 
 
 def _at_once(lines: Iterable[str]) -> Iterator[tuple[str, float]]:

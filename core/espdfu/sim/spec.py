@@ -37,6 +37,7 @@ _SWITCHES = {
     "dnbusy": "erase_busy",
     "manifest": "manifest_poll",
     "chatty": "chatty",
+    "bridge": "bridge",
 }
 """Settings a word turns on, and the VirtualBoard argument each sets."""
 _APPS = frozenset(APPS) - {"idf"}
@@ -51,7 +52,9 @@ _FORMS = (
     "number of bytes, or with K or M for KiB or MiB): pull@BYTE (the cable is pulled), stall@BYTE, "
     "timeout@BYTE, busy@BYTE (stuck busy), status=errNAME@BYTE (such as status=errVERIFY@4K); "
     f"slowerase=MS (ms per 4 KiB sector, up to {MAX_ERASE_MS}), dnbusy (the erase reported "
-    "as dfuDNBUSY), manifest (a dfuMANIFEST phase), chatty (its app prints 100 lines a second). "
+    "as dfuDNBUSY), manifest (a dfuMANIFEST phase), chatty (its app prints 100 lines a "
+    "second), bridge (a DevKit's USB-UART bridge: its app's console there, espdfusim://PATH, "
+    "and DTR/RTS wired to EN and GPIO0). "
     "What its firmware does, one of: panic (its app panics at start, and so reboots in a loop), "
     "panic-once (its app panics once after 25 s, and runs on after the reboot), "
     "bootassert (ESP-IDF's start-up fails an assert at every boot), refuse (the bootloader "

@@ -268,15 +268,15 @@ _LIBUSB_ERRORS: dict[int, type[Exception]] = {
 }
 
 
-def _libusb_control(backend: Any, handle: Any) -> _Control | None:
-    """libusb_control_transfer on a buffer of our own, when the backend is pyusb's libusb1."""
-    lib = getattr(backend, "lib", None)
-    device = getattr(handle, "handle", None)
-    if lib is None or device is None or not hasattr(lib, "libusb_control_transfer"):
-        return None
-    buffer = (ctypes.c_ubyte * 4096)()
-    view = memoryview(buffer).cast("B")
-    call = lib.libusb_control_transfer
+_Transfer = Callable[[int, int, int, int, int, int], int]
+"""(request type, request, value, index, length, timeout ms) → bytes transferred, the data
+in the buffer the transfer was made with."""
+_BUFFER_SIZE = 4096
+
+
+def _through(view: memoryview, transfer: _Transfer) -> _Control:
+    """A :data:`_Control` made of ``transfer`` on the buffer ``view`` shows: data out is
+    copied in first, data in is copied out after."""
 
     def control(
         request_type: int, request: int, value: int, index: int, data: bytes | memoryview,
@@ -284,12 +284,29 @@ def _libusb_control(backend: Any, handle: Any) -> _Control | None:
     ) -> bytes:  # fmt: skip
         if data:
             view[:length] = data
+        count = transfer(request_type, request, value, index, length, timeout)
+        return view[:count].tobytes() if request_type & 0x80 else b""
+
+    return control
+
+
+def _libusb_control(backend: Any, handle: Any) -> _Control | None:
+    """libusb_control_transfer on a buffer of our own, when the backend is pyusb's libusb1."""
+    lib = getattr(backend, "lib", None)
+    device = getattr(handle, "handle", None)
+    if lib is None or device is None or not hasattr(lib, "libusb_control_transfer"):
+        return None
+    buffer = (ctypes.c_ubyte * _BUFFER_SIZE)()
+    call = lib.libusb_control_transfer
+
+    def transfer(request_type: int, request: int, value: int, index: int, length: int,
+                 timeout: int) -> int:  # fmt: skip
         result: int = call(device, request_type, request, value, index, buffer, length, timeout)
         if result < 0:
             raise _LIBUSB_ERRORS.get(result, UsbFault)(f"libusb error {result}")
-        return ctypes.string_at(buffer, result) if request_type & 0x80 else b""
+        return result
 
-    return control
+    return _through(memoryview(buffer).cast("B"), transfer)
 
 
 _USBFS_CONTROL = struct.Struct("@BBHHHIP")
@@ -334,19 +351,14 @@ def _usbfs_control(device: usb.core.Device) -> _Control | None:
     file = _usbfs_file(device)
     if file is None:
         return None
-    buffer = array("B", bytes(4096))
-    view = memoryview(buffer)
+    buffer = array("B", bytes(_BUFFER_SIZE))
     request_block = bytearray(_USBFS_CONTROL.size)
     pack = _USBFS_CONTROL.pack_into
     address = buffer.buffer_info()[0]
     ioctl = fcntl.ioctl
 
-    def control(
-        request_type: int, request: int, value: int, index: int, data: bytes | memoryview,
-        length: int, timeout: int,
-    ) -> bytes:  # fmt: skip
-        if data:
-            view[:length] = data
+    def transfer(request_type: int, request: int, value: int, index: int, length: int,
+                 timeout: int) -> int:  # fmt: skip
         pack(request_block, 0, request_type, request, value, index, length, timeout, address)
         try:
             count: int = ioctl(file, _USBDEVFS_CONTROL, request_block, True)
@@ -354,7 +366,9 @@ def _usbfs_control(device: usb.core.Device) -> _Control | None:
             raise _ERRNO_FAULTS.get(error.errno or 0, UsbFault)(
                 f"usbfs: {error.strerror}"
             ) from None
-        return view[:count].tobytes() if request_type & 0x80 else b""
+        return count
+
+    control = _through(memoryview(buffer), transfer)
 
     try:
         control(_STANDARD_IN_DEVICE, _GET_STATUS, 0, 0, b"", 2, _PROBE_TIMEOUT_MS)

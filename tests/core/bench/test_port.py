@@ -13,10 +13,21 @@ import pytest
 
 from espdfu.bench.artifacts import Artifact
 from espdfu.bench.feed import ConsoleView
-from espdfu.bench.port import Effect, Hide, LookFor, Policy, Port, ReadConsole, Say, Show
+from espdfu.bench.port import (
+    Effect,
+    Hide,
+    LookFor,
+    Policy,
+    Port,
+    ReadConsole,
+    ResetIntoApp,
+    Say,
+    Show,
+)
 from espdfu.bench.verify import Verdict
 from espdfu.bench.views import Life
 from espdfu.chips import ESPRESSIF_VID, chip_by_name
+from espdfu.consoles.bridge import BridgeError
 from espdfu.consoles.health import RunState
 from espdfu.files.espimage import AppDesc
 from espdfu.flashing.failures import Failure, FlashError
@@ -43,6 +54,13 @@ JOB: Job[Artifact, object] = Job(PATH, ARTIFACT, threading.Event())
 FLASHED = FlashResult(PATH, "esp32s2", 1000, 1.0, ending=Ending.IDLE)
 LOST = FlashResult(PATH, "esp32s2", 1000, 1.0, FlashError(Failure.VANISHED, "It vanished."))
 CANCELLED = FlashResult(PATH, "esp32s2", 1000, 1.0, FlashError(Failure.CANCELLED, "Cancelled."))
+NOT_RESET = FlashResult(
+    PATH,
+    "esp32s2",
+    1000,
+    0.1,
+    FlashError(Failure.NOT_RESET, "It was not reset into download mode."),
+)
 OPEN = ConsoleView(device="/dev/ttyACM0")
 HELD = ConsoleView(problem="/dev/ttyACM0 is in use by another program.", hint="Close it.")
 GONE = ConsoleView(lines=3)
@@ -197,7 +215,11 @@ def named(row: Row) -> str:
 
 @pytest.mark.parametrize("row", TABLE, ids=named)
 def test_the_ports_life(row: Row) -> None:
-    port = port_in(row.state)
+    moves_as_said(port_in(row.state), row)
+
+
+def moves_as_said(port: Port, row: Row) -> None:
+    """The row's news moves ``port`` to the row's life, with the row's effects and words."""
     effects = row.news(port)
     assert port.life is row.life
     assert tuple(type(effect) for effect in effects) == row.effects
@@ -330,8 +352,11 @@ def test_each_boot_after_our_flash_is_checked_against_the_build_flashed() -> Non
     )
     boot(replace(OPEN, state=RunState.RUNNING))  # attached to a running app: no banner seen
     assert said[-1].startswith(f"warning: {PATH}: not verified: its app runs, but no start-up")
-    boot(replace(OPEN, state=RunState.CRASHING, detail="LoadProhibited"))
-    assert said[-1] == f"error: {PATH}: the build flashed here did not boot: LoadProhibited."
+    before = len(said)
+    boot(replace(OPEN, state=RunState.CRASHING, detail="LoadProhibited", said="crashing at boot"))
+    assert said[before:] == [  # one line: not also "crashing at boot", of the same boots
+        f"error: {PATH}: the build flashed here did not boot: LoadProhibited."
+    ]
 
 
 def test_no_check_without_a_build_of_ours_to_compare() -> None:
@@ -340,3 +365,74 @@ def test_no_check_without_a_build_of_ours_to_compare() -> None:
     running = replace(OPEN, state=RunState.RUNNING, elf="3e4a3e4a3e4a3e4a")
     effects = console(running)(port)
     assert not [e for e in effects if isinstance(e, Say)] and port.view(None, False).check is None
+
+
+# A DevKit whose console is linked to its USB-UART bridge, resets through it on.
+BRIDGED_TABLE = [
+    # Its UART is read in download mode too: the ROM says so there.
+    Row("ROM download", LEFT, Life.APP, (Show,)),  # its console open: its app runs
+    Row("app, seen by its console", started(), Life.FLASHING, (ReadConsole, Show)),
+    Row("away after a flash", started(), Life.FLASHING, (ReadConsole, Show)),
+    # After a good flash, no RESET asked: the bridge resets it, on its console's port.
+    Row(
+        "flashing",
+        ended(FLASHED, DFU, "digest-1"),
+        Life.PRESENT,
+        (ReadConsole, Show, Say, ResetIntoApp),
+        "Flashed 1,000",
+    ),
+    Row(
+        "flashing", ended(CANCELLED, DFU, "d"), Life.PRESENT, (ReadConsole, Show, Say), "Cancelled."
+    ),
+    # Its bridge did not take it into download mode: its app still runs, its console says so.
+    Row(
+        "flashing from its app",
+        ended(NOT_RESET, None, "d"),
+        Life.AWAY,
+        (ReadConsole, LookFor, Show, Say),
+        "was not reset into download mode",
+    ),
+    Row(
+        "flashed, in DFU mode",
+        methodcaller("reset_into_app_done", None),
+        Life.PRESENT,
+        (Show, Say),
+        f"{PATH}: reset into its app through its UART bridge.",
+    ),
+    Row(
+        "flashed, in DFU mode",
+        methodcaller("reset_into_app_done", BridgeError("It will not.", "Link it.")),
+        Life.PRESENT,
+        (Show, Say),
+        "not reset into its app: It will not. Link it. Press RESET on the board",
+    ),
+]
+
+
+def bridged_in(state: str) -> Port:
+    port = Port(PATH)
+    port.bridged = True
+    console(OPEN)(port)  # its bridge's port, there before the board is seen
+    for news in BRIDGED_STATES.get(state) or STATES[state]:
+        news(port)
+    if port.console is not None and port.life is not Life.FLASHING:
+        console(OPEN)(port)
+    return port
+
+
+BRIDGED_STATES = {"flashing from its app": [*STATES["app, seen by its console"], started()]}
+"""States only a bridged port reaches (with those of :data:`STATES`)."""
+
+
+@pytest.mark.parametrize("row", BRIDGED_TABLE, ids=named)
+def test_a_bridged_ports_life(row: Row) -> None:
+    moves_as_said(bridged_in(row.state), row)
+
+
+def test_a_bridged_board_off_the_bus_may_be_flashed_an_unbridged_one_not() -> None:
+    """Its bridge takes it into download mode first; without one the user must."""
+    assert bridged_in("app, seen by its console").startable
+    assert bridged_in("away after a flash").startable
+    assert not port_in("app, seen by its console").startable
+    assert not port_in("away after a flash").startable
+    assert not bridged_in("absent").startable  # never seen: nothing to flash

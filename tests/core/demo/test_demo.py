@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from espdfu.demo.project import DEMO_BOARDS, DemoProject, main, make_demo_project
+from espdfu.bench.settings import workbench_settings
+from espdfu.config import load_settings
+from espdfu.demo.project import BRIDGED, DEMO_BOARDS, DemoProject, main, make_demo_project
 from espdfu.files import dfufile
 from espdfu.files.idfbuild import BuildFolder
+from espdfu.sim import SimBus
 from espdfu.sim.firmware import app_info
 from espdfu.sim.spec import parse_boards, parse_spec
 
@@ -51,6 +54,20 @@ def test_the_demo_boards(demo: DemoProject) -> None:
     assert ("esp32s3", "rom") in boards and ("esp32s2", "app") in boards
     (app,) = [board for board in parse_boards(DEMO_BOARDS) if board.kind.value == "app"]
     assert app.settings == {"app": "panic-once"}  # the demo shows a panic kept on its panel
+
+
+def test_the_demos_bridged_boards_are_linked_to_their_bridges_in_its_project_file(
+    demo: DemoProject,
+) -> None:
+    """Two S2 DevKits reset through their bridge, one left to the finger: the demo shows both."""
+    bus = SimBus.from_spec(DEMO_BOARDS)
+    bridged = [path for path, board in bus.boards.items() if board.bridge is not None]
+    assert bridged == list(BRIDGED) and len(bus.boards) > len(bridged)
+    settings = load_settings(demo.project_dir)
+    assert {path: settings.consoles[path] for path in bridged} == {
+        path: f"espdfusim://{path}" for path in BRIDGED
+    }
+    assert workbench_settings(settings).bridge_reset
 
 
 def test_a_build_makes_a_dfu_bin_like_idf_py_dfu(demo: DemoProject) -> None:

@@ -1,0 +1,72 @@
+"""No hands: a DevKit whose console is linked to its USB-UART bridge is reset through the
+bridge's lines into download mode before each flash and into its app after, and the boot that
+follows is checked against the build flashed; with its resets off it is left to the user."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from espdfu.bench.verify import Verdict
+from espdfu.bench.views import Life
+from espdfu.sim import TimeModel
+from espdfu.sim.bridge import bridge_url
+from tests.helpers.bench import Bench, bench_on
+
+PATH = "1-1.1"
+LINK = {PATH: bridge_url(PATH)}
+
+
+@pytest.fixture
+def bench(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bench]:
+    """One S2 DevKit in download mode, its console linked to its bridge ([consoles])."""
+    yield from bench_on(
+        tmp_path, monkeypatch, "esp32s2:bridge", TimeModel.instant(), console_ports=LINK
+    )
+
+
+def verified(bench: Bench, build: int) -> bool:
+    view = bench.workbench.boards()[PATH]
+    check = view.check
+    return (
+        check is not None and check.verdict is Verdict.VERIFIED and f"build {build}" in check.words
+    )
+
+
+def test_each_rebuild_is_flashed_and_verified_running_with_no_button(bench: Bench) -> None:
+    board = bench.world.board(PATH)
+    bench.workbench.set_auto_flash(True)
+    bench.workbench.build()
+    bench.recorder.wait(lambda: verified(bench, 1), "build 1 verified running")
+    assert not board.present  # its app has no USB: only the bridge's console tells it runs
+    assert bench.workbench.boards()[PATH].life is Life.APP
+    bench.workbench.build()  # from its app: into download mode by the bridge, then flashed
+    bench.recorder.wait(lambda: verified(bench, 2), "build 2 verified running")
+    logged = bench.logged()
+    assert logged.count(f"{PATH}: reset into download mode through its UART bridge") == 1
+    assert logged.count(f"{PATH}: reset into its app through its UART bridge.") == 2
+    assert "Press RESET" not in logged  # nothing asked of the user
+    assert board.downloads_completed == 2
+
+
+@pytest.fixture
+def unbridged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bench]:
+    """The same board, its resets turned off for it ([resets] "1-1.1" = false)."""
+    yield from bench_on(
+        tmp_path, monkeypatch, "esp32s2:bridge", TimeModel.instant(), console_ports=LINK,
+        resets={PATH: False},
+    )  # fmt: skip
+
+
+def test_a_board_whose_resets_are_off_is_left_to_the_user(unbridged: Bench) -> None:
+    bench = unbridged
+    board = bench.world.board(PATH)
+    bench.workbench.build(then_flash=True)
+    bench.wait_flashed([PATH])
+    bench.wait_idle()
+    assert board.present and board.mode == "dfu"  # waits for RESET, as the ROM does
+    assert f"Press RESET on {PATH}" in bench.logged()
+    assert board.bridge is not None
+    assert all(dtr == rts for dtr, rts in board.bridge.lines)  # its lines never reset it

@@ -1,0 +1,75 @@
+"""`espdfu flash --verify` as a script runs it: after the flash, the board's next boot is read on
+its console and checked against the build flashed; the exit code says the outcome."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from espdfu.demo.project import app_image
+from espdfu.files import dfufile
+from espdfu.files.dfufile import FlashFile
+from espdfu.sim.bridge import bridge_url
+from tests.helpers.command import espdfu
+
+PATH = "1-1.1"
+
+
+@pytest.fixture
+def dfu_bin(tmp_path: Path) -> Path:
+    """An S2 dfu.bin whose app names its build: espdfu-demo build 7."""
+    app = app_image("build 7", time.gmtime(0), 16 * 1024)
+    path = tmp_path / "dfu.bin"
+    path.write_bytes(dfufile.pack([FlashFile(0x10000, "app.bin", app)], pid=0x0002))
+    return path
+
+
+def linked(tmp_path: Path, *extra: str) -> dict[str, str]:
+    """A configuration linking the board at PATH to its bridge ([consoles])."""
+    config = tmp_path / "config"
+    config.mkdir()
+    text = f'[consoles]\n"{PATH}" = "{bridge_url(PATH)}"\n' + "".join(extra)
+    (config / "config.toml").write_text(text)
+    return {"ESPDFU_CONFIG_DIR": str(config)}
+
+
+def test_a_bridged_board_is_reset_into_its_app_and_verified(tmp_path: Path, dfu_bin: Path) -> None:
+    result = espdfu(
+        "flash", dfu_bin, "--sim", "esp32s2:bridge", "--verify", "10",
+        cwd=tmp_path, env=linked(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"{PATH}  verified: running espdfu-demo build 7" in result.stdout
+    assert "Press RESET" not in result.stdout + result.stderr  # the bridge did it
+
+
+def test_a_board_that_does_not_boot_it_exits_3_saying_why(tmp_path: Path, dfu_bin: Path) -> None:
+    """Its app panics at every start: flashed, but not running the build."""
+    result = espdfu(
+        "flash", dfu_bin, "--sim", "esp32s2:bridge:panic", "--verify", "10", "--json",
+        cwd=tmp_path, env=linked(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    (line,) = result.stdout.splitlines()
+    said = json.loads(line)
+    assert said["ok"] and not said["verified"]
+    assert said["verdict"] == "NOT verified: did not boot: LoadProhibited"
+
+
+def test_without_a_bridge_the_user_is_asked_and_no_console_is_not_verified(
+    tmp_path: Path, dfu_bin: Path
+) -> None:
+    """No link, its resets off, nobody presses RESET: said, never a guess, exit 3."""
+    result = espdfu(
+        "flash", dfu_bin, "--sim", "esp32s2:bridge", "--verify", "1",
+        cwd=tmp_path, env=linked(tmp_path, f'[resets]\n"{PATH}" = false\n'),
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert f"espdfu: {PATH}: press RESET on the board now, to run its new app." in result.stderr
+    assert f"{PATH}  NOT verified: no boot named a build on {bridge_url(PATH)} within 1 s" in (
+        result.stdout
+    )
+    assert "Press RESET on the board to run" not in result.stdout  # asked once, above
