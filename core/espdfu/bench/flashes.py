@@ -20,7 +20,7 @@ from ..flashing.flasher import (
     incompatibility,
 )
 from ..flashing.jobs import Job, Jobs
-from ..usb.boards import Mode, board_at
+from ..usb.boards import Board, Mode, board_at
 from ..usb.transport import port_order
 from .artifacts import Artifact
 from .ports import Ports
@@ -121,11 +121,12 @@ class Flashes:
         if finder is not None:
             start = time.monotonic()
             progress(Progress(path, Phase.RESETTING, 0, len(image.payload)))
-            error = self._into_download_mode(path, finder, cancel)
-            if error is not None:
+            reached = self._into_download_mode(path, finder, cancel)
+            if isinstance(reached, FlashError):
                 size, seconds = len(image.payload), time.monotonic() - start
-                result = FlashResult(path, image.chip_name, size, seconds, error)
+                result = FlashResult(path, image.chip_name, size, seconds, reached)
                 return Outcome(result, board_at(self._ports.usb, path))
+            self._ports.tell(path, lambda port: port.seen(reached))  # before the next scan
         options = self._ports.settings.flash
         return flash_and_look(
             self._ports.usb, path, image, options=options, progress=progress, cancel=cancel
@@ -133,9 +134,9 @@ class Flashes:
 
     def _into_download_mode(
         self, path: str, finder: Callable[[], str | None], cancel: threading.Event
-    ) -> FlashError | None:
+    ) -> Board | FlashError:
         """Reset the board at ``path`` into ROM download mode through its bridge, and wait
-        for it on the bus (as long as for DFU mode after DETACH); None once it is there."""
+        for it on the bus (as long as for DFU mode after DETACH): the board once there."""
         usb_world, wait_s = self._ports.usb, self._ports.settings.flash.detach_wait_s
         device = finder()
         if device is None:
@@ -150,7 +151,7 @@ class Flashes:
         while time.monotonic() < deadline:
             board = board_at(usb_world, path)
             if board is not None and board.mode in (Mode.ROM, Mode.DFU) and board.accessible:
-                return None
+                return board
             if cancel.wait(_LOOK_S):
                 return FlashError(Failure.CANCELLED, f"The flash of {path} was cancelled.")
         return _not_reset(path, f"it did not come on the bus in download mode within {wait_s:g} s")

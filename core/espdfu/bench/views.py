@@ -108,6 +108,8 @@ class BoardView:
         mode = self.board.mode
         if self.flashing:
             progress = self.progress
+            if progress is not None and progress.phase is Phase.RESETTING:
+                return f"app → {Mode.ROM.value}"  # its bridge resets it into download mode
             if progress is not None and progress.phase in IN_DFU_MODE:
                 return Mode.DFU.value  # the flasher has it open in DFU mode
             if not self.present and mode is not Mode.DFU:

@@ -42,7 +42,7 @@ from .common import (
 )
 from .live import LiveProgress
 from .trace import TRACE_HELP, traced_to
-from .verifying import add_verify, verify
+from .verifying import add_verify, verify, verify_settings
 
 _WAIT_POLL_S = 0.2
 
@@ -56,8 +56,9 @@ FLASH_DESCRIPTION = (
     "Flash FILE to the boards in ROM download mode, DFU mode, or running an app with a DFU "
     "runtime. With one compatible board and no selection it is flashed; with several, say "
     "which (--path, repeatable) or --all. Exit 0 when every selected board was flashed, 1 "
-    "when any failed, 2 for bad input, 128 + the signal when stopped by one (130 for Ctrl-C): "
-    "running flashes are aborted, the boards left ready."
+    "when any failed, 2 for bad input, 3 when --verify did not see a board run the build "
+    "flashed, 128 + the signal when stopped by one (130 for Ctrl-C): running flashes are "
+    "aborted, the boards left ready."
 )
 
 
@@ -145,6 +146,7 @@ def _flash(args: argparse.Namespace) -> int:
     for problem in wont_boot:
         note(f"warning: --force flashes {args.file} anyway: {problem}")
     args.path = port_paths(args.path)
+    checks = verify_settings() if args.verify is not None else None  # before any USB traffic
     usb_world = open_usb(args.sim)
     cancel = threading.Event()
     # Ctrl-C, SIGTERM and SIGHUP abort every download cleanly (each board is left in dfuIDLE,
@@ -165,7 +167,9 @@ def _flash(args: argparse.Namespace) -> int:
     verifying = args.verify is not None and stop.signum is None
     if results and not args.json:
         _report(results, reset_advice=not verifying)  # --verify resets, or asks for each
-    verdicts = verify(args, usb_world, image, results) if verifying else {}
+    verdicts = {}
+    if verifying and checks is not None:
+        verdicts = verify(checks, args.verify, usb_world, image, results)
     if args.json:
         for result in results:
             seen = verdicts.get(result.path)

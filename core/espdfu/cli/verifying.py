@@ -7,12 +7,16 @@ import argparse
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import EspdfuError
 from ..files.dfufile import DfuImage
 from ..flashing.flasher import FlashResult
 from ..usb.transport import Usb
 from .common import note, seconds
+
+if TYPE_CHECKING:  # the workbench's settings are loaded only for --verify
+    from ..bench.settings import WorkbenchSettings
 
 VERIFY_S = 15.0
 """How long a board may take by default to reset, boot and name its build."""
@@ -32,21 +36,32 @@ def add_verify(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def verify_settings() -> WorkbenchSettings:
+    """What says where each board's console is and whether it is reset through a bridge: read
+    before the flashes, so that a mistake in the configuration stops before any USB traffic."""
+    from ..bench.build import find_project
+    from ..bench.settings import workbench_settings
+    from ..config import load_settings
+
+    return workbench_settings(load_settings(find_project(Path.cwd())))
+
+
 def verify(
-    args: argparse.Namespace, usb_world: Usb, image: DfuImage, results: list[FlashResult]
+    settings: WorkbenchSettings,
+    limit_s: float,
+    usb_world: Usb,
+    image: DfuImage,
+    results: list[FlashResult],
 ) -> dict[str, tuple[bool, str]]:
     """Each flashed board's verdict, by port: whether it runs the build flashed, and in words
     (``verified: running espdfu-demo build 3``, ``NOT verified: did not boot: …``)."""
-    from ..bench.build import find_project
-    from ..bench.settings import bridged, console_at, workbench_settings
+    from ..bench.settings import bridged, console_at
     from ..bench.verify import Verdict, read_boot
-    from ..config import load_settings
 
     app = image.contents.app
     flashed = [result.path for result in results if result.ok]
     if app is None:  # said for each board, not guessed
         return dict.fromkeys(flashed, (False, "NOT verified: the file's app names no build"))
-    settings = workbench_settings(load_settings(find_project(Path.cwd())))
     labels: Mapping[str, str] = settings.labels
     verdicts: dict[str, tuple[bool, str]] = {}
     for path in flashed:
@@ -55,13 +70,13 @@ def verify(
         find = console_at(settings, path, label, usb_world)
         if not reset:
             note(f"{path}: press RESET on the board now, to run its new app.")
-        device = _wait_for(find, args.verify)
+        device = _wait_for(find, limit_s)
         if device is None:
-            why = f"no console came for it within {args.verify:g} s"
+            why = f"no console came for it within {limit_s:g} s"
             verdicts[path] = (False, f"NOT verified: {why}")
             continue
         try:
-            said = read_boot(device, app, reset=reset, timeout_s=args.verify)
+            said = read_boot(device, app, reset=reset, timeout_s=limit_s)
         except EspdfuError as error:
             verdicts[path] = (False, f"NOT verified: {error.message} {error.hint}".strip())
             continue

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from espdfu.bench.verify import Verdict
-from espdfu.bench.views import Life
+from espdfu.bench.views import BoardChanged, Life
 from espdfu.sim import TimeModel
 from espdfu.sim.bridge import bridge_url
 from tests.helpers.bench import Bench, bench_on
@@ -42,8 +42,17 @@ def test_each_rebuild_is_flashed_and_verified_running_with_no_button(bench: Benc
     bench.recorder.wait(lambda: verified(bench, 1), "build 1 verified running")
     assert not board.present  # its app has no USB: only the bridge's console tells it runs
     assert bench.workbench.boards()[PATH].life is Life.APP
+    before = len(bench.events())
     bench.workbench.build()  # from its app: into download mode by the bridge, then flashed
     bench.recorder.wait(lambda: verified(bench, 2), "build 2 verified running")
+    shown = [
+        e.view.mode_words for e in bench.events()[before:]
+        if isinstance(e, BoardChanged) and e.view.path == PATH
+    ]  # fmt: skip
+    modes = [words for n, words in enumerate(shown) if n == 0 or shown[n - 1] != words]
+    start = modes.index("app → ROM download")  # the panel says how it goes in, never "DFU" first
+    assert modes[start : start + 2] == ["app → ROM download", "ROM download"]
+    assert "DFU" in modes[start + 2 :]  # then DETACH's way, as from any ROM download
     logged = bench.logged()
     assert logged.count(f"{PATH}: reset into download mode through its UART bridge") == 1
     assert logged.count(f"{PATH}: reset into its app through its UART bridge.") == 2

@@ -73,3 +73,16 @@ def test_without_a_bridge_the_user_is_asked_and_no_console_is_not_verified(
         result.stdout
     )
     assert "Press RESET on the board to run" not in result.stdout  # asked once, above
+
+
+def test_a_mistake_in_the_configuration_stops_before_the_flash(
+    tmp_path: Path, dfu_bin: Path
+) -> None:
+    """It was found after the flash, the board flashed and left unverified."""
+    result = espdfu(
+        "flash", dfu_bin, "--sim", "esp32s2:bridge", "--verify", "5",
+        cwd=tmp_path, env=linked(tmp_path, f'[resets]\n"{PATH}" = 1\n'),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert f"[resets] {PATH} must be true or false, got 1." in result.stderr
+    assert "Flashed" not in result.stdout and "downloading" not in result.stderr
