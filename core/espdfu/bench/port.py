@@ -289,8 +289,13 @@ class Port:
 
     @_transition
     def reset_into_app_done(self, error: EspdfuError | None) -> list[Effect] | None:
-        """The reset into the app through the bridge was done, or why not (``error``)."""
+        """The reset into the app through the bridge was done, or why not (``error``). Done,
+        the ROM's DFU mode is over: the board is off the bus from now on (its app may come
+        back on it), whether or not the monitor has looked since, so that a flash that comes
+        at once starts from its app, through its bridge."""
         if error is None:
+            if self.life is Life.PRESENT:
+                self.on_bus, self.life = False, Life.APP if self.console else Life.AWAY
             return [Say(f"{self.title}: reset into its app through its UART bridge.")]
         why = f"{error.message} {error.hint}".strip()
         return [Say(f"{self.title}: not reset into its app: {why} {reset_step()}", "warning")]

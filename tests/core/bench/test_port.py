@@ -392,10 +392,10 @@ BRIDGED_TABLE = [
         (ReadConsole, LookFor, Show, Say),
         "was not reset into download mode",
     ),
-    Row(
+    Row(  # off the bus from now on, whether or not the monitor has looked since
         "flashed, in DFU mode",
         methodcaller("reset_into_app_done", None),
-        Life.PRESENT,
+        Life.APP,
         (Show, Say),
         f"{PATH}: reset into its app through its UART bridge.",
     ),

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from espdfu.demo.project import app_image
 from espdfu.files import dfufile
+from espdfu.files.dfufile import FlashFile
 from tests.helpers.boardworld import image_files
 from tests.helpers.command import Command, espdfu, labelled
 
@@ -155,3 +158,29 @@ def test_no_console_reads_none(tmp_path: Path, start_watch: object) -> None:
     watch.expect("Flashed")
     assert watch.stop(signal.SIGINT)[0] == 130
     assert not any(" | " in line for line in watch.seen)
+
+
+def test_a_bridged_board_is_flashed_from_its_app_and_verified_with_no_hands(
+    tmp_path: Path, start_watch: object
+) -> None:
+    """A DevKit's console linked to its bridge: each new dfu.bin reaches it from its app (no USB
+    of its own) and its start-up is checked, as a CI rig with no one at the bench needs."""
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "config.toml").write_text('[consoles]\n"1-1.1" = "espdfusim://1-1.1"\n')
+    env = {"ESPDFU_CONFIG_DIR": str(config)}
+    watch = start_watch("--sim", "esp32s2:bridge", env=env)  # type: ignore[operator]
+    watch.expect("1-1.1: esp32s2, ROM download.")
+    build = tmp_path / "build"
+    build.mkdir()
+    for version in ("build 1", "build 2"):
+        app = app_image(version, time.gmtime(0), 16 * 1024)
+        temporary = build / "dfu.bin.tmp"
+        temporary.write_bytes(dfufile.pack([FlashFile(0x10000, "app.bin", app)], pid=2))
+        temporary.replace(build / "dfu.bin")
+        watch.expect(f"1-1.1: verified: it runs espdfu-demo {version}")
+    said = "".join(watch.seen)
+    assert said.count("1-1.1: reset into its app through its UART bridge.") == 2
+    assert said.count("1-1.1: reset into download mode through its UART bridge") == 1
+    assert "Press RESET" not in said
+    assert watch.stop(signal.SIGINT)[0] == 130
