@@ -35,10 +35,9 @@ from .common import (
     flash_options,
     note,
     port_paths,
-    remake_hint,
+    refuse_stale,
     say_stopped,
     seconds_or_zero,
-    stale_beside,
 )
 from .live import LiveProgress
 from .trace import TRACE_HELP, traced_to
@@ -129,14 +128,7 @@ def _listed(board: Board, states: dict[str, str], labels: Mapping[str, str]) -> 
 
 def _flash(args: argparse.Namespace) -> int:
     image = dfufile.load(args.file)
-    stale = stale_beside(args.file, image)
-    if stale is not None and not args.force:
-        raise InputError(
-            f"{stale.said()}, so it is not what the build beside it flashes.",
-            f"{remake_hint(args.file)}, or flash it as it is with --force.",
-        )
-    if stale is not None:
-        note(f"warning: --force flashes it although {stale.said()}.")
+    refuse_stale(args.file, image, args.force)
     overrun = dfufile.overrun_warning(image.entries, image.flash_size)
     if overrun:
         note(f"warning: {overrun}")

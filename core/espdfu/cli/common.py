@@ -271,6 +271,19 @@ def stale_beside(path: Path, image: DfuImage) -> Stale | None:
         return None
 
 
+def refuse_stale(path: Path, image: DfuImage, force: bool) -> None:
+    """Refuse the dfu.bin at ``path`` when it is older than the build beside it (exit 2); with
+    ``force``, say what that overrides."""
+    stale = stale_beside(path, image)
+    if stale is not None and not force:
+        raise InputError(
+            f"{stale.said()}, so it is not what the build beside it flashes.",
+            f"{remake_hint(path)}, or flash it as it is with --force.",
+        )
+    if stale is not None:
+        note(f"warning: --force flashes it although {stale.said()}.")
+
+
 def remake_hint(path: Path) -> str:
     """What makes a dfu.bin again from the build it lies in."""
     return f"Run `idf.py dfu` (or `espdfu mkdfu --build-dir {path.parent}`) to make it again"

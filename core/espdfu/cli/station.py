@@ -32,6 +32,7 @@ from .common import (
     flash_options,
     note,
     port_paths,
+    refuse_stale,
     say_stopped,
 )
 
@@ -96,6 +97,7 @@ def _station(args: argparse.Namespace) -> int:
     from ..flashing.station import Station
 
     image = dfufile.load(args.file)
+    refuse_stale(args.file, image, args.force)
     labels = configured_labels()
     paths = port_paths(args.path, labels)
     usb_world = open_usb(args.sim)

@@ -19,7 +19,8 @@ from espdfu.sim.board import Enumeration
 from espdfu.usb.boards import read_state
 from espdfu.usb.protocol import Request
 from tests.helpers.boardworld import KIB, World, assert_flashed, image, image_files, world
-from tests.helpers.command import DEADLINE_S, Command
+from tests.helpers.buildfolder import stale_build
+from tests.helpers.command import DEADLINE_S, Command, espdfu
 
 INTERVAL_S = 0.02
 
@@ -190,3 +191,15 @@ def test_the_command_names_labelled_slots_by_label_and_port(tmp_path: Path) -> N
         assert command.stop(signal.SIGINT)[0] == 130
     finally:
         command.close()
+
+
+def test_the_command_refuses_a_dfu_bin_older_than_the_build_beside_it(tmp_path: Path) -> None:
+    """As `espdfu flash` does: a production line must not flash a build's stale file."""
+    (tmp_path / "build").mkdir()
+    stale_build(tmp_path / "build")
+    refused = espdfu("station", "build/dfu.bin", "--sim", "esp32s2", cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stdout == ""
+    said = "build/dfu.bin holds an older app than build/app.bin"
+    assert refused.stderr.splitlines()[0] == (
+        f"espdfu: {said}, so it is not what the build beside it flashes."
+    )
