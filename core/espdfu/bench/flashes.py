@@ -86,7 +86,7 @@ class Flashes:
         if job is None:
             return False
         if not port.on_bus:  # a bridged board: its bridge takes it into download mode first
-            self._bridges[path] = self._ports.bridge_finder(path)
+            self._bridges[path] = self._ports.console_finder(path)
         self._ports.apply(port, port.flash_started(job, len(image.payload)))
         self._counted()
         return True

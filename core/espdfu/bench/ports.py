@@ -43,7 +43,7 @@ class Ports:
             self.label(self.get(path), label)
         self.hotplug = HotPlug(usb_world, self._on_board_event, settings.monitor_interval_s)
         self.feed = ConsoleFeed(
-            self._console_finder, self._on_console, elf=lambda: project_elf(settings.build_dir)
+            self.console_finder, self._on_console, elf=lambda: project_elf(settings.build_dir)
         )
 
     def get(self, path: str) -> Port:
@@ -133,12 +133,9 @@ class Ports:
         """On a console reader's thread: how the reset into the app went."""
         self.tell(path, functools.partial(Port.reset_into_app_done, error=error))
 
-    def bridge_finder(self, path: str) -> Callable[[], str | None]:
-        """Where the bridge of the bridged board at ``path`` is, each time it is asked."""
-        return self._console_finder(path)
-
-    def _console_finder(self, path: str) -> Callable[[], str | None]:
-        """Where the console of the board at ``path`` is (:func:`console_at`)."""
+    def console_finder(self, path: str) -> Callable[[], str | None]:
+        """Where the console of the board at ``path`` is (:func:`console_at`): a bridged
+        board's is its bridge's port."""
         port = self.get(path)
         return console_at(self.settings, path, port.label, self.usb)
 

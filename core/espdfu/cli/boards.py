@@ -137,8 +137,8 @@ def _flash(args: argparse.Namespace) -> int:
         raise InputError(f"{args.file}: {wont_boot[0]}", f"{REBUILD} --force flashes it anyway.")
     for problem in wont_boot:
         note(f"warning: --force flashes {args.file} anyway: {problem}")
-    args.path = port_paths(args.path)
     checks = verify_settings() if args.verify is not None else None  # before any USB traffic
+    args.path = port_paths(args.path, checks.labels if checks is not None else None)
     usb_world = open_usb(args.sim)
     cancel = threading.Event()
     # Ctrl-C, SIGTERM and SIGHUP abort every download cleanly (each board is left in dfuIDLE,
@@ -156,12 +156,11 @@ def _flash(args: argparse.Namespace) -> int:
             cancel=cancel,
             on_result=live.finish if live else None,
         )
-    verifying = args.verify is not None and stop.signum is None
+    if stop.signum is not None:
+        checks = None  # stopped: nothing more is done with the boards
     if results and not args.json:
-        _report(results, reset_advice=not verifying)  # --verify resets, or asks for each
-    verdicts = {}
-    if verifying and checks is not None:
-        verdicts = verify(checks, args.verify, usb_world, image, results)
+        _report(results, reset_advice=checks is None)  # --verify resets, or asks for each
+    verdicts = {} if checks is None else verify(checks, args.verify, usb_world, image, results)
     if args.json:
         for result in results:
             seen = verdicts.get(result.path)

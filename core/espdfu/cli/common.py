@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ..errors import DfuFormatError, EspdfuError, InputError, printable
 from ..files.dfufile import DfuImage
@@ -22,6 +22,9 @@ from ..flashing.flasher import FlashOptions
 from ..flashing.stopping import STOP_SIGNALS, signal_exit_code, stopped_line
 from ..units import parse_size
 from ..worlds import SIM_ENV
+
+if TYPE_CHECKING:  # read only by the commands that need it
+    from ..config import Settings
 
 
 class Exit(enum.IntEnum):
@@ -173,12 +176,17 @@ def add_paths(parser: argparse._ActionsContainer, which: str) -> None:
     )  # fmt: skip
 
 
-def configured_labels() -> Mapping[str, str]:
-    """The boards' labels (port path → label) the configuration around here gives."""
+def configured() -> Settings:
+    """The settings the configuration files around here give (the project found from here)."""
     from ..bench.build import find_project
     from ..config import load_settings
 
-    return load_settings(find_project(Path.cwd())).labels
+    return load_settings(find_project(Path.cwd()))
+
+
+def configured_labels() -> Mapping[str, str]:
+    """The boards' labels (port path → label) the configuration around here gives."""
+    return configured().labels
 
 
 def port_paths(names: list[str], labels: Mapping[str, str] | None = None) -> list[str]:

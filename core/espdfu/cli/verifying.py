@@ -6,14 +6,13 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import EspdfuError
 from ..files.dfufile import DfuImage
 from ..flashing.flasher import FlashResult
 from ..usb.transport import Usb
-from .common import note, seconds
+from .common import configured, note, seconds
 
 if TYPE_CHECKING:  # the workbench's settings are loaded only for --verify
     from ..bench.settings import WorkbenchSettings
@@ -39,11 +38,9 @@ def add_verify(parser: argparse.ArgumentParser) -> None:
 def verify_settings() -> WorkbenchSettings:
     """What says where each board's console is and whether it is reset through a bridge: read
     before the flashes, so that a mistake in the configuration stops before any USB traffic."""
-    from ..bench.build import find_project
     from ..bench.settings import workbench_settings
-    from ..config import load_settings
 
-    return workbench_settings(load_settings(find_project(Path.cwd())))
+    return workbench_settings(configured())
 
 
 def verify(

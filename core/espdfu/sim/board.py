@@ -377,12 +377,6 @@ class VirtualBoard:
             if self._plugged:
                 self._leave(plugged=True)
 
-    def release_reset(self, boot: bool) -> None:
-        """EN released: the chip starts, in download mode if GPIO0 was low (``boot``)."""
-        with self._lock:
-            if self._plugged:
-                self._out_of_reset(boot)
-
     def _out_of_reset(self, boot: bool) -> None:
         if self.kind is BoardKind.JTAG:
             mode: BusMode | None = "jtag"

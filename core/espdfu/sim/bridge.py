@@ -97,7 +97,7 @@ class VirtualBridge:
                 return
             self._rising = None
             boot = self.gpio0_low
-        self.board.release_reset(boot=boot)
+        self.board.press_reset(boot=boot)  # EN released: as the end of a RESET tap
 
 
 class BridgeSerial(SerialBase):  # type: ignore[misc]  # pyserial has no types

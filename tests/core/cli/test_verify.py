@@ -4,6 +4,7 @@ its console and checked against the build flashed; the exit code says the outcom
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -27,20 +28,20 @@ def dfu_bin(tmp_path: Path) -> Path:
     return path
 
 
-def linked(tmp_path: Path, *extra: str) -> dict[str, str]:
-    """A configuration linking the board at PATH to its bridge ([consoles])."""
-    config = tmp_path / "config"
-    config.mkdir()
-    text = f'[consoles]\n"{PATH}" = "{bridge_url(PATH)}"\n' + "".join(extra)
-    (config / "config.toml").write_text(text)
-    return {"ESPDFU_CONFIG_DIR": str(config)}
+def flash_verify(
+    tmp_path: Path, dfu_bin: Path, spec: str, *args: str, config: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """`espdfu flash DFU_BIN --sim SPEC ARGS`, in a configuration linking the board at PATH to
+    its bridge ([consoles]), with ``config`` after."""
+    folder = tmp_path / "config"
+    folder.mkdir()
+    (folder / "config.toml").write_text(f'[consoles]\n"{PATH}" = "{bridge_url(PATH)}"\n{config}')
+    env = {"ESPDFU_CONFIG_DIR": str(folder)}
+    return espdfu("flash", dfu_bin, "--sim", spec, *args, cwd=tmp_path, env=env)
 
 
 def test_a_bridged_board_is_reset_into_its_app_and_verified(tmp_path: Path, dfu_bin: Path) -> None:
-    result = espdfu(
-        "flash", dfu_bin, "--sim", "esp32s2:bridge", "--verify", "10",
-        cwd=tmp_path, env=linked(tmp_path),
-    )  # fmt: skip
+    result = flash_verify(tmp_path, dfu_bin, "esp32s2:bridge", "--verify", "10")
     assert result.returncode == 0, result.stderr
     assert f"{PATH}  verified: running espdfu-demo build 7" in result.stdout
     assert "Press RESET" not in result.stdout + result.stderr  # the bridge did it
@@ -48,10 +49,7 @@ def test_a_bridged_board_is_reset_into_its_app_and_verified(tmp_path: Path, dfu_
 
 def test_a_board_that_does_not_boot_it_exits_3_saying_why(tmp_path: Path, dfu_bin: Path) -> None:
     """Its app panics at every start: flashed, but not running the build."""
-    result = espdfu(
-        "flash", dfu_bin, "--sim", "esp32s2:bridge:panic", "--verify", "10", "--json",
-        cwd=tmp_path, env=linked(tmp_path),
-    )  # fmt: skip
+    result = flash_verify(tmp_path, dfu_bin, "esp32s2:bridge:panic", "--verify", "10", "--json")
     assert result.returncode == 3, result.stderr
     (line,) = result.stdout.splitlines()
     said = json.loads(line)
@@ -62,11 +60,10 @@ def test_a_board_that_does_not_boot_it_exits_3_saying_why(tmp_path: Path, dfu_bi
 def test_without_a_bridge_the_user_is_asked_and_no_console_is_not_verified(
     tmp_path: Path, dfu_bin: Path
 ) -> None:
-    """No link, its resets off, nobody presses RESET: said, never a guess, exit 3."""
-    result = espdfu(
-        "flash", dfu_bin, "--sim", "esp32s2:bridge", "--verify", "1",
-        cwd=tmp_path, env=linked(tmp_path, f'[resets]\n"{PATH}" = false\n'),
-    )  # fmt: skip
+    """Its resets off ([resets] false), so the user is asked, and nobody presses RESET: said,
+    never a guess, exit 3."""
+    resets_off = f'[resets]\n"{PATH}" = false\n'
+    result = flash_verify(tmp_path, dfu_bin, "esp32s2:bridge", "--verify", "1", config=resets_off)
     assert result.returncode == 3, result.stderr
     assert f"espdfu: {PATH}: press RESET on the board now, to run its new app." in result.stderr
     assert f"{PATH}  NOT verified: no boot named a build on {bridge_url(PATH)} within 1 s" in (
@@ -79,10 +76,8 @@ def test_a_mistake_in_the_configuration_stops_before_the_flash(
     tmp_path: Path, dfu_bin: Path
 ) -> None:
     """It was found after the flash, the board flashed and left unverified."""
-    result = espdfu(
-        "flash", dfu_bin, "--sim", "esp32s2:bridge", "--verify", "5",
-        cwd=tmp_path, env=linked(tmp_path, f'[resets]\n"{PATH}" = 1\n'),
-    )  # fmt: skip
+    mistake = f'[resets]\n"{PATH}" = 1\n'
+    result = flash_verify(tmp_path, dfu_bin, "esp32s2:bridge", "--verify", "5", config=mistake)
     assert result.returncode == 2
     assert f"[resets] {PATH} must be true or false, got 1." in result.stderr
     assert "Flashed" not in result.stdout and "downloading" not in result.stderr
