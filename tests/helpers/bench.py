@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -62,13 +62,17 @@ def bench_on(
     spec: str,
     time: TimeModel,
     recorder: Recorder | None = None,
+    before: Callable[[World], None] | None = None,
     **kwargs: object,
 ) -> Iterator[Bench]:
     """A workbench on the boards ``spec`` names, started with the boards shown; stopped after
-    (a generator, for a fixture or a test that needs other settings: ``kwargs``)."""
+    (a generator, for a fixture or a test that needs other settings: ``kwargs``). ``before``
+    does what happens to the boards before the workbench starts."""
     monkeypatch.setenv("ESPDFU_DEMO_BUILD_S", "0")
     project = make_demo_project(tmp_path)
     w = world(spec, time)
+    if before is not None:
+        before(w)
     labels: dict[str, str] = {}
     settings = WorkbenchSettings(
         build_dir=project.build_dir,

@@ -116,14 +116,33 @@ class BoardSpec:
     faults: Mapping[str, object] = field(default_factory=dict)
     dfu_pid: int | None = None
     """The PID of the DFU-mode device, when not the one espdfu.usb.rom assumes."""
+    bridge: bool = False
+    """A USB-UART bridge on a USB port of its own, wired to EN and GPIO0 (a DevKit's)."""
+    start: str = "rom"
+    """How it powers on: "rom" (ROM download mode, as with BOOT held) or "app"."""
+    app: str = "idf"
+    """What its app does when it runs (espdfu.sim.firmware.APPS)."""
+    preload: tuple[FlashFile, ...] = ()
+    """What its flash holds at power-on, from an earlier flash (zero bytes elsewhere)."""
 
-    def config(self) -> dict[str, object]:
+    @property
+    def on_bus(self) -> bool:
+        """Whether the board is on the guest's USB at power-on: in ROM download mode, or an app
+        with its own USB console (a board without a bridge)."""
+        return self.start == "rom" or not self.bridge
+
+    def config(self, index: int) -> dict[str, object]:
+        preload = [(file.address, f"preload{index}-{n}.bin") for n, file in enumerate(self.preload)]
         return {
             "chip": self.chip,
             "flash_size": self.flash_size,
             "timing": dict(self.timing),
             "faults": dict(self.faults),
             "dfu_pid": self.dfu_pid,
+            "bridge": self.bridge,
+            "start": self.start,
+            "app": self.app,
+            "preload": [(address, f"inputs/{name}") for address, name in preload],
         }
 
 
@@ -258,15 +277,20 @@ def _write_run(
     timeout_s: float,
 ) -> None:
     scenario_timeout = max(int(timeout_s - BOOT_ALLOWANCE_S), 10)
+    udcs = len(boards) + sum(board.bridge for board in boards)
+    devices = sum(board.on_bus for board in boards) + sum(board.bridge for board in boards)
     (folder / "run.env").write_text(
-        f"BOARDS={len(boards)}\nUDEV={int(udev)}\nSCENARIO_TIMEOUT={scenario_timeout}\n"
+        f"UDCS={udcs}\nDEVICES={devices}\nUDEV={int(udev)}\nSCENARIO_TIMEOUT={scenario_timeout}\n"
     )
-    config = {"boards": [board.config() for board in boards]}
+    config = {"boards": [board.config(index) for index, board in enumerate(boards)]}
     (folder / "gadget.json").write_text(json.dumps(config, indent=1))
     (folder / "scenario.sh").write_text(scenario)
     (folder / "inputs").mkdir()
     for name, data in inputs.items():
         (folder / "inputs" / name).write_bytes(data)
+    for index, board in enumerate(boards):
+        for n, file in enumerate(board.preload):
+            (folder / "inputs" / f"preload{index}-{n}.bin").write_bytes(file.data)
 
 
 def _qemu_command(cache: Path, folder: Path) -> list[str]:

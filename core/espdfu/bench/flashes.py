@@ -74,7 +74,9 @@ class Flashes:
                 why = _OFF_THE_BUS.get(port.life, "it is not on the bus.")
                 self._changes.log(f"{port.title}: not flashed: {why}", level="warning")
             return False
-        problem = incompatibility(port.board, image, self._ports.settings.flash.force)
+        # A board never on the bus is checked once its bridge has put it there (by the flasher)
+        force = self._ports.settings.flash.force
+        problem = None if port.unseen else incompatibility(port.board, image, force)
         if problem is not None:  # said each time, so that no board is passed over unsaid
             if explicit:  # what to do, too: the user asked for this board
                 why = f"{problem.message} {problem.hint}".strip()

@@ -32,7 +32,7 @@ from ..flashing.flasher import (
     reset_step,
 )
 from ..flashing.jobs import Job
-from ..usb.boards import Board, Mode
+from ..usb.boards import Access, Board, Mode
 from .artifacts import Artifact
 from .feed import ConsoleView
 from .settings import AWAY_S
@@ -41,6 +41,16 @@ from .views import BoardView, Life
 
 _ROM_MODES = (Mode.ROM, Mode.DFU)
 """Modes whose serial port, if any, is the ROM's (the serial bootloader), not the app's."""
+_NEVER_ENUMERATED = 0
+"""The address of a device no host has enumerated (USB gives each one an address from 1)."""
+
+
+def unseen_board(path: str) -> Board:
+    """What stands for a board known from its console only, until it comes on the bus."""
+    return Board(
+        path, 0, 0, _NEVER_ENUMERATED, None, Mode.NO_DFU, None, None, Access.OK,
+        hint="Seen on its console only: its chip shows when its bridge resets it.",
+    )  # fmt: skip
 
 
 # --- what the workbench does for a port ------------------------------------------------------
@@ -210,6 +220,22 @@ class Port:
             self.life = Life.ABSENT
             return [Say(f"{self.title} unplugged.")]
         return []
+
+    @_transition
+    def linked(self) -> list[Effect] | None:
+        """The settings link the board's console (its USB-UART bridge): it is read from the
+        start, so that a board that runs its app off the bus (a DevKit's app has no USB) is seen
+        there, and flashed through its bridge, without having been on the bus first."""
+        if self.board is not None:
+            return None
+        self.board = unseen_board(self.path)
+        self.armed = self.bridged and self.policy.arm
+        return []
+
+    @property
+    def unseen(self) -> bool:
+        """Known from its console only: never on the bus yet, its chip unknown."""
+        return self.board is not None and self.board.address == _NEVER_ENUMERATED
 
     @property
     def startable(self) -> bool:

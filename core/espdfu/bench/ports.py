@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 
+from ..config import is_port_path
 from ..consoles import bridge
 from ..consoles.lines import Line
 from ..errors import EspdfuError
@@ -56,6 +57,16 @@ class Ports:
             port = self._ports[path] = Port(path, policy=policy)
             port.bridged = self._bridged(port)
         return port
+
+    def link_consoles(self) -> None:
+        """Read, from the start, each console the settings link to a board (by its port path,
+        or its label): a board whose app runs off the bus is seen there (:meth:`Port.linked`)."""
+        by_label = {label: path for path, label in self.settings.labels.items() if label}
+        for board in self.settings.console_ports:
+            path = board if is_port_path(board) else by_label.get(board)
+            if path is not None:
+                port = self.get(path)
+                self.apply(port, port.linked())
 
     def label(self, port: Port, label: str) -> None:
         """Name the board at ``port``: what the settings give a label (its console, its

@@ -109,6 +109,7 @@ class Workbench:
             trace = self.settings.flash.trace
             if trace is not None:  # the user asked for it: where it goes is said once
                 self._changes.log(f"Each flash is traced into {trace.where}.")
+            self._ports.link_consoles()
         self._ports.hotplug.start()
         self.watcher.start()
 

@@ -118,8 +118,11 @@ def open_port(device: str, baud: int = DEFAULT_BAUD) -> serial.SerialBase:
     """Open ``device`` for reading, alone (as other well-behaved programs, idf.py monitor among
     them, lock it), or raise :class:`PortError` saying why not.
 
-    DTR and RTS are deasserted as it opens, as idf.py monitor does: on a DevKit's USB-UART
-    bridge both equal reset nothing, and the reset sequences (:mod:`.bridge`) start from there.
+    DTR and RTS end deasserted, the state the reset sequences (:mod:`.bridge`) start from, and
+    never pass through RTS alone, which on a DevKit's USB-UART bridge is EN low: a reset. The
+    system raises both as the port opens (Linux does, whatever was asked), so both stay raised
+    through the open (pyserial sets DTR, then RTS) and RTS goes down first: DTR alone only pulls
+    GPIO0, which the chip reads at a reset alone.
     ``device`` may be a pyserial URL (``rfc2217://``; a virtual board's bridge).
     """
     _check_is_a_device(device)
@@ -127,8 +130,9 @@ def open_port(device: str, baud: int = DEFAULT_BAUD) -> serial.SerialBase:
         port = serial.serial_for_url(
             device, baud, timeout=_READ_TIMEOUT_S, exclusive=True, do_not_open=True
         )
-        port.dtr = port.rts = False
+        port.dtr = port.rts = True
         port.open()
+        _release_lines(port)
         return port
     except (serial.SerialException, OSError, ValueError) as error:
         code = _errno(error)
@@ -153,6 +157,18 @@ def open_port(device: str, baud: int = DEFAULT_BAUD) -> serial.SerialBase:
             f"{device} cannot be opened: {getattr(error, 'strerror', None) or error}.",
             "Check the name (espdfu monitor --list shows the ports there are now).",
         ) from None
+
+
+def _release_lines(port: serial.SerialBase) -> None:
+    """RTS down, then DTR. A port without the lines (a pseudo-terminal) is read all the same,
+    as pyserial opens it: only a reset through it will fail, saying why."""
+    try:
+        port.rts = False
+        port.dtr = False
+    except OSError as error:
+        if _errno(error) not in (errno.EINVAL, errno.ENOTTY):
+            port.close()
+            raise
 
 
 def _errno(error: Exception) -> int | None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import serial
@@ -49,21 +49,28 @@ def bridge_url(board_path: str) -> str:
     return f"{SCHEME}://{board_path}"
 
 
-class VirtualBridge:
-    """The bridge of one board: its console's terminal and the two lines."""
+class Resettable(Protocol):
+    """A chip as its EN and GPIO0 pins see it."""
 
-    def __init__(self, board: VirtualBoard) -> None:
-        self.board = board
-        self.tty = Tty(holds=False)
+    def hold_reset(self) -> None:
+        """EN pulled low: the chip stops, off the bus."""
+
+    def press_reset(self, boot: bool = False) -> None:
+        """EN released: the chip starts, in ROM download mode when GPIO0 was low (``boot``)."""
+
+
+class AutoProgram:
+    """The DevKit's two transistors between a bridge's DTR/RTS and a chip's EN/GPIO0 (the
+    module's docstring); the emulated boards of the real-USB tests are wired through it too."""
+
+    def __init__(self, chip: Resettable) -> None:
+        self.chip = chip
         self.lines: list[tuple[bool, bool]] = []
         """Every (DTR, RTS) the host set, in order (what tests read)."""
         self._lock = threading.Lock()
         self._dtr = self._rts = False
         self._in_reset = False
         self._rising: threading.Timer | None = None
-
-    def register(self, board_path: str) -> None:
-        _bridges[board_path] = self
 
     @property
     def en_low(self) -> bool:
@@ -84,7 +91,7 @@ class VirtualBridge:
                     self._rising.cancel()  # a glitch shorter than EN's rise: still in reset
                     self._rising = None
                 else:
-                    self.board.hold_reset()
+                    self.chip.hold_reset()
             elif not self.en_low and self._in_reset:
                 self._in_reset = False
                 self._rising = threading.Timer(EN_RISE_S, self._out_of_reset)
@@ -97,7 +104,18 @@ class VirtualBridge:
                 return
             self._rising = None
             boot = self.gpio0_low
-        self.board.press_reset(boot=boot)  # EN released: as the end of a RESET tap
+        self.chip.press_reset(boot=boot)  # EN released: as the end of a RESET tap
+
+
+class VirtualBridge(AutoProgram):
+    """The bridge of one virtual board: its console's terminal and the two lines."""
+
+    def __init__(self, board: VirtualBoard) -> None:
+        super().__init__(board)
+        self.tty = Tty(holds=False)
+
+    def register(self, board_path: str) -> None:
+        _bridges[board_path] = self
 
 
 class BridgeSerial(SerialBase):  # type: ignore[misc]  # pyserial has no types
@@ -121,8 +139,12 @@ class BridgeSerial(SerialBase):  # type: ignore[misc]  # pyserial has no types
         )
         self._bridge = bridge
         self.is_open = True
-        self._update_dtr_state()
-        self._update_rts_state()
+        # As on Linux: the tty layer raises both lines as a port opens (tty_port.c,
+        # tty_port_block_til_ready, whenever the speed is not 0), then pyserial sets DTR and
+        # RTS as asked, one ioctl each (serialposix.py), DTR first.
+        bridge.set_lines(True, True)
+        bridge.set_lines(self._dtr_state, True)
+        bridge.set_lines(self._dtr_state, self._rts_state)
 
     def close(self) -> None:
         if self.is_open and self._bridge is not None and self._tty is not None:

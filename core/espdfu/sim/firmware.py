@@ -304,60 +304,24 @@ class Tty:
             os.close(self._master)
 
 
-class Firmware:
-    """The app running: a thread that prints its lines to a :class:`Tty` until stopped; the
-    app's own USB console (a new one each run, gone when it stops) unless ``tty`` is given
-    (a UART through a bridge, there whatever the chip does)."""
+class Script:
+    """What a board's firmware prints from a reset on, line by line with the time until the
+    next, boot after boot: what :class:`Firmware` prints, and the real-USB tests' emulated
+    boards through their bridges. ``kind`` is one of :data:`APPS`; an image the bootloader
+    refuses is refused whatever the app would do."""
 
     def __init__(
-        self,
-        chip: Chip,
-        app: bytes | None,
-        *,
-        kind: str = "idf",
-        chatty: bool = False,
-        tty: Tty | None = None,
+        self, chip: Chip, app: bytes | None, kind: str = "idf", interval_s: float = LINE_INTERVAL_S
     ) -> None:
         if kind not in APPS:
             raise ValueError(f"no virtual firmware {kind!r}: one of {', '.join(APPS)}")
         self._refusal = bootloader_refusal(chip, app) or REFUSAL_LINES
         if kind not in TROUBLES and self._refusal is not REFUSAL_LINES:
-            kind = "refuse"  # the flashed image does not boot, whatever the app would do
+            kind = "refuse"
         self._chip, self._app, self._kind = chip, app, kind
-        self._interval_s = 1 / CHATTY_LINES_S if chatty else LINE_INTERVAL_S
-        self._own_tty = tty is None
-        self.tty = tty or Tty(holds=True)
-        self.port = self.tty.port
-        """The serial port to open (/dev/pts/N)."""
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="virtual-firmware")
-        self._thread.start()
+        self._interval_s = interval_s
 
-    def stop(self) -> None:
-        """Power off, a reset or download mode: the app stops, and its own USB console goes
-        away with it (a bridge's stays)."""
-        self._stop.set()
-        self._thread.join()
-        if self._own_tty:
-            self.tty.close()
-
-    def _run(self) -> None:
-        script = self._script()
-        due = time.monotonic()
-        while not self._stop.is_set():
-            now = time.monotonic()
-            while due <= now:
-                step = next(script, None)
-                if step is None:  # it prints no more (and the loop waits for ever)
-                    due = float("inf")
-                    break
-                line, pause = step
-                self.tty.print(line)
-                due += pause
-            self.tty.send(now)
-            self._stop.wait(_TICK_S)
-
-    def _script(self) -> Iterator[tuple[str, float]]:
+    def __iter__(self) -> Iterator[tuple[str, float]]:
         """Each line the firmware prints, with the time until the next: boot after boot."""
         reset, kind = POWERON, self._kind  # RESET pressed, or plugged in
         while True:
@@ -402,6 +366,55 @@ class Firmware:
                 return
             level, text = story_line(n)
             yield f"{level} ({1000 + n * 1000}) {text}\x1b[0m", self._interval_s
+
+
+class Firmware:
+    """The app running: a thread that prints its lines to a :class:`Tty` until stopped; the
+    app's own USB console (a new one each run, gone when it stops) unless ``tty`` is given
+    (a UART through a bridge, there whatever the chip does)."""
+
+    def __init__(
+        self,
+        chip: Chip,
+        app: bytes | None,
+        *,
+        kind: str = "idf",
+        chatty: bool = False,
+        tty: Tty | None = None,
+    ) -> None:
+        interval_s = 1 / CHATTY_LINES_S if chatty else LINE_INTERVAL_S
+        self._script = Script(chip, app, kind, interval_s)
+        self._own_tty = tty is None
+        self.tty = tty or Tty(holds=True)
+        self.port = self.tty.port
+        """The serial port to open (/dev/pts/N)."""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="virtual-firmware")
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Power off, a reset or download mode: the app stops, and its own USB console goes
+        away with it (a bridge's stays)."""
+        self._stop.set()
+        self._thread.join()
+        if self._own_tty:
+            self.tty.close()
+
+    def _run(self) -> None:
+        script = iter(self._script)
+        due = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            while due <= now:
+                step = next(script, None)
+                if step is None:  # it prints no more (and the loop waits for ever)
+                    due = float("inf")
+                    break
+                line, pause = step
+                self.tty.print(line)
+                due += pause
+            self.tty.send(now)
+            self._stop.wait(_TICK_S)
 
 
 def _at_once(lines: Iterable[str]) -> Iterator[tuple[str, float]]:

@@ -78,4 +78,29 @@ def test_a_board_whose_resets_are_off_is_left_to_the_user(unbridged: Bench) -> N
     assert board.present and board.mode == "dfu"  # waits for RESET, as the ROM does
     assert f"Press RESET on {PATH}" in bench.logged()
     assert board.bridge is not None
-    assert all(dtr == rts for dtr, rts in board.bridge.lines)  # its lines never reset it
+    assert not any(rts and not dtr for dtr, rts in board.bridge.lines)  # EN never low
+
+
+@pytest.fixture
+def cold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bench]:
+    """The DevKit runs its app when the workbench starts: its chip's USB was never on the bus."""
+    yield from bench_on(
+        tmp_path, monkeypatch, "esp32s2:bridge", TimeModel.instant(), console_ports=LINK,
+        before=lambda w: w.board(PATH).press_reset(boot=False),
+    )  # fmt: skip
+
+
+def test_a_board_running_its_app_from_the_start_is_seen_and_flashed_through_its_bridge(
+    cold: Bench,
+) -> None:
+    bench = cold
+    board = bench.world.board(PATH)
+    view = bench.workbench.boards()[PATH]
+    assert view.life is Life.APP and not board.present  # seen on its console only
+    assert view.mode_words == "app" and view.board.chip is None  # not yet known: not guessed
+    assert f"{PATH}: its app's console is on {bridge_url(PATH)}." in bench.logged()
+    bench.workbench.set_auto_flash(True)
+    bench.workbench.build()
+    bench.recorder.wait(lambda: verified(bench, 1), "build 1 verified running")
+    assert bench.workbench.boards()[PATH].board.chip_name == "esp32s2"  # its ROM said so
+    assert board.downloads_completed == 1

@@ -68,7 +68,8 @@ def test_opening_and_closing_the_port_resets_nothing(bridged: VirtualBoard) -> N
     time.sleep(0.2)  # longer than EN's rise and a re-enumeration
     assert board.mode == "rom" and board.present
     assert board.bridge is not None
-    assert all(dtr == rts for dtr, rts in board.bridge.lines)  # never one without the other
+    assert board.bridge.lines[-1] == (False, False)
+    assert not any(rts and not dtr for dtr, rts in board.bridge.lines)  # EN never low
 
 
 def test_the_classic_reset_enters_download_mode_and_the_hard_reset_runs_the_app(

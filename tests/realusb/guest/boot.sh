@@ -5,8 +5,8 @@
 #
 #   boot.sh CACHE GUEST RUN
 #
-# RUN/run.env (written by harness.py) sets BOARDS (how many), UDEV (1: run udevd) and
-# SCENARIO_TIMEOUT (seconds); RUN/gadget.json describes the boards; RUN/scenario.sh is the
+# RUN/run.env (written by harness.py) sets UDCS (one per board and one per bridge), DEVICES
+# (how many are on the bus at power-on), UDEV (1: run udevd) and SCENARIO_TIMEOUT (seconds); RUN/gadget.json describes the boards; RUN/scenario.sh is the
 # scenario, sourced after lib.sh. Every wait here has a deadline.
 set -uo pipefail
 
@@ -41,7 +41,7 @@ finish() {
 mark boot
 modprobe -d "$cache/kernel" -a configfs libcomposite usb_f_fs usb_f_acm cdc_acm \
     || { note "modprobe failed"; finish 1; }
-modprobe -d "$cache/kernel" dummy_hcd "num=$BOARDS" || { note "dummy_hcd failed"; finish 1; }
+modprobe -d "$cache/kernel" dummy_hcd "num=$UDCS" || { note "dummy_hcd failed"; finish 1; }
 mount -t configfs none /sys/kernel/config
 mark modules
 
@@ -70,15 +70,16 @@ if ! wait_for 60 test -e "$out/boards.json"; then
 fi
 mark gadget
 # shellcheck disable=SC2317 # called by wait_for
-configured() { # every board enumerated and configured by the guest's USB host
-    local device count=0
+configured() { # every device enumerated and configured by the guest's USB host
+    local device vendor count=0
     for device in /sys/bus/usb/devices/*; do
-        [[ "$(cat "$device/idVendor" 2>/dev/null)" == 303a ]] || continue
+        vendor=$(cat "$device/idVendor" 2>/dev/null) || continue
+        [[ $vendor == 1d6b ]] && continue # a root hub
         [[ -n "$(cat "$device/bConfigurationValue" 2>/dev/null)" ]] && count=$((count + 1))
     done
-    ((count == BOARDS))
+    ((count == DEVICES))
 }
-wait_for 30 configured || note "not every board was configured"
+wait_for 30 configured || note "not every device was configured"
 if ((UDEV)); then
     "$cache/udev/bin/udevadm" settle --timeout=20 || note "udevadm settle timed out"
 fi

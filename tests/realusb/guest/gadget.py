@@ -19,9 +19,12 @@ report) and OUT/boardN.flash (the flash image). Requests on /run/gadget.ctl (a F
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import itertools
 import json
 import os
+import queue
 import signal
 import struct
 import subprocess
@@ -33,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from espdfu.chips import ESPRESSIF_VID, chip_by_name
+from espdfu.sim.bridge import AutoProgram, Resettable
+from espdfu.sim.firmware import Script, download_lines
 from espdfu.usb import rom
 from espdfu.usb.protocol import DFU_CLASS, DFU_SUBCLASS, PROTOCOL_DFU, PROTOCOL_RUNTIME
 
@@ -46,6 +51,7 @@ from .rom import (
     Rom,
     Setup,
     Timing,
+    booted_app,
     clock,
 )
 
@@ -68,15 +74,44 @@ def log(text: str) -> None:
     print(f"{clock():8.3f} {text}", flush=True)
 
 
-def functionfs_descriptors(protocol: int, functional: bytes) -> bytes:
-    """One DFU interface (no endpoints) and its functional descriptor, at full and high speed.
+def functionfs_descriptors(full_speed: list[bytes], high_speed: list[bytes]) -> bytes:
+    """A function's descriptors at full and high speed, in FunctionFS's v2 form."""
+    speeds = struct.pack("<II", len(full_speed), len(high_speed))
+    speeds += b"".join(full_speed) + b"".join(high_speed)
+    flags = _HAS_FS_DESC | _HAS_HS_DESC
+    return struct.pack("<III", _DESCRIPTORS_MAGIC_V2, 12 + len(speeds), flags) + speeds
+
+
+def dfu_descriptors(protocol: int, functional: bytes) -> bytes:
+    """One DFU interface (no endpoints) and its functional descriptor.
 
     The interface is number 0 within the function; the composite gadget renumbers it (2 in
     ROM download mode, after CDC-ACM's two). No interface string: the ROM has none."""
     interface = struct.pack("<9B", 9, 4, 0, 0, 0, DFU_CLASS, DFU_SUBCLASS, protocol, 0)
-    speeds = struct.pack("<II", 2, 2) + (interface + functional) * 2
-    flags = _HAS_FS_DESC | _HAS_HS_DESC
-    return struct.pack("<III", _DESCRIPTORS_MAGIC_V2, 12 + len(speeds), flags) + speeds
+    return functionfs_descriptors([interface, functional], [interface, functional])
+
+
+def _endpoint(address: int, attributes: int, size: int, interval: int) -> bytes:
+    return struct.pack("<BBBBHB", 7, 5, address, attributes, size, interval)
+
+
+def cdc_acm_descriptors() -> bytes:
+    """A CDC-ACM serial port in one interface (class CDC, subclass ACM) with its three
+    endpoints: notifications (ep1), bulk IN (ep2) and bulk OUT (ep3).
+
+    A bridge of that class also has a data interface and CDC's functional descriptors (header,
+    ACM, union), which FunctionFS refuses: it takes class descriptors of a few classes only, and
+    CDC is not one. Linux's cdc_acm takes one interface with three endpoints as such a port
+    ("No union descriptor, assuming single interface") and sends it the same requests, once it
+    finds some descriptor after the interface's (it skips what is not CDC's): here an interface
+    association naming the interface, which FunctionFS takes."""
+    interface = struct.pack("<9B", 9, 4, 0, 0, 3, 0x02, 0x02, 0x00, 0)  # CDC, ACM, no protocol
+    association = struct.pack("<8B", 8, 0x0B, 0, 1, 0x02, 0x02, 0x00, 0)
+    full = [interface, association, _endpoint(0x81, 3, 16, 32), _endpoint(0x82, 2, 64, 0)]
+    high = [interface, association, _endpoint(0x81, 3, 16, 9), _endpoint(0x82, 2, 512, 0)]
+    full.append(_endpoint(0x03, 2, 64, 0))
+    high.append(_endpoint(0x03, 2, 512, 0))
+    return functionfs_descriptors(full, high)
 
 
 def functionfs_strings() -> bytes:
@@ -99,16 +134,23 @@ class Gadget:
     """One configfs gadget: device descriptor, strings, one configuration and its functions."""
 
     def __init__(
-        self, name: str, product_id: int, device_class: tuple[int, int, int], product: str
+        self,
+        name: str,
+        product_id: int,
+        device_class: tuple[int, int, int],
+        product: str,
+        *,
+        vendor: tuple[int, str] = (ESPRESSIF_VID, "Espressif"),
+        bcd_device: int = rom.BCD_DEVICE,
     ) -> None:
         self.folder = CONFIGFS / name
         self.folder.mkdir()
         write_attributes(
             self.folder,
             {
-                "idVendor": f"0x{ESPRESSIF_VID:04x}",
+                "idVendor": f"0x{vendor[0]:04x}",
                 "idProduct": f"0x{product_id:04x}",
-                "bcdDevice": f"0x{rom.BCD_DEVICE:04x}",
+                "bcdDevice": f"0x{bcd_device:04x}",
                 "bcdUSB": "0x0200",
                 "bDeviceClass": str(device_class[0]),
                 "bDeviceSubClass": str(device_class[1]),
@@ -119,7 +161,7 @@ class Gadget:
         strings = self.folder / "strings" / "0x409"
         strings.mkdir()
         write_attributes(
-            strings, {"manufacturer": "Espressif", "product": product, "serialnumber": "0"}
+            strings, {"manufacturer": vendor[1], "product": product, "serialnumber": "0"}
         )
         self.configuration = self.folder / "configs" / "c.1"
         self.configuration.mkdir()
@@ -182,10 +224,120 @@ class FunctionFs:
                 raise
 
 
-class Board:
-    """One emulated board on one UDC: its two gadgets, its ROM, and its cable."""
+BRIDGE = (0x1A86, 0x55D3, "USB Single Serial")
+"""A CDC-ACM USB-UART bridge: WCH's CH343P (VID, PID, product), which some ESP32-S3 boards
+carry and Linux drives with cdc_acm. The CP210x and FTDI bridges of DevKitC boards have drivers
+of their own, which need those chips' vendor requests: no gadget here stands in for them."""
+_SET_LINE_CODING, _GET_LINE_CODING, _SET_CONTROL_LINE_STATE, _SEND_BREAK = 0x20, 0x21, 0x22, 0x23
+_DTR, _RTS = 0x01, 0x02
+LOST_AFTER_S = 0.5
+"""A write of the chip's UART output that no host takes within this is taken back."""
+_libc = ctypes.CDLL(None, use_errno=True)
 
-    def __init__(self, index: int, spec: dict[str, Any]) -> None:
+
+class Uart:
+    """The chip's UART0 as its bridge passes it on: what the chip prints while a host reads the
+    port goes out; what it prints while none has the port open is lost, as a UART's output is.
+    The host's cdc_acm reads only while the port is open, so a write nobody takes within
+    :data:`LOST_AFTER_S` is interrupted by a signal, which makes FunctionFS take the request
+    back (``os.write`` would retry it: libc's is called)."""
+
+    def __init__(self, endpoint: Path) -> None:
+        self._endpoint = endpoint
+        self._queue: queue.Queue[bytes] = queue.Queue()
+        threading.Thread(target=self._send, daemon=True, name=f"uart {endpoint}").start()
+
+    def print(self, line: str) -> None:
+        self._queue.put(line.encode() + b"\r\n")
+
+    def _send(self) -> None:
+        out = os.open(self._endpoint, os.O_WRONLY)
+        me = threading.get_ident()
+        while True:
+            data = self._queue.get()
+            while not self._queue.empty():
+                data += self._queue.get_nowait()
+            # A whole number of 64-byte packets would wait for more (no zero-length packet):
+            # the last byte goes on its own then.
+            split = len(data) - 1 if len(data) % 64 == 0 else len(data)
+            for chunk in (data[:split], data[split:]):
+                if chunk and not self._write(out, chunk, me):
+                    log(f"{self._endpoint.parent.name}: {len(data)} bytes lost (no host reads)")
+                    break
+
+    @staticmethod
+    def _write(out: int, chunk: bytes, me: int) -> bool:
+        timer = threading.Timer(LOST_AFTER_S, signal.pthread_kill, (me, signal.SIGUSR1))
+        timer.start()
+        written = _libc.write(out, chunk, len(chunk))
+        timer.cancel()
+        return bool(written == len(chunk))
+
+
+class Bridge:
+    """A DevKit's USB-UART bridge on a UDC of its own (its own USB port): a CDC-ACM function on
+    FunctionFS (the kernel's f_acm keeps the line state to itself), whose line state
+    (SET_CONTROL_LINE_STATE) drives the chip's EN and GPIO0 through the DevKit's auto-program
+    circuit (espdfu.sim.bridge.AutoProgram: the virtual boards' model, with its sources), and
+    whose bulk IN carries the chip's UART0 output."""
+
+    def __init__(self, index: int, udc_index: int, chip: Resettable) -> None:
+        self.udc_index = udc_index
+        vendor, product_id, product = BRIDGE
+        self.gadget = Gadget(
+            f"bridge{index}", product_id, (0x02, 0, 0), product, vendor=(vendor, "wch.cn"),
+            bcd_device=0x0443,
+        )  # fmt: skip
+        self.gadget.add(f"ffs.br{index}")
+        self.function = FunctionFs(f"br{index}", cdc_acm_descriptors())
+        self.circuit = AutoProgram(chip)
+        self.uart = Uart(self.function.mountpoint / "ep2")
+        self._coding = struct.pack("<IBBB", 115200, 0, 0, 8)  # 115200 8N1 until the host sets one
+        threading.Thread(target=self.function.serve, args=(self._answer,), daemon=True).start()
+        threading.Thread(target=self._take_writes, daemon=True).start()
+
+    def plug(self) -> None:
+        self.gadget.bind(f"dummy_udc.{self.udc_index}")
+
+    @property
+    def path(self) -> str:
+        return port_path(self.udc_index)
+
+    def _answer(self, function: FunctionFs, setup: Setup) -> None:
+        try:
+            if setup.request == _SET_CONTROL_LINE_STATE and not setup.is_in:
+                function.read(0)
+                dtr, rts = bool(setup.value & _DTR), bool(setup.value & _RTS)
+                log(f"{function.mountpoint.name}: DTR {int(dtr)} RTS {int(rts)}")
+                self.circuit.set_lines(dtr, rts)
+            elif setup.request == _SET_LINE_CODING and not setup.is_in:
+                self._coding = function.read(setup.length)[:7]
+            elif setup.request == _GET_LINE_CODING and setup.is_in:
+                function.write(self._coding[: setup.length])
+            elif setup.request == _SEND_BREAK and not setup.is_in:
+                function.read(0)
+            else:
+                function.stall(setup.is_in)
+        except OSError as error:
+            log(f"{function.mountpoint.name}: request {setup}: {os.strerror(error.errno or 0)}")
+
+    def _take_writes(self) -> None:
+        """What the host writes to the chip's UART: taken, and not read by any of the apps."""
+        with (self.function.mountpoint / "ep3").open("rb", buffering=0) as writes:
+            while True:
+                try:
+                    writes.read(512)
+                except OSError:
+                    time.sleep(0.1)
+
+
+class Board:
+    """One emulated board on one UDC: its two gadgets, its ROM, and its cable; with
+    ``bridge_udc``, a USB-UART bridge on that UDC, wired to its EN and GPIO0."""
+
+    def __init__(
+        self, index: int, spec: dict[str, Any], folder: Path, bridge_udc: int | None = None
+    ) -> None:
         chip = chip_by_name(spec["chip"])
         if chip is None:
             raise SystemExit(f"unknown chip {spec['chip']!r}")
@@ -212,16 +364,66 @@ class Board:
         self.gadgets["rom"].add(f"acm.rom{index}")
         self.gadgets["rom"].add(f"ffs.rt{index}")
         self.gadgets["dfu"].add(f"ffs.dfu{index}")
-        runtime = functionfs_descriptors(PROTOCOL_RUNTIME, RUNTIME_DESCRIPTOR.encode())
-        dfu = functionfs_descriptors(PROTOCOL_DFU, DFU_MODE_DESCRIPTOR.encode())
+        runtime = dfu_descriptors(PROTOCOL_RUNTIME, RUNTIME_DESCRIPTOR.encode())
+        dfu = dfu_descriptors(PROTOCOL_DFU, DFU_MODE_DESCRIPTOR.encode())
         for function in (FunctionFs(f"rt{index}", runtime), FunctionFs(f"dfu{index}", dfu)):
             threading.Thread(target=function.serve, args=(self._answer,), daemon=True).start()
+        for address, name in spec.get("preload", []):  # what an earlier flash left
+            data = (folder / name).read_bytes()
+            self.rom.flash[address : address + len(data)] = data
+        self.app = spec.get("app", "idf")
+        """What its app does when it runs (espdfu.sim.firmware.APPS)."""
+        self.bridge = None if bridge_udc is None else Bridge(index, bridge_udc, self)
+        self._app_stop = threading.Event()
 
     @property
     def path(self) -> str:
-        """The USB port path of this UDC's host port: dummy_hcd.N has one root hub, port 1."""
-        (hub,) = Path(f"/sys/devices/platform/dummy_hcd.{self.index}").glob("usb[0-9]*")
-        return f"{hub.name[3:]}-1"
+        return port_path(self.index)
+
+    def hold_reset(self) -> None:
+        """EN held low through the bridge: the chip stops, off the bus."""
+        self._app_stop.set()
+        with self.cable:
+            self._unbind()
+            with self.lock:
+                self.rom.unplug("reset held")
+        log(f"board{self.index}: held in reset")
+
+    def press_reset(self, boot: bool = False) -> None:
+        """The chip leaves reset (RESET tapped, or EN released through the bridge): in ROM
+        download mode when GPIO0 is low (BOOT held), which its ROM says on UART0; else in its
+        app. An app's console is its own USB (a CDC-ACM) on a board without a bridge; with one,
+        UART0 through the bridge, and no USB: the chip stays off the bus."""
+        self._app_stop.set()
+        if boot:
+            self.plug("rom")
+            if self.bridge is not None:
+                for line in download_lines(self.rom.chip):
+                    self.bridge.uart.print(line)
+        elif self.bridge is None:
+            self.plug("app")
+        else:
+            with self.cable:
+                self._unbind()
+                with self.lock:
+                    self.rom.unplug("app booted")
+                    app = booted_app(bytes(self.rom.flash))
+            self._app_stop = threading.Event()
+            script = Script(self.rom.chip, app, self.app)
+            threading.Thread(
+                target=self._run_app, args=(script, self.bridge.uart, self._app_stop), daemon=True
+            ).start()
+            log(f"board{self.index}: its app runs")
+
+    @staticmethod
+    def _run_app(script: Script, uart: Uart, stop: threading.Event) -> None:
+        """Print the app's lines until the next reset."""
+        for line, pause in script:
+            if stop.is_set():
+                return
+            uart.print(line)
+            if pause and stop.wait(pause):
+                return
 
     def plug(self, mode: Mode) -> None:
         """Plug the board in (again) in ``mode``: ROM download mode, DFU mode after DETACH, or
@@ -313,10 +515,18 @@ class Board:
                 "index": self.index,
                 "udc": self.udc,
                 "path": self.path,
+                "bridge": self.bridge and self.bridge.path,
+                "lines": self.bridge and self.bridge.circuit.lines,
                 "flash_file": flash.name,
                 **self.rom.report(),
             }
         write_json(out / f"board{self.index}.json", report)
+
+
+def port_path(udc_index: int) -> str:
+    """The USB port path of a UDC's host port: dummy_hcd.N has one root hub, port 1."""
+    (hub,) = Path(f"/sys/devices/platform/dummy_hcd.{udc_index}").glob("usb[0-9]*")
+    return f"{hub.name[3:]}-1"
 
 
 def write_json(path: Path, data: object) -> None:
@@ -330,8 +540,8 @@ def serve_control(boards: list[Board]) -> None:
     """Carry out the scenario's requests, one a line: "ID replug|unplug|wipe BOARD"."""
     os.mkfifo(CONTROL)
     actions: dict[str, Callable[[Board], None]] = {
-        "replug": lambda board: board.plug("rom"),
-        "reset": lambda board: board.plug("app"),
+        "replug": lambda board: board.press_reset(boot=True),
+        "reset": lambda board: board.press_reset(boot=False),
         "unplug": Board.unplug,
         "wipe": Board.wipe,
     }
@@ -355,13 +565,30 @@ def main(argv: list[str]) -> int:
     (out / "gadget.pid").write_text(f"{os.getpid()}\n")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda number, frame: stop.set())
-    boards = [Board(index, spec) for index, spec in enumerate(config["boards"])]
-    for board in boards:
-        board.plug("rom")
+    signal.signal(signal.SIGUSR1, lambda number, frame: None)  # interrupts a UART's write
+    specs, folder = config["boards"], Path(argv[1]).parent
+    bridge_udcs = itertools.count(len(specs))
+    boards = [
+        Board(index, spec, folder, next(bridge_udcs) if spec.get("bridge") else None)
+        for index, spec in enumerate(specs)
+    ]
+    for board, spec in zip(boards, specs, strict=True):
+        if board.bridge is not None:
+            board.bridge.plug()
+        board.press_reset(boot=spec.get("start", "rom") == "rom")  # powered on
     threading.Thread(target=serve_control, args=(boards,), daemon=True).start()
     write_json(
         out / "boards.json",
-        [{"index": b.index, "chip": b.rom.chip.name, "udc": b.udc, "path": b.path} for b in boards],
+        [
+            {
+                "index": b.index,
+                "chip": b.rom.chip.name,
+                "udc": b.udc,
+                "path": b.path,
+                "bridge": b.bridge and b.bridge.path,
+            }
+            for b in boards
+        ],
     )
     log(f"{len(boards)} board(s) up")
     stop.wait()

@@ -6,9 +6,11 @@
 #                             stdout, stderr, exit code, times and CPU time in out/steps/NAME.*
 #   start NAME COMMAND...     the same, in the background; `stop NAME [SIGNAL]` ends it,
 #                             `finish NAME` waits for it to end by itself
-#   gadget ACTION BOARD       replug or unplug board BOARD, or wipe its flash (zero bytes);
+#   gadget ACTION BOARD       replug board BOARD (in ROM download mode: BOOT held), reset it
+#                             (into its app), unplug it, or wipe its flash (zero bytes);
 #                             returns once the guest's host has seen the change
 #   board_path BOARD          the USB port path of board BOARD, as the guest's host sees it
+#   bridge_path BOARD         the USB port path of board BOARD's USB-UART bridge
 #   wait_text FILE TEXT SECS  wait until FILE holds TEXT
 #   wait_configured SYSFS_DEVICE SECS   wait until the device is configured
 #
@@ -107,7 +109,9 @@ _wait_gone() { # SYSFS_DEVICE SECONDS
     done
 }
 
-board_path() {
-    python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[int(sys.argv[2])]["path"])' \
-        "$OUT/boards.json" "$1"
+board_path() { _board "$1" path; }
+bridge_path() { _board "$1" bridge; }
+_board() { # BOARD KEY
+    python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[int(sys.argv[2])][sys.argv[3]])' \
+        "$OUT/boards.json" "$1" "$2"
 }

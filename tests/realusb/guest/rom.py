@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from espdfu.chips import Chip
+from espdfu.files.partitions import read_table
 from espdfu.sim.receiver import Receiver
 from espdfu.usb import rom
 from espdfu.usb.protocol import (
@@ -92,6 +93,23 @@ class Faults:
     """A name of espdfu.usb.protocol.Status."""
     corrupt_byte: int | None = None
     """Flip the bits of the payload byte at this offset as it arrives (a bad write)."""
+
+
+PARTITION_TABLE = 0x8000
+"""Where the 2nd-stage bootloader reads the partition table (CONFIG_PARTITION_TABLE_OFFSET's
+default)."""
+_FACTORY = 0x00
+
+
+def booted_app(flash: bytes) -> bytes | None:
+    """The app partition the 2nd-stage bootloader boots from ``flash``: with no valid otadata
+    (none of the tests writes one), the factory app, else the first OTA app (bootloader_utility.c,
+    bootloader_utility_get_selected_boot_partition); None without a partition table."""
+    table = read_table(flash[PARTITION_TABLE : PARTITION_TABLE + 0xC00])
+    if table is None or not table.apps:
+        return None
+    apps = sorted(table.apps, key=lambda app: app.subtype != _FACTORY)
+    return flash[apps[0].offset : apps[0].offset + apps[0].size]
 
 
 class Setup(NamedTuple):
@@ -212,14 +230,15 @@ class Rom:
         self._busy_ms = None
         self._ready_at = self.held_until = 0.0
         self.generation += 1
-        self._event("enumerated", mode=mode)
+        self.event("enumerated", mode=mode)
 
-    def unplug(self) -> None:
-        self._end_download("cable pulled")
+    def unplug(self, why: str = "unplugged") -> None:
+        """Off the bus: the cable pulled, or the chip held in reset (``why``, for the record)."""
+        self._end_download("cable pulled" if why == "unplugged" else why)
         self.mode = None
         self.held_until = 0.0
         self.generation += 1
-        self._event("unplugged")
+        self.event(why)
 
     @property
     def download(self) -> Download | None:
@@ -262,7 +281,7 @@ class Rom:
             return Answer(bytes((State.APP_IDLE,)))
         if request is Request.DETACH:
             read()
-            self._event("detached")
+            self.event("detached")
             return Answer(action=Action.DETACH)
         return self._stall(f"{request.name} in appIDLE")
 
@@ -294,7 +313,7 @@ class Rom:
         if self._pending is not Status.OK:
             self.state, self.status, self._pending = State.ERROR, self._pending, Status.OK
             at = download.bytes if download else 0
-            self._event("error", status=self.status.label, at_byte=at)
+            self.event("error", status=self.status.label, at_byte=at)
             self._end_download(self.status.label)
             return StatusReply(self.status, 0, State.ERROR).encode()
         poll = 0
@@ -310,7 +329,7 @@ class Rom:
                 self._end_download("manifested")
             elif not download.receiver.complete:
                 self.state, self.status = State.ERROR, Status.NOTDONE
-                self._event("error", status=self.status.label, at_byte=download.bytes)
+                self.event("error", status=self.status.label, at_byte=download.bytes)
                 self._end_download(self.status.label)
             else:
                 download.manifested = True
@@ -343,7 +362,7 @@ class Rom:
         pull = self.faults.pull_after_bytes
         if pull is not None and setup.length and download.bytes >= pull:
             self.faults.pull_after_bytes = None
-            self._event("pulled", at_byte=download.bytes)
+            self.event("pulled", at_byte=download.bytes)
             return Answer(action=Action.PULL)
         data = read()
         download.next_block = (setup.value + 1) & 0xFFFF
@@ -363,7 +382,7 @@ class Rom:
             sectors = sum(rom.sectors(start, end - start) for start, end in fed.erased)
             erase_ms = sectors * self.timing.erase_ms_per_sector
             start, end = fed.erased[0]
-            self._event("erasing", address=start, size=end - start, ms=round(erase_ms, 1))
+            self.event("erasing", address=start, size=end - start, ms=round(erase_ms, 1))
             if self.timing.erase_busy:
                 self._busy_ms = erase_ms
             else:
@@ -376,7 +395,7 @@ class Rom:
         if at is None or not offset <= at < offset + len(data):
             return data
         self.faults.corrupt_byte = None
-        self._event("corrupted", at_byte=at)
+        self.event("corrupted", at_byte=at)
         changed = bytearray(data)
         changed[at - offset] ^= 0xFF
         return bytes(changed)
@@ -397,7 +416,8 @@ class Rom:
             download.ended = self.now()
             download.outcome = outcome
 
-    def _event(self, what: str, **details: Any) -> None:
+    def event(self, what: str, **details: Any) -> None:
+        """Put ``what`` on the board's record, with the time."""
         self.events.append({"at": round(self.now(), 3), "event": what, **details})
 
     def report(self) -> dict[str, Any]:
