@@ -7,10 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..consoles import bridge
-from ..consoles.ports import open_port
-from ..errors import EspdfuError
-from ..flashing.failures import Failure, FlashError
+from ..flashing.failures import FlashError
 from ..flashing.flasher import (
     FlashResult,
     Outcome,
@@ -20,9 +17,10 @@ from ..flashing.flasher import (
     incompatibility,
 )
 from ..flashing.jobs import Job, Jobs
-from ..usb.boards import Board, Mode, board_at
+from ..usb.boards import board_at
 from ..usb.transport import port_order
 from .artifacts import Artifact
+from .bridged import into_download_mode, reset_words
 from .ports import Ports
 from .views import Life, Outbox, reset_advice
 
@@ -123,40 +121,18 @@ class Flashes:
         if finder is not None:
             start = time.monotonic()
             progress(Progress(path, Phase.RESETTING, 0, len(image.payload)))
-            reached = self._into_download_mode(path, finder, cancel)
+            device, wait_s = finder(), self._ports.settings.flash.detach_wait_s
+            reached = into_download_mode(self._ports.usb, path, device, wait_s, cancel)
             if isinstance(reached, FlashError):
                 size, seconds = len(image.payload), time.monotonic() - start
                 result = FlashResult(path, image.chip_name, size, seconds, reached)
                 return Outcome(result, board_at(self._ports.usb, path))
+            self._changes.log(reset_words(path, str(device)))
             self._ports.tell(path, lambda port: port.seen(reached))  # before the next scan
         options = self._ports.settings.flash
         return flash_and_look(
             self._ports.usb, path, image, options=options, progress=progress, cancel=cancel
         )
-
-    def _into_download_mode(
-        self, path: str, finder: Callable[[], str | None], cancel: threading.Event
-    ) -> Board | FlashError:
-        """Reset the board at ``path`` into ROM download mode through its bridge, and wait
-        for it on the bus (as long as for DFU mode after DETACH): the board once there."""
-        usb_world, wait_s = self._ports.usb, self._ports.settings.flash.detach_wait_s
-        device = finder()
-        if device is None:
-            return _not_reset(path, "its UART bridge is not there")
-        try:
-            with open_port(device) as port:
-                bridge.into_download_mode(port)
-        except EspdfuError as error:  # the port is held, refused, or will not set its lines
-            return _not_reset(path, error.message.rstrip("."), error.hint)
-        self._changes.log(f"{path}: reset into download mode through its UART bridge ({device}).")
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            board = board_at(usb_world, path)
-            if board is not None and board.mode in (Mode.ROM, Mode.DFU) and board.accessible:
-                return board
-            if cancel.wait(_LOOK_S):
-                return FlashError(Failure.CANCELLED, f"The flash of {path} was cancelled.")
-        return _not_reset(path, f"it did not come on the bus in download mode within {wait_s:g} s")
 
     def _flashed(self, job: Job[Artifact, Outcome], outcome: Outcome) -> None:
         """A job ended (inside the lock): the port takes it, then what waited there starts."""
@@ -177,17 +153,3 @@ class Flashes:
 
     def _counted(self) -> None:
         self._count(sum(port.flashing for port in self._ports))
-
-
-_LOOK_S = 0.05
-"""How often the bus is looked at for a board its bridge reset into download mode."""
-_PLUG_THE_BRIDGE = (
-    "Check the DevKit's UART connector and its link in [consoles], or hold BOOT, tap RESET, "
-    "release BOOT, and flash again."
-)
-
-
-def _not_reset(path: str, why: str, hint: str = _PLUG_THE_BRIDGE) -> FlashError:
-    return FlashError(
-        Failure.NOT_RESET, f"The board at {path} was not reset into download mode: {why}.", hint
-    )

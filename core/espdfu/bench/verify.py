@@ -16,6 +16,11 @@ from ..consoles.ports import open_port
 from ..files.espimage import AppDesc
 from .feed import ConsoleView
 
+STARTING_S = 1.0
+"""How long ``espdfu flash --verify`` reads an app on after its start-up named the build: an app
+that panics as it starts (in app_main) names its build first (an assumption that a second covers
+what such apps do before they crash)."""
+
 
 class Verdict(enum.Enum):
     VERIFIED = "verified"
@@ -78,6 +83,8 @@ def read_boot(
     """
     health, splitter = Health(), Splitter()
     view = ConsoleView(device=device)
+    verified: tuple[Check, float] | None = None
+    """The build named, and until when the app is read on before it is said to run it."""
     with open_port(device) as port:
         if reset:
             bridge.into_app(port)
@@ -90,8 +97,14 @@ def read_boot(
                 device, reading.state, reading.detail, said=reading.words, elf=reading.elf
             )
             said = check(flashed, view)
-            if said is not None and said.verdict is not Verdict.UNVERIFIED:
-                return said
+            if said is not None and said.verdict is Verdict.VERIFIED:
+                verified = verified or (said, clock() + STARTING_S)
+                if clock() >= verified[1]:
+                    return said
+            elif said is not None and said.verdict is not Verdict.UNVERIFIED:
+                return said  # another build, or a crash (as the app starts: after its name)
+    if verified is not None:
+        return verified[0]  # the time ran out as it started
     if view.state is RunState.RUNNING:
         why = "its app runs, but its start-up named no build (no `ELF file SHA256:` line)"
     else:

@@ -8,7 +8,7 @@ import shutil
 import textwrap
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from ..flashing.stopping import flash_endings
 from ..usb.boards import Board, read_state, scan
 from ..usb.transport import Usb
 from ..worlds import open_usb
+from .bridging import into_apps, into_download_modes
 from .common import (
     Commands,
     Exit,
@@ -137,14 +138,16 @@ def _flash(args: argparse.Namespace) -> int:
         raise InputError(f"{args.file}: {wont_boot[0]}", f"{REBUILD} --force flashes it anyway.")
     for problem in wont_boot:
         note(f"warning: --force flashes {args.file} anyway: {problem}")
-    checks = verify_settings() if args.verify is not None else None  # before any USB traffic
-    args.path = port_paths(args.path, checks.labels if checks is not None else None)
+    settings = verify_settings()  # the bridges and consoles: read before any USB traffic
+    checks = settings if args.verify is not None else None
+    args.path = port_paths(args.path, settings.labels)
     usb_world = open_usb(args.sim)
     cancel = threading.Event()
     # Ctrl-C, SIGTERM and SIGHUP abort every download cleanly (each board is left in dfuIDLE,
     # ready to flash again) and the results are still reported, board by board.
     with traced_to(args.trace) as trace, StopSignals(cancel.set) as stop:
         options = replace(flash_options(args), trace=trace)
+        into_download_modes(settings, args.path, usb_world, options.detach_wait_s, cancel)
         paths = _select(args, usb_world, image, stop)
         live = None if args.json or not paths else LiveProgress(paths)
         results = flash_many(
@@ -156,10 +159,15 @@ def _flash(args: argparse.Namespace) -> int:
             cancel=cancel,
             on_result=live.finish if live else None,
         )
+    reset: Container[str] = ()  # the boards that need no RESET line
     if stop.signum is not None:
         checks = None  # stopped: nothing more is done with the boards
+    elif checks is None:
+        reset = into_apps(settings, results, usb_world)
+    else:  # --verify resets each board, or asks for it, to read its boot
+        reset = [result.path for result in results]
     if results and not args.json:
-        _report(results, reset_advice=checks is None)  # --verify resets, or asks for each
+        _report(results, reset=reset)
     verdicts = {} if checks is None else verify(checks, args.verify, usb_world, image, results)
     if args.json:
         for result in results:
@@ -279,11 +287,13 @@ def report_result(result: FlashResult, prefix: str = "", name: str = "") -> None
     report_line(f"{prefix}{name or result.path}", f"{result.chip}  {result.headline}", hint)
 
 
-def _report(results: list[FlashResult], *, reset_advice: bool = True) -> None:
+def _report(results: list[FlashResult], *, reset: Container[str] = ()) -> None:
+    """Each result, then how many were flashed and, for the others to run their new app, the
+    RESET to press (``reset``: the boards reset already)."""
     for result in results:
         report_result(result)
     flashed = sum(result.ok for result in results)
     print(f"{flashed} of {len(results)} board{'s' if len(results) != 1 else ''} flashed.")
-    reset = sum(bool(result.ok and result.next_step) for result in results)
-    if reset and reset_advice:
-        print(reset_step(reset))
+    left = sum(bool(r.ok and r.next_step and r.path not in reset) for r in results)
+    if left:
+        print(reset_step(left))

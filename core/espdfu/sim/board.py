@@ -243,6 +243,7 @@ class VirtualBoard:
         app: str = "idf",
         chatty: bool = False,
         bridge: bool = False,
+        running: bool = False,
         faults: Iterable[Fault] = (),
     ) -> None:
         self.chip = resolve_chip(chip)
@@ -273,6 +274,9 @@ class VirtualBoard:
         self.bridge = VirtualBridge(self) if bridge and firmware.SUPPORTED else None
         """Its USB-UART bridge (a DevKit's UART connector): its console, whatever the chip does,
         and DTR/RTS wired to EN and GPIO0 (:mod:`espdfu.sim.bridge`)."""
+        self.running = running and kind is BoardKind.ROM
+        """It powers on running its app, as a board plugged in without BOOT held: off the bus
+        (its app has no USB), seen only on its bridge's console, if any."""
         self.faults: list[Fault] = list(faults)
         self.requests: Counter[Request] = Counter()
         """Class requests to the DFU interface since the board was (re)plugged."""
@@ -504,6 +508,9 @@ class VirtualBoard:
     def _plug_in(self) -> None:
         self._leave(plugged=True)
         self.requests.clear()
+        if self.running:
+            self._run_app()
+            return
         self._arrive(self.kind.start_mode)
         if self.kind is BoardKind.APP:
             self._run_app()

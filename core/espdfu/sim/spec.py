@@ -38,6 +38,7 @@ _SWITCHES = {
     "manifest": "manifest_poll",
     "chatty": "chatty",
     "bridge": "bridge",
+    "running": "running",
 }
 """Settings a word turns on, and the VirtualBoard argument each sets."""
 _APPS = frozenset(APPS) - {"idf"}
@@ -54,7 +55,8 @@ _FORMS = (
     f"slowerase=MS (ms per 4 KiB sector, up to {MAX_ERASE_MS}), dnbusy (the erase reported "
     "as dfuDNBUSY), manifest (a dfuMANIFEST phase), chatty (its app prints 100 lines a "
     "second), bridge (a DevKit's USB-UART bridge: its app's console there, espdfusim://PATH, "
-    "and DTR/RTS wired to EN and GPIO0). "
+    "and DTR/RTS wired to EN and GPIO0), running (a rom board that powers on running its app, as "
+    "one plugged in without BOOT held: off the bus, seen on its bridge's console). "
     "What its firmware does, one of: panic (its app panics at start, and so reboots in a loop), "
     "panic-once (its app panics once after 25 s, and runs on after the reboot), "
     "bootassert (ESP-IDF's start-up fails an assert at every boot), refuse (the bootloader "

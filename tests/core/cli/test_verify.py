@@ -81,3 +81,30 @@ def test_a_mistake_in_the_configuration_stops_before_the_flash(
     assert result.returncode == 2
     assert f"[resets] {PATH} must be true or false, got 1." in result.stderr
     assert "Flashed" not in result.stdout and "downloading" not in result.stderr
+
+
+def test_a_bridged_board_running_its_app_is_flashed_with_no_hands(
+    tmp_path: Path, dfu_bin: Path
+) -> None:
+    """Off the bus (its app has no USB): its bridge resets it into download mode, and into its
+    app after the flash, so nobody is asked to press anything."""
+    result = flash_verify(tmp_path, dfu_bin, "esp32s2:bridge:running", "-p", PATH)
+    assert result.returncode == 0, result.stderr
+    said = result.stderr.splitlines()
+    reset_in = (
+        f"espdfu: {PATH}: reset into download mode through its UART bridge ({bridge_url(PATH)})."
+    )
+    assert reset_in in said
+    assert f"espdfu: {PATH}: reset into its app through its UART bridge." in said
+    assert "1 of 1 board flashed." in result.stdout and "RESET" not in result.stdout
+
+
+def test_a_board_running_its_app_with_its_resets_off_is_not_there_to_flash(
+    tmp_path: Path, dfu_bin: Path
+) -> None:
+    resets_off = f'[resets]\n"{PATH}" = false\n'
+    result = flash_verify(
+        tmp_path, dfu_bin, "esp32s2:bridge:running", "-p", PATH, config=resets_off
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"No board at {PATH}." in result.stderr and "reset into" not in result.stderr
