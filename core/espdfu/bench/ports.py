@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from ..config import is_port_path
 from ..consoles import bridge
 from ..consoles.lines import Line
+from ..consoles.ports import serial_ports
 from ..errors import EspdfuError
 from ..files.backtrace import project_elf
 from ..files.dfufile import DfuImage
@@ -18,7 +19,7 @@ from ..usb.hotplug import BoardEvent, Change, HotPlug
 from ..usb.transport import Usb
 from .feed import ConsoleFeed, ConsoleView
 from .port import Effect, Hide, LookFor, Policy, Port, ReadConsole, ResetIntoApp, Say, Show
-from .settings import WorkbenchSettings, bridged, console_at
+from .settings import WorkbenchSettings, board_setting, bridged, console_at
 from .views import BoardChanged, BoardRemoved, BoardView, ConsoleOutput, Outbox
 
 
@@ -40,6 +41,8 @@ class Ports:
         self._ports: dict[str, Port] = {}
         self._alarms = Alarms()
         self._closed = False
+        self._suggested: set[str] = set()
+        """The ports whose bridge beside them was said (once a run)."""
         for path, label in settings.labels.items():
             self.label(self.get(path), label)
         self.hotplug = HotPlug(usb_world, self._on_board_event, settings.monitor_interval_s)
@@ -125,10 +128,37 @@ class Ports:
     # --- news from the bus and the consoles ---------------------------------------------------
 
     def _on_board_event(self, event: BoardEvent) -> None:
+        path = event.board.path
         if event.change is Change.REMOVED:
-            self.tell(event.board.path, Port.left)
-        else:
-            self.tell(event.board.path, functools.partial(Port.seen, board=event.board))
+            self.tell(path, Port.left)
+            return
+        self.tell(path, functools.partial(Port.seen, board=event.board))
+        if path not in self._suggested:  # this thread's alone
+            self._suggested.add(path)
+            self._suggest_bridge(path)
+
+    def _suggest_bridge(self, path: str) -> None:
+        """Say once, for a board whose console is not linked, that a USB-UART bridge sits
+        beside it on its hub: likely its DevKit's, which espdfu would reset it through once
+        linked. Not linked here: that would take opening a serial port not known to be a
+        DevKit's, and its lines reset whatever is there (an Arduino Uno resets as its port
+        opens), or resetting the board through it; the user says."""
+        with self._changes:
+            port = self.get(path)
+            linked = board_setting(self.settings.console_ports, path, port.label) is not None
+            if self._closed or linked:
+                return
+            board = port.label or path
+        beside = serial_ports(self.usb).bridges_beside(path)  # sysfs: outside the lock
+        if len(beside) != 1:
+            return  # none, or one of several: a guess
+        ((bridge_path, what),) = beside
+        self._changes.log(
+            f"{path}: a USB-UART bridge ({what}) is at {bridge_path}, beside it on its hub. If it "
+            f'is this DevKit\'s, link them ([consoles] "{board}" = "{bridge_path}"): espdfu '
+            "then reads its console there and resets it itself, into download mode and back "
+            "into its app."
+        )
 
     def _on_console(self, path: str, view: ConsoleView, lines: tuple[Line, ...]) -> None:
         """A batch from the consoles' thread."""

@@ -100,6 +100,31 @@ class SystemSerial:
     def espressif(self) -> list[str]:
         return [port.usb_path for port in ports() if port.vid == ESPRESSIF_VID and port.usb_path]
 
+    def bridges_beside(self, usb_path: str) -> list[tuple[str, str]]:
+        return bridges_beside(usb_path, recent_ports())
+
+
+BRIDGE_MAKERS = {0x10C4: "CP210x", 0x1A86: "CH34x", 0x0403: "FTDI"}
+"""The USB-UART bridges on Espressif's DevKits and their likes, by USB vendor: Silicon Labs
+(CP2102N on ESP32-S2/S3-DevKitC), WCH (CH343P, CH340 on others), FTDI (FT2232HL on ESP-Prog)."""
+
+
+def bridges_beside(usb_path: str, found: list[Port]) -> list[tuple[str, str]]:
+    """Of the serial ports ``found``, the USB-UART bridges at the other ports of the hub that
+    ``usb_path`` is on ("1-4.3" beside "1-4.2"), as (port path, ``CP210x at /dev/ttyUSB0``)."""
+    beside = []
+    for port in found:
+        maker = BRIDGE_MAKERS.get(port.vid or 0)
+        other = port.usb_path or ""
+        if maker and other != usb_path and _hub(other) == _hub(usb_path):
+            beside.append((other, f"{maker} at {port.device}"))
+    return beside
+
+
+def _hub(usb_path: str) -> str:
+    """The hub a port path's device is on: "1-4" for "1-4.2", bus 1's root hub for "1-2"."""
+    return usb_path.rpartition(".")[0] if "." in usb_path else usb_path.partition("-")[0] + "-"
+
 
 def serial_ports(usb_world: Usb | None = None) -> SerialPorts:
     """Where the boards of ``usb_world`` have their serial ports: its own when it knows them

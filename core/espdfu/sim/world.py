@@ -23,6 +23,10 @@ class VirtualSerial:
     def espressif(self) -> list[str]:
         return list(self._bus.boards)
 
+    def bridges_beside(self, usb_path: str) -> list[tuple[str, str]]:
+        """None: a virtual board's bridge has no port of its own (espdfusim://BOARD reaches it)."""
+        return []
+
 
 def virtual_usb(bus: SimBus, description: str = "virtual boards") -> Usb:
     """The USB world of ``bus``'s boards."""

@@ -137,6 +137,10 @@ class SerialPorts(Protocol):
     def espressif(self) -> list[str]:
         """The port paths of the Espressif boards that have a serial port now."""
 
+    def bridges_beside(self, usb_path: str) -> list[tuple[str, str]]:
+        """The USB-UART bridges at the other ports of the hub ``usb_path`` is on, as (their
+        port path, what they are: ``CP210x at /dev/ttyUSB0``)."""
+
 
 @dataclass(frozen=True)
 class Usb:

@@ -5,15 +5,21 @@ follows is checked against the build flashed; with its resets off it is left to 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from espdfu.bench.settings import WorkbenchSettings
 from espdfu.bench.verify import Verdict
-from espdfu.bench.views import BoardChanged, Life
+from espdfu.bench.views import BoardChanged, Life, Logged
+from espdfu.bench.workbench import Workbench
 from espdfu.sim import TimeModel
 from espdfu.sim.bridge import bridge_url
+from espdfu.usb.transport import SerialPorts
 from tests.helpers.bench import Bench, bench_on
+from tests.helpers.boardworld import world
+from tests.helpers.soak import Recorder
 
 PATH = "1-1.1"
 LINK = {PATH: bridge_url(PATH)}
@@ -104,3 +110,52 @@ def test_a_board_running_its_app_from_the_start_is_seen_and_flashed_through_its_
     bench.recorder.wait(lambda: verified(bench, 1), "build 1 verified running")
     assert bench.workbench.boards()[PATH].board.chip_name == "esp32s2"  # its ROM said so
     assert board.downloads_completed == 1
+
+
+class _BridgeBeside:
+    """The virtual boards' serial ports, and a CP2102N beside the board at PATH on its hub (as a
+    DevKit's UART connector, plugged into the same hub): what the system's ports would say."""
+
+    def __init__(self, boards: SerialPorts) -> None:
+        self._boards = boards
+
+    def at(self, usb_path: str) -> str | None:
+        return self._boards.at(usb_path)
+
+    def espressif(self) -> list[str]:
+        return self._boards.espressif()
+
+    def bridges_beside(self, usb_path: str) -> list[tuple[str, str]]:
+        return [("1-1.4", "CP210x at /dev/ttyUSB0")] if usb_path == PATH else []
+
+
+@pytest.mark.parametrize("linked", [False, True])
+def test_a_bridge_beside_an_unlinked_board_is_said_once(tmp_path: Path, linked: bool) -> None:
+    """Said, not used: the user links it (opening an unknown serial port could reset
+    whatever is there)."""
+    w = world("esp32s2*2", TimeModel.instant())
+    assert w.usb.serial is not None
+    usb_world = replace(w.usb, serial=_BridgeBeside(w.usb.serial))
+    consoles = {PATH: "1-1.4"} if linked else {}
+    settings = WorkbenchSettings(
+        build_dir=tmp_path, monitor_interval_s=0.05, console_ports=consoles
+    )
+    workbench, recorder = Workbench(usb_world, settings), Recorder()
+    workbench.start(recorder)
+    try:
+        recorder.wait(lambda: len(workbench.boards()) == 2, "the boards")
+        if not linked:
+            recorder.wait(lambda: "beside" in recorder.logged(), "the bridge said")
+        w.board(PATH).unplug()
+        recorder.wait(lambda: PATH not in workbench.boards(), "the board gone")
+        w.board(PATH).replug()  # seen again: not said again
+        recorder.wait(lambda: PATH in workbench.boards(), "the board back")
+    finally:
+        workbench.stop()
+    said = [e.text for e in recorder.events if isinstance(e, Logged) and "beside" in e.text]
+    expected = (
+        f"{PATH}: a USB-UART bridge (CP210x at /dev/ttyUSB0) is at 1-1.4, beside it on its hub. "
+        f'If it is this DevKit\'s, link them ([consoles] "{PATH}" = "1-1.4"): espdfu then reads '
+        "its console there and resets it itself, into download mode and back into its app."
+    )
+    assert said == ([] if linked else [expected])

@@ -13,7 +13,7 @@ import pytest
 import serial
 
 from espdfu.consoles import bridge
-from espdfu.consoles.ports import NotASerialPort, open_port
+from espdfu.consoles.ports import NotASerialPort, Port, bridges_beside, open_port
 from espdfu.sim import VirtualBoard
 from espdfu.sim.board import BoardKind
 from espdfu.sim.bridge import bridge_url
@@ -138,3 +138,19 @@ def test_without_esp_pylib_a_reset_says_how_to_get_it(
         port.close()
     assert "pip install 'espdfu[bridge]'" in raised.value.hint
     assert bridged.mode == "rom"
+
+
+def test_the_bridges_beside_a_board_are_those_on_its_hub() -> None:
+    """A DevKit's two connectors on one hub: its chip at 1-4.2, its CP2102N at 1-4.3; bridges
+    elsewhere, or what is no bridge, are not beside it."""
+    found = [
+        Port("/dev/ttyUSB0", "1-4.3", 0x10C4, "CP2102N USB to UART Bridge Controller"),
+        Port("/dev/ttyUSB1", "1-5.1", 0x10C4, "on another hub"),
+        Port("/dev/ttyUSB2", "1-4.1.2", 0x1A86, "behind a hub on the hub"),
+        Port("/dev/ttyACM0", "1-4.4", 0x303A, "an Espressif board's own USB"),
+        Port("/dev/ttyACM1", "1-4.2", 0x1A86, "the board's own port"),
+        Port("/dev/ttyS0", None, None, "a built-in UART"),
+    ]
+    assert bridges_beside("1-4.2", found) == [("1-4.3", "CP210x at /dev/ttyUSB0")]
+    root = [Port("/dev/ttyUSB0", "3-2", 0x0403, "FT2232H"), Port("/dev/ttyUSB1", "1-2", 0x0403, "")]
+    assert bridges_beside("3-1", root) == [("3-2", "FTDI at /dev/ttyUSB0")]  # the root hub's
