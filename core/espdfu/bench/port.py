@@ -49,7 +49,7 @@ def unseen_board(path: str) -> Board:
     """What stands for a board known from its console only, until it comes on the bus."""
     return Board(
         path, 0, 0, _NEVER_ENUMERATED, None, Mode.NO_DFU, None, None, Access.OK,
-        hint="Seen on its console only: its chip shows when its bridge resets it.",
+        hint="Seen on its console only: its chip shows once it is on the bus.",
     )  # fmt: skip
 
 

@@ -21,7 +21,7 @@ from ..flashing.stopping import flash_endings
 from ..usb.boards import Board, read_state, scan
 from ..usb.transport import Usb
 from ..worlds import open_usb
-from .bridging import into_apps, into_download_modes
+from .bridging import flash_settings, into_apps, into_download_modes
 from .common import (
     Commands,
     Exit,
@@ -42,7 +42,7 @@ from .common import (
 )
 from .live import LiveProgress
 from .trace import TRACE_HELP, traced_to
-from .verifying import add_verify, verify, verify_settings
+from .verifying import add_verify, verify
 
 _WAIT_POLL_S = 0.2
 
@@ -138,7 +138,7 @@ def _flash(args: argparse.Namespace) -> int:
         raise InputError(f"{args.file}: {wont_boot[0]}", f"{REBUILD} --force flashes it anyway.")
     for problem in wont_boot:
         note(f"warning: --force flashes {args.file} anyway: {problem}")
-    settings = verify_settings()  # the bridges and consoles: read before any USB traffic
+    settings = flash_settings()  # the bridges and consoles: read before any USB traffic
     checks = settings if args.verify is not None else None
     args.path = port_paths(args.path, settings.labels)
     usb_world = open_usb(args.sim)

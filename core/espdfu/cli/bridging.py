@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 
 from ..bench.bridged import into_download_mode, reset_words
-from ..bench.settings import WorkbenchSettings, bridged, console_at
+from ..bench.settings import WorkbenchSettings, bridged, console_at, workbench_settings
 from ..consoles import bridge
 from ..consoles.ports import open_port
 from ..errors import EspdfuError
@@ -17,7 +17,13 @@ from ..flashing.failures import FlashError
 from ..flashing.flasher import FlashResult
 from ..usb.boards import board_at
 from ..usb.transport import Usb
-from .common import note
+from .common import configured, note
+
+
+def flash_settings() -> WorkbenchSettings:
+    """What says where each board's console is and whether it is reset through a bridge: read
+    before the flashes, so that a mistake in the configuration stops before any USB traffic."""
+    return workbench_settings(configured())
 
 
 def _bridges(

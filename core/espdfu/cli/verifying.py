@@ -6,16 +6,14 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
 
+from ..bench.settings import WorkbenchSettings, bridged, console_at
+from ..bench.verify import Verdict, read_boot
 from ..errors import EspdfuError
 from ..files.dfufile import DfuImage
 from ..flashing.flasher import FlashResult
 from ..usb.transport import Usb
-from .common import configured, note, seconds
-
-if TYPE_CHECKING:  # the workbench's settings are loaded only for --verify
-    from ..bench.settings import WorkbenchSettings
+from .common import note, seconds
 
 VERIFY_S = 15.0
 """How long a board may take by default to reset, boot and name its build."""
@@ -35,14 +33,6 @@ def add_verify(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def verify_settings() -> WorkbenchSettings:
-    """What says where each board's console is and whether it is reset through a bridge: read
-    before the flashes, so that a mistake in the configuration stops before any USB traffic."""
-    from ..bench.settings import workbench_settings
-
-    return workbench_settings(configured())
-
-
 def verify(
     settings: WorkbenchSettings,
     limit_s: float,
@@ -52,9 +42,6 @@ def verify(
 ) -> dict[str, tuple[bool, str]]:
     """Each flashed board's verdict, by port: whether it runs the build flashed, and in words
     (``verified: running espdfu-demo build 3``, ``NOT verified: did not boot: …``)."""
-    from ..bench.settings import bridged, console_at
-    from ..bench.verify import Verdict, read_boot
-
     app = image.contents.app
     flashed = [result.path for result in results if result.ok]
     if app is None:  # said for each board, not guessed
