@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ S2 = make_image("esp32s2", seed=1)
 S3 = make_image("esp32s3", seed=2, part_size=16 * 1024)  # several parts, several erases
 BIG = make_image("esp32s2", seed=3, app_size=2 * MIB, part_size=4 * MIB)
 """One 2 MiB part: the ROM's erase of it (512 sectors) outlasts a 5 s request timeout."""
+PLUG_PROBE = Path(__file__).with_name("plugprobe.py")
 PULL_AT = 20 * 1024
 CORRUPT_AT = 30_000
 ERROR_BLOCK = 100
@@ -70,7 +72,10 @@ step list_json espdfu list --json
 step list_verbose espdfu list -v
 step pull espdfu flash "$INPUTS/s2.dfu.bin" --path "$(board_path 3)" --json
 step list_pulled espdfu list --json
+start plug python3 "$INPUTS/plugprobe.py" "$(board_path 3)" cue 1 0
+wait_text "$OUT/steps/plug.out" ready 60
 gadget replug 3
+finish plug
 step replugged espdfu flash "$INPUTS/s2.dfu.bin" --path "$(board_path 3)" --json
 step verify espdfu flash "$INPUTS/s2.dfu.bin" --path "$(board_path 4)" --json
 step prog espdfu flash "$INPUTS/s2.dfu.bin" --path "$(board_path 5)" --json
@@ -124,7 +129,12 @@ def bare(realusb: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gu
         BoardSpec("esp32s2", faults={"corrupt_byte": CORRUPT_AT}),
         BoardSpec("esp32s2", faults={"error_at_block": ERROR_BLOCK, "error_status": "PROG"}),
     ]
-    inputs = {"s2.dfu.bin": S2.data, "s3.dfu.bin": S3.data, "route.py": ROUTE_PROBE.encode()}
+    inputs = {
+        "s2.dfu.bin": S2.data,
+        "s3.dfu.bin": S3.data,
+        "route.py": ROUTE_PROBE.encode(),
+        "plugprobe.py": PLUG_PROBE.read_bytes(),
+    }
     yield boot(BARE_SCENARIO, boards=boards, inputs=inputs, workdir=tmp_path_factory.mktemp("bare"))
 
 
@@ -293,6 +303,15 @@ def test_a_pulled_cable_fails_at_its_byte_without_hanging_then_flash_again(
     assert bare.boards[3].path not in still
     (again,) = results(bare, "replugged")
     assert again["ok"], bare.step("replugged")
+
+
+def test_a_board_plugged_in_is_seen_on_the_kernels_word(bare: GuestRun) -> None:
+    """The monitor polls only every 30 s here: seen sooner, it was the uevent's doing."""
+    step = bare.step("plug")
+    assert step.rc == 0, step
+    (seen,) = json.loads(step.stdout.splitlines()[-1])["seen"]
+    plugged = [e["at"] for e in bare.boards[3].events("enumerated") if e["at"] <= seen]
+    assert plugged and seen - plugged[-1] < 10, (plugged, seen)
 
 
 def test_a_pulled_cable_is_reported_as_vanished(bare: GuestRun) -> None:

@@ -1,7 +1,11 @@
 """Hot-plug: boards coming, changing and going, by port path (pyusb has no hot-plug callbacks).
 
-A thread rescans the buses; only devices new since the last scan (a new bus address) are
-examined, so an idle scan costs one enumeration.
+A thread rescans the buses: at once when the world says a device came or went (Linux's uevents,
+:mod:`.uevents`), and every interval in any case, for what no word came of (at least
+:data:`SAFETY_NET_S` apart where word comes: a poll is then only the safety net). A cue is
+followed by two more looks soon after, for what the system finishes a moment later (a udev
+rule's permissions, a board that re-enumerates). Only devices new since the last scan (a new bus
+address) are examined, so an idle scan costs one enumeration.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import enum
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -16,11 +21,15 @@ import usb.core
 
 from ..loops import Worker
 from .boards import Board, classify
-from .transport import Usb
+from .transport import BusNews, Usb
 
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL_S = 0.5
+SAFETY_NET_S = 2.0
+"""The least interval of the poll where the world gives word of devices coming and going."""
+FOLLOW_UPS_S = (0.1, 0.4)
+"""After word of a device, the looks that follow the first one, in seconds after it."""
 
 
 class Change(enum.Enum):
@@ -56,6 +65,7 @@ class HotPlug:
         self._on_event = on_event
         self._interval = interval_s
         self._worker = Worker(self._run, "espdfu-hotplug")
+        self._news: BusNews | None = None
         self._known: dict[tuple[int, int], Board | None] = {}
         self._boards: dict[str, Board] = {}
         self._lock = threading.Lock()
@@ -67,18 +77,42 @@ class HotPlug:
 
     def start(self) -> None:
         """Scan once now (so :meth:`boards` is filled on return), then keep scanning."""
+        self._news = self._usb.news() if self._usb.news is not None else None
+        if self._news is not None:
+            self._interval = max(self._interval, SAFETY_NET_S)
         self.scan()
         self._worker.start()
 
     def stop(self, timeout_s: float = 2.0) -> None:
-        self._worker.stop(timeout=timeout_s)
+        self._worker.stop(wait=False)
+        news = self._news
+        if news is not None:
+            news.wake()
+        self._worker.join(timeout_s)
 
     def _run(self) -> None:
-        while not self._worker.wait(self._interval):
-            try:
-                self.scan()
-            except Exception:  # a bad scan must not end hot-plug for the whole session
-                log.exception("USB scan failed")
+        news = self._news
+        looks: list[float] = []  # when to look next, besides the interval: after a cue
+        try:
+            while not self._worker.stopping:
+                now = time.monotonic()
+                due = min([now + self._interval, *looks])
+                if news is None:
+                    self._worker.wait(due - now)
+                elif news.wait(due - now):
+                    now = time.monotonic()
+                    looks = [now, *(now + after for after in FOLLOW_UPS_S)]
+                if self._worker.wait(0):  # asked to stop meanwhile
+                    return
+                now = time.monotonic()
+                looks = [at for at in looks if at > now]
+                try:
+                    self.scan()
+                except Exception:  # a bad scan must not end hot-plug for the whole session
+                    log.exception("USB scan failed")
+        finally:
+            if news is not None:
+                news.close()
 
     def scan(self) -> list[BoardEvent]:
         """Rescan now; report and return what changed."""

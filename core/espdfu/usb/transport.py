@@ -142,6 +142,18 @@ class SerialPorts(Protocol):
         port path, what they are: ``CP210x at /dev/ttyUSB0``)."""
 
 
+class BusNews(Protocol):
+    """Word that a device came or went, from what knows it first (the kernel's uevents)."""
+
+    def wait(self, timeout: float) -> bool:
+        """Until a device comes or goes, ``timeout`` seconds, or :meth:`wake`: whether one did."""
+
+    def wake(self) -> None:
+        """End a :meth:`wait` at once."""
+
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class Usb:
     """The USB world espdfu sees: a pyusb backend and what it is."""
@@ -151,6 +163,9 @@ class Usb:
     serial: SerialPorts | None = None
     """Where its boards' serial ports are, when the world knows that itself (virtual boards);
     None: the system's serial ports say (:mod:`espdfu.consoles.ports`)."""
+    news: Callable[[], BusNews | None] | None = None
+    """Opens a source of word that a device came or went (None: there is none: the hot-plug
+    monitor polls only)."""
 
     def devices(self) -> Iterator[usb.core.Device]:
         """Every device on the buses now (descriptors only: nothing is opened)."""
@@ -205,7 +220,10 @@ def _load_libusb() -> Usb:
             "Reinstall espdfu-tui (libusb-package ships one), or install libusb 1.0 "
             "(Debian/Ubuntu: sudo apt install libusb-1.0-0; macOS: brew install libusb).",
         )
-    return Usb(backend, f"libusb {_libusb_version(backend)} from {source}")
+    from .uevents import kernel_uevents
+
+    description = f"libusb {_libusb_version(backend)} from {source}"
+    return Usb(backend, description, news=kernel_uevents)
 
 
 _LIBUSB_FILE = {"darwin": "libusb-1.0.dylib", "win32": "libusb-1.0.dll"}.get(

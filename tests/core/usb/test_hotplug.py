@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 from espdfu.sim import BoardKind, VirtualBoard
 from espdfu.usb.boards import Access, Mode
@@ -68,3 +69,56 @@ def test_the_monitor_thread_starts_filled_and_stops() -> None:
     assert any(thread.name == "espdfu-hotplug" for thread in threading.enumerate())
     monitor.stop()
     assert not any(thread.name == "espdfu-hotplug" for thread in threading.enumerate())
+
+
+class _Word:
+    """Word of a device coming or going, given by the test (as the kernel's uevents are)."""
+
+    def __init__(self) -> None:
+        self._came = threading.Event()
+        self.closed = False
+
+    def tell(self) -> None:
+        self._came.set()
+
+    def wait(self, timeout: float) -> bool:
+        came = self._came.wait(timeout)
+        self._came.clear()
+        return came
+
+    def wake(self) -> None:
+        self._came.set()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_word_of_a_device_brings_a_look_at_once_and_the_poll_stays() -> None:
+    """With the poll a minute apart, a board is seen as soon as word of it comes; the stop
+    wakes the wait, so it does not last the minute either."""
+    w = world("esp32s2")
+    word = _Word()
+    seen = threading.Event()
+    usb_world = replace(w.usb, news=lambda: word)
+    monitor = HotPlug(usb_world, lambda e: seen.set() if e.change is Change.ADDED else None, 60)
+    monitor.start()
+    seen.clear()  # the first scan's
+    added = w.bus.plug(VirtualBoard("esp32s3", kind=BoardKind.ROM))
+    word.tell()
+    assert seen.wait(10), "the board was not seen before the poll"
+    assert added.path in monitor.boards()
+    monitor.stop(timeout_s=10)
+    assert not any(thread.name == "espdfu-hotplug" for thread in threading.enumerate())
+    assert word.closed
+
+
+def test_without_word_the_monitor_polls() -> None:
+    w = world("esp32s2")
+    usb_world = replace(w.usb, news=lambda: None)  # no netlink here: polling alone
+    seen = threading.Event()
+    monitor = HotPlug(usb_world, lambda e: seen.set() if e.change is Change.ADDED else None, 0.01)
+    monitor.start()
+    seen.clear()
+    w.bus.plug(VirtualBoard("esp32s3", kind=BoardKind.ROM))
+    assert seen.wait(10)
+    monitor.stop()
