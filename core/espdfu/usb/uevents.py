@@ -15,6 +15,7 @@ import contextlib
 import os
 import select
 import socket
+import threading
 
 NETLINK_KOBJECT_UEVENT = 15
 """linux/netlink.h: the kernel's uevents; multicast group 1 is the kernel's own (udevd's
@@ -52,6 +53,8 @@ class KernelUevents:
             self._socket.close()
             raise
         os.set_blocking(self._wake_read, False)
+        self._lock = threading.Lock()
+        self._closed = False
 
     def wait(self, timeout: float) -> bool:
         """Until a USB device comes or goes, ``timeout`` seconds, or :meth:`wake`: whether one
@@ -72,15 +75,22 @@ class KernelUevents:
         return news
 
     def wake(self) -> None:
-        """End a :meth:`wait` at once (the monitor stops)."""
-        with contextlib.suppress(OSError):
-            os.write(self._wake_write, b"!")
+        """End a :meth:`wait` at once (the monitor stops); nothing once closed, when the pipe's
+        file number may already be another file's."""
+        with self._lock:
+            if not self._closed:
+                with contextlib.suppress(OSError):
+                    os.write(self._wake_write, b"!")
 
     def close(self) -> None:
-        self._socket.close()
-        for end in (self._wake_read, self._wake_write):
-            with contextlib.suppress(OSError):
-                os.close(end)
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._socket.close()
+            for end in (self._wake_read, self._wake_write):
+                with contextlib.suppress(OSError):
+                    os.close(end)
 
 
 def kernel_uevents() -> KernelUevents | None:

@@ -3,6 +3,7 @@ went, and the netlink socket itself (Linux)."""
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -50,3 +51,22 @@ def test_the_socket_opens_without_privilege_waits_and_wakes() -> None:
         assert time.monotonic() - start < 30  # woken, not timed out
     finally:
         source.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uevents are Linux's")
+def test_a_wake_after_the_close_writes_to_no_file() -> None:
+    """The monitor closes its source as its thread ends, and its stop may wake it after: the
+    pipe's number may by then be another file's, which must not get the wake's byte."""
+    source = kernel_uevents()
+    assert source is not None
+    source.close()
+    read, write = os.pipe()  # likely the numbers the source's pipe had
+    try:
+        source.wake()
+        source.close()  # twice: nothing more
+        os.set_blocking(read, False)
+        with pytest.raises(BlockingIOError):
+            os.read(read, 1)
+    finally:
+        os.close(read)
+        os.close(write)

@@ -3,18 +3,22 @@
     python3 -m guest.gadget CONFIG OUT      (from the folder above guest/)
 
 CONFIG (JSON, written by harness.py) lists the boards: ``{"boards": [{"chip": "esp32s2",
-"flash_size": 4194304, "timing": {...}, "faults": {...}, "dfu_pid": null}]}`` (rom.Timing and
-rom.Faults; ``dfu_pid``: the DFU-mode PID when not espdfu.usb.rom.dfu_mode_pid's).
-Board N sits on the UDC ``dummy_udc.N``, which dummy_hcd pairs with its own host port. Each
-board has two gadgets, as the ROM has two faces: ROM download mode (the kernel's CDC-ACM at
-interfaces 0-1, the DFU runtime interface at 2 on FunctionFS) and DFU mode (one FunctionFS
-interface). DETACH unbinds the first and, after the re-enumeration delay, binds the second
-to the same UDC: the same port, a new address, as a board does. A cable pull unbinds.
+"flash_size": 4194304, "timing": {...}, "faults": {...}, "dfu_pid": null, "bridge": false,
+"start": "rom", "app": "idf", "preload": [[address, file], ...]}]}`` (rom.Timing and
+rom.Faults; ``dfu_pid``: the DFU-mode PID when not espdfu.usb.rom.dfu_mode_pid's; the rest:
+harness.BoardSpec). Board N sits on the UDC ``dummy_udc.N``, which dummy_hcd pairs with its
+own host port. Each board has two gadgets, as the ROM has two faces: ROM download mode (the
+kernel's CDC-ACM at interfaces 0-1, the DFU runtime interface at 2 on FunctionFS) and DFU mode
+(one FunctionFS interface). DETACH unbinds the first and, after the re-enumeration delay, binds
+the second to the same UDC: the same port, a new address, as a board does. A cable pull
+unbinds. A board with a bridge has it on a UDC after all the boards' (:class:`Bridge`): its
+line state resets the chip, into ROM download mode or its app, which prints on the bridge.
 
-Writes OUT/boards.json (each board's UDC and USB port path) once every board is plugged in,
-then serves until SIGTERM, when it unplugs the boards and writes OUT/boardN.json (rom.Rom's
-report) and OUT/boardN.flash (the flash image). Requests on /run/gadget.ctl (a FIFO, one
-"ID ACTION BOARD" a line: replug, unplug, wipe) are acknowledged in /run/gadget.ack.
+Writes OUT/boards.json (each board's UDC, USB port path and bridge's) once every board is
+powered on, then serves until SIGTERM, when it unplugs the boards and writes OUT/boardN.json
+(rom.Rom's report, and the bridge's lines) and OUT/boardN.flash (the flash image). Requests on
+/run/gadget.ctl (a FIFO, one "ID ACTION BOARD" a line: replug, reset, unplug, wipe) are
+acknowledged in /run/gadget.ack.
 """
 
 from __future__ import annotations
