@@ -386,12 +386,7 @@ class Board:
 
     def hold_reset(self) -> None:
         """EN held low through the bridge: the chip stops, off the bus."""
-        self._app_stop.set()
-        with self.cable:
-            self._unbind()
-            with self.lock:
-                self.rom.unplug("reset held")
-        log(f"board{self.index}: held in reset")
+        self.unplug("reset held")
 
     def press_reset(self, boot: bool = False) -> None:
         """The chip leaves reset (RESET tapped, or EN released through the bridge): in ROM
@@ -407,11 +402,9 @@ class Board:
         elif self.bridge is None:
             self.plug("app")
         else:
-            with self.cable:
-                self._unbind()
-                with self.lock:
-                    self.rom.unplug("app booted")
-                    app = booted_app(bytes(self.rom.flash))
+            self.unplug("app booted")
+            with self.lock:
+                app = booted_app(bytes(self.rom.flash))
             self._app_stop = threading.Event()
             script = Script(self.rom.chip, app, self.app)
             threading.Thread(
@@ -446,12 +439,15 @@ class Board:
             self.bound = mode
         log(f"board{self.index}: plugged in, {mode} mode")
 
-    def unplug(self) -> None:
+    def unplug(self, why: str = "unplugged") -> None:
+        """Off the bus, its app (if any) stopped: the cable pulled, the chip held in reset, or
+        running an app with no USB (``why``, for the record)."""
+        self._app_stop.set()
         with self.cable:
             self._unbind()
             with self.lock:
-                self.rom.unplug()
-        log(f"board{self.index}: unplugged")
+                self.rom.unplug(why)
+        log(f"board{self.index}: {why}")
 
     def wipe(self) -> None:
         with self.lock:
