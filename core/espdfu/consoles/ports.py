@@ -26,6 +26,15 @@ from ..loops import Worker
 from ..usb.transport import SerialPorts, Usb
 from .lines import Line, Splitter
 
+try:
+    from termios import error as _termios_error
+
+    _TERMIOS_ERRORS: tuple[type[Exception], ...] = (_termios_error,)
+    """pyserial lets a failed tcflush out as it is: a terminal gone as it opens (a board reset
+    or unplugged at that moment) raises it, not an OSError."""
+except ImportError:  # Windows: no terminals
+    _TERMIOS_ERRORS = ()
+
 DEFAULT_BAUD = 115200
 """ESP-IDF's default console speed (CONFIG_ESP_CONSOLE_UART_BAUDRATE); a USB CDC port ignores it."""
 _REOPEN_S = 0.2
@@ -159,7 +168,7 @@ def open_port(device: str, baud: int = DEFAULT_BAUD) -> serial.SerialBase:
         port.open()
         _release_lines(port)
         return port
-    except (serial.SerialException, OSError, ValueError) as error:
+    except (serial.SerialException, OSError, ValueError, *_TERMIOS_ERRORS) as error:
         code = _errno(error)
         if code == errno.ENOTTY:  # a device, but no terminal (/dev/zero)
             raise NotASerialPort(
@@ -196,13 +205,16 @@ def _release_lines(port: serial.SerialBase) -> None:
             raise
 
 
-def _errno(error: Exception) -> int | None:
+def _errno(error: BaseException) -> int | None:
     """The system's error number behind ``error``: pyserial words a failed termios call (not a
-    terminal) as a SerialException without one, raised from the termios error that has it."""
+    terminal) as a SerialException without one, raised from the termios error that has it; a
+    termios error itself (a terminal gone as it opened: EIO) has it first in its arguments."""
     code = getattr(error, "errno", None)
+    if code is None and error.args and isinstance(error.args[0], int):
+        return int(error.args[0])
     cause = error.__context__
-    if code is None and cause is not None and cause.args and isinstance(cause.args[0], int):
-        return cause.args[0]
+    if code is None and cause is not None:
+        return _errno(cause)
     return code if isinstance(code, int) else None
 
 
