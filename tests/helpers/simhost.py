@@ -8,7 +8,6 @@ see, STALLs and all.
 from __future__ import annotations
 
 import random
-from collections.abc import Generator
 
 import usb.core
 
@@ -22,6 +21,7 @@ from espdfu.usb.protocol import (
     REQUEST_OUT,
     STATUS_LENGTH,
     Ending,
+    Exchange,
     Reply,
     Request,
     State,
@@ -127,7 +127,7 @@ class Host:
 
 def run(
     dev: usb.core.Device,
-    steps: Generator[Step, Reply, Ending],
+    steps: Exchange[Ending],
     interface: int = 0,
     clock: Clock = WALL_CLOCK,
 ) -> Ending:

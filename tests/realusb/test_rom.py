@@ -7,7 +7,7 @@ the model's decision, not a timing accident.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ from espdfu.usb.driver import drive
 from espdfu.usb.protocol import (
     DeviceStatusError,
     Ending,
+    Exchange,
     Reply,
     Request,
     State,
@@ -80,7 +81,7 @@ class Host:
         self.time += held
         self.held_s += held
 
-    def run(self, steps: Generator[Step, Reply, Ending]) -> tuple[Ending, list[State]]:
+    def run(self, steps: Exchange[Ending]) -> tuple[Ending, list[State]]:
         """Drive a download; return how it ended and every state GETSTATUS reported."""
         states: list[State] = []
 

@@ -12,12 +12,12 @@ import bisect
 import json
 from dataclasses import dataclass
 from pathlib import Path
-
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
+
+if TYPE_CHECKING:  # pyelftools is imported when an ELF is read: every command imports this
+    from elftools.elf.elffile import ELFFile  # module, and pyelftools takes 20 ms to load
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,9 @@ class Symbols:
     """One ELF's functions and line table, read once, looked up many times."""
 
     def __init__(self, path: Path) -> None:
+        from elftools.common.exceptions import ELFError
+        from elftools.elf.elffile import ELFFile
+
         try:
             with path.open("rb") as stream:
                 elf = ELFFile(stream)
@@ -66,6 +69,8 @@ class Symbols:
 
 def _functions(elf: ELFFile) -> list[tuple[int, int, str]]:
     """(start, end, name) of every function symbol with a size, by start."""
+    from elftools.elf.sections import SymbolTableSection
+
     found = []
     for section in elf.iter_sections():
         if isinstance(section, SymbolTableSection):

@@ -28,12 +28,14 @@ from ..usb.boards import DRIVER_HINT, Access, Board, Mode, access_hint, board_at
 from ..usb.driver import drive
 from ..usb.protocol import (
     BUSY_LIMIT_MS,
+    Blocks,
     BusyTooLongError,
     DeviceGone,
     Ending,
     ProtocolError,
     Reply,
     Request,
+    Sent,
     State,
     Status,
     Step,
@@ -41,7 +43,7 @@ from ..usb.protocol import (
     recover,
 )
 from ..usb.trace import BoardTrace, TraceSink
-from ..usb.transport import DEFAULT_TIMEOUT_MS, DfuInterface, Usb, UsbFault
+from ..usb.transport import DEFAULT_TIMEOUT_MS, BlockFault, DfuInterface, Usb, UsbFault
 from .failures import WORDED, Cancelled, worded
 from .failures import Failure as Failure
 from .failures import FlashError as FlashError
@@ -406,7 +408,8 @@ class _Reporter:
             self.enter(Phase.BUSY)
 
     def advance(self, done: int) -> None:
-        """Called for every block: the clock is read only every so many bytes."""
+        """Called for every block, or run of blocks: the clock is read only every so many
+        bytes."""
         if done - self.done < _PROGRESS_GRAIN and done < self.total:
             return
         self.done = done
@@ -664,7 +667,9 @@ class _Flash:
                 self.payload, self.transfer, busy_limit_ms=self._busy_limit_ms, slow=slow
             )
             wait = self._sleep if self.trace is None else self._poll_wait
-            ending = self._translated(lambda: drive(steps, self._sender(dfu), wait))
+            perform = self._sender(dfu)
+            send_blocks = None if dfu.send_blocks is None else self._block_sender(dfu.send_blocks)
+            ending = self._translated(lambda: drive(steps, perform, wait, send_blocks=send_blocks))
             self._note("ending", ending=ending.name.lower())
             if ending is Ending.WAIT_RESET:
                 with contextlib.suppress(DeviceGone, UsbFault):
@@ -721,6 +726,39 @@ class _Flash:
             return None
 
         return perform
+
+    def _block_sender(self, send: Callable[[Blocks], Sent]) -> Callable[[Blocks], Sent]:
+        """The download's ``send_blocks`` on a route with a loop of its own for runs of blocks:
+        it hands the route a progress grain of blocks at a time, so that progress and a cancel
+        are seen between two, and places a failure, or an answer that ends the run, at its
+        block and request for the messages, as :meth:`_sender` does for each request."""
+        cancelled = self.cancel.is_set
+        answered = self.report.answered
+        grain = max(1, _PROGRESS_GRAIN // self.transfer)
+
+        def send_blocks(blocks: Blocks) -> Sent:
+            if self.report.erase is not None:
+                self.report.erasing(None)  # the erase was the block before the run
+            for part in blocks.parts(grain):
+                if cancelled():
+                    raise Cancelled
+                self.request = Request.DNLOAD
+                self.confirmed = part.offset
+                self.report.advance(part.offset)
+                try:
+                    sent = send(part)
+                except BlockFault as failed:
+                    self.request = failed.request
+                    self.confirmed = part.offset + failed.done * part.size
+                    raise failed.fault from None
+                if sent.reply is not None:
+                    self.request = Request.GETSTATUS
+                    self.confirmed = part.offset + sent.done * part.size
+                    answered(sent.reply.state in _BUSY_STATES)
+                    return Sent(part.first - blocks.first + sent.done, sent.reply)
+            return Sent(blocks.block_count)
+
+        return send_blocks
 
     def _on_block(self, step: Step) -> None:
         self.confirmed = step.offset

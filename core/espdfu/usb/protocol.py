@@ -10,9 +10,9 @@ from __future__ import annotations
 import enum
 import functools
 import struct
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 DFU_CLASS = 0xFE
 DFU_SUBCLASS = 0x01
@@ -145,6 +145,11 @@ class StatusReply:
             ) from None
         return cls(status, int.from_bytes(data[1:4], "little"), state)
 
+    @property
+    def plain(self) -> bool:
+        """The answer that lets the next block go at once: status OK, dfuDNLOAD-IDLE."""
+        return self.status is Status.OK and self.state is State.DNLOAD_IDLE
+
     def encode(self) -> bytes:
         return (
             bytes([self.status])
@@ -250,6 +255,44 @@ class Step(NamedTuple):
     """How long the device may take to answer this request; 0: the transport's usual time."""
 
 
+class Blocks(NamedTuple):
+    """A run of plain blocks to send: each block's DNLOAD, then one GETSTATUS, and the next
+    block at once while the device answers status OK, dfuDNLOAD-IDLE (see :class:`Step`).
+
+    Nearly every block of a download is such a block, so a transport may send a run in one
+    tight loop of its own; :func:`each_request` sends it as the separate requests.
+    """
+
+    first: int
+    """The number of the first block, counted from 0 (unwrapped)."""
+    data: memoryview
+    """The run's bytes: whole blocks, but the payload's last."""
+    offset: int
+    """Where ``data`` starts in the payload."""
+    size: int
+    """The transfer size."""
+
+    @property
+    def block_count(self) -> int:
+        return -(-len(self.data) // self.size)
+
+    def parts(self, blocks: int) -> Iterator[Blocks]:
+        """The run cut into runs of ``blocks`` blocks at most."""
+        step = blocks * self.size
+        for start in range(0, len(self.data), step):
+            first = self.first + start // self.size
+            yield Blocks(first, self.data[start : start + step], self.offset + start, self.size)
+
+
+class Sent(NamedTuple):
+    """How a run of blocks went: its first ``done`` blocks were answered plainly; ``reply`` is
+    the answer that ended it early (to the GETSTATUS after block ``done``'s DNLOAD), None when
+    every block went through."""
+
+    done: int
+    reply: StatusReply | None = None
+
+
 class Ending(enum.Enum):
     """How a download legitimately ends."""
 
@@ -263,7 +306,11 @@ class DeviceGone(Exception):
 
 
 Reply = StatusReply | None
-"""What the driver sends back: the decoded reply of GETSTATUS, None for other requests."""
+"""What a request gives: the decoded reply of GETSTATUS, None for the others."""
+_T = TypeVar("_T")
+Exchange = Generator[Step | Blocks, Reply | Sent, _T]
+"""A DFU exchange: it yields what to send and receives what that gave (:class:`Sent` for
+:class:`Blocks`); it returns a ``_T``."""
 
 BUSY_LIMIT_MS = 120_000
 """Longest a device may stay busy on one step, counted in its own poll timeouts (1 ms minimum
@@ -276,31 +323,50 @@ def download(
     *,
     busy_limit_ms: int = BUSY_LIMIT_MS,
     slow: Mapping[int, int] | None = None,
-) -> Generator[Step, Reply, Ending]:
+) -> Exchange[Ending]:
     """Bring the device to dfuIDLE, send ``payload`` in ``transfer_size`` blocks, manifest.
 
     Yields each request and receives its result: the decoded status for GETSTATUS, None for
-    the others. Transport failures are thrown in; :class:`DeviceGone` after the device took
+    the others; the blocks between two slow ones go as one :class:`Blocks` run, answered with
+    :class:`Sent`. Transport failures are thrown in; :class:`DeviceGone` after the device took
     the final zero-length DNLOAD is the legitimate end of a device that resets itself. Raises
     :class:`DeviceStatusError`, :class:`ProtocolError` or :class:`BusyTooLongError`.
 
     ``slow`` maps block numbers (counted from 0, unwrapped) to the time the device may take
     over that block: its DNLOAD and the GETSTATUS requests after it get that timeout (a
     device that erases without answering), and it may stay busy that long (one that says so).
+    Each goes alone, as its own requests.
     """
     if transfer_size <= 0:
         raise ProtocolError(f"the device declares a transfer size of {transfer_size}")
     reply = yield from _reach_idle(busy_limit_ms)
     view = memoryview(payload)
+    count = -(-len(view) // transfer_size)
     slow = slow or {}
-    for block, offset in enumerate(range(0, len(view), transfer_size)):
-        data = view[offset : offset + transfer_size]
+    ends = sorted(block for block, timeout in slow.items() if timeout)
+    block = 0
+    while block < count:
+        offset = block * transfer_size
         timeout = slow.get(block, 0)
-        yield Step(Request.DNLOAD, block & 0xFFFF, data, 0, offset, timeout)
-        limit = max(busy_limit_ms, timeout) if timeout else busy_limit_ms
-        reply = yield from _settle(State.DNLOAD_IDLE, "the download", limit, reply, timeout)
-    block = -(-len(view) // transfer_size)
-    yield Step(Request.DNLOAD, block & 0xFFFF, b"", 0, len(view))
+        if timeout:
+            data = view[offset : offset + transfer_size]
+            yield Step(Request.DNLOAD, block & 0xFFFF, data, 0, offset, timeout)
+            limit = max(busy_limit_ms, timeout)
+            reply = yield from _settle(State.DNLOAD_IDLE, "the download", limit, reply, timeout)
+            block += 1
+            continue
+        end = next((slow_block for slow_block in ends if slow_block > block), count)
+        data = view[offset : end * transfer_size]
+        sent = yield Blocks(block, data, offset, transfer_size)
+        if not isinstance(sent, Sent):
+            raise ProtocolError("a run of blocks gave no account of itself")
+        block += sent.done
+        if sent.reply is None:
+            reply = _PLAIN
+            continue
+        reply = yield from _settled(sent.reply, State.DNLOAD_IDLE, "the download", busy_limit_ms)
+        block += 1
+    yield Step(Request.DNLOAD, count & 0xFFFF, b"", 0, len(view))
     try:
         reply = yield from _settle(State.DFU_IDLE, "manifestation", busy_limit_ms, reply)
     except DeviceGone:
@@ -308,12 +374,28 @@ def download(
     return Ending.WAIT_RESET if reply.state is State.MANIFEST_WAIT_RESET else Ending.IDLE
 
 
-def recover(busy_limit_ms: int = BUSY_LIMIT_MS) -> Generator[Step, Reply, None]:
+def each_request(blocks: Blocks, perform: Callable[[Step], Reply]) -> Sent:
+    """Send a run of ``blocks`` as its separate requests, each through ``perform``.
+
+    Where a transport has no loop of its own for runs, and where each request must be seen
+    (a traced flash, the tests' devices).
+    """
+    data, size = blocks.data, blocks.size
+    for done, start in enumerate(range(0, len(data), size)):
+        number = (blocks.first + done) & 0xFFFF
+        perform(Step(Request.DNLOAD, number, data[start : start + size], 0, blocks.offset + start))
+        reply = _status(perform(_POLL_NOW))
+        if not reply.plain:
+            return Sent(done, reply)
+    return Sent(blocks.block_count)
+
+
+def recover(busy_limit_ms: int = BUSY_LIMIT_MS) -> Exchange[None]:
     """Leave the device in dfuIDLE after a failure or a cancel, if it is still there."""
     yield from _reach_idle(busy_limit_ms)
 
 
-def _reach_idle(busy_limit_ms: int) -> Generator[Step, Reply, StatusReply]:
+def _reach_idle(busy_limit_ms: int) -> Exchange[StatusReply]:
     """dfuERROR → CLRSTATUS; a download or upload in progress → ABORT; busy → wait."""
     actions = 0
     busy_ms = 0
@@ -343,32 +425,44 @@ _CLEARED_BY = {
     State.UPLOAD_IDLE: Request.ABORT,
 }
 _POLL_NOW = Step(Request.GETSTATUS)
+_PLAIN = StatusReply(Status.OK, 0, State.DNLOAD_IDLE)
+"""What a run of blocks leaves the device in (its poll timeout does not matter: no wait
+follows dfuDNLOAD-IDLE)."""
 _ALWAYS_BUSY = (State.DNLOAD_SYNC, State.DNBUSY, State.MANIFEST_SYNC, State.MANIFEST)
 MAX_CLEAR_ACTIONS = 3
 
 
-def _get_status(
-    previous: StatusReply | None, timeout_ms: int = 0
-) -> Generator[Step, Reply, StatusReply]:
+def _get_status(previous: StatusReply | None, timeout_ms: int = 0) -> Exchange[StatusReply]:
     """GETSTATUS, once the poll timeout of a device that said it was busy has passed."""
     wait = previous.poll_timeout_ms if previous and previous.state in _ALWAYS_BUSY else 0
     if wait or timeout_ms:
         reply = yield Step(Request.GETSTATUS, wait_ms=wait, timeout_ms=timeout_ms)
     else:
         reply = yield _POLL_NOW
-    if reply is None:
+    return _status(reply)
+
+
+def _status(reply: Reply | Sent) -> StatusReply:
+    """What GETSTATUS gave, which must be a status."""
+    if not isinstance(reply, StatusReply):
         raise ProtocolError("GETSTATUS gave no reply")
     return reply
 
 
 def _settle(
     target: State, during: str, busy_limit_ms: int, previous: StatusReply, timeout_ms: int = 0
-) -> Generator[Step, Reply, StatusReply]:
+) -> Exchange[StatusReply]:
     """Poll GETSTATUS until the device reaches ``target`` (or, at the end, waits for reset)."""
+    reply = yield from _get_status(previous, timeout_ms)
+    return (yield from _settled(reply, target, during, busy_limit_ms, timeout_ms))
+
+
+def _settled(
+    reply: StatusReply, target: State, during: str, busy_limit_ms: int, timeout_ms: int = 0
+) -> Exchange[StatusReply]:
+    """:func:`_settle` from ``reply``, the first answer already heard."""
     busy_ms = 0
-    reply = previous
     while True:
-        reply = yield from _get_status(reply, timeout_ms)
         if reply.status is not Status.OK or reply.state is State.ERROR:
             status = reply.status if reply.status is not Status.OK else Status.UNKNOWN
             raise DeviceStatusError(status, during)
@@ -379,6 +473,7 @@ def _settle(
         if reply.state not in _BUSY_STATES[target]:
             raise ProtocolError(f"the device went to {reply.state.label} during {during}")
         busy_ms = _count_busy(busy_ms, reply, busy_limit_ms, f" during {during}")
+        reply = yield from _get_status(reply, timeout_ms)
 
 
 def _count_busy(busy_ms: int, reply: StatusReply, limit_ms: int, during: str = "") -> int:

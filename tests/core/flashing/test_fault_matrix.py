@@ -12,6 +12,7 @@ import pytest
 from espdfu.flashing.flasher import FlashOptions, FlashResult
 from espdfu.usb.protocol import Request
 from tests.helpers import faultmatrix
+from tests.helpers.fakeusbfs import use_usbfs
 from tests.helpers.faultmatrix import ACTIONS, ERRORS, Case, Stage
 
 CASES = faultmatrix.cases()
@@ -53,3 +54,13 @@ def test_a_case_that_does_not_end_in_its_bound_counts_as_hung() -> None:
     release.set()
     assert (result, problem) == (None, faultmatrix.HUNG)
     assert seconds < 10
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_a_fault_at_any_step_ends_as_it_should_on_the_usbfs_route(
+    case: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same on the route Linux takes: its requests, and its own loop for runs of blocks."""
+    use_usbfs(monkeypatch)
+    outcome = faultmatrix.run_case(case)
+    assert outcome.verdict == "correct", outcome.explain()

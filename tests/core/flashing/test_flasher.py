@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import pytest
 
-from espdfu.flashing.flasher import Failure, FlashOptions, Phase, Progress, flash, flash_many
+from espdfu.flashing.flasher import (
+    Failure,
+    FlashOptions,
+    FlashResult,
+    Phase,
+    Progress,
+    flash,
+    flash_many,
+)
 from espdfu.sim import BoardKind, Fault, TimeModel
+from espdfu.usb import rom, transport
 from espdfu.usb.boards import DRIVER_HINT, Access, Mode, read_state
-from espdfu.usb.protocol import Ending, Request, Status
+from espdfu.usb.protocol import Blocks, Ending, Request, Sent, Status
 from tests.helpers.boardworld import KIB, assert_flashed, image, image_files, world
+from tests.helpers.fakeusbfs import use_usbfs
 
 
 @pytest.mark.parametrize("chip", ["esp32s2", "esp32s3"])
@@ -325,3 +336,113 @@ def test_a_stop_during_a_busy_wait_is_prompt_and_says_the_board_is_left_busy() -
     # After the cancel, a second of the board's own 25 ms polls at most, not the ten before
     (before,) = getstatus_at_cancel
     assert w.board(path).requests[Request.GETSTATUS] - before <= 1000 // 25 + 2
+
+
+# --- the usbfs route: runs of blocks in its own loop ------------------------------------------
+
+
+def _on_usbfs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Claim virtual boards on the usbfs route; the list fills with the blocks of each run its
+    loop sends."""
+    use_usbfs(monkeypatch)
+    sent: list[int] = []
+    make = transport._usbfs_blocks
+
+    def counted(file: int, ioctl: transport._Ioctl) -> transport._SendBlocks:
+        send_blocks = make(file, ioctl)
+
+        def send(index: int, timeout: int, blocks: Blocks) -> Sent:
+            sent.append(blocks.block_count)
+            return send_blocks(index, timeout, blocks)
+
+        return send
+
+    monkeypatch.setattr(transport, "_usbfs_blocks", counted)
+    return sent
+
+
+def test_on_the_usbfs_route_the_blocks_go_in_runs_with_the_same_progress(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Runs of a progress grain (16 blocks) at most, between the erases' blocks; the phases
+    (erasing, downloading again) and progress as the request-by-request route shows them."""
+    files = image_files(app_size=700 * KIB)  # erases long enough to be shown
+    dfu = image("esp32s2", files)
+
+    def phases() -> list[Phase]:
+        w = world("esp32s2", TimeModel.scaled(0.3))
+        (path,) = w.paths
+        seen: list[Progress] = []
+        result = flash(w.usb, path, dfu, progress=seen.append)
+        assert result.ok, result.message
+        assert_flashed(w.board(path), files)
+        assert w.board(path).requests[Request.DNLOAD] == blocks + 1
+        done = [p.done for p in seen]
+        assert done == sorted(done) and done[-1] == seen[-1].total
+        assert any(p.rate and p.eta_s is not None for p in seen if p.phase is Phase.DOWNLOADING)
+        return [phase for phase, _ in itertools.groupby(p.phase for p in seen)]
+
+    blocks = -(-len(dfu.payload) // 64)
+    alone = phases()
+    sent = _on_usbfs(monkeypatch)
+    assert phases() == alone and Phase.ERASING in alone
+    slow = len(rom.erases(dfu.entries, 64))  # each erase's block goes alone
+    assert sum(sent) == blocks - slow and max(sent) == 16
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("unplug", Request.DNLOAD, nth=50),
+        Fault("unplug", Request.GETSTATUS, nth=40),
+        Fault("stall", Request.DNLOAD, nth=20),
+        Fault("stall", Request.GETSTATUS, nth=37),
+        Fault("status", Request.DNLOAD, nth=20, status=Status.VERIFY),
+        Fault("garbage", Request.GETSTATUS, nth=30),
+        Fault("short", Request.GETSTATUS, nth=33),
+        Fault("timeout", Request.DNLOAD, nth=21),
+        Fault("timeout", Request.GETSTATUS, nth=18),
+        Fault("busy", Request.DNLOAD, nth=25),
+    ],
+    ids=lambda fault: f"{fault.action}-{fault.on.name if fault.on else 'any'}-{fault.nth}",
+)
+def test_a_fault_within_a_run_is_told_as_on_the_request_by_request_route(
+    fault: Fault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which block, which request, what kind: the usbfs loop's account of a run that failed is
+    the one each request on its own gives."""
+    options = FlashOptions(timeout_ms=100, busy_limit_s=0.2)
+
+    def flashed() -> FlashResult:
+        w = world("esp32s2-dfu")
+        (path,) = w.paths
+        w.board(path).faults.append(fault)
+        return flash(w.usb, path, image(), options=options)
+
+    alone = flashed()
+    sent = _on_usbfs(monkeypatch)
+    looped = flashed()
+    assert sent, "the usbfs loop was not used"
+    assert alone.error is not None and looped.error is not None
+    assert (looped.error.kind, looped.error.accepted) == (alone.error.kind, alone.error.accepted)
+    assert alone.error.accepted > 0 and f"at byte {alone.error.accepted:,} " in looped.message
+    assert looped.message == alone.message
+
+
+def test_a_cancel_stops_a_run_of_blocks_between_two_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent = _on_usbfs(monkeypatch)
+    w = world("esp32s2-dfu")
+    (path,) = w.paths
+    cancel = threading.Event()
+
+    def progress(update: Progress) -> None:
+        if update.done > 10 * KIB:
+            cancel.set()
+
+    options = FlashOptions(progress_interval_s=0)
+    result = flash(w.usb, path, image(), options=options, progress=progress, cancel=cancel)
+    assert result.error is not None and result.error.kind is Failure.CANCELLED
+    assert 10 * KIB < result.error.accepted <= 11 * KIB + 1024
+    assert sum(sent) * 64 < 12 * KIB
+    assert read_state(w.usb, w.scan(path)) == "ready"
+    assert flash(w.usb, path, image()).ok

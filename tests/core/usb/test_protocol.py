@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -12,19 +12,23 @@ from hypothesis import strategies as st
 
 from espdfu.usb import driver
 from espdfu.usb.protocol import (
+    Blocks,
     BusyTooLongError,
     DeviceGone,
     DeviceStatusError,
     Ending,
+    Exchange,
     FunctionalDescriptor,
     ProtocolError,
     Reply,
     Request,
+    Sent,
     State,
     Status,
     StatusReply,
     Step,
     download,
+    each_request,
     recover,
 )
 
@@ -43,7 +47,7 @@ class Run:
 
 
 def drive(
-    steps: Generator[Step, Reply, object],
+    steps: Exchange[object],
     answer: Callable[[Step], Reply],
     limit: int = 1_000_000,
 ) -> Run:
@@ -71,9 +75,12 @@ def _no_wait(seconds: float) -> None:
 class Device:
     """A well-behaved DFU device: busy once per block, then idle; manifests through MANIFEST."""
 
-    def __init__(self, start: State = State.DFU_IDLE, busy_poll: int = 7) -> None:
+    def __init__(
+        self, start: State = State.DFU_IDLE, busy_poll: int = 7, busy: bool = True
+    ) -> None:
         self.state = start
         self.busy_poll = busy_poll
+        self.busy = busy
         self.received = bytearray()
         self.blocks: list[int] = []
         self.pending_busy = False
@@ -96,7 +103,7 @@ class Device:
             if step.data:
                 self.received += step.data
                 self.state = State.DNLOAD_SYNC
-                self.pending_busy = True
+                self.pending_busy = self.busy
             else:
                 self.state = State.MANIFEST_SYNC
         elif step.request is Request.CLRSTATUS or step.request is Request.ABORT:
@@ -162,6 +169,91 @@ def test_block_numbers_wrap_at_16_bits() -> None:
     run = drive(download(bytes(65_540), 1), device)
     assert run.result is Ending.IDLE
     assert device.blocks[65_535:65_541] == [65_535, 0, 1, 2, 3, 4]
+
+
+def test_the_blocks_between_two_slow_ones_go_as_one_run() -> None:
+    """A slow block (an erase) goes alone, with its timeout; the others in runs between."""
+    payload = bytes(range(256)) * 3  # 12 blocks
+    device = Device(busy=False)
+    runs: list[Blocks] = []
+
+    def send_blocks(blocks: Blocks) -> Sent:
+        runs.append(blocks)
+        return each_request(blocks, device)
+
+    steps = download(payload, 64, slow={0: 500, 5: 900})
+    assert driver.drive(steps, device, _no_wait, send_blocks=send_blocks) is Ending.IDLE
+    assert bytes(device.received) == payload and device.blocks == [*range(12), 12]
+    assert [(r.first, r.block_count, r.offset, len(r.data)) for r in runs] == [
+        (1, 4, 64, 256),
+        (6, 6, 384, 384),
+    ]
+
+
+def test_a_run_cut_short_goes_on_from_the_block_after() -> None:
+    """A run that ended at a busy answer: that block is waited out, a new run takes the rest."""
+    device = Device(busy_poll=42)
+    runs: list[Blocks] = []
+    waits: list[float] = []
+
+    def send_blocks(blocks: Blocks) -> Sent:
+        runs.append(blocks)
+        return each_request(blocks, device)
+
+    steps = download(b"x" * 150, 64)
+    ending = driver.drive(steps, device, waits.append, lambda: 0.0, send_blocks)
+    assert ending is Ending.IDLE and bytes(device.received) == b"x" * 150
+    assert [(r.first, r.block_count) for r in runs] == [(0, 3), (1, 2), (2, 1)]
+    assert device.blocks == [0, 1, 2, 3]
+    assert waits == [0.042] * 3 + [0.003]  # each block's busy answer, then dfuMANIFEST's
+
+
+def test_a_run_reports_the_first_answer_that_is_not_plain() -> None:
+    answers = iter([ok(State.DNLOAD_IDLE, 2), ok(State.DNLOAD_IDLE), ok(State.DNBUSY, 5)])
+
+    def answer(step: Step) -> Reply:
+        return next(answers) if step.request is Request.GETSTATUS else None
+
+    blocks = Blocks(7, memoryview(bytes(300)), 448, 64)
+    assert each_request(blocks, answer) == Sent(2, ok(State.DNBUSY, 5))
+    assert each_request(blocks, lambda step: ok(State.DNLOAD_IDLE)) == Sent(5)
+    with pytest.raises(ProtocolError, match="no reply"):
+        each_request(blocks, lambda step: None)
+
+
+def test_a_run_is_sent_as_its_requests_with_wrapping_numbers() -> None:
+    sent: list[Step] = []
+
+    def answer(step: Step) -> Reply:
+        sent.append(step)
+        return ok(State.DNLOAD_IDLE) if step.request is Request.GETSTATUS else None
+
+    each_request(Blocks(65_534, memoryview(bytes(range(150))), 1000, 64), answer)
+    dnloads = [(s.value, bytes(s.data), s.offset) for s in sent if s.request is Request.DNLOAD]
+    assert dnloads == [
+        (65_534, bytes(range(64)), 1000),
+        (65_535, bytes(range(64, 128)), 1064),
+        (0, bytes(range(128, 150)), 1128),
+    ]
+    assert [s.request for s in sent[1::2]] == [Request.GETSTATUS] * 3
+
+
+def test_a_run_is_cut_into_parts() -> None:
+    blocks = Blocks(10, memoryview(bytes(range(200))), 640, 64)
+    parts = list(blocks.parts(2))
+    assert [(p.first, p.offset, bytes(p.data), p.size) for p in parts] == [
+        (10, 640, bytes(range(128)), 64),
+        (12, 768, bytes(range(128, 200)), 64),
+    ]
+    assert [p.block_count for p in parts] == [2, 2] and blocks.block_count == 4
+
+
+def test_vanishing_during_a_run_is_a_failure() -> None:
+    def send_blocks(blocks: Blocks) -> Sent:
+        raise DeviceGone("cable pulled")
+
+    with pytest.raises(DeviceGone):
+        driver.drive(download(b"a" * 200, 64), Device(), _no_wait, send_blocks=send_blocks)
 
 
 @pytest.mark.parametrize(

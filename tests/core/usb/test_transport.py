@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 from pathlib import Path
@@ -10,15 +11,29 @@ from types import SimpleNamespace
 import pytest
 import usb.backend
 
+from espdfu.sim import Fault, VirtualBoard
 from espdfu.usb import transport
-from espdfu.usb.protocol import Request
+from espdfu.usb.protocol import (
+    Blocks,
+    DeviceGone,
+    ProtocolError,
+    Request,
+    Sent,
+    State,
+    Status,
+    StatusReply,
+)
 from espdfu.usb.transport import (
+    BlockFault,
     DfuInterface,
     NoDriver,
+    Stalled,
+    TimedOut,
     _backend_control,
     _libusb_control,
 )
-from tests.helpers.boardworld import World, world
+from tests.helpers.boardworld import World, image, world
+from tests.helpers.fakeusbfs import usbfs_over
 
 
 def dfu_face_without_driver() -> tuple[World, DfuInterface]:
@@ -84,3 +99,91 @@ def test_libusb_packages_library_is_found_without_importing_the_package(
     (tmp_path / "libusb_package").mkdir()  # a copy without a library for this platform
     monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
     assert transport._packaged_libusb() is None
+
+
+# --- the usbfs route's loop for runs of blocks ------------------------------------------------
+
+
+def test_the_usbfs_loop_makes_one_request_block_per_request() -> None:
+    """Each DNLOAD's block points at its bytes with its number (wrapping) and length; each
+    GETSTATUS's is the same; one ioctl per request."""
+    requests: list[tuple[int, int, int, int, int, bytes]] = []
+
+    def kernel(file: int, request: int, block: bytearray, mutate: bool) -> int:
+        assert (file, request, mutate) == (7, transport._USBDEVFS_CONTROL, True)
+        kind, code, value, index, length, timeout, address = transport._USBFS_CONTROL.unpack(block)
+        if kind & 0x80:
+            ctypes.memmove(address, IDLE.encode(), length)
+        requests.append((kind, code, value, index, timeout, ctypes.string_at(address, length)))
+        count: int = length
+        return count
+
+    _, send_blocks = transport._usbfs_route(7, kernel)
+    data = bytes(range(150))
+    assert send_blocks(3, 900, Blocks(65_534, memoryview(data), 0, 64)) == Sent(3)
+    dnloads = [(value, sent) for kind, _, value, *_, sent in requests if kind == 0x21]
+    assert dnloads == [(65_534, data[:64]), (65_535, data[64:128]), (0, data[128:])]
+    assert requests[1::2] == [(0xA1, Request.GETSTATUS, 0, 3, 900, IDLE.encode())] * 3
+    assert {(code, index, timeout) for _, code, _, index, timeout, _ in requests[::2]} == {
+        (Request.DNLOAD, 3, 900)
+    }
+
+
+IDLE = StatusReply(Status.OK, 2, State.DNLOAD_IDLE)
+
+
+def usbfs_to_board(spec: str = "esp32s2-dfu") -> tuple[VirtualBoard, transport._SendBlocks]:
+    """A virtual board in dfuIDLE, and the usbfs loop to it."""
+    w = world(spec)
+    (path,) = w.paths
+    dfu = DfuInterface(w.usb.find(path), 0)
+    dfu.claim()
+    return w.board(path), transport._usbfs_route(-1, usbfs_over(dfu.device))[1]
+
+
+PAYLOAD = image().payload
+
+
+def test_the_usbfs_loop_sends_a_run_to_a_board() -> None:
+    board, send_blocks = usbfs_to_board()
+    blocks = Blocks(0, memoryview(PAYLOAD)[:640], 0, 64)
+    assert send_blocks(0, 1000, blocks) == Sent(10)
+    assert board.requests[Request.DNLOAD] == board.requests[Request.GETSTATUS] == 10
+
+
+@pytest.mark.parametrize(
+    ("fault", "done", "reply"),
+    [
+        (Fault("busy", Request.GETSTATUS, nth=4), 3, State.DNBUSY),
+        (Fault("status", Request.DNLOAD, nth=3, status=Status.VERIFY), 2, State.ERROR),
+    ],
+)
+def test_the_usbfs_loop_stops_at_the_first_answer_that_is_not_plain(
+    fault: Fault, done: int, reply: State
+) -> None:
+    board, send_blocks = usbfs_to_board()
+    board.faults.append(fault)
+    sent = send_blocks(0, 1000, Blocks(0, memoryview(PAYLOAD)[:640], 0, 64))
+    assert sent.done == done and sent.reply is not None and sent.reply.state is reply
+    assert board.requests[Request.DNLOAD] == done + 1  # nothing sent after it
+
+
+@pytest.mark.parametrize(
+    ("fault", "done", "failing", "kind"),
+    [
+        (Fault("stall", Request.DNLOAD, nth=6), 5, Request.DNLOAD, Stalled),
+        (Fault("unplug", Request.DNLOAD, nth=7), 6, Request.DNLOAD, DeviceGone),
+        (Fault("timeout", Request.GETSTATUS, nth=3), 2, Request.GETSTATUS, TimedOut),
+        (Fault("short", Request.GETSTATUS, nth=2), 1, Request.GETSTATUS, ProtocolError),
+        (Fault("garbage", Request.GETSTATUS, nth=9), 8, Request.GETSTATUS, ProtocolError),
+    ],
+)
+def test_a_failed_request_in_the_usbfs_loop_says_which_block_and_request(
+    fault: Fault, done: int, failing: Request, kind: type[Exception]
+) -> None:
+    board, send_blocks = usbfs_to_board()
+    board.faults.append(fault)
+    with pytest.raises(BlockFault) as failed:
+        send_blocks(0, 100, Blocks(0, memoryview(PAYLOAD)[:640], 0, 64))
+    assert (failed.value.done, failed.value.request) == (done, failing)
+    assert isinstance(failed.value.fault, kind)
