@@ -17,11 +17,15 @@ default (docs/configuration.md says the same for users)::
     [flash]
     auto = false                 # re-flash the armed boards after every rebuild
     arm_new_boards = true        # arm boards for auto-flash as they are plugged in
+    changes_only = true          # send a board only the 4 KiB sectors changed since the build
+                                 # it was seen running (its boot named it), then check its boot
     detach_wait = 10.0           # seconds (0.5 to 300) for a board to come back in DFU mode
     make_dfu = true              # make dfu.bin from flasher_args.json after a plain idf.py build
     reset = true                 # reset a board whose console is on its USB-UART bridge
                                  # ([consoles]) into download mode before a flash, into its app
                                  # after, through the bridge's DTR/RTS (boards in [resets] aside)
+    trust_base = false           # also take a flash that no boot confirmed as a board's base
+                                 # (boards with no console; a wrong base is then not caught)
     trace = false                # write each flash's USB requests and decisions to a file in
                                  # the state folder's traces/ (the newest 30 are kept)
 
@@ -104,6 +108,10 @@ class Settings:
     """Reset boards through their USB-UART bridge (:mod:`espdfu.consoles.bridge`)."""
     trace: bool = False
     """Trace every flash into :func:`traces_dir` (:mod:`espdfu.usb.trace`)."""
+    changes_only: bool = True
+    """Send a board only the sectors changed since the build it was seen running."""
+    trust_base: bool = False
+    """A board's last good flash is its base even when no boot confirmed it."""
     arm_new_boards: bool = True
     detach_wait_s: float = 10.0
     monitor_interval_s: float = 0.5
@@ -369,6 +377,8 @@ _OPTIONS: dict[str, dict[str, _Option]] = {
     "flash": {
         "auto": _Option("auto_flash", _boolean),
         "arm_new_boards": _Option("arm_new_boards", _boolean),
+        "changes_only": _Option("changes_only", _boolean),
+        "trust_base": _Option("trust_base", _boolean),
         "detach_wait": _Option("detach_wait_s", _seconds(0.5, 300)),
         "make_dfu": _Option("make_dfu", _boolean),
         "reset": _Option("bridge_reset", _boolean),

@@ -86,6 +86,8 @@ shell = false
 [flash]
 auto = true
 arm_new_boards = false
+changes_only = false
+trust_base = true
 detach_wait = 3
 make_dfu = false
 
@@ -109,6 +111,8 @@ flash_all = "F,f5"
         auto_flash=True,
         make_dfu=False,
         arm_new_boards=False,
+        changes_only=False,
+        trust_base=True,
         detach_wait_s=3.0,
         monitor_interval_s=0.25,
         mouse=False,
@@ -293,7 +297,10 @@ def test_an_unknown_key(project: Path, user: Path) -> None:
     (project / PROJECT_FILE).write_text("[flash]\nauto = true\nauto_flash = true\n")
     error = _error(project, user)
     assert error.message == f"{project / PROJECT_FILE}, line 3: unknown key [flash] auto_flash."
-    assert "arm_new_boards, auto, detach_wait, make_dfu, reset, trace" in error.hint
+    assert (
+        "arm_new_boards, auto, changes_only, detach_wait, make_dfu, reset, trace, trust_base"
+        in (error.hint)
+    )
 
 
 def test_an_unknown_section(project: Path, user: Path) -> None:

@@ -123,7 +123,8 @@ class BoardSpec:
     app: str = "idf"
     """What its app does when it runs (espdfu.sim.firmware.APPS)."""
     preload: tuple[FlashFile, ...] = ()
-    """What its flash holds at power-on, from an earlier flash (zero bytes elsewhere)."""
+    """What its flash holds at power-on, from an earlier flash (each file's sectors erased, as
+    the ROM erases them, then written; zero bytes elsewhere)."""
 
     @property
     def on_bus(self) -> bool:

@@ -47,10 +47,9 @@ ELSEWHERE = build("1.0", app_at=0x20000)
 """A board whose partition table puts its factory app at 0x20000."""
 
 SCENARIO = """
-link() { printf '"%s" = "%s"\\n' "$(board_path "$1")" "$(bridge_path "$1")"; }
 mkdir -p /tmp/watch /tmp/other /tmp/none /tmp/project/build
-{ echo '[consoles]' && link 0 && link 1; } >/tmp/watch/config.toml
-{ echo '[consoles]' && link 2; } >/tmp/other/config.toml
+consoles 0 1 >/tmp/watch/config.toml
+consoles 2 >/tmp/other/config.toml
 cd /tmp/project || exit 1
 export ESPDFU_CONFIG_DIR=/tmp/watch
 start watch espdfu watch /tmp/project/build -p "$(board_path 0)" -p "$(board_path 1)"

@@ -27,7 +27,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     ),
     "flashing.svg": ("flashing", "%", "the dfu.bin is for esp32s2"),
     "failed.svg": ("failed: device vanished", "Replug the board and flash again"),
-    "help.svg": ("Keys", "Flash every board that can take the dfu.bin", "Setup", "Build folder"),
+    "help.svg": ("Keys", "Flash the whole dfu.bin, not only the changes", "Setup", "Project:"),
     "apps.svg": ("esp32s2 · app", "running espdfu-demo build 1 · verified", ") app: "),
     "console.svg": (
         "1-1.1 · /dev/",

@@ -58,7 +58,7 @@ _TERMINAL_FD = 2
 _LEVEL_STYLES = {"warning": "yellow", "error": "bold red"}
 AGE_REFRESH_S = 1.0
 """How often the "12 s ago" texts are looked at; a line is redrawn only when its text changed."""
-_SAYS_WHY = ("build", "build_flash", "flash", "flash_all", "console")
+_SAYS_WHY = ("build", "build_flash", "flash", "flash_whole", "flash_all", "console")
 """Commands that, run while greyed out, say in the log why they cannot act."""
 _OVER_CONSOLE = ("build", "build_flash", "help", "quit")
 """The app's commands a console screen keeps (build and watch the new app come up)."""
@@ -83,6 +83,8 @@ class EspdfuApp(App[int]):
         Binding("f", "flash", "Flash", id="flash", tooltip="Flash the selected board"),
         Binding("F", "flash_all", "All", id="flash_all", key_display="F",
                 tooltip="Flash every board that can take the dfu.bin"),
+        Binding("e", "flash_whole", "Whole", id="flash_whole", show=False,
+                tooltip="Flash the whole dfu.bin, not only the changes"),
         Binding("space", "arm", "Arm", id="arm",
                 tooltip="Arm/disarm the selected board (auto-flash)"),
         Binding("w", "auto_flash", "Auto", id="auto_flash",
@@ -276,7 +278,7 @@ class EspdfuApp(App[int]):
         selected = self.selected
         if action in ("build", "build_flash"):
             return None if building else True
-        if action == "flash":
+        if action in ("flash", "flash_whole"):
             if selected is None or selected.view.flashing:
                 return None
             return True if selected.view.fits else None
@@ -323,6 +325,10 @@ class EspdfuApp(App[int]):
     def action_flash(self) -> None:
         if self.selected is not None:
             self._send(partial(self.workbench.flash, [self.selected.view.path]))
+
+    def action_flash_whole(self) -> None:
+        if self.selected is not None:
+            self._send(partial(self.workbench.flash, [self.selected.view.path], whole=True))
 
     def action_flash_all(self) -> None:
         self._send(self.workbench.flash_all)

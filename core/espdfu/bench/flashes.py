@@ -3,6 +3,7 @@ one line of RESET advice for each round of flashes."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from ..flashing.jobs import Job, Jobs
 from ..usb.boards import board_at
 from ..usb.transport import port_order
 from .artifacts import Artifact
+from .base import Sending, sending
 from .bridged import into_download_mode, reset_words
 from .ports import Ports
 from .views import Life, Outbox, reset_advice
@@ -41,20 +43,23 @@ class Flashes:
         self._ports = ports
         self._changes = changes
         self._count = count
-        self._jobs: Jobs[Artifact, Outcome] = Jobs(
+        self._jobs: Jobs[Sending, Outcome] = Jobs(
             self._flash, self._flashed, guard=changes, name="espdfu-job"
         )
         self._bridges: dict[str, Callable[[], str | None]] = {}
         """Port path → where its bridge is, for the jobs that start with a reset through it."""
+        ports.flash_whole = functools.partial(self.start, explicit=True, whole=True)
         self._to_reset: dict[str, str] = {}
         """Port path → title of the boards of this round of flashes that wait for RESET: said
         once, when the round ends."""
 
-    def start(self, path: str, artifact: Artifact, explicit: bool) -> bool:
+    def start(self, path: str, artifact: Artifact, explicit: bool, whole: bool = False) -> bool:
         """Start flashing ``path``; a running flash keeps the newest other artifact for after.
 
         Checking the board and starting its job are one step (inside the lock). ``explicit``:
-        the user asked for this board, so a refusal is a warning.
+        the user asked for this board, so a refusal is a warning. Only the changes since the
+        board's base go, unless ``whole`` (or the settings) say otherwise; nothing, when
+        nothing changed.
         """
         image = artifact.image
         assert image is not None
@@ -82,9 +87,22 @@ class Flashes:
             else:
                 self._changes.log(f"{port.title}: not flashed: {problem.message}")
             return False
-        job = self._jobs.start(path, artifact)
+        changes_only = self._ports.settings.changes_only and not whole
+        sent = sending(artifact, port.base, changes_only)
+        if sent.delta is not None and sent.delta.unchanged:
+            if explicit:
+                since = sent.base.since if sent.base is not None else ""
+                self._changes.log(
+                    f"{port.title}: nothing sent: it holds this build already (nothing "
+                    f"changed since {since}); a whole flash sends it again.",
+                    level="warning",
+                )
+            return False
+        job = self._jobs.start(path, sent)
         if job is None:
             return False
+        if sent.words:
+            self._changes.log(f"{port.title}: {sent.words}.")
         if not port.on_bus:  # a bridged board: its bridge takes it into download mode first
             self._bridges[path] = self._ports.console_finder(path)
         self._ports.apply(port, port.flash_started(job, len(image.payload)))
@@ -101,17 +119,16 @@ class Flashes:
         port.job.cancel()
         return True
 
-    def close(self) -> list[Job[Artifact, Outcome]]:
+    def close(self) -> list[Job[Sending, Outcome]]:
         """Start nothing from now on; cancel the running flashes and return their jobs."""
         return self._jobs.close()
 
     def join(self, timeout: float) -> None:
         self._jobs.join(timeout)
 
-    def _flash(self, path: str, artifact: Artifact, cancel: threading.Event) -> Outcome:
+    def _flash(self, path: str, sent: Sending, cancel: threading.Event) -> Outcome:
         """A job, on its own thread."""
-        image = artifact.image
-        assert image is not None
+        image = sent.image
         self._ports.feed.release(path)  # a console port is never held across a flash
 
         def progress(now: Progress) -> None:
@@ -134,14 +151,12 @@ class Flashes:
             self._ports.usb, path, image, options=options, progress=progress, cancel=cancel
         )
 
-    def _flashed(self, job: Job[Artifact, Outcome], outcome: Outcome) -> None:
+    def _flashed(self, job: Job[Sending, Outcome], outcome: Outcome) -> None:
         """A job ended (inside the lock): the port takes it, then what waited there starts."""
         port = self._ports.get(job.path)
         waiting, port.waiting = port.waiting, None
         result = outcome.result
-        image = job.item.image
-        app = image.contents.app if image is not None else None
-        self._ports.apply(port, port.ended(outcome, job.item.digest, app))
+        self._ports.apply(port, port.ended(outcome, job.item))
         if result.ok and result.next_step and not port.bridged:  # a bridge resets it
             self._to_reset[port.path] = port.title
         if waiting is None or job.cancelled or not self.start(port.path, waiting, False):

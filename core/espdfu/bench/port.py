@@ -34,6 +34,7 @@ from ..flashing.flasher import (
 from ..flashing.jobs import Job
 from ..usb.boards import Access, Board, Mode
 from .artifacts import Artifact
+from .base import Base, Sending
 from .feed import ConsoleView
 from .settings import AWAY_S
 from .verify import Check, Verdict, check
@@ -88,6 +89,13 @@ class ResetIntoApp:
 
 
 @dataclass(frozen=True)
+class FlashWhole:
+    """Flash the whole of ``artifact`` now: its changes only did not give its build."""
+
+    artifact: Artifact
+
+
+@dataclass(frozen=True)
 class LookFor:
     """Call :meth:`Port.timed_out` with this look's number after ``seconds``."""
 
@@ -95,7 +103,7 @@ class LookFor:
     look: int
 
 
-Effect = Show | Hide | Say | ReadConsole | ResetIntoApp | LookFor
+Effect = Show | Hide | Say | ReadConsole | ResetIntoApp | FlashWhole | LookFor
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,8 @@ class Policy:
     arm: bool = True
     """A board that appears here is armed for auto-flash."""
     away_s: float = AWAY_S
+    trust_base: bool = False
+    """A good flash is the board's base without a boot that confirms it."""
 
 
 _P = ParamSpec("_P")
@@ -144,7 +154,7 @@ class Port:
         self.said: Mode | None = None
         """The mode last said in the log, so that each change is said once."""
         self.armed = False
-        self.job: Job[Artifact, Outcome] | None = None
+        self.job: Job[Sending, Outcome] | None = None
         self.waiting: Artifact | None = None
         """The latest artifact asked for while a flash ran: flashed after it."""
         self.progress: Progress | None = None
@@ -157,6 +167,10 @@ class Port:
         """What the app of that artifact says of itself: the build a boot must name."""
         self.checked: Check | None = None
         """What the log last said of the build running here since that flash."""
+        self.base: Base | None = None
+        """What the board holds, as its boots confirm (:mod:`espdfu.bench.base`)."""
+        self.unconfirmed: Sending | None = None
+        """The last good flash, until a boot names its build (then it is the base)."""
         self.console: ConsoleView | None = None
         """Its app's console while it is read (None: not read)."""
         self.look = 0
@@ -246,7 +260,7 @@ class Port:
         return self.bridged and self.board is not None and self.life in (Life.APP, Life.AWAY)
 
     @_transition
-    def flash_started(self, job: Job[Artifact, Outcome], total: int) -> list[Effect] | None:
+    def flash_started(self, job: Job[Sending, Outcome], total: int) -> list[Effect] | None:
         """Our flash of ``total`` bytes starts here (:attr:`startable`)."""
         if not self.startable:
             return None
@@ -262,20 +276,22 @@ class Port:
         return []
 
     @_transition
-    def ended(
-        self, outcome: Outcome, digest: str, app: AppDesc | None = None
-    ) -> list[Effect] | None:
-        """The flash of the artifact ``digest`` (whose app is ``app``) ended; the board as it
-        left the port."""
+    def ended(self, outcome: Outcome, sent: Sending) -> list[Effect] | None:
+        """The flash of ``sent`` ended; the board as it left the port."""
         if self.life is not Life.FLASHING:
             return None
         result = outcome.result
         self.job, self.progress = None, None
         self.last, self.last_at = result, time.time()
+        image = sent.artifact.image
+        app = image.contents.app if image is not None else None
         self.flashed_app = app if result.ok else None  # a failed flash leaves no known build
         self.checked = None
+        self.base, self.unconfirmed = None, sent if result.ok else None  # the flash changed it
+        if result.ok and self.policy.trust_base and image is not None:
+            self.base = Base(image, self.last_at)
         if result.ok:
-            self.flashed = digest
+            self.flashed = sent.digest
             says: list[Effect] = [Say(f"{self.title}: {result.headline}")]  # RESET: once a round
         else:
             cancelled = result.error is not None and result.error.kind is Failure.CANCELLED
@@ -352,6 +368,7 @@ class Port:
         elif shown:
             effects.append(Hide())
             self.chip = self.said = None  # what comes here next may be another board
+            self.base = self.unconfirmed = None
         return effects
 
     def _seen(self, board: Board) -> list[Effect]:
@@ -395,6 +412,7 @@ class Port:
         if said is None or said == self.checked:
             return []
         self.checked = said
+        then = self._based(said.verdict)
         app = self.flashed_app
         assert app is not None
         words = {
@@ -406,7 +424,29 @@ class Port:
             "banner (ESP-IDF's `ELF file SHA256:` line) was seen to say which build.",
         }[said.verdict]
         level = {Verdict.VERIFIED: "info", Verdict.UNVERIFIED: "warning"}.get(said.verdict, "error")
-        return [Say(words, level)]
+        return [Say(words, level), *then]
+
+    def _based(self, verdict: Verdict) -> list[Effect]:
+        """The base follows the boots: one that names the build flashed last makes that flash
+        the base; one that names another build, or fails, takes the base away and, after a
+        flash of changes only (whose base was then wrong), has the whole file sent at once."""
+        sent, self.unconfirmed = self.unconfirmed, None
+        if verdict is Verdict.VERIFIED:
+            image = sent.artifact.image if sent is not None else None
+            if image is not None:
+                self.base = Base(image, self.last_at or time.time())
+            return []
+        if verdict is Verdict.UNVERIFIED:
+            self.unconfirmed = sent  # nothing said which build: a later boot may
+            return []
+        self.base = None
+        if sent is None or sent.base is None:
+            return []
+        why = (
+            f"{self.title}: the changes since {sent.base.since} did not give the build: the "
+            "board did not hold what espdfu flashed there then; sending the whole file."
+        )
+        return [Say(why, "warning"), FlashWhole(sent.artifact)]
 
     def _console_wanted(self) -> bool:
         """Read the board's console when its app may run: not in the ROM's download or DFU

@@ -17,8 +17,20 @@ from ..files.dfufile import DfuImage
 from ..loops import Alarms
 from ..usb.hotplug import BoardEvent, Change, HotPlug
 from ..usb.transport import Usb
+from .artifacts import Artifact
 from .feed import ConsoleFeed, ConsoleView
-from .port import Effect, Hide, LookFor, Policy, Port, ReadConsole, ResetIntoApp, Say, Show
+from .port import (
+    Effect,
+    FlashWhole,
+    Hide,
+    LookFor,
+    Policy,
+    Port,
+    ReadConsole,
+    ResetIntoApp,
+    Say,
+    Show,
+)
 from .settings import WorkbenchSettings, board_setting, bridged, console_at
 from .views import BoardChanged, BoardRemoved, BoardView, ConsoleOutput, Outbox
 
@@ -43,6 +55,8 @@ class Ports:
         self._closed = False
         self._suggested: set[str] = set()
         """The ports whose bridge beside them was said (once a run)."""
+        self.flash_whole: Callable[[str, Artifact], object] = lambda path, artifact: None
+        """Flash the whole of an artifact to a port now (the flashes set it)."""
         for path, label in settings.labels.items():
             self.label(self.get(path), label)
         self.hotplug = HotPlug(usb_world, self._on_board_event, settings.monitor_interval_s)
@@ -56,7 +70,10 @@ class Ports:
         if port is None:
             settings = self.settings
             arm = path in settings.arm_only if settings.arm_only else settings.arm_new_boards
-            policy = Policy(consoles=settings.consoles, arm=arm, away_s=settings.away_s)
+            policy = Policy(
+                consoles=settings.consoles, arm=arm, away_s=settings.away_s,
+                trust_base=settings.trust_base,
+            )  # fmt: skip
             port = self._ports[path] = Port(path, policy=policy)
             port.bridged = self._bridged(port)
         return port
@@ -104,6 +121,8 @@ class Ports:
                 self._changes.log(effect.text, level=effect.level)
             elif isinstance(effect, ReadConsole):
                 self.feed.read(port.path, effect.on and not self._closed)
+            elif isinstance(effect, FlashWhole) and not self._closed:
+                self.flash_whole(port.path, effect.artifact)
             elif isinstance(effect, ResetIntoApp) and not self._closed:
                 done = functools.partial(self._reset_done, port.path)
                 self.feed.act(port.path, bridge.into_app, done)

@@ -51,6 +51,10 @@ class WorkbenchSettings:
     """Reset a board whose console is on its USB-UART bridge through the bridge's lines."""
     resets: dict[str, bool] = field(default_factory=dict)
     """Board (port path or label) → whether it is reset through its bridge, for that board."""
+    changes_only: bool = True
+    """Send a board only the sectors changed since the build it was seen running (its base)."""
+    trust_base: bool = False
+    """A board's last good flash is its base without a boot that confirmed it."""
 
 
 def workbench_settings(
@@ -82,6 +86,8 @@ def workbench_settings(
         console_ports=dict(config.consoles),
         bridge_reset=config.bridge_reset,
         resets=dict(config.resets),
+        changes_only=config.changes_only,
+        trust_base=config.trust_base,
         flash=replace(
             flash or FlashOptions(),
             detach_wait_s=config.detach_wait_s,

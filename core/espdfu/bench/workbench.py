@@ -169,8 +169,9 @@ class Workbench:
         """Run the build command; with ``then_flash``, flash the armed boards if it succeeds."""
         self._builder.build(then_flash)
 
-    def flash(self, paths: Iterable[str]) -> list[str]:
-        """Flash the current artifact to these boards now; return the ones started."""
+    def flash(self, paths: Iterable[str], whole: bool = False) -> list[str]:
+        """Flash the current artifact to these boards now (``whole``: all of it, not only what
+        changed since what each board holds); return the ones started."""
         with self._changes:
             artifact = self._summary.artifact
             if artifact is None or not artifact.valid:
@@ -178,7 +179,10 @@ class Workbench:
                 unmade = self._summary.unmade if artifact is None else ""
                 self._changes.log(f"Nothing to flash: {why}. {unmade}".strip(), level="warning")
                 return []
-            return [path for path in paths if self._flashes.start(path, artifact, explicit=True)]
+            return [
+                path for path in paths
+                if self._flashes.start(path, artifact, explicit=True, whole=whole)
+            ]  # fmt: skip
 
     def flash_all(self) -> list[str]:
         """Flash every board shown that can take the artifact; say of each other one why not

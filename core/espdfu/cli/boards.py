@@ -12,6 +12,7 @@ from collections.abc import Container, Mapping
 from dataclasses import replace
 from pathlib import Path
 
+from ..bench.settings import WorkbenchSettings
 from ..errors import EspdfuError, InputError
 from ..files import dfufile
 from ..files.contents import REBUILD
@@ -22,6 +23,7 @@ from ..usb.boards import Board, read_state, scan
 from ..usb.transport import Usb
 from ..worlds import open_usb
 from .bridging import flash_settings, into_apps, into_download_modes
+from .changes import Plan, add_changes, plan, say_unchanged
 from .common import (
     Commands,
     Exit,
@@ -84,6 +86,7 @@ def add_commands(commands: Commands) -> None:
     add_json(flash, "one JSON result per board")
     flash.add_argument("--trace", type=Path, metavar="FILE", help=TRACE_HELP)
     add_verify(flash)
+    add_changes(flash)
 
 
 # --- list -------------------------------------------------------------------------------------
@@ -140,48 +143,90 @@ def _flash(args: argparse.Namespace) -> int:
         note(f"warning: --force flashes {args.file} anyway: {problem}")
     settings = flash_settings()  # the bridges and consoles: read before any USB traffic
     checks = settings if args.verify is not None else None
+    planned = plan(args, image, checked=checks is not None)
+    if planned.delta is not None and planned.delta.unchanged:
+        say_unchanged(planned, args.diff_with, args.json)
+        return Exit.OK
     args.path = port_paths(args.path, settings.labels)
     usb_world = open_usb(args.sim)
-    cancel = threading.Event()
-    # Ctrl-C, SIGTERM and SIGHUP abort every download cleanly (each board is left in dfuIDLE,
-    # ready to flash again) and the results are still reported, board by board.
-    with traced_to(args.trace) as trace, StopSignals(cancel.set) as stop:
-        options = replace(flash_options(args), trace=trace)
-        into_download_modes(settings, args.path, usb_world, options.detach_wait_s, cancel)
-        paths = _select(args, usb_world, image, stop)
-        live = None if args.json or not paths else LiveProgress(paths)
-        results = flash_many(
-            usb_world,
-            paths,
-            image,
-            options=options,
-            progress=live.update if live else None,
-            cancel=cancel,
-            on_result=live.finish if live else None,
-        )
-    reset: Container[str] = ()  # the boards that need no RESET line
-    if stop.signum is not None:
-        checks = None  # stopped: nothing more is done with the boards
-    elif checks is None:
-        reset = into_apps(settings, results, usb_world)
-    else:  # --verify resets each board, or asks for it, to read its boot
-        reset = [result.path for result in results]
-    if results and not args.json:
-        _report(results, reset=reset)
-    verdicts = {} if checks is None else verify(checks, args.verify, usb_world, image, results)
+    rounds = _Rounds(args, settings, usb_world)
+    results, verdicts = rounds.flash(planned, chosen=None)
+    wrong = [path for path, (ok, _) in verdicts.items() if not ok]
+    sent = dict.fromkeys((result.path for result in results), planned)
+    if planned.delta is not None and wrong and rounds.stop is None:
+        for path in wrong:  # the base was not what the board held, or the delta did not take
+            note(f"{path}: after the changes only, {verdicts[path][1]}: flashing the whole file.")
+        again, second = rounds.flash(Plan(image), chosen=wrong)
+        results = [next((r for r in again if r.path == old.path), old) for old in results]
+        verdicts.update(second)
+        sent.update(dict.fromkeys(wrong, Plan(image)))
     if args.json:
         for result in results:
             seen = verdicts.get(result.path)
             checked = {} if seen is None else {"verified": seen[0], "verdict": seen[1]}
-            print(json.dumps({**result.as_dict(), **checked}))
-    else:
-        for path, (_, words) in verdicts.items():
-            print(f"{path}  {words}", flush=True)
-    if stop.signum is not None:
-        return say_stopped(stop.signum, flash_endings({r.path: r for r in results}))
+            print(json.dumps({**result.as_dict(), "sent": sent[result.path].as_dict(), **checked}))
+    if rounds.stop is not None:
+        return say_stopped(rounds.stop, flash_endings({r.path: r for r in results}))
     if not all(result.ok for result in results):
         return Exit.FAILED
     return Exit.OK if all(ok for ok, _ in verdicts.values()) else Exit.NOT_VERIFIED
+
+
+class _Rounds:
+    """``espdfu flash``'s flashes: the boards chosen and flashed, reset into their apps or
+    verified; again for those the changes only did not give the build (``chosen``)."""
+
+    def __init__(self, args: argparse.Namespace, settings: WorkbenchSettings, usb_world: Usb):
+        self.args = args
+        self.settings = settings
+        self.usb = usb_world
+        self.stop: int | None = None
+        """The stop signal that came, if one did."""
+
+    def flash(
+        self, planned: Plan, chosen: list[str] | None
+    ) -> tuple[list[FlashResult], dict[str, tuple[bool, str]]]:
+        """Flash ``planned`` to the boards ``chosen`` (None: as the arguments select them);
+        their results, and their verdicts (with --verify)."""
+        args, settings, usb_world = self.args, self.settings, self.usb
+        checks = settings if args.verify is not None else None
+        cancel = threading.Event()
+        # Ctrl-C, SIGTERM and SIGHUP abort every download cleanly (each board is left in
+        # dfuIDLE, ready to flash again) and the results are still reported, board by board.
+        with traced_to(args.trace) as trace, StopSignals(cancel.set) as stop:
+            options = replace(flash_options(args), trace=trace)
+            wanted = args.path if chosen is None else chosen
+            into_download_modes(settings, wanted, usb_world, options.detach_wait_s, cancel)
+            paths = _select(args, usb_world, planned.image, stop) if chosen is None else chosen
+            if planned.delta is not None and paths:
+                note(f"{planned.delta.words(f'{args.diff_with}')}.")
+            live = None if args.json or not paths else LiveProgress(paths)
+            results = flash_many(
+                usb_world,
+                paths,
+                planned.image,
+                options=options,
+                progress=live.update if live else None,
+                cancel=cancel,
+                on_result=live.finish if live else None,
+            )
+        self.stop = stop.signum
+        reset: Container[str] = ()  # the boards that need no RESET line
+        if stop.signum is not None:
+            checks = None  # stopped: nothing more is done with the boards
+        elif checks is None:
+            reset = into_apps(settings, results, usb_world)
+        else:  # --verify resets each board, or asks for it, to read its boot
+            reset = [result.path for result in results]
+        if results and not args.json:
+            _report(results, reset=reset)
+        if checks is None:
+            return results, {}
+        verdicts = verify(checks, args.verify, usb_world, planned.image, results)
+        if not args.json:
+            for path, (_, words) in verdicts.items():
+                print(f"{path}  {words}", flush=True)
+        return results, verdicts
 
 
 def _select(

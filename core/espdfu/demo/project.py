@@ -55,6 +55,8 @@ _TARGET = "esp32s2"
 _CHIP_ID = 0x0002  # esp_chip_id_t of the ESP32-S2
 _FLASH_SIZE = "4MB"
 _APP_SIZE = 96 * 1024
+_EDIT = 2 * 1024
+"""Bytes a demo build's edit changes in its code."""
 _COUNTER = ".espdfu-demo-builds"
 _IMAGES = (  # address, path in the build folder: where an ESP32-S2 build puts them
     (0x1000, "bootloader/bootloader.bin"),
@@ -253,8 +255,7 @@ def _compiler_error(project: Path) -> list[str]:
 def _write_build(project: Path, build_dir: Path) -> None:
     """The files of a finished ``idf.py dfu``, dfu.bin last, each renamed into place."""
     number = _next_build_number(build_dir)
-    stamp = time.time_ns()
-    app = app_image(f"build {number}", time.localtime(stamp // 1_000_000_000), seed=stamp)
+    app = app_image(f"build {number}", time.localtime())
     contents = {  # the bootloader and partition table never change
         "bootloader/bootloader.bin": bootloader_image(),
         "partition_table/partition-table.bin": write_table(PARTITIONS),
@@ -288,18 +289,25 @@ def app_image(version: str, built: time.struct_time, size: int = _APP_SIZE, seed
     """A whole ESP32-S2 app image of ``size`` bytes (about) as ESP-IDF builds one: its
     esp_app_desc_t (naming the project, the version, the build time and an ELF's SHA-256)
     first in its flash-mapped data, then data, RAM and code segments at the chip's addresses,
-    the checksum and the SHA-256 (esp_app_format.h; esptool's image-info reads it)."""
-    noise = random.Random(f"{version} {seed}")
+    the checksum and the SHA-256 (esp_app_format.h; esptool's image-info reads it).
+
+    The builds of one ``seed`` (one source tree) share their code but for an edit of the same
+    size somewhere in it, a different one each ``version``: a rebuild after a same-size edit
+    (most real edits move the code after them, see docs/benchmarks.md)."""
+    noise = random.Random(f"{PROJECT_NAME} {seed}")
     elf = hashlib.sha256(f"{PROJECT_NAME} {version} {seed}".encode()).digest()
     date = f"{time.strftime('%b', built)} {built.tm_mday:2d} {built.tm_year}"  # C's __DATE__
     clock = time.strftime("%H:%M:%S", built)
     desc = AppDesc(PROJECT_NAME, version, "v5.3", date, clock, elf)
-    code = max(size - 28 * 1024, 4096) // 4 * 4
+    code = bytearray(noise.randbytes(max(size - 28 * 1024, 4096) // 4 * 4))
+    edit = random.Random(f"{PROJECT_NAME} {version} edit")
+    at = edit.randrange(len(code) - _EDIT) // 4 * 4
+    code[at : at + _EDIT] = edit.randbytes(_EDIT)
     segments = [
         (0x3F000020, app_desc_bytes(desc) + noise.randbytes(8 * 1024)),  # DROM: rodata
         (0x3FFBE000, noise.randbytes(2 * 1024)),  # DRAM: initialised data
         (0x40024000, noise.randbytes(16 * 1024)),  # IRAM: code run from RAM
-        (0x40080020, noise.randbytes(code)),  # IROM: code run from flash
+        (0x40080020, bytes(code)),  # IROM: code run from flash
     ]
     return write_image(_CHIP_ID, segments, entry=0x40024AD8)
 

@@ -113,6 +113,9 @@ class DfuImage:
     entries: tuple[FlashEntry, ...]
     warnings: tuple[str, ...]
     problems: tuple[str, ...]
+    whole: DfuImage | None = field(default=None, repr=False, compare=False)
+    """For a dfu.bin of another's changes only (:mod:`espdfu.files.delta`): that file, whose
+    contents a board holds once this one is flashed over what it held before."""
 
     @property
     def valid(self) -> bool:
@@ -132,8 +135,9 @@ class DfuImage:
 
     @cached_property
     def contents(self) -> Contents:
-        """What it writes, read as the chip will boot it (read when first asked, then kept)."""
-        return read_contents(self)
+        """What it writes, read as the chip will boot it (read when first asked, then kept); of
+        a file of changes, what the board boots after it: the whole file's."""
+        return self.whole.contents if self.whole is not None else read_contents(self)
 
     @property
     def payload(self) -> bytes:

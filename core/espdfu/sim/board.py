@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 
 from ..chips import Chip, chip_by_name, dfu_chip_names
 from ..errors import InputError
+from ..files.espimage import is_image
 from ..usb import rom
 from ..usb.protocol import (
     REQUEST_IN,
@@ -36,6 +37,7 @@ from ..usb.protocol import (
     StatusReply,
 )
 from . import firmware
+from .bootloader import DEFAULT_APP, booted_app
 from .bridge import VirtualBridge
 from .descriptors import (
     LANGIDS,
@@ -56,8 +58,6 @@ if TYPE_CHECKING:
     from .backend import SimBus
 
 MAX_FLASH_SIZE = 128 * 1024 * 1024
-_NOT_THE_APP = ("bootloader.bin", "partition-table.bin")
-"""The files `idf.py dfu` puts beside the app (ESP-IDF's names)."""
 _JTAG_CHIPS = ("esp32s3",)
 
 
@@ -516,12 +516,19 @@ class VirtualBoard:
             self._run_app()
 
     def _run_app(self) -> None:
-        """Start the app the last download wrote (its console: :attr:`console_port`)."""
+        """Start the app its bootloader boots from its flash (its console: :attr:`console_port`);
+        with no partition table there, once something was flashed, the app where ESP-IDF's
+        default table puts it (the simulator's assumption, for the tests' files without a
+        table: a real bootloader boots nothing)."""
         if not firmware.SUPPORTED:
             return
-        files = self._receiver.files if self._receiver else []
-        app = next((f for f in files if f.name not in _NOT_THE_APP), None)
-        image = bytes(self._memory()[app.address : app.address + app.size]) if app else None
+        memory = self._memory()
+        image = booted_app(memory)
+        if image is None and self._receiver is not None:
+            image = bytes(memory[DEFAULT_APP:])
+            if not is_image(image):  # the tests' random stand-ins: the file written there
+                written = [f.size for f in self._receiver.files if f.address == DEFAULT_APP]
+                image = image[: written[0]] if written else None
         tty = self.bridge.tty if self.bridge is not None else None
         with contextlib.suppress(OSError):  # no pseudo-terminal left: an app without console
             self._firmware = firmware.Firmware(

@@ -14,6 +14,8 @@ from espdfu.bench.settings import WorkbenchSettings
 from espdfu.bench.verify import Verdict
 from espdfu.bench.views import BoardChanged, Life, Logged
 from espdfu.bench.workbench import Workbench
+from espdfu.files import dfufile
+from espdfu.flashing.flasher import flash
 from espdfu.sim import TimeModel
 from espdfu.sim.bridge import bridge_url
 from espdfu.usb.transport import SerialPorts
@@ -159,3 +161,87 @@ def test_a_bridge_beside_an_unlinked_board_is_said_once(tmp_path: Path, linked: 
         "its console there and resets it itself, into download mode and back into its app."
     )
     assert said == ([] if linked else [expected])
+
+
+def test_a_verified_board_gets_only_the_changes_and_they_leave_the_whole_files_flash(
+    bench: Bench,
+) -> None:
+    """Build 1 goes whole and is seen running: the board's base. Build 2 (a same-size edit of
+    its code) sends its changed sectors, and nothing else of the demo's; the board's flash
+    is then what the whole of build 2 leaves, and build 2 is verified running."""
+    board = bench.world.board(PATH)
+    bench.workbench.set_auto_flash(True)
+    bench.workbench.build()
+    bench.recorder.wait(lambda: verified(bench, 1), "build 1 verified running")
+    first = dfufile.load(bench.build_dir / "dfu.bin")
+    bench.workbench.build()
+    bench.recorder.wait(lambda: verified(bench, 2), "build 2 verified running")
+    second = dfufile.load(bench.build_dir / "dfu.bin")
+    said = [line for line in bench.logged().splitlines() if "sectors changed since" in line]
+    assert len(said) == 1 and said[0].startswith(f"{PATH}: sending ")
+    sent = {file.name: file.size for file in board.last_files}
+    assert all(name.endswith("-app.bin") for name in sent)  # bootloader and table: the same
+    assert 0 < sum(sent.values()) < len(second.payload) / 4
+    twin = world("esp32s2")
+    for image in (first, second):
+        assert flash(twin.usb, PATH, image).ok
+    assert board.flash == twin.board(PATH).flash
+
+
+def test_a_board_that_no_longer_held_its_base_gets_the_whole_file_at_once(bench: Bench) -> None:
+    """Another tool wrote into the app since build 1 ran (a sector build 2 does not change):
+    its changes leave an app its bootloader refuses; the whole file follows, and runs."""
+    board = bench.world.board(PATH)
+    bench.workbench.set_auto_flash(True)
+    bench.workbench.build()
+    bench.recorder.wait(lambda: verified(bench, 1), "build 1 verified running")
+    first = dfufile.load(bench.build_dir / "dfu.bin")
+    board.flash[0x10000 + 40 * 1024] ^= 0xFF  # not build 2's edit, nor its first or last sector
+    bench.workbench.build()
+    bench.recorder.wait(lambda: verified(bench, 2), "build 2 verified running")
+    logged = bench.logged()
+    assert "sectors changed since" in logged
+    assert f"{PATH}: the build flashed here did not boot: " in logged
+    assert f"{PATH}: the changes since " in logged and "sending the whole file." in logged
+    assert "app.bin" in {file.name for file in board.last_files}  # the whole file, last
+    twin = world("esp32s2")
+    for image in (first, dfufile.load(bench.build_dir / "dfu.bin")):
+        assert flash(twin.usb, PATH, image).ok
+    assert board.flash == twin.board(PATH).flash
+
+
+def test_the_build_a_board_runs_is_not_sent_again_but_on_asking_for_the_whole_file(
+    bench: Bench,
+) -> None:
+    board = bench.world.board(PATH)
+    bench.workbench.build(then_flash=True)
+    bench.recorder.wait(lambda: verified(bench, 1), "build 1 verified running")
+    assert bench.workbench.flash([PATH]) == []
+    assert (
+        f"{PATH}: nothing sent: it holds this build already (nothing changed since "
+        in bench.logged()
+    )
+    assert board.downloads_completed == 1
+    assert bench.workbench.flash([PATH], whole=True) == [PATH]
+    bench.recorder.wait(lambda: board.downloads_completed == 2, "the whole file flashed")
+    assert "app.bin" in {file.name for file in board.last_files}
+
+
+@pytest.fixture
+def whole_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bench]:
+    """The DevKit of ``bench``, with ``[flash] changes_only = false``."""
+    yield from bench_on(
+        tmp_path, monkeypatch, "esp32s2:bridge", TimeModel.instant(), console_ports=LINK,
+        changes_only=False,
+    )  # fmt: skip
+
+
+def test_with_changes_only_off_every_flash_sends_the_whole_file(whole_only: Bench) -> None:
+    bench = whole_only
+    bench.workbench.set_auto_flash(True)
+    bench.workbench.build()
+    bench.recorder.wait(lambda: verified(bench, 1), "build 1 verified running")
+    bench.workbench.build()
+    bench.recorder.wait(lambda: verified(bench, 2), "build 2 verified running")
+    assert "sectors changed" not in bench.logged()
+    assert "app.bin" in {file.name for file in bench.world.board(PATH).last_files}

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from espdfu.bench.artifacts import Artifact
+from espdfu.bench.base import Sending
 from espdfu.bench.feed import ConsoleView
 from espdfu.bench.port import (
     Effect,
+    FlashWhole,
     Hide,
     LookFor,
     Policy,
@@ -29,7 +31,9 @@ from espdfu.bench.views import Life
 from espdfu.chips import ESPRESSIF_VID, chip_by_name
 from espdfu.consoles.bridge import BridgeError
 from espdfu.consoles.health import RunState
-from espdfu.files.espimage import AppDesc
+from espdfu.files import dfufile
+from espdfu.files.dfufile import DfuImage, FlashFile
+from espdfu.files.espimage import AppDesc, app_desc_bytes, write_image
 from espdfu.flashing.failures import Failure, FlashError
 from espdfu.flashing.flasher import FlashResult, Outcome, Phase, Progress
 from espdfu.flashing.jobs import Job
@@ -50,7 +54,16 @@ def board(mode: Mode, address: int = 5) -> Board:
 
 
 ROM, DFU, APP, NO_DFU = board(Mode.ROM), board(Mode.DFU, 6), board(Mode.APP), board(Mode.NO_DFU)
-JOB: Job[Artifact, object] = Job(PATH, ARTIFACT, threading.Event())
+
+
+def sent(digest: str = "digest-1", app: AppDesc | None = None) -> Sending:
+    """A flash of a dfu.bin whose app is ``app`` (None: an app that names no build)."""
+    data = write_image(2, [(0x3F000020, app_desc_bytes(app))], entry=0) if app else bytes(1000)
+    image = dfufile.parse(dfufile.pack([FlashFile(0x10000, "app.bin", data)], pid=2))
+    return Sending(replace(ARTIFACT, image=image, digest=digest), image)
+
+
+JOB: Job[Sending, object] = Job(PATH, sent(), threading.Event())
 FLASHED = FlashResult(PATH, "esp32s2", 1000, 1.0, ending=Ending.IDLE)
 LOST = FlashResult(PATH, "esp32s2", 1000, 1.0, FlashError(Failure.VANISHED, "It vanished."))
 CANCELLED = FlashResult(PATH, "esp32s2", 1000, 1.0, FlashError(Failure.CANCELLED, "Cancelled."))
@@ -88,7 +101,7 @@ def downloading() -> News:
 
 
 def ended(result: FlashResult, left: Board | None, digest: str = "digest-1") -> News:
-    return methodcaller("ended", Outcome(result, left), digest)
+    return methodcaller("ended", Outcome(result, left), sent(digest))
 
 
 def console(view: ConsoleView) -> News:
@@ -324,7 +337,11 @@ def test_each_boot_after_our_flash_is_checked_against_the_build_flashed() -> Non
     app of the file flashed here: the log says each change once, the view says it always."""
     app = AppDesc("blink", "v2", "v5.3", "Dec  7 2026", "12:00:00", bytes.fromhex("3e4a" * 16))
     port = Port(PATH)
-    for news in (seen(ROM), started(), methodcaller("ended", Outcome(FLASHED, None), "d", app)):
+    for news in (
+        seen(ROM),
+        started(),
+        methodcaller("ended", Outcome(FLASHED, None), sent("d", app)),
+    ):
         news(port)
     said: list[str] = []
 
@@ -436,3 +453,76 @@ def test_a_bridged_board_off_the_bus_may_be_flashed_an_unbridged_one_not() -> No
     assert not port_in("app, seen by its console").startable
     assert not port_in("away after a flash").startable
     assert not bridged_in("absent").startable  # never seen: nothing to flash
+
+
+# --- the base: what the board holds, as its boots confirm -------------------------------------
+
+BUILD = AppDesc("blink", "v2", "v5.3", "Dec  7 2026", "12:00:00", bytes.fromhex("3e4a" * 16))
+MINE = replace(OPEN, state=RunState.RUNNING, elf="3e4a3e4a3e4a3e4a")
+THEIRS = replace(OPEN, state=RunState.RUNNING, elf="9f1c9f1c9f1c9f1c")
+
+
+def base(port: Port) -> DfuImage | None:
+    """What the port holds as the board's base now (a call: each look is a new one)."""
+    return port.base.image if port.base is not None else None
+
+
+def flashed_here(port: Port, flash: Sending) -> None:
+    for news in (seen(ROM), started(), methodcaller("ended", Outcome(FLASHED, None), flash)):
+        news(port)
+
+
+def test_a_flash_is_the_base_once_a_boot_names_its_build() -> None:
+    port = Port(PATH)
+    flash = sent("d", BUILD)
+    flashed_here(port, flash)
+    console(OPEN)(port)
+    console(replace(OPEN, state=RunState.RUNNING))(port)  # no banner: which build, unknown
+    assert base(port) is None
+    console(MINE)(port)
+    assert base(port) is flash.artifact.image
+    console(THEIRS)(port)  # flashed by another tool since, or another board
+    assert base(port) is None
+
+
+def test_a_base_ends_with_the_board_and_with_each_flash() -> None:
+    port = Port(PATH)
+    flashed_here(port, sent("d", BUILD))
+    console(MINE)(port)
+    assert base(port) is not None
+    console(GONE)(port)  # its app's console went: a RESET, or the cable
+    timed_out(port.look)(port)
+    assert not port.shown and base(port) is None  # what comes here next may be another board
+    flashed_here(port, sent("d", BUILD))
+    console(MINE)(port)
+    assert base(port) is not None
+    for news in (seen(ROM), started(), methodcaller("ended", Outcome(CANCELLED, DFU), sent())):
+        news(port)
+    assert base(port) is None  # half a flash: nobody knows what it holds
+
+
+def test_changes_that_did_not_give_the_build_send_the_whole_file() -> None:
+    port = Port(PATH)
+    whole = sent("d", BUILD)
+    flashed_here(port, whole)
+    console(MINE)(port)
+    held = port.base
+    assert held is not None
+    changes = replace(sent("e", BUILD), base=held)
+    flashed_here(port, changes)
+    effects = console(THEIRS)(port)
+    says = [effect for effect in effects if isinstance(effect, Say)]
+    assert says[-1].level == "warning" and says[-1].text == (
+        f"{PATH}: the changes since {held.since} did not give the build: the board did not "
+        "hold what espdfu flashed there then; sending the whole file."
+    )
+    assert [e for e in effects if isinstance(e, FlashWhole)] == [FlashWhole(changes.artifact)]
+    assert port.base is None
+    assert not [e for e in console(THEIRS)(port) if isinstance(e, FlashWhole)]  # once
+
+
+def test_a_trusted_base_needs_no_boot() -> None:
+    port = Port(PATH, policy=Policy(trust_base=True))
+    flash = sent("d", BUILD)
+    flashed_here(port, flash)
+    assert base(port) is flash.artifact.image

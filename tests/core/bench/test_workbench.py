@@ -146,6 +146,10 @@ def test_auto_flash_reflashes_armed_boards_on_new_content_only(bench: Bench) -> 
     )
     bench.wait_idle()
     _assert_board_holds(bench, s2a)
+    # no console was read (no RESET, so no app): no boot named the first build, no base, so
+    # the whole file again, never only the changes
+    assert "sectors changed" not in bench.logged()
+    assert "app.bin" in {file.name for file in bench.world.board(s2a).last_files}
 
 
 def test_a_failed_build_flashes_nothing(bench: Bench) -> None:

@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from espdfu.chips import ESPRESSIF_VID, chip_by_name
+from espdfu.files.dfufile import SECTOR_SIZE
+from espdfu.sim.bootloader import booted_app
 from espdfu.sim.bridge import AutoProgram, Resettable
 from espdfu.sim.firmware import Script, download_lines
 from espdfu.usb import rom
@@ -55,7 +57,6 @@ from .rom import (
     Rom,
     Setup,
     Timing,
-    booted_app,
     clock,
 )
 
@@ -372,8 +373,10 @@ class Board:
         dfu = dfu_descriptors(PROTOCOL_DFU, DFU_MODE_DESCRIPTOR.encode())
         for function in (FunctionFs(f"rt{index}", runtime), FunctionFs(f"dfu{index}", dfu)):
             threading.Thread(target=function.serve, args=(self._answer,), daemon=True).start()
-        for address, name in spec.get("preload", []):  # what an earlier flash left
-            data = (folder / name).read_bytes()
+        for address, name in spec.get("preload", []):  # what an earlier flash left: its
+            data = (folder / name).read_bytes()  # sectors erased, then written
+            end = -(-(address + len(data)) // SECTOR_SIZE) * SECTOR_SIZE
+            self.rom.flash[address:end] = b"\xff" * (end - address)
             self.rom.flash[address : address + len(data)] = data
         self.app = spec.get("app", "idf")
         """What its app does when it runs (espdfu.sim.firmware.APPS)."""

@@ -11,6 +11,7 @@
 #                             returns once the guest's host has seen the change
 #   board_path BOARD          the USB port path of board BOARD, as the guest's host sees it
 #   bridge_path BOARD         the USB port path of board BOARD's USB-UART bridge
+#   consoles BOARD ...        a config.toml's [consoles] table linking each BOARD to its bridge
 #   wait_text FILE TEXT SECS  wait until FILE holds TEXT
 #   wait_configured SYSFS_DEVICE SECS   wait until the device is configured
 #
@@ -111,6 +112,10 @@ _wait_gone() { # SYSFS_DEVICE SECONDS
 
 board_path() { _board "$1" path; }
 bridge_path() { _board "$1" bridge; }
+consoles() {
+    echo '[consoles]'
+    for board in "$@"; do printf '"%s" = "%s"\n' "$(board_path "$board")" "$(bridge_path "$board")"; done
+}
 _board() { # BOARD KEY
     python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[int(sys.argv[2])][sys.argv[3]])' \
         "$OUT/boards.json" "$1" "$2"

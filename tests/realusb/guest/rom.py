@@ -33,7 +33,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from espdfu.chips import Chip
-from espdfu.files.partitions import read_table
 from espdfu.sim.receiver import Receiver
 from espdfu.usb import rom
 from espdfu.usb.protocol import (
@@ -93,23 +92,6 @@ class Faults:
     """A name of espdfu.usb.protocol.Status."""
     corrupt_byte: int | None = None
     """Flip the bits of the payload byte at this offset as it arrives (a bad write)."""
-
-
-PARTITION_TABLE = 0x8000
-"""Where the 2nd-stage bootloader reads the partition table (CONFIG_PARTITION_TABLE_OFFSET's
-default)."""
-_FACTORY = 0x00
-
-
-def booted_app(flash: bytes) -> bytes | None:
-    """The app partition the 2nd-stage bootloader boots from ``flash``: with no valid otadata
-    (none of the tests writes one), the factory app, else the first OTA app (bootloader_utility.c,
-    bootloader_utility_get_selected_boot_partition); None without a partition table."""
-    table = read_table(flash[PARTITION_TABLE : PARTITION_TABLE + 0xC00])
-    if table is None or not table.apps:
-        return None
-    apps = sorted(table.apps, key=lambda app: app.subtype != _FACTORY)
-    return flash[apps[0].offset : apps[0].offset + apps[0].size]
 
 
 class Setup(NamedTuple):
