@@ -247,7 +247,7 @@ def _section(run: GuestRun, parallel_run: GuestRun, repeats: int, size: int, sma
             "next block at once after dfuDNLOAD-IDLE (DFU 1.1 asks for the poll timeout only "
             "before the next GETSTATUS). The tools take turns on each board (A-B-A-B).",
             f"{repeats} flash(es) of each tool on each board, {size:,} bytes downloaded each; "
-            f"one guest run ({run.describe()}).",
+            f"one guest run ({run.describe()}); run on an otherwise idle machine.",
             table,
             "Whole: bytes per second of the whole command (detach dance included). Download: "
             "from the first block to the end of manifestation, by the gadget's clock. DETACH: "
