@@ -73,5 +73,5 @@ def say_unchanged(planned: Plan, base: Path, as_json: bool) -> None:
     if as_json:
         print(json.dumps(planned.as_dict()))
     else:
-        print(f"{planned.delta.words()} ({base} holds the same), nothing flashed.", flush=True)
+        print(f"{planned.delta.words(str(base))}.", flush=True)
         print("--full sends the whole file anyway.", flush=True)

@@ -54,8 +54,10 @@ def run(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     *args: str,
+    as_json: bool = True,
 ) -> tuple[int, str, str]:
-    """`espdfu flash NEW -p PATH --json ARGS` on ``board_world``, its bridge linked."""
+    """`espdfu flash NEW -p PATH --json ARGS` on ``board_world``, its bridge linked (without
+    --json when not ``as_json``)."""
     (tmp_path / "new.dfu.bin").write_bytes(NEW)
     (tmp_path / "old.dfu.bin").write_bytes(OLD)
     config = tmp_path / "config"
@@ -65,7 +67,7 @@ def run(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(boards_command, "open_usb", lambda sim: board_world.usb)
     capsys.readouterr()
-    code = main(["flash", "new.dfu.bin", "-p", PATH, "--json", *args])
+    code = main(["flash", "new.dfu.bin", "-p", PATH, *(["--json"] if as_json else []), *args])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -140,6 +142,20 @@ def test_nothing_changed_flashes_nothing_and_full_sends_it_all(
     assert json.loads(out) == {"mode": "delta", "sent": 0, "total": json.loads(out)["total"],
                                "sectors": 0, "runs": []}  # fmt: skip
     assert board_world.board(PATH).requests.total() == requests  # not a word to the board
+    code, out, err = run(
+        board_world,
+        tmp_path,
+        monkeypatch,
+        capsys,
+        "--diff-with",
+        "same.dfu.bin",
+        "--verify",
+        as_json=False,
+    )
+    assert out.splitlines() == [
+        "nothing changed since same.dfu.bin: nothing sent.",
+        "--full sends the whole file anyway.",
+    ]
     code, out, err = run(
         board_world, tmp_path, monkeypatch, capsys, "--diff-with", "same.dfu.bin", "--full"
     )
