@@ -20,6 +20,7 @@ from ..files.dfufile import DfuImage
 from ..flashing.flasher import FlashResult, flash_many, forced, incompatibility, reset_step
 from ..flashing.stopping import flash_endings
 from ..usb.boards import Board, read_state, scan
+from ..usb.trace import TraceFile
 from ..usb.transport import Usb
 from ..worlds import open_usb
 from .bridging import flash_settings, into_apps, into_download_modes
@@ -149,17 +150,20 @@ def _flash(args: argparse.Namespace) -> int:
         return Exit.OK
     args.path = port_paths(args.path, settings.labels)
     usb_world = open_usb(args.sim)
-    rounds = _Rounds(args, settings, usb_world)
-    results, verdicts = rounds.flash(planned, chosen=None)
-    wrong = [path for path, (ok, _) in verdicts.items() if not ok]
-    sent = dict.fromkeys((result.path for result in results), planned)
-    if planned.delta is not None and wrong and rounds.stop is None:
-        for path in wrong:  # the base was not what the board held, or the delta did not take
-            note(f"{path}: after the changes only, {verdicts[path][1]}: flashing the whole file.")
-        again, second = rounds.flash(Plan(image), chosen=wrong)
-        results = [next((r for r in again if r.path == old.path), old) for old in results]
-        verdicts.update(second)
-        sent.update(dict.fromkeys(wrong, Plan(image)))
+    with traced_to(args.trace) as trace:  # one file for both rounds
+        rounds = _Rounds(args, settings, usb_world, trace)
+        results, verdicts = rounds.flash(planned, chosen=None)
+        wrong = [path for path, (ok, _) in verdicts.items() if not ok]
+        sent = dict.fromkeys((result.path for result in results), planned)
+        if planned.delta is not None and wrong and rounds.stop is None:
+            for path in wrong:  # the base was not what the board held, or the changes did not take
+                note(
+                    f"{path}: after the changes only, {verdicts[path][1]}: flashing the whole file."
+                )
+            again, second = rounds.flash(Plan(image), chosen=wrong)
+            results = [next((r for r in again if r.path == old.path), old) for old in results]
+            verdicts.update(second)
+            sent.update(dict.fromkeys(wrong, Plan(image)))
     if args.json:
         for result in results:
             seen = verdicts.get(result.path)
@@ -176,10 +180,17 @@ class _Rounds:
     """``espdfu flash``'s flashes: the boards chosen and flashed, reset into their apps or
     verified; again for those the changes only did not give the build (``chosen``)."""
 
-    def __init__(self, args: argparse.Namespace, settings: WorkbenchSettings, usb_world: Usb):
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        settings: WorkbenchSettings,
+        usb_world: Usb,
+        trace: TraceFile | None,
+    ) -> None:
         self.args = args
         self.settings = settings
         self.usb = usb_world
+        self.trace = trace
         self.stop: int | None = None
         """The stop signal that came, if one did."""
 
@@ -193,8 +204,8 @@ class _Rounds:
         cancel = threading.Event()
         # Ctrl-C, SIGTERM and SIGHUP abort every download cleanly (each board is left in
         # dfuIDLE, ready to flash again) and the results are still reported, board by board.
-        with traced_to(args.trace) as trace, StopSignals(cancel.set) as stop:
-            options = replace(flash_options(args), trace=trace)
+        with StopSignals(cancel.set) as stop:
+            options = replace(flash_options(args), trace=self.trace)
             wanted = args.path if chosen is None else chosen
             into_download_modes(settings, wanted, usb_world, options.detach_wait_s, cancel)
             paths = _select(args, usb_world, planned.image, stop) if chosen is None else chosen

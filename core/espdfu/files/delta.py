@@ -104,7 +104,7 @@ def compose(new: DfuImage, base: DfuImage) -> Delta:
     data_changed = False
     for region in regions(new):
         old = before.get(region.address)
-        why = compared[region.address] if region.address in compared else _data(new, region)
+        why = "" if region.address in compared else _data(new, region)
         if not why and region.address % SECTOR_SIZE:
             why = "it does not start on a 4 KiB sector"
         if why:
@@ -120,13 +120,13 @@ def compose(new: DfuImage, base: DfuImage) -> Delta:
     return Delta(tuple(runs), total, sectors, _packed(new, runs) if runs else b"", new)
 
 
-def _compared(image: DfuImage) -> dict[int, str]:
-    """The addresses whose images are compared sector by sector (a value of ""): the
-    bootloader, the partition table and the apps the file places, which only a flash writes."""
+def _compared(image: DfuImage) -> set[int]:
+    """The addresses whose images are compared sector by sector: the bootloader, the partition
+    table and the apps the file places, which only a flash writes."""
     contents = image.contents
-    compared = {placed.address: "" for placed in contents.images}
+    compared = {placed.address for placed in contents.images}
     if contents.table_at is not None:
-        compared[contents.table_at] = ""
+        compared.add(contents.table_at)
     return compared
 
 

@@ -15,10 +15,12 @@ from espdfu.cli import boards as boards_command
 from espdfu.cli import main
 from espdfu.demo.project import PARTITIONS, app_image, bootloader_image
 from espdfu.files import dfufile
+from espdfu.files.delta import compose
 from espdfu.files.dfufile import FlashFile
 from espdfu.files.partitions import write_table
 from espdfu.flashing.flasher import flash
 from espdfu.sim.bridge import bridge_url
+from espdfu.usb.trace import read_trace
 from tests.helpers.boardworld import World, world
 
 PATH = "1-1.1"
@@ -104,9 +106,15 @@ def test_a_board_that_held_another_build_gets_the_whole_file_at_once(
     follows, and the board ends as a whole flash leaves it, verified."""
     board_world = board_holding(OTHER)
     code, out, err = run(
-        board_world, tmp_path, monkeypatch, capsys, "--diff-with", "old.dfu.bin", "--verify", "10"
-    )
+        board_world, tmp_path, monkeypatch, capsys, "--diff-with", "old.dfu.bin", "--verify",
+        "10", "--trace", "both.trace",
+    )  # fmt: skip
     assert code == 0, err
+    flashes = [line for line in read_trace(tmp_path / "both.trace") if line["event"] == "flash"]
+    assert [line["size"] for line in flashes] == [  # both rounds, in one file
+        len(compose(dfufile.parse(NEW), dfufile.parse(OLD)).image.payload),
+        len(dfufile.parse(NEW).payload),
+    ]
     said = json.loads(out)
     assert said["verified"] and said["sent"]["mode"] == "full", said
     assert f"{PATH}: after the changes only, NOT verified: " in err
