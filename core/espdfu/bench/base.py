@@ -61,4 +61,4 @@ def sending(artifact: Artifact, base: Base | None, changes_only: bool) -> Sendin
     if base is None or not changes_only or incomparable(image, base.image):
         return Sending(artifact, image)
     delta = compose(image, base.image)
-    return Sending(artifact, image if delta.unchanged else delta.image, delta, base)
+    return Sending(artifact, delta.image, delta, base)

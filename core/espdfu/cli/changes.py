@@ -64,7 +64,7 @@ def plan(args: argparse.Namespace, image: DfuImage, checked: bool) -> Plan:
         )
         return Plan(image)
     delta = compose(image, base)
-    return Plan(image if delta.unchanged else delta.image, delta)
+    return Plan(delta.image, delta)
 
 
 def say_unchanged(planned: Plan, base: Path, as_json: bool) -> None:

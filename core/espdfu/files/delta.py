@@ -66,7 +66,10 @@ class Delta:
 
     @cached_property
     def image(self) -> DfuImage:
-        """``file`` as read, its contents the whole file's (what the board then boots)."""
+        """What a flash of it sends: ``file`` as read, its contents the whole file's (what the
+        board then boots); when nothing changed, the whole file (a flash asked for anyway)."""
+        if self.unchanged:
+            return self.whole
         return replace(parse(self.file), whole=self.whole)
 
     def words(self, since: str = "") -> str:
@@ -102,7 +105,8 @@ def compose(new: DfuImage, base: DfuImage) -> Delta:
     runs: list[Run] = []
     sectors = 0
     data_changed = False
-    for region in regions(new):
+    written = regions(new)
+    for region in written:
         old = before.get(region.address)
         why = "" if region.address in compared else _data(new, region)
         if not why and region.address % SECTOR_SIZE:
@@ -116,8 +120,9 @@ def compose(new: DfuImage, base: DfuImage) -> Delta:
             runs.append(Run(region.address + start, end - start, region.name))
     if not sectors and not data_changed:
         runs = []
-    total = sum(len(region.data) for region in regions(new))
-    return Delta(tuple(runs), total, sectors, _packed(new, runs) if runs else b"", new)
+    total = sum(len(region.data) for region in written)
+    packed = _packed(new, written, runs) if runs else b""
+    return Delta(tuple(runs), total, sectors, packed, new)
 
 
 def _compared(image: DfuImage) -> set[int]:
@@ -155,11 +160,11 @@ def _changed(new: bytes, old: bytes) -> list[tuple[int, int]]:
     return runs
 
 
-def _packed(new: DfuImage, runs: list[Run]) -> bytes:
-    """The dfu.bin of ``runs``: each an entry named for its address and image (names the ROM
-    tells apart), with ``new``'s flash parameters."""
+def _packed(new: DfuImage, written: list[Region], runs: list[Run]) -> bytes:
+    """The dfu.bin of ``runs`` of ``new`` (which writes ``written``): each an entry named for
+    its address and image (names the ROM tells apart), with ``new``'s flash parameters."""
     files = []
-    flash = {region.address: region.data for region in regions(new)}
+    flash = {region.address: region.data for region in written}
     for run in runs:
         region_at = max(address for address in flash if address <= run.address)
         offset = run.address - region_at
